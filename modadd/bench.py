@@ -1,0 +1,86 @@
+"""``make bench``: training throughput, FLOP rate against the machine's matmul rate, data share.
+
+Usage: ``python -m modadd.bench [--threads 1] [--steps 60] [--presets original book]``.
+Prints one table; figures are wall-clock and vary with machine load: compare ratios within one
+run, not across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+
+from .model import build_model, count_flops_per_step
+from .presets import preset
+from .train import _step, evaluate, make_optimizer, probe_sets, training_batch
+
+
+def _seconds_per_call(fn, repeats: int, warmup: int = 3) -> float:
+    """Median-free simple timing: mean seconds per call after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_gflops(m: int, k: int, n: int, repeats: int = 50) -> float:
+    """Measured fp32 GFLOP/s of an ``[m,k] @ [k,n]`` matmul on the current threads."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    return 2 * m * k * n / _seconds_per_call(lambda: a @ b, repeats) / 1e9
+
+
+def bench_preset(name: str, steps: int) -> dict:
+    """Steps/s, FLOP rate and data-generation share of one training step of preset ``name``."""
+    cfg = preset(name)
+    model = build_model(cfg.model, cfg.task, 0)
+    optimizer = make_optimizer(cfg, model)
+    generator = torch.Generator().manual_seed(0)
+    batches = [training_batch(cfg, i, generator) for i in range(steps)]
+    data_s = _seconds_per_call(lambda: training_batch(cfg, 0, generator), steps)
+    cycle = iter(batches * 2)
+    step_s = _seconds_per_call(lambda: _step(cfg, model, optimizer, next(cycle)), steps)
+    probes = probe_sets(cfg)
+    eval_s = _seconds_per_call(lambda: evaluate(model, probes, 0), 2, warmup=1)
+    flops = count_flops_per_step(cfg.model, cfg.task.seq_len, cfg.task.n_classes,
+                                 cfg.train.batch_size)
+    total_s = step_s + data_s + eval_s / cfg.train.snapshot_every
+    return {
+        "preset": name, "steps/s (train only)": 1 / (step_s + data_s),
+        "steps/s (with evaluation)": 1 / total_s,
+        "GFLOP per step": flops / 1e9, "achieved GFLOP/s": flops / step_s / 1e9,
+        "data share of step": data_s / (step_s + data_s),
+        "evaluation share": eval_s / cfg.train.snapshot_every / total_s,
+        "minutes per run": cfg.train.n_steps * total_s / 60,
+    }
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per preset")
+    parser.add_argument("--presets", nargs="+", default=["original", "book"])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [bench_preset(name, args.steps) for name in args.presets]
+    cfg = preset(args.presets[0])
+    tokens = cfg.train.batch_size * cfg.task.seq_len
+    peak_model = matmul_gflops(tokens, cfg.model.d_model, 3 * cfg.model.d_model)
+    peak_square = matmul_gflops(1024, 1024, 1024, repeats=10)
+    table = pd.DataFrame(rows).set_index("preset")
+    table["matmul GFLOP/s (model shape)"] = peak_model
+    table["ratio achieved / matmul"] = table["achieved GFLOP/s"] / peak_model
+    pd.set_option("display.width", 200)
+    print(f"torch {torch.__version__}, {args.threads} thread(s); "
+          f"fp32 matmul [{tokens}x{cfg.model.d_model}]@[{cfg.model.d_model}x"
+          f"{3 * cfg.model.d_model}]: {peak_model:.1f} GFLOP/s; 1024^3: {peak_square:.1f} GFLOP/s")
+    print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Run configuration: task + model + optimisation + seed, hashed into the cache key."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Optional
+
+from .model import ModelConfig
+from .task import TaskConfig, _check_choice, _check_int
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("mixed", "curriculum", "single")
+MIXED_PER = ("batch", "example")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and recording. Validated on construction."""
+
+    optimizer: str = "adamw"          # "adamw" (original) | "sgd" (the paper's text)
+    lr: float = 3e-4                  # learning rate, > 0
+    weight_decay: float = 0.01        # decoupled (AdamW) or L2 (SGD), >= 0
+    momentum: float = 0.0             # SGD momentum in [0, 1); ignored by AdamW
+    batch_size: int = 128             # examples per step, >= 1
+    n_steps: int = 20_000             # optimizer updates, >= 1 (curriculum: sum of stages)
+    schedule: str = "mixed"           # "mixed" | "curriculum" | "single"
+    mixed_per: str = "batch"          # mixed: draw m per "batch" (original) or per "example"
+    curriculum: tuple = ()            # curriculum: ((m, steps), ...) stages in order
+    reset_optimizer: bool = True      # curriculum: fresh optimizer at each stage (original)
+    single_m: Optional[int] = None    # single: the one m trained on
+    snapshot_every: int = 100         # steps between weight snapshots and evaluations, >= 1
+    store_full_params: bool = False   # also store the full parameter vector at each snapshot
+    probe_size: int = 1024            # held-out probe examples per m, >= 1
+    checkpoint_every: int = 1000      # steps between resumable checkpoints, >= 1
+
+    def __post_init__(self) -> None:
+        stages = tuple((int(m), int(n)) for m, n in self.curriculum)
+        object.__setattr__(self, "curriculum", stages)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the offending field and its allowed range."""
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("mixed_per", self.mixed_per, MIXED_PER)
+        _check_positive_float("lr", self.lr)
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: must be a number >= 0, got {self.weight_decay!r}")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum: must be in [0, 1), got {self.momentum!r}")
+        for name in ("batch_size", "n_steps", "snapshot_every", "probe_size",
+                     "checkpoint_every"):
+            _check_int(name, getattr(self, name), 1)
+        if self.schedule == "curriculum":
+            if not self.curriculum:
+                raise ValueError("curriculum: schedule='curriculum' needs stages ((m, steps), ...)")
+            if any(n < 1 for _, n in self.curriculum):
+                raise ValueError(f"curriculum: every stage needs >= 1 step, got {self.curriculum}")
+            total = sum(n for _, n in self.curriculum)
+            if total != self.n_steps:
+                raise ValueError(f"n_steps: must equal the sum of curriculum stage lengths "
+                                 f"({total}), got {self.n_steps}")
+        elif self.curriculum:
+            raise ValueError(f"curriculum: only used with schedule='curriculum', "
+                             f"got schedule={self.schedule!r}")
+        if self.schedule == "single" and self.single_m is None:
+            raise ValueError("single_m: schedule='single' needs the m to train on, got None")
+
+    def m_at_step(self, step: int) -> Optional[int]:
+        """The fixed m of ``step`` (curriculum stage or single), None for mixed."""
+        if self.schedule == "single":
+            return self.single_m
+        if self.schedule == "curriculum":
+            return self.curriculum[self.stage_at_step(step)][0]
+        return None
+
+    def stage_at_step(self, step: int) -> int:
+        """Curriculum stage index of ``step`` (0 for other schedules)."""
+        if self.schedule != "curriculum":
+            return 0
+        end = 0
+        for index, (_, length) in enumerate(self.curriculum):
+            end += length
+            if step < end:
+                return index
+        return len(self.curriculum) - 1
+
+
+def _check_positive_float(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name}: must be a number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run; its hash is the run's cache key."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)    # the data
+    model: ModelConfig = field(default_factory=ModelConfig)  # the architecture
+    train: TrainConfig = field(default_factory=TrainConfig)  # optimisation and recording
+    seed: int = 0                                            # master seed, >= 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks (each part validates itself)."""
+        _check_int("seed", self.seed, 0)
+        task, train = self.task, self.train
+        used = set()
+        if train.schedule == "single":
+            used = {train.single_m}
+        elif train.schedule == "curriculum":
+            used = {m for m, _ in train.curriculum}
+        for m in used:
+            if m not in task.m_values:
+                raise ValueError(f"{'single_m' if train.schedule == 'single' else 'curriculum'}: "
+                                 f"m must be one of task.m_values={task.m_values}, got {m}")
+        if train.schedule == "mixed" and train.mixed_per == "example" and \
+                task.positions == "per_batch":
+            raise ValueError("mixed_per: 'example' needs task.positions='per_example' "
+                             "(one shared position set cannot serve several m)")
+
+    def to_dict(self) -> dict:
+        """Nested plain-JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        """Inverse of :meth:`to_dict`."""
+        return cls(TaskConfig(**data["task"]), ModelConfig(**data["model"]),
+                   TrainConfig(**data["train"]), data["seed"])
+
+    def with_seed(self, seed: int) -> "RunConfig":
+        """The same run with another seed."""
+        return replace(self, seed=seed)
+
+    def key(self, schema_version: int) -> str:
+        """16-hex-digit hash of the config as sorted JSON plus the code schema version."""
+        text = json.dumps({"config": self.to_dict(), "schema": schema_version}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """Seed of the named RNG stream ("data", "init", "eval", "measure", ...) of a run.
+
+    Streams are derived by hashing, so drawing from one never shifts another.
+    """
+    digest = hashlib.sha256(f"modadd:{seed}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -1,0 +1,219 @@
+"""Pre-LN transformer for the marker task, with named attention matrices and a residual cache.
+
+Orientation of the attention matrices (one convention everywhere in the study): each is stored
+as PyTorch stores a ``Linear`` weight, ``[d_out, d_in]``, and acts on a row vector ``h`` as
+``h @ W.T``.  ``W_Q, W_K, W_V`` map the LayerNorm-ed residual (``d_in``) to the concatenated
+heads (``d_out``; head ``i`` owns rows ``i*d_head:(i+1)*d_head``); ``W_O`` maps the concatenated
+head outputs back to the residual stream.  Biases are separate and not part of ``W_*``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .task import TaskConfig
+
+MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
+ResidHook = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. Validated on construction."""
+
+    n_layers: int = 5              # transformer blocks, >= 1
+    d_model: int = 128             # residual width, divisible by n_heads
+    n_heads: int = 4               # attention heads per block, >= 1
+    attention_only: bool = True    # True: no MLP modules at all; False: pre-LN GELU MLP (4*d)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the offending field and its allowed range."""
+        for name in ("n_layers", "d_model", "n_heads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model: must be divisible by n_heads={self.n_heads}, "
+                             f"got {self.d_model}")
+        if not isinstance(self.attention_only, bool):
+            raise ValueError(f"attention_only: must be True or False, got "
+                             f"{self.attention_only!r}")
+
+    @property
+    def d_head(self) -> int:
+        """Width of one attention head."""
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        return asdict(self)
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with a fused QKV projection."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.d_head = cfg.n_heads, cfg.d_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, h: torch.Tensor, attn_override: Optional[torch.Tensor] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``h [B,T,d]`` → (output ``[B,T,d]``, probabilities ``[B,H,T,T]``)."""
+        batch, length, width = h.shape
+        q, k, v = self.qkv(h).view(batch, length, 3, self.n_heads, self.d_head).unbind(dim=2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+        future = torch.ones(length, length, dtype=torch.bool, device=h.device).triu(1)
+        probs = scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+        if attn_override is not None:
+            probs = attn_override
+        mixed = (probs @ v).transpose(1, 2).reshape(batch, length, width)
+        return self.out(mixed), probs
+
+
+class Block(nn.Module):
+    """Pre-LN block: ``x + attn(LN(x))`` and, unless attention-only, ``+ mlp(LN(x))``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.ln_mlp = None if cfg.attention_only else nn.LayerNorm(cfg.d_model)
+        self.mlp = None if cfg.attention_only else nn.Sequential(
+            nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(),
+            nn.Linear(4 * cfg.d_model, cfg.d_model))
+
+    def forward(self, x: torch.Tensor, attn_override: Optional[torch.Tensor] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual ``[B,T,d]`` in and out, plus the attention probabilities."""
+        update, probs = self.attn(self.ln_attn(x), attn_override)
+        x = x + update
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln_mlp(x))
+        return x, probs
+
+
+class Transformer(nn.Module):
+    """Token + learned position embeddings, pre-LN blocks, final LN, linear head at the readout.
+
+    The readout is the last position (the query token when the task appends one).
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_classes: int):
+        super().__init__()
+        self.cfg, self.seq_len = cfg, seq_len
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_final = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, n_classes)
+
+    @classmethod
+    def for_task(cls, cfg: ModelConfig, task: TaskConfig) -> "Transformer":
+        """A model whose vocabulary, length and classes match ``task``."""
+        return cls(cfg, task.vocab_size, task.seq_len, task.n_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens [B,T] long`` → readout logits ``[B, n_classes]``."""
+        return self.run_with_cache(tokens, keep_cache=False)[0]
+
+    def run_with_cache(self, tokens: torch.Tensor,
+                       resid_hooks: Optional[dict[int, ResidHook]] = None,
+                       attn_overrides: Optional[dict[int, torch.Tensor]] = None,
+                       keep_cache: bool = True) -> tuple[torch.Tensor, dict]:
+        """Forward pass returning ``(logits [B,C], cache)``.
+
+        ``cache["resid"][l]`` is the residual stream ``[B,T,d]`` entering block ``l``
+        (``l = n_layers``: after the last block, before the final LN), *after* any hook;
+        ``cache["attn"][l]`` is block ``l``'s attention ``[B,H,T,T]``.  ``resid_hooks[l]``
+        replaces the residual entering block ``l`` by ``hook(resid)``; ``attn_overrides[l]``
+        replaces block ``l``'s attention probabilities.
+        """
+        if tokens.dim() != 2 or tokens.shape[1] != self.seq_len:
+            raise ValueError(f"tokens: expected shape [B, {self.seq_len}], got "
+                             f"{tuple(tokens.shape)}")
+        hooks, overrides = resid_hooks or {}, attn_overrides or {}
+        bad = [k for k in (*hooks, *overrides) if not 0 <= k <= self.cfg.n_layers]
+        if bad:
+            raise ValueError(f"resid_hooks/attn_overrides: layer must be in "
+                             f"0..{self.cfg.n_layers}, got {bad[0]}")
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.embed(tokens) + self.pos_embed(positions)
+        resid, attn = [], []
+        for layer in range(self.cfg.n_layers + 1):
+            if layer in hooks:
+                x = hooks[layer](x)
+            if keep_cache:
+                resid.append(x)
+            if layer == self.cfg.n_layers:
+                break
+            x, probs = self.blocks[layer](x, overrides.get(layer))
+            if keep_cache:
+                attn.append(probs)
+        logits = self.head(self.ln_final(x[:, -1]))
+        return logits, {"resid": resid, "attn": attn}
+
+    # ---- named weight access --------------------------------------------------------------
+    def attention_matrix(self, layer: int, name: str) -> torch.Tensor:
+        """The ``[d, d]`` weight ``name`` ∈ W_Q/W_K/W_V/W_O of ``layer`` (a view, not a copy)."""
+        if name not in MATRIX_NAMES:
+            raise ValueError(f"name: must be one of {MATRIX_NAMES}, got {name!r}")
+        attention = self.blocks[layer].attn
+        if name == "W_O":
+            return attention.out.weight
+        index = MATRIX_NAMES.index(name)
+        d = self.cfg.d_model
+        return attention.qkv.weight[index * d:(index + 1) * d]
+
+    def attention_matrices(self) -> torch.Tensor:
+        """All attention matrices, detached copy ``[n_layers, 4, d, d]`` (order W_Q,W_K,W_V,W_O)."""
+        with torch.no_grad():
+            return torch.stack([torch.stack([self.attention_matrix(layer, name)
+                                             for name in MATRIX_NAMES])
+                                for layer in range(self.cfg.n_layers)]).clone()
+
+    def flat_parameters(self) -> torch.Tensor:
+        """All parameters as one detached vector ``[n_params]`` (``named_parameters`` order)."""
+        with torch.no_grad():
+            return torch.cat([p.reshape(-1) for p in self.parameters()]).clone()
+
+
+def build_model(cfg: ModelConfig, task: TaskConfig, seed: int) -> Transformer:
+    """A freshly initialised model (PyTorch default init) from its own RNG stream ``seed``.
+
+    The global RNG is forked, so building a model never perturbs other streams.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Transformer.for_task(cfg, task)
+
+
+def readout_entropy(attn: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the readout query's attention row, ``[B,H,T,T]`` → ``[B,H]``."""
+    row = attn[:, :, -1]
+    return -(row * torch.log(row.clamp_min(1e-30))).sum(dim=-1)
+
+
+def count_flops_per_step(cfg: ModelConfig, seq_len: int, n_classes: int, batch_size: int
+                         ) -> int:
+    """Matmul FLOPs of one training step (forward + backward ≈ 3× forward), 2 FLOPs per MAC.
+
+    Counts the QKV/O projections, the two attention matmuls, the MLP (if any) and the head; the
+    embedding lookups, LayerNorms, softmax and optimizer are elementwise and not counted.
+    """
+    d, T = cfg.d_model, seq_len
+    per_layer = 2 * T * (3 * d * d + d * d) + 2 * 2 * T * T * d
+    if not cfg.attention_only:
+        per_layer += 2 * T * 2 * d * 4 * d
+    forward = batch_size * (cfg.n_layers * per_layer + 2 * d * n_classes)
+    return 3 * forward

@@ -1,0 +1,28 @@
+"""Shared plotting helpers: seed means with confidence bands."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .stats import seed_summary
+
+
+def band_plot(frame: pd.DataFrame, x: str, hue: Optional[str] = None, value: str = "value",
+              ax: Optional[plt.Axes] = None, palette: str = "viridis",
+              label_fmt: str = "{}") -> plt.Axes:
+    """Line of the seed mean of ``value`` against ``x`` with its 95% CI band, one per ``hue``."""
+    ax = ax or plt.gca()
+    by: Sequence[str] = [hue, x] if hue else [x]
+    summary = seed_summary(frame, by, value)
+    groups = summary.groupby(hue) if hue else [(None, summary)]
+    levels = sorted(summary[hue].unique()) if hue else [None]
+    colours = dict(zip(levels, sns.color_palette(palette, len(levels))))
+    for level, part in groups:
+        colour = colours[level]
+        ax.plot(part[x], part["mean"], color=colour,
+                label=label_fmt.format(level) if hue else None)
+        ax.fill_between(part[x], part["low"], part["high"], color=colour, alpha=0.25, lw=0)
+    return ax

@@ -1,0 +1,85 @@
+"""Named configurations: ``smoke`` (CI), ``book`` (2-core CPU), ``original``, ``paper``.
+
+``preset(name, seed=0)`` returns a :class:`RunConfig`; ``PRESETS[name].seeds`` says how many
+seeds the preset is meant to be run with.  ``preset_table()`` is the table shown in the book.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from .config import RunConfig, TrainConfig
+from .model import ModelConfig
+from .task import TaskConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A run configuration plus the seed count and a one-line purpose."""
+
+    config: RunConfig   # the configuration (seed 0)
+    seeds: int          # independent seeds the preset is meant to be run with
+    purpose: str        # what the preset is for
+
+
+_ORIGINAL = RunConfig(
+    task=TaskConfig(T=16, C=8, m_values=(1, 2, 3, 4), op="add", marker_ids="ordinal",
+                    positions="per_batch", readout="last"),
+    model=ModelConfig(n_layers=5, d_model=128, n_heads=4, attention_only=True),
+    train=TrainConfig(optimizer="adamw", lr=3e-4, weight_decay=0.01, batch_size=128,
+                      n_steps=20_000, schedule="mixed", mixed_per="batch",
+                      snapshot_every=500, checkpoint_every=1000),
+)
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
+                  model=ModelConfig(n_layers=1, d_model=32, n_heads=2),
+                  train=TrainConfig(lr=3e-3, batch_size=32, n_steps=60, snapshot_every=20,
+                                    probe_size=128, checkpoint_every=30)),
+        seeds=2, purpose="CI: every notebook end to end in seconds"),
+    "book": Preset(
+        replace(_ORIGINAL, task=replace(_ORIGINAL.task, positions="per_example"),
+                train=replace(_ORIGINAL.train, n_steps=10_000, snapshot_every=100)),
+        seeds=5, purpose="the scale the book is computed at on a 2-core CPU"),
+    "original": Preset(_ORIGINAL, seeds=2,
+                       purpose="the original code (bubble-modadd train.py), defects removed"),
+    "paper": Preset(
+        RunConfig(task=replace(_ORIGINAL.task, T=32),
+                  model=_ORIGINAL.model,
+                  train=TrainConfig(optimizer="sgd", lr=1e-3, weight_decay=0.0, batch_size=64,
+                                    n_steps=20_000, snapshot_every=100)),
+        seeds=20, purpose="the paper's stated setup (T=32, SGD 1e-3, batch 64, 20 seeds)"),
+}
+
+
+def preset(name: str, seed: int = 0) -> RunConfig:
+    """The configuration of preset ``name`` with ``seed``."""
+    if name not in PRESETS:
+        raise ValueError(f"preset: must be one of {', '.join(map(repr, PRESETS))}, got {name!r}")
+    return PRESETS[name].config.with_seed(seed)
+
+
+def preset_seeds(name: str, seeds: int | None = None) -> list[RunConfig]:
+    """``seeds`` (default: the preset's count) configurations of preset ``name``, seeds 0..n-1."""
+    count = PRESETS[name].seeds if seeds is None else seeds
+    if count < 1:
+        raise ValueError(f"seeds: must be >= 1, got {count}")
+    return [preset(name, seed) for seed in range(count)]
+
+
+def preset_table() -> pd.DataFrame:
+    """One row per preset, one column per setting that differs between presets."""
+    rows = {}
+    for name, p in PRESETS.items():
+        c = p.config
+        rows[name] = {
+            "T": c.task.T, "C": c.task.C, "m": ",".join(map(str, c.task.m_values)),
+            "positions": c.task.positions, "layers": c.model.n_layers, "d": c.model.d_model,
+            "heads": c.model.n_heads, "optimizer": c.train.optimizer, "lr": c.train.lr,
+            "wd": c.train.weight_decay, "batch": c.train.batch_size, "steps": c.train.n_steps,
+            "schedule": c.train.schedule, "snapshot every": c.train.snapshot_every,
+            "seeds": p.seeds, "purpose": p.purpose,
+        }
+    return pd.DataFrame(rows).T

@@ -1,0 +1,325 @@
+"""Run cache: ``load_or_train`` for training runs and ``cached`` for analysis results.
+
+A run is identified by ``RunConfig.key(SCHEMA_VERSION)``.  Layout::
+
+    data/cache/runs/<key>.partial/   while training (checkpoint.pt, snapshots.npy, ...)
+    data/cache/runs/<key>/           finished: + config.json metrics.csv train_log.npz meta.json
+                                     final_model.pt snapshots.npy [params.npy]
+    data/results/runs/<key>/         committed summaries: config.json metrics.csv
+                                     train_log.npz meta.json (no weights)
+    data/results/analysis/<name>-<key>.{csv,json,npz}   cached analysis results
+
+Bump ``SCHEMA_VERSION`` whenever training behaviour or the stored format changes: keys then
+change and stale results can never load silently.
+"""
+from __future__ import annotations
+
+import concurrent.futures as futures
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import queue
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import paths
+from .config import RunConfig
+from .train import snapshot_index, snapshot_steps, train
+
+SCHEMA_VERSION = 1
+SUMMARY_FILES = ("config.json", "metrics.csv", "train_log.npz", "meta.json")
+
+
+class CacheMiss(RuntimeError):
+    """A result is not cached and ``MODADD_NO_TRAIN=1`` forbids computing it."""
+
+
+@dataclass
+class Run:
+    """A finished run: summaries always, weight trajectories when the cache holds them."""
+
+    config: RunConfig
+    key: str
+    metrics: pd.DataFrame          # tidy: step, m, metric, layer, value
+    train_log: pd.DataFrame        # step, loss, grad_norm (one row per optimizer update)
+    meta: dict                     # wall time, steps/s, versions
+    cache_path: Optional[Path] = field(default=None, repr=False)
+
+    @property
+    def snapshot_steps(self) -> np.ndarray:
+        """Steps of the stored snapshots ``[n_snapshots]``."""
+        return snapshot_steps(self.config)
+
+    @property
+    def snapshot_index(self) -> list[tuple[int, str]]:
+        """(layer, matrix) of axes 1-2 of :attr:`snapshots`."""
+        return snapshot_index(self.config)
+
+    @property
+    def snapshots(self) -> np.ndarray:
+        """Memory-mapped ``[n_snapshots, n_layers, 4, d, d]`` float32 (W_Q, W_K, W_V, W_O)."""
+        return np.load(self._heavy("snapshots.npy"), mmap_mode="r")
+
+    @property
+    def params(self) -> np.ndarray:
+        """Memory-mapped ``[n_snapshots, n_params]`` float32 (needs ``store_full_params``)."""
+        return np.load(self._heavy("params.npy"), mmap_mode="r")
+
+    def final_state_dict(self) -> dict:
+        """The trained model's ``state_dict``."""
+        return torch.load(self._heavy("final_model.pt"), weights_only=True)
+
+    def _heavy(self, name: str) -> Path:
+        path = (self.cache_path or _cache_run_dir(self.key)) / name
+        if not path.exists():
+            raise CacheMiss(f"run {self.key}: {name} is not in the cache ({path}); the committed "
+                            f"results hold summaries only. Recompute it with "
+                            f"load_or_train(cfg, trajectories=True) or `make study`.")
+        return path
+
+
+def run_key(cfg: RunConfig) -> str:
+    """Cache key of a run (config + schema version)."""
+    return cfg.key(SCHEMA_VERSION)
+
+
+def _cache_run_dir(key: str) -> Path:
+    return paths.cache_dir() / "runs" / key
+
+
+def _results_run_dir(key: str) -> Path:
+    return paths.results_dir() / "runs" / key
+
+
+def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
+    """The cached run of ``cfg`` or None (with ``trajectories``: only if the cache has weights)."""
+    key = run_key(cfg)
+    heavy = _cache_run_dir(key)
+    for folder in (heavy, _results_run_dir(key)):
+        if (folder / "meta.json").exists():
+            if trajectories and not (heavy / "snapshots.npy").exists():
+                return None
+            return _read_run(cfg, key, folder, heavy if heavy.exists() else None)
+    return None
+
+
+def _read_run(cfg: RunConfig, key: str, folder: Path, heavy: Optional[Path]) -> Run:
+    stored = json.loads((folder / "config.json").read_text())
+    if stored != json.loads(json.dumps(cfg.to_dict())):
+        raise RuntimeError(f"run {key}: stored config in {folder} differs from the requested "
+                           f"one (hash collision or hand-edited file); delete the folder")
+    log = np.load(folder / "train_log.npz")
+    train_log = pd.DataFrame({"step": np.arange(1, len(log["loss"]) + 1),
+                              "loss": log["loss"], "grad_norm": log["grad_norm"]})
+    return Run(cfg, key, pd.read_csv(folder / "metrics.csv"), train_log,
+               json.loads((folder / "meta.json").read_text()), heavy)
+
+
+def load_or_train(cfg: RunConfig, trajectories: bool = False, progress: bool = True) -> Run:
+    """The run of ``cfg``: from ``data/results`` or ``data/cache``, training only on a miss.
+
+    ``trajectories=True`` also requires the weight snapshots (cache only).  With
+    ``MODADD_NO_TRAIN=1`` a miss raises :class:`CacheMiss` naming the key.
+    """
+    return load_or_train_many([cfg], n_workers=1, trajectories=trajectories,
+                              progress=progress)[0]
+
+
+def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = None,
+                       trajectories: bool = False, progress: bool = True) -> list[Run]:
+    """Runs of all ``cfgs``, training the missing ones in parallel processes (one thread each).
+
+    ``n_workers`` defaults to ``MODADD_WORKERS`` or the number of CPU cores.
+    """
+    cfgs = list(cfgs)
+    found = {i: find_run(c, trajectories) for i, c in enumerate(cfgs)}
+    missing = [i for i, run in found.items() if run is None]
+    if missing and not paths.training_allowed():
+        keys = ", ".join(run_key(cfgs[i]) for i in missing)
+        raise CacheMiss(f"MODADD_NO_TRAIN=1 and {len(missing)} run(s) are not cached: {keys} "
+                        f"(results dir {paths.results_dir()}); run `make study` or unset "
+                        f"MODADD_NO_TRAIN")
+    workers = n_workers or int(os.environ.get("MODADD_WORKERS", os.cpu_count() or 1))
+    _train_missing([cfgs[i] for i in missing], max(1, min(workers, len(missing))), progress)
+    return [found[i] or find_run(cfgs[i], trajectories) for i in range(len(cfgs))]
+
+
+def _train_missing(cfgs: list[RunConfig], workers: int, progress: bool) -> None:
+    if not cfgs:
+        return
+    total = sum(c.train.n_steps for c in cfgs)
+    with tqdm(total=total, desc=f"training {len(cfgs)} run(s)", unit="step",
+              disable=not progress, mininterval=1.0) as bar:
+        if workers == 1:
+            for cfg in cfgs:
+                train_and_store(cfg, bar.update)
+            return
+        _train_in_pool(cfgs, workers, bar)
+
+
+def _train_in_pool(cfgs: list[RunConfig], workers: int, bar: tqdm) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        updates = manager.Queue()
+        with futures.ProcessPoolExecutor(workers, mp_context=context,
+                                         initializer=_worker_init,
+                                         initargs=(updates,)) as pool:
+            pending = {pool.submit(_worker_train, c.to_dict()) for c in cfgs}
+            while pending:
+                done, pending = futures.wait(pending, timeout=0.5)
+                _drain(updates, bar)
+                for job in done:
+                    job.result()
+            _drain(updates, bar)
+
+
+def _drain(updates, bar: tqdm) -> None:
+    with contextlib.suppress(queue.Empty):
+        while True:
+            bar.update(updates.get_nowait())
+
+
+_WORKER_QUEUE = None
+
+
+def _worker_init(updates) -> None:
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = updates
+    torch.set_num_threads(1)
+
+
+def _worker_train(cfg_dict: dict) -> str:
+    pending = [0]
+
+    def report(n: int) -> None:
+        pending[0] += n
+        if pending[0] >= 100:
+            _WORKER_QUEUE.put(pending[0])
+            pending[0] = 0
+
+    cfg = RunConfig.from_dict(cfg_dict)
+    train_and_store(cfg, report)
+    _WORKER_QUEUE.put(pending[0])
+    return run_key(cfg)
+
+
+def train_and_store(cfg: RunConfig, progress: Optional[Callable[[int], None]] = None) -> Path:
+    """Train ``cfg`` (resuming a partial run) and publish it to the cache and results dirs."""
+    key = run_key(cfg)
+    final = _cache_run_dir(key)
+    partial = final.with_name(key + ".partial")
+    log = train(cfg, partial, progress=progress)
+    _write_summaries(cfg, key, log, partial)
+    (partial / "checkpoint.pt").unlink(missing_ok=True)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    _publish(final, _results_run_dir(key))
+    return final
+
+
+def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
+    atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
+    metrics = pd.DataFrame(log["metrics"], columns=["step", "m", "metric", "layer", "value"])
+    atomic_write_text(folder / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
+    with atomic_path(folder / "train_log.npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, loss=log["train_loss"], grad_norm=log["grad_norm"])
+    final_acc = metrics[(metrics.metric == "accuracy") & (metrics.step == cfg.train.n_steps)]
+    meta = {"key": key, "schema_version": SCHEMA_VERSION, "wall_s": round(log["wall_s"], 2),
+            "steps_per_s": round(cfg.train.n_steps / max(log["wall_s"], 1e-9), 2),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "processor": platform.processor(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "final_accuracy": {str(int(r.m)): r.value for r in final_acc.itertuples()}}
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Copy the summary files to the committed results folder, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+    for name in SUMMARY_FILES:
+        shutil.copy2(source / name, staging / name)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
+# ---- atomic writes -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; on success rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# ---- analysis cache ----------------------------------------------------------------------------
+def analysis_key(name: str, version: int, inputs: Any) -> str:
+    """Key of an analysis: its name, version, JSON-able inputs (run keys, parameters), schema."""
+    text = json.dumps({"name": name, "version": version, "inputs": inputs,
+                       "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> Any:
+    """Result of ``compute()`` cached under ``data/results/analysis``.
+
+    The result must be a DataFrame (stored as CSV), a dict of numpy arrays (NPZ) or a JSON-able
+    dict. ``inputs`` must name everything the result depends on (e.g. run keys); bump
+    ``version`` when the analysis code changes.
+    """
+    stem = paths.results_dir() / "analysis" / f"{name}-{analysis_key(name, version, inputs)}"
+    for suffix, reader in _READERS.items():
+        if stem.with_suffix(suffix).exists():
+            return reader(stem.with_suffix(suffix))
+    result = compute()
+    _write_result(stem, result)
+    return result
+
+
+def _write_result(stem: Path, result: Any) -> None:
+    if isinstance(result, pd.DataFrame):
+        atomic_write_text(stem.with_suffix(".csv"), result.to_csv(index=False))
+    elif isinstance(result, dict) and result and all(isinstance(v, np.ndarray)
+                                                     for v in result.values()):
+        with atomic_path(stem.with_suffix(".npz")) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **result)
+    elif isinstance(result, dict):
+        atomic_write_text(stem.with_suffix(".json"), json.dumps(result, indent=1))
+    else:
+        raise TypeError(f"cached: result must be a DataFrame, a dict of arrays or a JSON dict, "
+                        f"got {type(result).__name__}")
+
+
+_READERS = {
+    ".csv": pd.read_csv,
+    ".npz": lambda p: dict(np.load(p)),
+    ".json": lambda p: json.loads(p.read_text()),
+}
