@@ -21,6 +21,8 @@
 # set per $m$** drawn from its own RNG stream (the original evaluated single fresh batches of 128).
 
 # %%
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -44,8 +46,7 @@ target_accuracy: float = 0.95 # accuracy threshold for "learned" and time-to-lea
 # %%
 configs = modadd.preset_seeds(preset, seeds)
 if n_steps:
-    configs = [modadd.RunConfig(c.task, c.model, modadd.TrainConfig(
-        **{**c.train.__dict__, "n_steps": n_steps}), c.seed) for c in configs]
+    configs = [replace(c, train=replace(c.train, n_steps=n_steps)) for c in configs]
 runs = modadd.load_or_train_many(configs, n_workers=workers or None)
 cfg = runs[0].config
 metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)

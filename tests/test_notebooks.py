@@ -1,0 +1,42 @@
+"""Every notebook runs top to bottom with papermill at the smoke preset, in a fresh cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import papermill
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
+SMOKE = {"preset": "smoke", "seeds": 2, "n_samples": 2000}
+
+
+def declared_parameters(notebook) -> set[str]:
+    """Names assigned in the notebook's single ``parameters`` cell."""
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one parameters cell"
+    return {line.split(":")[0].split("=")[0].strip() for line in cells[0].source.splitlines()
+            if line and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path) -> None:
+    notebook = jupytext.read(path)
+    names = declared_parameters(notebook)
+    assert "preset" in names
+    parameters = {k: v for k, v in SMOKE.items() if k in names}
+    executed = papermill.execute_notebook(notebook, str(tmp_path / f"{path.stem}.ipynb"),
+                                          parameters=parameters, kernel_name="python3",
+                                          cwd=str(path.parent), progress_bar=False)
+    errors = [o for c in executed.cells for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    images = sum("image/png" in o.get("data", {}) for c in executed.cells
+                 for o in c.get("outputs", []))
+    assert images >= 1, "the notebook drew no figure"
+
+
+def test_every_notebook_is_in_the_toc() -> None:
+    toc = (Path(__file__).resolve().parent.parent / "_toc.yml").read_text()
+    missing = [p.stem for p in NOTEBOOKS if f"notebooks/{p.stem}" not in toc]
+    assert not missing
