@@ -1,0 +1,97 @@
+"""Invalid configurations raise ValueError naming the field; keys are stable and sensitive."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from modadd import preset
+from modadd.config import RunConfig, TrainConfig, stream_seed
+from modadd.model import ModelConfig
+from modadd.task import TaskConfig, sample_batch
+
+INVALID = [
+    ("T-small", lambda: TaskConfig(T=3), r"T: must be >= 4"),
+    ("T-not-int", lambda: TaskConfig(T=16.0), r"T: must be an integer"),
+    ("C-below-2", lambda: TaskConfig(C=1), r"C: must be >= 2"),
+    ("m-empty", lambda: TaskConfig(m_values=()), r"m_values: must name"),
+    ("m-duplicate", lambda: TaskConfig(m_values=(1, 1)), r"m_values: entries must be distinct"),
+    ("m-too-large", lambda: TaskConfig(T=8, m_values=(4,)), r"m_values: each m must be in 1\.\.3"),
+    ("m-zero", lambda: TaskConfig(m_values=(0, 1)), r"m_values: each m must be in 1\.\.7"),
+    ("op", lambda: TaskConfig(op="sub"), r"op: must be one of 'add', 'mul'"),
+    ("mul-composite", lambda: TaskConfig(op="mul", C=8), r"C: op='mul' needs a prime C >= 3"),
+    ("mul-C2", lambda: TaskConfig(op="mul", C=2), r"C: op='mul' needs a prime C >= 3"),
+    ("marker-ids", lambda: TaskConfig(marker_ids="many"), r"marker_ids: must be one of"),
+    ("positions", lambda: TaskConfig(positions="fixed"), r"positions: must be one of"),
+    ("readout", lambda: TaskConfig(readout="first"), r"readout: must be one of"),
+    ("marker-offset", lambda: TaskConfig(marker_offset=5), r"marker_offset: must be >= 8"),
+    ("vocab-markers", lambda: TaskConfig(vocab_size=102), r"vocab_size: must exceed the last marker id 103"),
+    ("vocab-query", lambda: TaskConfig(vocab_size=104, readout="query"), r"vocab_size: .*query"),
+    ("vocab-no-distractor", lambda: TaskConfig(C=8, marker_offset=8, vocab_size=12),
+     r"vocab_size: leaves no distractor"),
+    ("heads", lambda: ModelConfig(d_model=130, n_heads=4), r"d_model: must be divisible by n_heads=4"),
+    ("layers", lambda: ModelConfig(n_layers=0), r"n_layers: must be an integer >= 1"),
+    ("attention-only", lambda: ModelConfig(attention_only=1), r"attention_only: must be True or False"),
+    ("optimizer", lambda: TrainConfig(optimizer="adam"), r"optimizer: must be one of 'adamw', 'sgd'"),
+    ("lr", lambda: TrainConfig(lr=0), r"lr: must be a number > 0"),
+    ("weight-decay", lambda: TrainConfig(weight_decay=-0.1), r"weight_decay: must be a number >= 0"),
+    ("momentum", lambda: TrainConfig(optimizer="sgd", momentum=1.0), r"momentum: must be in \[0, 1\)"),
+    ("batch", lambda: TrainConfig(batch_size=0), r"batch_size: must be >= 1"),
+    ("snapshot-every", lambda: TrainConfig(snapshot_every=0), r"snapshot_every: must be >= 1"),
+    ("schedule", lambda: TrainConfig(schedule="random"), r"schedule: must be one of"),
+    ("curriculum-sum", lambda: TrainConfig(schedule="curriculum", curriculum=((1, 5), (2, 5)), n_steps=20),
+     r"n_steps: must equal the sum of curriculum stage lengths \(10\)"),
+    ("curriculum-empty", lambda: TrainConfig(schedule="curriculum"), r"curriculum: schedule='curriculum' needs"),
+    ("curriculum-unused", lambda: TrainConfig(curriculum=((1, 5),)), r"curriculum: only used with"),
+    ("single-missing", lambda: TrainConfig(schedule="single"), r"single_m: schedule='single' needs"),
+    ("single-not-in-m", lambda: RunConfig(train=TrainConfig(schedule="single", single_m=5)),
+     r"single_m: m must be one of task\.m_values=\(1, 2, 3, 4\)"),
+    ("curriculum-m", lambda: RunConfig(train=TrainConfig(schedule="curriculum", curriculum=((6, 10),),
+                                                         n_steps=10)), r"curriculum: m must be one of"),
+    ("mixed-per-example", lambda: RunConfig(task=TaskConfig(positions="per_batch"),
+                                            train=TrainConfig(mixed_per="example")),
+     r"mixed_per: 'example' needs task\.positions='per_example'"),
+    ("seed", lambda: RunConfig(seed=-1), r"seed: must be >= 0"),
+    ("batch-size-call", lambda: sample_batch(TaskConfig(), 0, generator=torch.Generator()),
+     r"batch_size: must be an integer >= 1"),
+    ("m-call", lambda: sample_batch(TaskConfig(), 4, 5, generator=torch.Generator()),
+     r"m: must be one of m_values"),
+    ("per-batch-mixed-call", lambda: sample_batch(TaskConfig(positions="per_batch"), 64, None,
+                                                  generator=torch.Generator().manual_seed(0)),
+     r"m: positions='per_batch' shares one position set"),
+    ("preset", lambda: preset("huge"), r"preset: must be one of 'smoke', 'book'"),
+]
+
+
+@pytest.mark.parametrize("build,message", [(b, m) for _, b, m in INVALID],
+                         ids=[name for name, _, _ in INVALID])
+def test_invalid_configuration_names_field(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_round_trip_and_key():
+    cfg = preset("book", seed=3)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.key(1) == RunConfig.from_dict(cfg.to_dict()).key(1)
+    assert len(cfg.key(1)) == 16
+    changed = [replace(cfg, seed=4), replace(cfg, task=replace(cfg.task, C=5)),
+               replace(cfg, model=replace(cfg.model, n_heads=8)),
+               replace(cfg, train=replace(cfg.train, lr=1e-3))]
+    keys = {cfg.key(1), cfg.key(2), *(c.key(1) for c in changed)}
+    assert len(keys) == 6
+
+
+def test_stream_seeds_distinct_and_stable():
+    names = ["data", "init", "eval", "measure"]
+    seeds = {stream_seed(0, n) for n in names} | {stream_seed(1, n) for n in names}
+    assert len(seeds) == 8
+    assert stream_seed(7, "data") == stream_seed(7, "data")
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_curriculum_stage_lookup():
+    train = TrainConfig(schedule="curriculum", curriculum=((1, 3), (2, 2), (4, 5)), n_steps=10)
+    assert [train.m_at_step(s) for s in range(10)] == [1, 1, 1, 2, 2, 4, 4, 4, 4, 4]
+    assert [train.stage_at_step(s) for s in range(10)] == [0, 0, 0, 1, 1, 2, 2, 2, 2, 2]

@@ -1,0 +1,168 @@
+"""Model: shapes, a by-hand attention recomputation, hooks, causality, parameter counts, FLOPs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from modadd.model import (MATRIX_NAMES, ModelConfig, build_model, count_flops_per_step,
+                          readout_entropy)
+from modadd.task import TaskConfig, sample_batch
+
+TASK = TaskConfig(T=8, C=5, m_values=(1, 2))
+CFG = ModelConfig(n_layers=2, d_model=32, n_heads=4)
+
+
+@pytest.fixture
+def model():
+    return build_model(CFG, TASK, seed=0)
+
+
+@pytest.fixture
+def tokens():
+    return sample_batch(TASK, 6, None, generator=torch.Generator().manual_seed(1)).tokens
+
+
+def test_shapes_rows_sum_to_one_and_causal(model, tokens):
+    logits, cache = model.run_with_cache(tokens)
+    assert logits.shape == (6, TASK.C)
+    assert len(cache["resid"]) == CFG.n_layers + 1 and len(cache["attn"]) == CFG.n_layers
+    assert all(r.shape == (6, TASK.T, CFG.d_model) for r in cache["resid"])
+    for attn in cache["attn"]:
+        assert attn.shape == (6, CFG.n_heads, TASK.T, TASK.T)
+        torch.testing.assert_close(attn.sum(-1), torch.ones(6, CFG.n_heads, TASK.T))
+        assert (attn.triu(1) == 0).all()
+    torch.testing.assert_close(model(tokens), logits)
+
+
+def test_layer0_attention_recomputed_by_hand(model, tokens):
+    """Embeddings → LayerNorm → W_Q, W_K (+ biases) → masked softmax, in numpy."""
+    d, h, dh = CFG.d_model, CFG.n_heads, CFG.d_head
+    x = (model.embed.weight[tokens] + model.pos_embed.weight[:TASK.T]).detach().numpy()
+    ln = model.blocks[0].ln_attn
+    normed = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + ln.eps)
+    normed = normed * ln.weight.detach().numpy() + ln.bias.detach().numpy()
+    bias = model.blocks[0].attn.qkv.bias.detach().numpy()
+    w_q = model.attention_matrix(0, "W_Q").detach().numpy()
+    w_k = model.attention_matrix(0, "W_K").detach().numpy()
+    q = (normed @ w_q.T + bias[:d]).reshape(6, TASK.T, h, dh).transpose(0, 2, 1, 3)
+    k = (normed @ w_k.T + bias[d:2 * d]).reshape(6, TASK.T, h, dh).transpose(0, 2, 1, 3)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh)
+    scores = np.where(np.triu(np.ones((TASK.T, TASK.T)), 1) > 0, -np.inf, scores)
+    expected = np.exp(scores - scores.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    _, cache = model.run_with_cache(tokens)
+    np.testing.assert_allclose(cache["attn"][0].detach().numpy(), expected, atol=1e-5)
+
+
+def test_named_matrices_are_views_in_documented_order(model):
+    stacked = model.attention_matrices()
+    assert stacked.shape == (CFG.n_layers, 4, CFG.d_model, CFG.d_model)
+    for layer in range(CFG.n_layers):
+        qkv = model.blocks[layer].attn.qkv.weight
+        for i, name in enumerate(MATRIX_NAMES[:3]):
+            assert torch.equal(stacked[layer, i], qkv[i * 32:(i + 1) * 32])
+        assert torch.equal(stacked[layer, 3], model.blocks[layer].attn.out.weight)
+    with torch.no_grad():
+        model.attention_matrix(1, "W_V").zero_()
+    assert (model.blocks[1].attn.qkv.weight[64:96] == 0).all()
+    with pytest.raises(ValueError, match="name: must be one of"):
+        model.attention_matrix(0, "W_X")
+
+
+def test_parameter_counts_closed_form():
+    d, vocab, T, C, layers = 32, TASK.vocab_size, TASK.T, TASK.C, 2
+    attn_block = 2 * d + (3 * d * d + 3 * d) + (d * d + d)
+    common = vocab * d + T * d + 2 * d + (d * C + C)
+    attention_only = build_model(ModelConfig(layers, d, 4, True), TASK, 0)
+    assert not any("mlp" in n for n, _ in attention_only.named_parameters())
+    assert sum(p.numel() for p in attention_only.parameters()) == common + layers * attn_block
+    with_mlp = build_model(ModelConfig(layers, d, 4, False), TASK, 0)
+    mlp_block = 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d)
+    assert sum(p.numel() for p in with_mlp.parameters()) == \
+        common + layers * (attn_block + mlp_block)
+
+
+def test_identity_hook_bit_identical_and_additive_hook_edits(model, tokens):
+    base, _ = model.run_with_cache(tokens)
+    same, _ = model.run_with_cache(tokens, resid_hooks={1: lambda r: r.clone()})
+    assert torch.equal(base, same)
+    shift = torch.randn(CFG.d_model)
+    edited, cache = model.run_with_cache(tokens, resid_hooks={1: lambda r: r + shift})
+    _, clean = model.run_with_cache(tokens)
+    torch.testing.assert_close(cache["resid"][1], clean["resid"][1] + shift)
+    assert not torch.allclose(edited, base)
+
+
+def test_final_layer_hook_acts_only_through_readout(model, tokens):
+    """Editing non-readout positions after the last block cannot change the logits."""
+    def edit_all_but_last(resid):
+        resid = resid.clone()
+        resid[:, :-1] += 10.0
+        return resid
+    base, _ = model.run_with_cache(tokens)
+    after, _ = model.run_with_cache(tokens, resid_hooks={CFG.n_layers: edit_all_but_last})
+    assert torch.equal(base, after)
+    inner, _ = model.run_with_cache(tokens, resid_hooks={1: edit_all_but_last})
+    assert not torch.allclose(base, inner)
+    with pytest.raises(ValueError, match="layer must be in 0..2"):
+        model.run_with_cache(tokens, resid_hooks={3: lambda r: r})
+
+
+def test_attention_override_replaces_pattern(model, tokens):
+    uniform = torch.tril(torch.ones(TASK.T, TASK.T))
+    uniform = (uniform / uniform.sum(-1, keepdim=True)).expand(6, CFG.n_heads, -1, -1)
+    _, cache = model.run_with_cache(tokens, attn_overrides={0: uniform})
+    assert torch.equal(cache["attn"][0], uniform)
+
+
+def test_causality(model, tokens):
+    changed = tokens.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % TASK.vocab_size
+    _, a = model.run_with_cache(tokens)
+    _, b = model.run_with_cache(changed)
+    for layer in range(CFG.n_layers + 1):
+        assert torch.equal(a["resid"][layer][:, :5], b["resid"][layer][:, :5])
+        assert not torch.equal(a["resid"][layer][:, 5:], b["resid"][layer][:, 5:])
+
+
+def test_build_model_deterministic_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = build_model(CFG, TASK, seed=7)
+    after = torch.rand(3)
+    assert torch.equal(expected, after)
+    b = build_model(CFG, TASK, seed=7)
+    c = build_model(CFG, TASK, seed=8)
+    assert torch.equal(a.flat_parameters(), b.flat_parameters())
+    assert not torch.equal(a.flat_parameters(), c.flat_parameters())
+
+
+def test_readout_entropy_values():
+    attn = torch.softmax(torch.randn(3, 2, 5, 5), dim=-1)
+    row = attn[:, :, -1].numpy()
+    np.testing.assert_allclose(readout_entropy(attn).numpy(), -(row * np.log(row)).sum(-1),
+                               rtol=1e-5)
+    uniform_first_k = torch.zeros(1, 1, 5, 5)
+    uniform_first_k[..., -1, :3] = 1 / 3
+    torch.testing.assert_close(readout_entropy(uniform_first_k), torch.full((1, 1), math.log(3)))
+
+
+def test_wrong_token_shape_rejected(model):
+    with pytest.raises(ValueError, match=r"tokens: expected shape \[B, 8\]"):
+        model(torch.zeros(2, 9, dtype=torch.long))
+
+
+def test_flops_hand_count():
+    cfg = ModelConfig(n_layers=1, d_model=4, n_heads=2)
+    # per token: QKV 3*16 + O 16 MACs; attention: 2 * T * d MACs per token; head d*C MACs at 1 token
+    T, C, B = 3, 2, 5
+    macs = B * (T * (3 * 16 + 16) + 2 * T * T * 4 + 4 * C)
+    assert count_flops_per_step(cfg, T, C, B) == 3 * 2 * macs
+    mlp = ModelConfig(n_layers=1, d_model=4, n_heads=2, attention_only=False)
+    assert count_flops_per_step(mlp, T, C, B) - count_flops_per_step(cfg, T, C, B) == \
+        3 * 2 * B * T * 2 * 4 * 16
