@@ -1,0 +1,58 @@
+"""Presets: what each one is, and how `book` departs from `original`."""
+from __future__ import annotations
+
+from modadd.bench import bench_preset
+from modadd.presets import PRESETS, preset, preset_seeds, preset_table
+from modadd.stats import mean_ci, seed_summary
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def flatten(cfg) -> dict:
+    return {f"{part}.{k}": v for part, sub in cfg.to_dict().items() if isinstance(sub, dict)
+            for k, v in sub.items()}
+
+
+def test_book_differs_from_original_only_where_documented():
+    book, original = flatten(preset("book")), flatten(preset("original"))
+    differing = {k for k in book if book[k] != original[k]}
+    assert differing == {"task.positions", "train.n_steps", "train.snapshot_every"}
+    assert book["task.positions"] == "per_example" and original["task.positions"] == "per_batch"
+
+
+def test_original_and_paper_match_their_sources():
+    original = preset("original")
+    assert (original.task.T, original.task.C, original.task.m_values) == (16, 8, (1, 2, 3, 4))
+    assert (original.model.n_layers, original.model.d_model, original.model.n_heads) == (5, 128, 4)
+    assert (original.train.optimizer, original.train.lr, original.train.weight_decay,
+            original.train.batch_size, original.train.n_steps) == ("adamw", 3e-4, 0.01, 128, 20_000)
+    paper = preset("paper")
+    assert (paper.task.T, paper.train.optimizer, paper.train.lr, paper.train.batch_size,
+            paper.train.snapshot_every, PRESETS["paper"].seeds) == (32, "sgd", 1e-3, 64, 100, 20)
+
+
+def test_preset_seeds_and_table():
+    configs = preset_seeds("book")
+    assert [c.seed for c in configs] == list(range(PRESETS["book"].seeds)) and len(configs) >= 5
+    assert len({c.key(1) for c in configs}) == len(configs)
+    assert list(preset_table().index) == list(PRESETS)
+
+
+def test_mean_ci_matches_scipy():
+    values = np.array([0.9, 0.95, 0.97, 0.92, 0.99])
+    mean, low, high = mean_ci(values)
+    expected = stats.t.interval(0.95, 4, loc=values.mean(), scale=stats.sem(values))
+    np.testing.assert_allclose([low, high], expected)
+    assert mean == values.mean() and np.isnan(mean_ci([1.0])[1])
+    frame = pd.DataFrame({"g": [0, 0, 1, 1, 1], "value": [1.0, 3.0, 2.0, 2.0, 2.0]})
+    summary = seed_summary(frame, ["g"])
+    assert summary["mean"].tolist() == [2.0, 2.0] and summary["n"].tolist() == [2, 3]
+    assert summary["low"].iloc[1] == summary["high"].iloc[1] == 2.0
+
+
+def test_bench_runs_on_smoke_preset():
+    row = bench_preset("smoke", steps=3)
+    assert 0 < row["data share of step"] < 1
+    assert row["GFLOP per step"] > 0 and row["steps/s (train only)"] > 0

@@ -1,0 +1,137 @@
+"""Training: determinism, resume bit-identity (in-process and after SIGKILL), RNG streams."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from modadd.config import RunConfig, TrainConfig, stream_seed
+from modadd.model import ModelConfig, build_model
+from modadd.task import TaskConfig
+from modadd.train import evaluate, probe_sets, snapshot_steps, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
+                 model=ModelConfig(n_layers=1, d_model=16, n_heads=2),
+                 train=TrainConfig(lr=3e-3, batch_size=16, n_steps=40, snapshot_every=10,
+                                   probe_size=64, checkpoint_every=10, store_full_params=True))
+
+
+def assert_runs_equal(dir_a: Path, log_a: dict, dir_b: Path, log_b: dict) -> None:
+    np.testing.assert_array_equal(log_a["train_loss"], log_b["train_loss"])
+    np.testing.assert_array_equal(log_a["grad_norm"], log_b["grad_norm"])
+    assert log_a["metrics"] == log_b["metrics"]
+    for name in ("snapshots.npy", "params.npy"):
+        np.testing.assert_array_equal(np.load(dir_a / name), np.load(dir_b / name))
+    state_a, state_b = (torch.load(d / "final_model.pt") for d in (dir_a, dir_b))
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_same_config_same_numbers(tmp_path):
+    a, b = train(TINY, tmp_path / "a"), train(TINY, tmp_path / "b")
+    assert a["done"] and np.isfinite(a["train_loss"]).all()
+    assert_runs_equal(tmp_path / "a", a, tmp_path / "b", b)
+
+
+def test_resume_after_stop_is_bit_identical(tmp_path):
+    partial = train(TINY, tmp_path / "resumed", stop_after=17)
+    assert not partial["done"] and partial["step"] == 17
+    resumed = train(TINY, tmp_path / "resumed")
+    straight = train(TINY, tmp_path / "straight")
+    assert_runs_equal(tmp_path / "resumed", resumed, tmp_path / "straight", straight)
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    cfg = replace(TINY, train=replace(TINY.train, n_steps=800, snapshot_every=200,
+                                      checkpoint_every=20, store_full_params=False))
+    killed = tmp_path / "killed"
+    script = ("import sys; from pathlib import Path; from modadd.config import RunConfig; "
+              "from modadd.train import train; import json, torch; torch.set_num_threads(1); "
+              f"train(RunConfig.from_dict(json.loads(sys.argv[1])), Path({str(killed)!r}))")
+    import json
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", script, json.dumps(cfg.to_dict())], env=env)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert (killed / "checkpoint.pt").exists()
+    assert not (killed / "final_model.pt").exists(), "the child finished before it was killed"
+    step = torch.load(killed / "checkpoint.pt", weights_only=False)["step"]
+    assert 0 < step < cfg.train.n_steps
+    resumed = train(cfg, killed)
+    straight = train(cfg, tmp_path / "straight")
+    np.testing.assert_array_equal(resumed["train_loss"], straight["train_loss"])
+    assert resumed["metrics"] == straight["metrics"]
+    np.testing.assert_array_equal(np.load(killed / "snapshots.npy"),
+                                  np.load(tmp_path / "straight" / "snapshots.npy"))
+
+
+def test_measurement_settings_do_not_change_training(tmp_path):
+    base = train(TINY, tmp_path / "base")
+    measured_more = replace(TINY, train=replace(TINY.train, probe_size=200, snapshot_every=3))
+    other = train(measured_more, tmp_path / "more")
+    np.testing.assert_array_equal(base["train_loss"], other["train_loss"])
+    reseeded = train(replace(TINY, seed=1), tmp_path / "seed1")
+    assert not np.array_equal(base["train_loss"], reseeded["train_loss"])
+
+
+def test_snapshot_steps_and_endpoints(tmp_path):
+    cfg = replace(TINY, train=replace(TINY.train, n_steps=35, snapshot_every=10))
+    assert snapshot_steps(cfg).tolist() == [0, 10, 20, 30, 35]
+    train(cfg, tmp_path)
+    snapshots = np.load(tmp_path / "snapshots.npy")
+    assert snapshots.shape == (5, 1, 4, 16, 16)
+    initial = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
+    np.testing.assert_array_equal(snapshots[0], initial.attention_matrices().numpy())
+    final = build_model(cfg.model, cfg.task, 0)
+    final.load_state_dict(torch.load(tmp_path / "final_model.pt"))
+    np.testing.assert_array_equal(snapshots[-1], final.attention_matrices().numpy())
+    params = np.load(tmp_path / "params.npy")
+    np.testing.assert_array_equal(params[-1], final.flat_parameters().numpy())
+
+
+def test_evaluate_matches_recomputation():
+    model = build_model(TINY.model, TINY.task, 3)
+    probes = probe_sets(TINY)
+    rows = evaluate(model, probes, step=0, chunk=25)
+    for m, batch in probes.items():
+        logits = model(batch.tokens)
+        by_metric = {r["metric"]: r["value"] for r in rows if r["m"] == m and r["layer"] == -1}
+        assert by_metric["accuracy"] == pytest.approx(
+            (logits.argmax(-1) == batch.labels).float().mean().item())
+        assert by_metric["loss"] == pytest.approx(F.cross_entropy(logits, batch.labels).item(),
+                                                  rel=1e-5)
+        entropy_rows = [r for r in rows if r["m"] == m and r["metric"] == "entropy"]
+        assert [r["layer"] for r in entropy_rows] == [0]
+    assert {len(b.tokens) for b in probes.values()} == {TINY.train.probe_size}
+
+
+def test_curriculum_optimizer_reset(tmp_path):
+    stages = replace(TINY.train, schedule="curriculum", curriculum=((1, 20), (2, 20)),
+                     n_steps=40)
+    reset = train(replace(TINY, train=stages), tmp_path / "reset")
+    kept = train(replace(TINY, train=replace(stages, reset_optimizer=False)), tmp_path / "kept")
+    np.testing.assert_array_equal(reset["train_loss"][:21], kept["train_loss"][:21])
+    assert not np.array_equal(reset["train_loss"][21:], kept["train_loss"][21:])
+    state = torch.load(tmp_path / "reset" / "checkpoint.pt", weights_only=False)
+    adam_steps = {float(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert adam_steps == {20.0}  # counted from the stage boundary, not from step 0
+
+
+def test_sgd_decreases_loss(tmp_path):
+    cfg = replace(TINY, train=replace(TINY.train, optimizer="sgd", lr=0.3, momentum=0.9,
+                                      n_steps=150, snapshot_every=50))
+    log = train(cfg, tmp_path)
+    assert log["train_loss"][-20:].mean() < log["train_loss"][:20].mean()
