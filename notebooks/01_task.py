@@ -52,8 +52,8 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 # %% [markdown]
 # ## Vocabulary layout
-# The `book` preset keeps the original code's layout (256 ids, values $0..C-1$, markers from id 100,
-# the $i$-th marker from the left is its own token) but draws distractors from **one fixed set** that
+# The `book` preset keeps the original code's layout (vocabulary size, value ids, marker ids, the
+# $i$-th marker from the left being its own token) but draws distractors from **one fixed set** that
 # excludes every marker id of the configuration.
 
 # %%

@@ -37,7 +37,7 @@ from modadd.task import chance_accuracy
 from modadd.train import snapshot_steps
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU, ~40 min) | "original" | "paper"
+preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
 seeds: int = 5                # independent training seeds (0..seeds-1)
 n_steps: int = 0              # 0: the preset's value; otherwise override the step count
 workers: int = 0              # training processes (0: one per CPU core)
