@@ -5,21 +5,23 @@ TORCH  ?= torch==2.13.0
 MATHJAX_VERSION ?= 3.2.2
 
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
+STAMP   := $(VENV)/.stamp
 MATHJAX := _extra/mathjax/tex-mml-chtml.js
 # Keep tool state inside the project (hermetic builds); never set MPLBACKEND globally: it strips
 # the figures from executed notebooks.
 export JUPYTER_DATA_DIR := $(CURDIR)/.cache/jupyter
 export MPLCONFIGDIR     := $(CURDIR)/.cache/matplotlib
+export IPYTHONDIR       := $(CURDIR)/.cache/ipython
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-BOOK_BUILD := MODADD_NO_TRAIN=1 $(BIN)/jupyter-book build --all .
+# IPython only uses IPYTHONDIR if its parent exists, so every tool recipe makes .cache first.
+BOOK_BUILD := mkdir -p .cache && MODADD_NO_TRAIN=1 $(BIN)/jupyter-book build --all .
 
 .PHONY: help venv mathjax book test unit study bench clean distclean
 
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
 	@echo "make test   - set up, unit tests + smoke-run every notebook + book build (no training)"
-	@echo "make study  - retrain every run at the book preset (~40 min on 2 cores), then the book"
+	@echo "make study  - retrain every run at the book preset, then build the book"
 	@echo "make bench  - training throughput, FLOP rate vs. matmul rate, data-generation share"
 
 $(STAMP): pyproject.toml
@@ -46,20 +48,24 @@ book: $(STAMP) $(MATHJAX)
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 unit: $(STAMP)
+	mkdir -p .cache
 	$(BIN)/python -m pytest -q tests
 
 test: unit $(MATHJAX)
 	$(BOOK_BUILD) --warningiserror --nitpick --keep-going
 
 study: $(STAMP)
+	mkdir -p .cache
 	$(BIN)/python -m modadd.study
 	$(MAKE) book
 
 bench: $(STAMP)
+	mkdir -p .cache
 	$(BIN)/python -m modadd.bench
 
+# Keeps the venv; MathJax is re-fetched from npm by the next build (seconds).
 clean:
-	rm -rf _build .cache/jupyter .cache/matplotlib .pytest_cache
+	rm -rf _build .cache _extra .pytest_cache notebooks/.ipynb_checkpoints
 
 distclean: clean
-	rm -rf $(VENV) .cache _extra
+	rm -rf $(VENV) modadd.egg-info

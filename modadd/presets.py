@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {
         seeds=2, purpose="CI: every notebook end to end in seconds"),
     "book": Preset(
         replace(_ORIGINAL, task=replace(_ORIGINAL.task, positions="per_example"),
-                train=replace(_ORIGINAL.train, n_steps=6_000, snapshot_every=100)),
+                train=replace(_ORIGINAL.train, lr=1e-3, n_steps=6_000, snapshot_every=100)),
         seeds=5, purpose="the scale the book is computed at on a 2-core CPU"),
     "original": Preset(_ORIGINAL, seeds=2,
                        purpose="the original code (bubble-modadd train.py), defects removed"),
