@@ -83,3 +83,11 @@ def preset_table() -> pd.DataFrame:
             "seeds": p.seeds, "purpose": p.purpose,
         }
     return pd.DataFrame(rows).T
+
+
+def preset_differences(a: str, b: str) -> pd.DataFrame:
+    """The settings in which preset ``a`` differs from preset ``b``: ``[setting, a, b]`` rows."""
+    flat = [{f"{part}.{k}": v for part, sub in preset(name).to_dict().items()
+             if isinstance(sub, dict) for k, v in sub.items()} for name in (a, b)]
+    rows = [(k, flat[0][k], flat[1][k]) for k in flat[0] if flat[0][k] != flat[1][k]]
+    return pd.DataFrame(rows, columns=["setting", a, b])

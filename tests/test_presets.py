@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from modadd.bench import bench_preset
-from modadd.presets import PRESETS, preset, preset_seeds, preset_table
+from modadd.presets import PRESETS, preset, preset_differences, preset_seeds, preset_table
 from modadd.stats import mean_ci, seed_summary
 
 import numpy as np
@@ -18,7 +18,8 @@ def flatten(cfg) -> dict:
 def test_book_differs_from_original_only_where_documented():
     book, original = flatten(preset("book")), flatten(preset("original"))
     differing = {k for k in book if book[k] != original[k]}
-    assert differing == {"task.positions", "train.n_steps", "train.snapshot_every"}
+    assert differing == {"task.positions", "train.lr", "train.n_steps", "train.snapshot_every"}
+    assert set(preset_differences("book", "original").setting) == differing
     assert book["task.positions"] == "per_example" and original["task.positions"] == "per_batch"
 
 

@@ -67,6 +67,26 @@ def test_positions_non_adjacent_and_value_follows_marker():
         assert (tokens[rows, positions + 1] == batch.values.numpy()).all()
 
 
+@pytest.mark.parametrize("task", [TaskConfig(op="mul", C=7, T=10, m_values=(1, 2, 3, 4)),
+                                  TaskConfig(marker_ids="single", T=10, m_values=(1, 2, 3, 4))],
+                         ids=["mul-ordinal", "add-single"])
+def test_marker_ids_and_value_tokens_read_off_tokens(task):
+    """Scan each row for marker tokens (no use of batch.marker_positions or batch.values)."""
+    markers = set(task.marker_tokens)
+    for m in task.m_values:
+        tokens = sample_batch(task, 400, m, generator=gen(20 + m)).tokens.numpy()
+        for row in tokens:
+            found = [p for p, t in enumerate(row.tolist()) if t in markers]
+            assert len(found) == m
+            assert all(1 <= p <= task.T - 2 for p in found)
+            assert all(b - a >= 2 for a, b in zip(found, found[1:]))
+            expected_ids = ([task.marker_offset + i for i in range(m)]
+                            if task.marker_ids == "ordinal" else [task.marker_offset] * m)
+            assert [int(row[p]) for p in found] == expected_ids
+            low = 1 if task.op == "mul" else 0
+            assert all(low <= int(row[p + 1]) < task.C for p in found)
+
+
 def non_adjacent_subsets(T: int, m: int) -> list[tuple[int, ...]]:
     return [s for s in itertools.combinations(range(1, T - 1), m)
             if all(b - a >= 2 for a, b in zip(s, s[1:]))]
@@ -109,6 +129,27 @@ def test_distractors_fixed_set_excluding_values_markers_query():
         assert tokens.shape == (400, task.T + 1)
 
 
+def test_distractor_set_is_the_same_for_every_m():
+    """Expected set computed by hand; every m draws from all of it and nothing else."""
+    task = TaskConfig(T=8, C=5, m_values=(1, 2, 3), vocab_size=24, marker_offset=10,
+                      readout="query")
+    expected = set(range(24)) - set(range(5)) - {10, 11, 12} - {23}
+    assert set(task.distractor_tokens.tolist()) == expected
+    assert task.n_distractors == 24 - 5 - 3 - 1 == len(expected)
+    for m in task.m_values:
+        batch = sample_batch(task, 3000, m, generator=gen(30 + m))
+        tokens = batch.tokens.numpy()
+        marked = np.zeros_like(tokens, dtype=bool)
+        rows = np.arange(len(tokens))[:, None]
+        marked[rows, batch.marker_positions.numpy()] = True
+        marked[rows, batch.marker_positions.numpy() + 1] = True
+        marked[:, -1] = True
+        seen = tokens[~marked]
+        assert set(np.unique(seen).tolist()) == expected  # all of the set, in every m
+        counts = [(seen == t).sum() for t in sorted(expected)]
+        assert stats.chisquare(counts).pvalue > 1e-3  # i.i.d. uniform over the set
+
+
 def test_single_marker_id():
     task = TaskConfig(marker_ids="single")
     batch = sample_batch(task, 100, 4, generator=gen())
@@ -149,3 +190,6 @@ def test_chance_and_describe():
     text = describe(TaskConfig())
     assert "100..103" in text and "244 tokens" in text
     assert "query:       255" in describe(replace(TaskConfig(), readout="query"))
+    single = describe(TaskConfig(C=5, marker_ids="single", marker_offset=50, readout="query"))
+    assert "50..50" in single and f"{256 - 5 - 1 - 1} tokens" in single
+    assert "0..4" in single and "T=16 + 1 query token" in single
