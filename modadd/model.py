@@ -14,7 +14,6 @@ from typing import Callable, Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .task import TaskConfig
 

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from .config import RunConfig, stream_seed
 from .model import MATRIX_NAMES, Transformer, build_model, readout_entropy
-from .task import Batch, TaskConfig, sample_batch
+from .task import Batch, sample_batch
 
 ProgressFn = Callable[[int], None]
 

@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import Markdown, display
 from scipy import stats
 
 import modadd
