@@ -37,6 +37,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         stages = tuple((int(m), int(n)) for m, n in self.curriculum)
         object.__setattr__(self, "curriculum", stages)
+        for name in ("lr", "weight_decay", "momentum"):  # 0 and 0.0 must hash alike
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         self.validate()
 
     def validate(self) -> None:

@@ -145,7 +145,11 @@ def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = Non
     """
     cfgs = list(cfgs)
     found = {i: find_run(c, trajectories) for i, c in enumerate(cfgs)}
-    missing = [i for i, run in found.items() if run is None]
+    first_of_key = {}
+    for i in found:
+        first_of_key.setdefault(run_key(cfgs[i]), i)
+    missing = [i for i, run in found.items()
+               if run is None and first_of_key[run_key(cfgs[i])] == i]  # train duplicates once
     if missing and not paths.training_allowed():
         keys = ", ".join(run_key(cfgs[i]) for i in missing)
         raise CacheMiss(f"MODADD_NO_TRAIN=1 and {len(missing)} run(s) are not cached: {keys} "
@@ -298,9 +302,11 @@ def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> 
     for suffix, reader in _READERS.items():
         if stem.with_suffix(suffix).exists():
             return reader(stem.with_suffix(suffix))
-    result = compute()
-    _write_result(stem, result)
-    return result
+    _write_result(stem, compute())
+    for suffix, reader in _READERS.items():  # read back: a miss returns exactly what a hit will
+        if stem.with_suffix(suffix).exists():
+            return reader(stem.with_suffix(suffix))
+    raise AssertionError(f"cached: {stem} was not written")
 
 
 def _write_result(stem: Path, result: Any) -> None:

@@ -83,6 +83,7 @@ class TaskConfig:
                 f"C: op='mul' needs a prime C >= 3, so that the values 1..C-1 form a group and "
                 f"the label is uniform (with 0 or a composite C the product collapses to 0), "
                 f"got C={self.C}")
+        _check_int("vocab_size", self.vocab_size, self.C + 2)
         _check_int("marker_offset", self.marker_offset, self.C,
                    why="marker ids must not collide with the values 0..C-1")
         last_marker = self.marker_offset + self.n_marker_ids - 1

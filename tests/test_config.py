@@ -78,9 +78,79 @@ def test_round_trip_and_key():
     assert len(cfg.key(1)) == 16
     changed = [replace(cfg, seed=4), replace(cfg, task=replace(cfg.task, C=5)),
                replace(cfg, model=replace(cfg.model, n_heads=8)),
-               replace(cfg, train=replace(cfg.train, lr=1e-3))]
+               replace(cfg, train=replace(cfg.train, lr=2 * cfg.train.lr))]
     keys = {cfg.key(1), cfg.key(2), *(c.key(1) for c in changed)}
     assert len(keys) == 6
+
+
+# One alternative valid value per field: changing any single field must change the key.
+FIELD_CHANGES = {
+    "task": dict(T=12, C=5, m_values=(1, 2, 3), op="mul", marker_ids="single",
+                 positions="per_batch", readout="query", vocab_size=200, marker_offset=120),
+    "model": dict(n_layers=2, d_model=64, n_heads=2, attention_only=False),
+    "train": dict(optimizer="sgd", lr=1e-3, weight_decay=0.0, momentum=0.5, batch_size=64,
+                  n_steps=999, schedule="single", mixed_per="example", curriculum=None,
+                  reset_optimizer=False, single_m=1, snapshot_every=7, store_full_params=True,
+                  probe_size=99, checkpoint_every=11),
+}
+
+
+def _changed_configs(base: RunConfig):
+    for part, changes in FIELD_CHANGES.items():
+        for name, value in changes.items():
+            sub = getattr(base, part)
+            if name == "curriculum":
+                new = replace(sub, schedule="curriculum", curriculum=((1, 500), (2, 500)),
+                              n_steps=1000)
+            elif name == "single_m":
+                new = replace(sub, schedule="single", single_m=2)
+            elif name == "schedule":
+                new = replace(sub, schedule="single", single_m=1)
+            elif name == "positions" and part == "task":
+                new = replace(sub, positions="per_batch")
+            else:
+                new = replace(sub, **{name: value})
+            assert new != sub, (part, name)
+            yield f"{part}.{name}", replace(base, **{part: new})
+    yield "seed", replace(base, seed=base.seed + 1)
+
+
+def test_every_field_changes_the_key():
+    base = RunConfig(task=TaskConfig(C=7, m_values=(1, 2)), train=TrainConfig(n_steps=1000))
+    names = [name for name, _ in _changed_configs(base)]
+    covered = {n.split(".")[1] for n in names if "." in n}
+    import dataclasses
+    every = {f.name for part in (TaskConfig, ModelConfig, TrainConfig)
+             for f in dataclasses.fields(part)}
+    assert covered == every, every - covered  # a new field must be added to FIELD_CHANGES
+    keys = {base.key(1)} | {cfg.key(1) for _, cfg in _changed_configs(base)}
+    assert len(keys) == len(names) + 1
+    assert base.key(1) == RunConfig(task=TaskConfig(C=7, m_values=(1, 2)),
+                                    train=TrainConfig(n_steps=1000)).key(1)
+    assert base.key(1) != base.key(2)
+
+
+def test_json_round_trip_with_curriculum():
+    """Through real JSON (tuples become lists): equal config, equal key."""
+    import json
+    cfg = RunConfig(task=TaskConfig(m_values=(1, 2, 4)),
+                    train=TrainConfig(schedule="curriculum", curriculum=((1, 5), (4, 7)),
+                                      n_steps=12), seed=9)
+    back = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.key(1) == cfg.key(1)
+    assert back.train.curriculum == ((1, 5), (4, 7)) and back.task.m_values == (1, 2, 4)
+
+
+def test_equal_configs_have_equal_keys():
+    a = RunConfig(train=TrainConfig(weight_decay=0, lr=1))
+    b = RunConfig(train=TrainConfig(weight_decay=0.0, lr=1.0))
+    assert a == b
+    assert a.key(1) == b.key(1)
+
+
+def test_non_int_vocab_size_rejected():
+    with pytest.raises(ValueError, match="vocab_size"):
+        TaskConfig(vocab_size=256.0)
 
 
 def test_stream_seeds_distinct_and_stable():

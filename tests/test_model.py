@@ -108,8 +108,22 @@ def test_final_layer_hook_acts_only_through_readout(model, tokens):
     assert torch.equal(base, after)
     inner, _ = model.run_with_cache(tokens, resid_hooks={1: edit_all_but_last})
     assert not torch.allclose(base, inner)
-    with pytest.raises(ValueError, match="layer must be in 0..2"):
-        model.run_with_cache(tokens, resid_hooks={3: lambda r: r})
+    for bad in (3, -1):
+        with pytest.raises(ValueError, match="layer must be in 0..2"):
+            model.run_with_cache(tokens, resid_hooks={bad: lambda r: r})
+
+
+def test_final_layer_hook_on_readout_changes_logits_by_hand(model, tokens):
+    """A hook after the last block feeds ln_final → head at the readout, recomputed by hand."""
+    shift = torch.linspace(-1, 1, CFG.d_model)
+    logits, cache = model.run_with_cache(tokens, resid_hooks={CFG.n_layers: lambda r: r + shift})
+    _, clean = model.run_with_cache(tokens)
+    torch.testing.assert_close(cache["resid"][CFG.n_layers], clean["resid"][CFG.n_layers] + shift)
+    readout = clean["resid"][CFG.n_layers][:, -1] + shift
+    expected = F.linear(F.layer_norm(readout, (CFG.d_model,), model.ln_final.weight,
+                                     model.ln_final.bias, model.ln_final.eps),
+                        model.head.weight, model.head.bias)
+    torch.testing.assert_close(logits, expected)
 
 
 def test_attention_override_replaces_pattern(model, tokens):
@@ -143,7 +157,8 @@ def test_build_model_deterministic_and_leaves_global_rng_alone():
 
 
 def test_readout_entropy_values():
-    attn = torch.softmax(torch.randn(3, 2, 5, 5), dim=-1)
+    attn = torch.softmax(torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(0)),
+                         dim=-1)
     row = attn[:, :, -1].numpy()
     np.testing.assert_allclose(readout_entropy(attn).numpy(), -(row * np.log(row)).sum(-1),
                                rtol=1e-5)

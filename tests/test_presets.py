@@ -7,7 +7,13 @@ from modadd.stats import mean_ci, seed_summary
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 from scipy import stats
+
+from modadd.config import RunConfig, stream_seed
+from modadd.model import build_model
+from modadd.task import sample_batch
 
 
 def flatten(cfg) -> dict:
@@ -57,3 +63,41 @@ def test_bench_runs_on_smoke_preset():
     row = bench_preset("smoke", steps=3)
     assert 0 < row["data share of step"] < 1
     assert row["GFLOP per step"] > 0 and row["steps/s (train only)"] > 0
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_builds_samples_and_runs_forward(name):
+    cfg = preset(name, seed=4)
+    assert isinstance(cfg, RunConfig) and cfg.seed == 4
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
+    m = cfg.task.m_values[-1]
+    batch = sample_batch(cfg.task, 2, m, generator=torch.Generator().manual_seed(0))
+    assert batch.tokens.shape == (2, cfg.task.seq_len)
+    assert model(batch.tokens).shape == (2, cfg.task.C)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params > cfg.task.vocab_size * cfg.model.d_model
+
+
+def test_paper_preset_settings():
+    paper = preset("paper")
+    assert (paper.train.optimizer, paper.train.lr, paper.train.batch_size, paper.task.T) == \
+        ("sgd", 1e-3, 64, 32)
+
+
+def test_preset_table_rows_match_configs_and_seeds_distinct():
+    table = preset_table()
+    assert len(table) == len(PRESETS)
+    for name, p in PRESETS.items():
+        row, c = table.loc[name], p.config
+        assert (row["T"], row["C"], row["layers"], row["d"], row["optimizer"], row["lr"],
+                row["batch"], row["steps"], row["seeds"]) == \
+            (c.task.T, c.task.C, c.model.n_layers, c.model.d_model, c.train.optimizer,
+             c.train.lr, c.train.batch_size, c.train.n_steps, p.seeds)
+        configs = preset_seeds(name)
+        assert [c.seed for c in configs] == list(range(p.seeds))
+        assert len({c.key(1) for c in configs}) == p.seeds
+        assert all(c.with_seed(0) == preset(name) for c in configs)
+    assert [c.seed for c in preset_seeds("smoke", 3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="seeds"):
+        preset_seeds("smoke", 0)

@@ -41,7 +41,8 @@ def test_layout_results_hold_summaries_cache_holds_weights():
     run = store.load_or_train(TINY, progress=False)
     results = paths.results_dir() / "runs" / run.key
     cache = paths.cache_dir() / "runs" / run.key
-    assert sorted(p.name for p in results.iterdir()) == sorted(store.SUMMARY_FILES)
+    assert sorted(p.name for p in results.iterdir()) == \
+        ["config.json", "meta.json", "metrics.csv", "train_log.npz"]  # no weights
     assert {"snapshots.npy", "final_model.pt", *store.SUMMARY_FILES} <= \
         {p.name for p in cache.iterdir()}
     assert not (cache / "checkpoint.pt").exists()
@@ -109,7 +110,8 @@ def test_interrupted_run_leaves_only_partial_in_cache():
     store.train(TINY, partial, stop_after=15)
     assert (partial / "checkpoint.pt").exists()
     assert store.find_run(TINY) is None
-    assert not (paths.results_dir() / "runs" / key).exists()
+    assert [p.name for p in (paths.cache_dir() / "runs").iterdir()] == [f"{key}.partial"]
+    assert not paths.results_dir().exists() or not any(paths.results_dir().rglob("*"))
     run = store.load_or_train(TINY, progress=False)  # resumes the partial run
     assert not partial.exists() and run.meta["final_accuracy"]
 
@@ -142,6 +144,27 @@ def test_analysis_cache_computes_once_per_inputs():
     assert calls == ["frame", "arrays", "json", "json", "json"]
     with pytest.raises(TypeError, match="cached: result must be"):
         store.cached("t-bad", 1, {}, lambda: [1, 2, 3])
+
+
+def test_analysis_cache_hit_equals_miss_for_indexed_frame():
+    frame = pd.DataFrame({"g": ["a", "a", "b"], "v": [1.0, 2.0, 3.0]}).groupby("g").mean()
+    miss = store.cached("indexed", 1, {}, lambda: frame)
+    hit = store.cached("indexed", 1, {}, lambda: frame)
+    pd.testing.assert_frame_equal(miss, hit)
+
+
+def test_duplicate_configs_train_once(monkeypatch):
+    calls = []
+    real_train = store.train
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(store, "train", counting)
+    runs = store.load_or_train_many([TINY, TINY], n_workers=1, progress=False)
+    pd.testing.assert_frame_equal(runs[0].metrics, runs[1].metrics)
+    assert len(calls) == 1
 
 
 def test_parallel_pool_equals_serial(tmp_path, monkeypatch):

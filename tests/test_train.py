@@ -16,8 +16,8 @@ from torch.nn import functional as F
 
 from modadd.config import RunConfig, TrainConfig, stream_seed
 from modadd.model import ModelConfig, build_model
-from modadd.task import TaskConfig
-from modadd.train import evaluate, probe_sets, snapshot_steps, train
+from modadd.task import TaskConfig, sample_batch
+from modadd.train import evaluate, probe_sets, snapshot_steps, train, training_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
@@ -33,6 +33,7 @@ def assert_runs_equal(dir_a: Path, log_a: dict, dir_b: Path, log_b: dict) -> Non
     for name in ("snapshots.npy", "params.npy"):
         np.testing.assert_array_equal(np.load(dir_a / name), np.load(dir_b / name))
     state_a, state_b = (torch.load(d / "final_model.pt") for d in (dir_a, dir_b))
+    assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
 
 
@@ -51,8 +52,8 @@ def test_resume_after_stop_is_bit_identical(tmp_path):
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
-    cfg = replace(TINY, train=replace(TINY.train, n_steps=800, snapshot_every=200,
-                                      checkpoint_every=20, store_full_params=False))
+    cfg = replace(TINY, train=replace(TINY.train, n_steps=500, snapshot_every=100,
+                                      checkpoint_every=20))
     killed = tmp_path / "killed"
     script = ("import sys; from pathlib import Path; from modadd.config import RunConfig; "
               "from modadd.train import train; import json, torch; torch.set_num_threads(1); "
@@ -63,7 +64,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)
+    time.sleep(0.1)  # die between checkpoints, with snapshot writes possibly past the checkpoint
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert (killed / "checkpoint.pt").exists()
@@ -72,10 +73,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     assert 0 < step < cfg.train.n_steps
     resumed = train(cfg, killed)
     straight = train(cfg, tmp_path / "straight")
-    np.testing.assert_array_equal(resumed["train_loss"], straight["train_loss"])
-    assert resumed["metrics"] == straight["metrics"]
-    np.testing.assert_array_equal(np.load(killed / "snapshots.npy"),
-                                  np.load(tmp_path / "straight" / "snapshots.npy"))
+    assert resumed["done"]
+    assert_runs_equal(killed, resumed, tmp_path / "straight", straight)
 
 
 def test_measurement_settings_do_not_change_training(tmp_path):
@@ -103,19 +102,65 @@ def test_snapshot_steps_and_endpoints(tmp_path):
 
 
 def test_evaluate_matches_recomputation():
-    model = build_model(TINY.model, TINY.task, 3)
-    probes = probe_sets(TINY)
+    cfg = replace(TINY, model=replace(TINY.model, n_layers=2))
+    model = build_model(cfg.model, cfg.task, 3)
+    probes = probe_sets(cfg)
     rows = evaluate(model, probes, step=0, chunk=25)
+    assert {r["step"] for r in rows} == {0}
     for m, batch in probes.items():
-        logits = model(batch.tokens)
+        assert (batch.m == m).all()
+        logits, cache = model.run_with_cache(batch.tokens)
         by_metric = {r["metric"]: r["value"] for r in rows if r["m"] == m and r["layer"] == -1}
         assert by_metric["accuracy"] == pytest.approx(
             (logits.argmax(-1) == batch.labels).float().mean().item())
         assert by_metric["loss"] == pytest.approx(F.cross_entropy(logits, batch.labels).item(),
                                                   rel=1e-5)
         entropy_rows = [r for r in rows if r["m"] == m and r["metric"] == "entropy"]
-        assert [r["layer"] for r in entropy_rows] == [0]
-    assert {len(b.tokens) for b in probes.values()} == {TINY.train.probe_size}
+        assert [r["layer"] for r in entropy_rows] == [0, 1]
+        for row in entropy_rows:
+            row_attn = cache["attn"][row["layer"]][:, :, -1].detach().numpy().astype(np.float64)
+            by_hand = -(row_attn * np.log(np.maximum(row_attn, 1e-30))).sum(-1).mean()
+            assert row["value"] == pytest.approx(by_hand, rel=1e-5)
+    assert {len(b.tokens) for b in probes.values()} == {cfg.train.probe_size}
+    # probes: fixed (eval stream), per-example positions even for a per_batch task
+    shared = replace(cfg, task=replace(cfg.task, positions="per_batch"))
+    again = probe_sets(shared)
+    assert all(torch.equal(again[m].tokens, probes[m].tokens) for m in probes)
+    assert len({tuple(r) for r in probes[2].marker_positions.tolist()}) > 1
+    # drawn from the "eval" stream alone, m by m in m_values order
+    eval_gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "eval"))
+    per_example = replace(cfg.task, positions="per_example")
+    for m in cfg.task.m_values:
+        expected = sample_batch(per_example, cfg.train.probe_size, m, generator=eval_gen)
+        assert torch.equal(probes[m].tokens, expected.tokens)
+        assert torch.equal(probes[m].labels, expected.labels)
+
+
+def test_training_batch_follows_schedule():
+    gen = torch.Generator().manual_seed(0)
+    per_batch = [training_batch(TINY, s, gen).m for s in range(40)]
+    assert all(int(m.unique().numel()) == 1 for m in per_batch)
+    assert {int(m[0]) for m in per_batch} == {1, 2}
+    per_example = replace(TINY, train=replace(TINY.train, mixed_per="example"))
+    batch = training_batch(per_example, 0, gen)
+    assert set(batch.m.tolist()) == {1, 2}
+    stages = replace(TINY, train=replace(TINY.train, schedule="curriculum",
+                                         curriculum=((2, 3), (1, 4)), n_steps=7))
+    assert [int(training_batch(stages, s, gen).m.unique()) for s in range(7)] == \
+        [2, 2, 2, 1, 1, 1, 1]
+    single = replace(TINY, train=replace(TINY.train, schedule="single", single_m=2))
+    assert all((training_batch(single, s, gen).m == 2).all() for s in range(5))
+
+
+@pytest.mark.parametrize("stop", [13, 20], ids=["mid-stage", "at-boundary"])
+def test_curriculum_resume_is_bit_identical(tmp_path, stop):
+    cfg = replace(TINY, train=replace(TINY.train, schedule="curriculum",
+                                      curriculum=((1, 20), (2, 20)), n_steps=40))
+    partial = train(cfg, tmp_path / "resumed", stop_after=stop)
+    assert partial["step"] == stop
+    resumed = train(cfg, tmp_path / "resumed")
+    straight = train(cfg, tmp_path / "straight")
+    assert_runs_equal(tmp_path / "resumed", resumed, tmp_path / "straight", straight)
 
 
 def test_curriculum_optimizer_reset(tmp_path):
