@@ -18,11 +18,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="book", choices=sorted(PRESETS))
     parser.add_argument("--seeds", type=int, default=None, help="default: the preset's count")
-    parser.add_argument("--workers", type=int, default=None, help="default: CPU cores")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="training processes (default: one per run, one thread each)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    runs = load_or_train_many(preset_seeds(args.preset, args.seeds), n_workers=args.workers,
-                              trajectories=True)
+    configs = preset_seeds(args.preset, args.seeds)
+    # One single-threaded process per run: on 2 cores, 5 concurrent runs lose ~12% throughput
+    # against 2 (measured) but finish together instead of leaving a core idle in a third round.
+    runs = load_or_train_many(configs, n_workers=args.workers or len(configs), trajectories=True)
     for run in runs:
         print(f"seed {run.config.seed} {run.key}: final accuracy {run.meta['final_accuracy']}, "
               f"{run.meta['wall_s'] / 60:.1f} min")
