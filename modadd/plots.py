@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -12,11 +13,20 @@ from .stats import seed_summary
 
 def band_plot(frame: pd.DataFrame, x: str, hue: Optional[str] = None, value: str = "value",
               ax: Optional[plt.Axes] = None, palette: str = "viridis",
-              label_fmt: str = "{}") -> plt.Axes:
-    """Line of the seed mean of ``value`` against ``x`` with its 95% CI band, one per ``hue``."""
+              label_fmt: str = "{}", log: bool = False) -> plt.Axes:
+    """Line of the seed mean of ``value`` against ``x`` with its 95% CI band, one per ``hue``.
+
+    ``log=True`` averages ``log(value)`` (a geometric mean with a CI on the log scale), for
+    positive quantities drawn on a log axis, such as losses.
+    """
     ax = ax or plt.gca()
     by: Sequence[str] = [hue, x] if hue else [x]
+    if log:
+        frame = frame.assign(**{value: np.log(frame[value])})
     summary = seed_summary(frame, by, value)
+    if log:
+        summary[["mean", "low", "high"]] = np.exp(summary[["mean", "low", "high"]])
+        ax.set_yscale("log")
     groups = summary.groupby(hue) if hue else [(None, summary)]
     levels = sorted(summary[hue].unique()) if hue else [None]
     colours = dict(zip(levels, sns.color_palette(palette, len(levels))))
