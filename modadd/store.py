@@ -144,15 +144,13 @@ def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = Non
     ``n_workers`` defaults to ``MODADD_WORKERS`` or the number of CPU cores.
     """
     cfgs = list(cfgs)
+    keys = [run_key(c) for c in cfgs]
     found = {i: find_run(c, trajectories) for i, c in enumerate(cfgs)}
-    first_of_key = {}
-    for i in found:
-        first_of_key.setdefault(run_key(cfgs[i]), i)
     missing = [i for i, run in found.items()
-               if run is None and first_of_key[run_key(cfgs[i])] == i]  # train duplicates once
+               if run is None and keys.index(keys[i]) == i]  # a duplicate config trains once
     if missing and not paths.training_allowed():
-        keys = ", ".join(run_key(cfgs[i]) for i in missing)
-        raise CacheMiss(f"MODADD_NO_TRAIN=1 and {len(missing)} run(s) are not cached: {keys} "
+        absent = ", ".join(keys[i] for i in missing)
+        raise CacheMiss(f"MODADD_NO_TRAIN=1 and {len(missing)} run(s) are not cached: {absent} "
                         f"(results dir {paths.results_dir()}); run `make study` or unset "
                         f"MODADD_NO_TRAIN")
     workers = n_workers or int(os.environ.get("MODADD_WORKERS", os.cpu_count() or 1))
@@ -299,14 +297,11 @@ def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> 
     ``version`` when the analysis code changes.
     """
     stem = paths.results_dir() / "analysis" / f"{name}-{analysis_key(name, version, inputs)}"
-    for suffix, reader in _READERS.items():
-        if stem.with_suffix(suffix).exists():
-            return reader(stem.with_suffix(suffix))
-    _write_result(stem, compute())
-    for suffix, reader in _READERS.items():  # read back: a miss returns exactly what a hit will
-        if stem.with_suffix(suffix).exists():
-            return reader(stem.with_suffix(suffix))
-    raise AssertionError(f"cached: {stem} was not written")
+    if not any(stem.with_suffix(suffix).exists() for suffix in _READERS):
+        _write_result(stem, compute())
+    # always read from disk, so a miss returns exactly what a later hit will
+    suffix = next(s for s in _READERS if stem.with_suffix(s).exists())
+    return _READERS[suffix](stem.with_suffix(suffix))
 
 
 def _write_result(stem: Path, result: Any) -> None:
