@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
@@ -12,6 +13,11 @@ from .task import TaskConfig, _check_choice, _check_int
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("mixed", "curriculum", "single")
 MIXED_PER = ("batch", "example")
+LR_SCHEDULES = ("constant", "cosine")
+
+# Fields added after schema 1: they enter the cache key only when set away from this default,
+# so every run keyed before they existed keeps its key (and its committed results).
+_KEY_OMIT_IF_DEFAULT = {"lr_schedule": "constant", "warmup_steps": 0, "lr_final_ratio": 0.0}
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,10 @@ class TrainConfig:
     """Optimisation and recording. Validated on construction."""
 
     optimizer: str = "adamw"          # "adamw" (original) | "sgd" (the paper's text)
-    lr: float = 3e-4                  # learning rate, > 0
+    lr: float = 3e-4                  # (peak) learning rate, > 0
+    lr_schedule: str = "constant"     # "constant" (original) | "cosine" (warm-up, cosine decay)
+    warmup_steps: int = 0             # linear warm-up from 0 to lr over these steps, in [0, n_steps)
+    lr_final_ratio: float = 0.0       # cosine: lr at the last step = lr * this, in [0, 1]
     weight_decay: float = 0.01        # decoupled (AdamW) or L2 (SGD), >= 0
     momentum: float = 0.0             # SGD momentum in [0, 1); ignored by AdamW
     batch_size: int = 128             # examples per step, >= 1
@@ -37,7 +46,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         stages = tuple((int(m), int(n)) for m, n in self.curriculum)
         object.__setattr__(self, "curriculum", stages)
-        for name in ("lr", "weight_decay", "momentum"):  # 0 and 0.0 must hash alike
+        for name in ("lr", "weight_decay", "momentum", "lr_final_ratio"):  # 0 and 0.0 must hash alike
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -48,7 +57,12 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("mixed_per", self.mixed_per, MIXED_PER)
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_positive_float("lr", self.lr)
+        if not (isinstance(self.lr_final_ratio, (int, float)) and
+                not isinstance(self.lr_final_ratio, bool) and 0 <= self.lr_final_ratio <= 1):
+            raise ValueError(f"lr_final_ratio: must be a number in [0, 1], "
+                             f"got {self.lr_final_ratio!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: must be a number >= 0, got {self.weight_decay!r}")
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
@@ -56,6 +70,10 @@ class TrainConfig:
         for name in ("batch_size", "n_steps", "snapshot_every", "probe_size",
                      "checkpoint_every"):
             _check_int(name, getattr(self, name), 1)
+        _check_int("warmup_steps", self.warmup_steps, 0)
+        if self.warmup_steps >= self.n_steps:
+            raise ValueError(f"warmup_steps: must be in [0, n_steps={self.n_steps}), "
+                             f"got {self.warmup_steps}")
         if self.schedule == "curriculum":
             if not self.curriculum:
                 raise ValueError("curriculum: schedule='curriculum' needs stages ((m, steps), ...)")
@@ -70,6 +88,22 @@ class TrainConfig:
                              f"got schedule={self.schedule!r}")
         if self.schedule == "single" and self.single_m is None:
             raise ValueError("single_m: schedule='single' needs the m to train on, got None")
+
+    def lr_at_step(self, step: int) -> float:
+        """Learning rate of the update taken at ``step`` (0-based), a pure function of the step.
+
+        Warm-up: ``lr * (step + 1) / warmup_steps`` for ``step < warmup_steps``.  Then constant,
+        or a half cosine from ``lr`` at the first post-warm-up step to ``lr * lr_final_ratio``
+        at the last step (``n_steps - 1``).  Curriculum stages share one global schedule.
+        """
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.lr
+        span = self.n_steps - 1 - self.warmup_steps
+        progress = 1.0 if span <= 0 else (step - self.warmup_steps) / span
+        floor = self.lr * self.lr_final_ratio
+        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def m_at_step(self, step: int) -> Optional[int]:
         """The fixed m of ``step`` (curriculum stage or single), None for mixed."""
@@ -141,8 +175,16 @@ class RunConfig:
         return replace(self, seed=seed)
 
     def key(self, schema_version: int) -> str:
-        """16-hex-digit hash of the config as sorted JSON plus the code schema version."""
-        text = json.dumps({"config": self.to_dict(), "schema": schema_version}, sort_keys=True)
+        """16-hex-digit hash of the config as sorted JSON plus the code schema version.
+
+        Training fields added after schema 1 are left out while at their default (see
+        ``_KEY_OMIT_IF_DEFAULT``), so adding an option never re-keys the runs that predate it.
+        """
+        config = self.to_dict()
+        for name, default in _KEY_OMIT_IF_DEFAULT.items():
+            if config["train"][name] == default:
+                del config["train"][name]
+        text = json.dumps({"config": config, "schema": schema_version}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -41,7 +41,8 @@ PRESETS: dict[str, Preset] = {
         seeds=2, purpose="CI: every notebook end to end in seconds"),
     "book": Preset(
         replace(_ORIGINAL, task=replace(_ORIGINAL.task, positions="per_example"),
-                train=replace(_ORIGINAL.train, lr=1e-3, n_steps=6_000, snapshot_every=100)),
+                train=replace(_ORIGINAL.train, lr=1e-3, lr_schedule="cosine", warmup_steps=100,
+                              n_steps=6_000, snapshot_every=100)),
         seeds=5, purpose="the scale the book is computed at on a 2-core CPU"),
     "original": Preset(_ORIGINAL, seeds=2,
                        purpose="the original code (bubble-modadd train.py), defects removed"),
@@ -78,6 +79,8 @@ def preset_table() -> pd.DataFrame:
             "T": c.task.T, "C": c.task.C, "m": ",".join(map(str, c.task.m_values)),
             "positions": c.task.positions, "layers": c.model.n_layers, "d": c.model.d_model,
             "heads": c.model.n_heads, "optimizer": c.train.optimizer, "lr": c.train.lr,
+            "lr schedule": c.train.lr_schedule + (f" (warm-up {c.train.warmup_steps})"
+                                                  if c.train.warmup_steps else ""),
             "wd": c.train.weight_decay, "batch": c.train.batch_size, "steps": c.train.n_steps,
             "schedule": c.train.schedule, "snapshot every": c.train.snapshot_every,
             "seeds": p.seeds, "purpose": p.purpose,

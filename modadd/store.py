@@ -116,8 +116,9 @@ def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
 
 
 def _read_run(cfg: RunConfig, key: str, folder: Path, heavy: Optional[Path]) -> Run:
-    stored = json.loads((folder / "config.json").read_text())
-    if stored != json.loads(json.dumps(cfg.to_dict())):
+    # through from_dict, so fields added after a run was stored compare at their defaults
+    stored = RunConfig.from_dict(json.loads((folder / "config.json").read_text())).to_dict()
+    if json.loads(json.dumps(stored)) != json.loads(json.dumps(cfg.to_dict())):
         raise RuntimeError(f"run {key}: stored config in {folder} differs from the requested "
                            f"one (hash collision or hand-edited file); delete the folder")
     log = np.load(folder / "train_log.npz")

@@ -164,6 +164,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         if step > 0 and cfg.train.schedule == "curriculum" and cfg.train.reset_optimizer \
                 and cfg.train.stage_at_step(step) != cfg.train.stage_at_step(step - 1):
             optimizer = make_optimizer(cfg, model)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.train.lr_at_step(step)
         loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator))
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
         state["step"] = step = step + 1

@@ -24,7 +24,8 @@ def flatten(cfg) -> dict:
 def test_book_differs_from_original_only_where_documented():
     book, original = flatten(preset("book")), flatten(preset("original"))
     differing = {k for k in book if book[k] != original[k]}
-    assert differing == {"task.positions", "train.lr", "train.n_steps", "train.snapshot_every"}
+    assert differing == {"task.positions", "train.lr", "train.lr_schedule", "train.warmup_steps",
+                         "train.n_steps", "train.snapshot_every"}
     assert set(preset_differences("book", "original").setting) == differing
     assert book["task.positions"] == "per_example" and original["task.positions"] == "per_batch"
 

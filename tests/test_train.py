@@ -180,3 +180,18 @@ def test_sgd_decreases_loss(tmp_path):
                                       n_steps=150, snapshot_every=50))
     log = train(cfg, tmp_path)
     assert log["train_loss"][-20:].mean() < log["train_loss"][:20].mean()
+
+
+def test_lr_schedule_reaches_the_optimizer(tmp_path):
+    cfg = replace(TINY, train=replace(TINY.train, lr_schedule="cosine", warmup_steps=5,
+                                      lr_final_ratio=0.1))
+    for stop in (3, 17):
+        train(cfg, tmp_path / str(stop), stop_after=stop)
+        state = torch.load(tmp_path / str(stop) / "checkpoint.pt", weights_only=False)
+        assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+            cfg.train.lr_at_step(stop - 1))
+    full = train(cfg, tmp_path / "full")
+    constant = train(TINY, tmp_path / "constant")
+    assert not np.array_equal(full["train_loss"], constant["train_loss"])
+    # the first update is identical up to the learning rate: same data, same initial loss
+    assert full["train_loss"][0] == constant["train_loss"][0]

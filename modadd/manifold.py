@@ -1,0 +1,276 @@
+"""Execution-manifold analyses of stored runs (paper §4.1): dimensions, nulls, timing, angles.
+
+Heavy work (reading weight trajectories) happens once per run and is cached in
+``data/results/analysis``: the Gram matrices of each block's increments (``[L, 4, n-1, n-1]``,
+float32, ~0.3 MB per book run), and the principal-angle tables.  Everything else is computed
+from those Gram matrices in milliseconds, so the book rebuilds without trajectories.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import combinations
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import metrics as M
+from .config import RunConfig, stream_seed
+from .model import MATRIX_NAMES
+from .store import Run, cached, load_or_train, run_key
+from .train import snapshot_steps
+
+GRAM_VERSION = 1
+ANGLE_VERSION = 1
+LOCK_IN_LEVEL = float(np.sqrt(0.1))  # outside fraction of ||W_t - W_0|| when 90% of its square is inside
+
+
+def single_m_config(cfg: RunConfig, m: int) -> RunConfig:
+    """``cfg`` trained on one m only (same seed, so the same initial weights)."""
+    return replace(cfg, train=replace(cfg.train, schedule="single", single_m=m,
+                                      mixed_per="batch", curriculum=()))
+
+
+# ------------------------------------------------------------------------ per-run Gram matrices
+
+def _increment_grams(run: Run) -> dict:
+    snapshots = run.snapshots                      # [n, L, 4, d, d] memory-mapped
+    n, layers = snapshots.shape[:2]
+    out = np.empty((layers, 4, n - 1, n - 1), np.float64)
+    for layer in range(layers):
+        for block in range(4):
+            steps = np.diff(np.asarray(snapshots[:, layer, block], np.float64)
+                            .reshape(n, -1), axis=0)
+            out[layer, block] = steps @ steps.T
+    return {"increment_grams": out.astype(np.float32), "steps": run.snapshot_steps}
+
+
+def increment_grams(cfg: RunConfig) -> dict:
+    """``{"increment_grams": [L, 4, n-1, n-1], "steps": [n]}`` of a run (cached; computing it
+    needs the run's weight trajectories)."""
+    return cached("increment-grams", GRAM_VERSION, run_key(cfg),
+                  lambda: _increment_grams(load_or_train(cfg, trajectories=True,
+                                                         progress=False)))
+
+
+def block_grams(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(trajectory Grams ``[L, 4, n, n]`` of ``W_t - W_0``, increment Grams
+    ``[L, 4, n-1, n-1]``, steps ``[n]``), float64."""
+    stored = increment_grams(cfg)
+    H = stored["increment_grams"].astype(np.float64)
+    G = np.stack([[M.walk_gram(h) for h in layer] for layer in H])
+    return G, H, stored["steps"]
+
+
+def groupings(n_layers: int) -> list[tuple[str, str, list[tuple[int, int]]]]:
+    """(group, label, blocks) for every block alone, each layer jointly, everything jointly."""
+    out = [("block", f"L{layer} {name}", [(layer, b)])
+           for layer in range(n_layers) for b, name in enumerate(MATRIX_NAMES)]
+    out += [("layer", f"L{layer} all", [(layer, b) for b in range(4)])
+            for layer in range(n_layers)]
+    out.append(("all", "all attention", [(l, b) for l in range(n_layers) for b in range(4)]))
+    return out
+
+
+def _joint(G: np.ndarray, blocks: list[tuple[int, int]]) -> np.ndarray:
+    return sum(G[layer, b] for layer, b in blocks)
+
+
+# ------------------------------------------------------------------------------ dimension table
+
+def dimension_table(cfgs: Iterable[RunConfig], thresholds=(0.8, 0.9, 0.95),
+                    null_draws: int = 20) -> pd.DataFrame:
+    """Effective dimension of every block and grouping of every run, with both nulls.
+
+    Rows: seed, group, label, layer, matrix, source (``real`` | ``random walk`` |
+    ``shuffled increments``), draw, threshold, rank, participation (participation ratio).
+    Nulls use the run's own increment norms (a) or increments (b), the same snapshot count and
+    the same rank rule; their RNG is the run's ``measure`` stream.
+    """
+    rows = []
+    for cfg in cfgs:
+        G, H, _ = block_grams(cfg)
+        dim = cfg.model.d_model ** 2
+        rng = np.random.default_rng(stream_seed(cfg.seed, "measure:manifold-nulls"))
+        for group, label, blocks in groupings(cfg.model.n_layers):
+            layer = blocks[0][0] if group != "all" else -1
+            matrix = MATRIX_NAMES[blocks[0][1]] if group == "block" else "joint"
+            sources = [("real", 0, _joint(G, blocks))]
+            h = _joint(H, blocks)
+            norms = np.sqrt(np.clip(np.diag(h), 0, None))
+            for draw in range(null_draws):
+                sources.append(("random walk", draw,
+                                M.random_walk_gram(norms, dim * len(blocks), rng)))
+                sources.append(("shuffled increments", draw, M.shuffled_walk_gram(h, rng)))
+            for source, draw, g in sources:
+                ratios = M.spectrum_from_gram(g)
+                pr = M.participation_ratio(ratios)
+                for threshold in thresholds:
+                    rows.append((cfg.seed, group, label, layer, matrix, source, draw,
+                                 threshold, M.rank_at(ratios, threshold), pr))
+    return pd.DataFrame(rows, columns=["seed", "group", "label", "layer", "matrix", "source",
+                                       "draw", "threshold", "rank", "participation"])
+
+
+def null_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Average the null draws within each run, so every (seed, source) is one value."""
+    keys = ["seed", "group", "label", "layer", "matrix", "source", "threshold"]
+    return table.groupby(keys, as_index=False)[["rank", "participation"]].mean()
+
+
+def snapshot_sensitivity(cfgs: Iterable[RunConfig], counts=(6, 11, 21, 31, 41, 61),
+                         thresholds=(0.8, 0.9, 0.95), null_draws: int = 5) -> pd.DataFrame:
+    """r at each threshold for every block when only ``count`` evenly spaced snapshots (first
+    and last included) are kept, real and random-walk null.  Rows: seed, layer, matrix,
+    source, count, threshold, rank."""
+    rows = []
+    for cfg in cfgs:
+        G, H, _ = block_grams(cfg)
+        rng = np.random.default_rng(stream_seed(cfg.seed, "measure:manifold-sensitivity"))
+        n = G.shape[-1]
+        for count in counts:
+            if count > n:
+                continue
+            keep = np.unique(np.linspace(0, n - 1, count).round().astype(int))
+            for layer in range(G.shape[0]):
+                for b, name in enumerate(MATRIX_NAMES):
+                    g = G[layer, b][np.ix_(keep, keep)]
+                    norms = np.sqrt(np.clip(np.diag(M.increments_from_gram(g)), 0, None))
+                    sources = [("real", M.spectrum_from_gram(g))]
+                    sources += [("random walk", M.spectrum_from_gram(
+                        M.random_walk_gram(norms, cfg.model.d_model ** 2, rng)))
+                        for _ in range(null_draws)]
+                    for source, ratios in sources:
+                        for threshold in thresholds:
+                            rows.append((cfg.seed, layer, name, source, len(keep), threshold,
+                                         M.rank_at(ratios, threshold)))
+    table = pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "count",
+                                        "threshold", "rank"])
+    keys = ["seed", "layer", "matrix", "source", "count", "threshold"]
+    return table.groupby(keys, as_index=False)["rank"].mean()
+
+
+# ------------------------------------------------------------------------------------- timing
+
+def time_resolved(cfgs: Iterable[RunConfig], window: int, min_snapshots: int = 5,
+                  threshold: float = 0.9) -> pd.DataFrame:
+    """Per block and snapshot: r of the growing window ``[0, t]``, of the sliding window of
+    ``window`` snapshots ending at t, and the fraction of ``||W_t - W_0||`` outside the final
+    top-k uncentred subspace (k = the block's whole-trajectory r).  Rows: seed, layer, matrix,
+    step, fraction (of training), growing, sliding, outside, k."""
+    rows = []
+    for cfg in cfgs:
+        G, _, steps = block_grams(cfg)
+        n = len(steps)
+        growing = [(0, t + 1) for t in range(n)]
+        sliding = [(max(0, t + 1 - window), t + 1) for t in range(n)]
+        for layer in range(G.shape[0]):
+            for b, name in enumerate(MATRIX_NAMES):
+                g = G[layer, b]
+                k = M.rank_at(M.spectrum_from_gram(g), threshold)
+                grow = M.window_ranks(g, growing, threshold)
+                slide = M.window_ranks(g, sliding, threshold)
+                grow[:min_snapshots - 1] = np.nan
+                slide[:window - 1] = np.nan
+                outside = M.outside_fraction_from_gram(g, k)
+                for t in range(n):
+                    rows.append((cfg.seed, layer, name, int(steps[t]),
+                                 steps[t] / steps[-1], grow[t], slide[t], outside[t], k))
+    return pd.DataFrame(rows, columns=["seed", "layer", "matrix", "step", "fraction",
+                                       "growing", "sliding", "outside", "k"])
+
+
+def lock_in_table(cfgs: Iterable[RunConfig], level: float = LOCK_IN_LEVEL,
+                  threshold: float = 0.9, null_draws: int = 20) -> pd.DataFrame:
+    """Lock-in of every block: the first snapshot from which ``W_t - W_0`` stays at least
+    ``1 - level^2`` (90%) inside the final top-k subspace (k = the block's r), as a fraction
+    of training; with the same statistic for matched random walks (their own k by the same
+    rule).  Rows: seed, layer, matrix, source, draw, k, lock_in (fraction; NaN if never)."""
+    rows = []
+    for cfg in cfgs:
+        G, H, steps = block_grams(cfg)
+        rng = np.random.default_rng(stream_seed(cfg.seed, "measure:manifold-lock-in"))
+        for layer in range(G.shape[0]):
+            for b, name in enumerate(MATRIX_NAMES):
+                norms = np.sqrt(np.clip(np.diag(H[layer, b]), 0, None))
+                sources = [("real", 0, G[layer, b])]
+                sources += [("random walk", draw,
+                             M.random_walk_gram(norms, cfg.model.d_model ** 2, rng))
+                            for draw in range(null_draws)]
+                for source, draw, g in sources:
+                    k = M.rank_at(M.spectrum_from_gram(g), threshold)
+                    index = M.lock_in_index(M.outside_fraction_from_gram(g, k), level)
+                    fraction = np.nan if index is None else steps[index] / steps[-1]
+                    rows.append((cfg.seed, layer, name, source, draw, k, fraction))
+    return pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "draw", "k",
+                                       "lock_in"])
+
+
+# ------------------------------------------------------------------------------------- angles
+
+def _bases(run: Run, k: int) -> np.ndarray:
+    snapshots = run.snapshots
+    n, layers = snapshots.shape[:2]
+    out = np.empty((layers, 4, k, snapshots.shape[-1] ** 2))
+    for layer in range(layers):
+        for b in range(4):
+            X = M.trajectory_matrix(snapshots[:, layer, b])
+            out[layer, b] = M.top_subspace(X, k)
+    return out
+
+
+def _angles(named: dict[str, RunConfig], pairs: list[tuple[str, str, str]], k: int,
+            random_draws: int, seed: int) -> pd.DataFrame:
+    bases = {}
+    for name in tqdm(sorted({a for _, a, _ in pairs} | {b for _, _, b in pairs}),
+                     desc="subspace bases", leave=False):
+        bases[name] = _bases(load_or_train(named[name], trajectories=True, progress=False), k)
+    rows = []
+    for kind, a, b in pairs:
+        A, B = bases[a], bases[b]
+        for layer in range(A.shape[0]):
+            for bi, matrix in enumerate(MATRIX_NAMES):
+                if kind == "layer":       # a == b: compare this layer with every later one
+                    others = [(other, B[other, bi]) for other in range(layer + 1, A.shape[0])]
+                else:
+                    others = [(layer, B[layer, bi])]
+                for other, basis in others:
+                    theta = M.principal_angles(A[layer, bi], basis)
+                    rows.append((kind, a, b, layer, other, matrix,
+                                 float(np.sqrt(np.mean(np.sin(theta) ** 2))),
+                                 float(np.degrees(theta[0])),
+                                 float(np.mean(np.cos(theta) ** 2))))
+    dim = next(iter(bases.values())).shape[-1]
+    rng = np.random.default_rng(stream_seed(seed, "measure:manifold-angles"))
+    for draw, distance in enumerate(M.random_angle_baseline(k, dim, random_draws, rng)):
+        rows.append(("random", "random", "random", -1, -1, "", distance, np.nan, np.nan))
+    return pd.DataFrame(rows, columns=["comparison", "a", "b", "layer", "other_layer",
+                                       "matrix", "distance", "smallest_angle_deg",
+                                       "mean_cos2"])
+
+
+def angle_table(mixed: dict[int, RunConfig], single: dict[tuple[int, int], RunConfig],
+                k: int = 4, random_draws: int = 50) -> pd.DataFrame:
+    """Subspace distances between top-k PCA subspaces (same block): across seeds (mixed runs),
+    across layers (same run), across m (single-m runs sharing a seed, hence the initial
+    weights), across seeds at equal m, and pairs of random k-subspaces of R^(d^2).
+
+    ``mixed``: seed -> config; ``single``: (m, seed) -> config.  Rows: comparison, a, b,
+    layer, other_layer, matrix, distance (normalised projection distance), smallest angle
+    (degrees), mean cos^2.
+    """
+    named = {f"mixed s{s}": c for s, c in mixed.items()}
+    named.update({f"m{m} s{s}": c for (m, s), c in single.items()})
+    pairs = [("seed", f"mixed s{a}", f"mixed s{b}") for a, b in combinations(sorted(mixed), 2)]
+    pairs += [("layer", f"mixed s{s}", f"mixed s{s}") for s in sorted(mixed)]
+    for (m1, s1), (m2, s2) in combinations(sorted(single), 2):
+        if s1 == s2:
+            pairs.append(("m (same seed)", f"m{m1} s{s1}", f"m{m2} s{s2}"))
+        elif m1 == m2:
+            pairs.append(("seed (same m)", f"m{m1} s{s1}", f"m{m2} s{s2}"))
+    inputs = {"runs": {n: run_key(c) for n, c in named.items()}, "pairs": pairs, "k": k,
+              "random_draws": random_draws}
+    first = min(mixed)
+    return cached("subspace-angles", ANGLE_VERSION, inputs,
+                  lambda: _angles(named, pairs, k, random_draws, mixed[first].seed))
