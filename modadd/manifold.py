@@ -7,7 +7,6 @@ from those Gram matrices in milliseconds, so the book rebuilds without trajector
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from itertools import combinations
 from typing import Iterable, Optional
 
@@ -24,12 +23,6 @@ from .train import snapshot_steps
 GRAM_VERSION = 1
 ANGLE_VERSION = 1
 LOCK_IN_LEVEL = float(np.sqrt(0.1))  # outside fraction of ||W_t - W_0|| when 90% of its square is inside
-
-
-def single_m_config(cfg: RunConfig, m: int) -> RunConfig:
-    """``cfg`` trained on one m only (same seed, so the same initial weights)."""
-    return replace(cfg, train=replace(cfg.train, schedule="single", single_m=m,
-                                      mixed_per="batch", curriculum=()))
 
 
 # ------------------------------------------------------------------------ per-run Gram matrices

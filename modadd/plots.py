@@ -36,3 +36,23 @@ def band_plot(frame: pd.DataFrame, x: str, hue: Optional[str] = None, value: str
                 label=label_fmt.format(level) if hue else None)
         ax.fill_between(part[x], part["low"], part["high"], color=colour, alpha=0.25, lw=0)
     return ax
+
+
+def point_ci(frame: pd.DataFrame, x: str, hue: str, value: str = "value",
+             ax: Optional[plt.Axes] = None, palette="deep", dodge: float = 0.25,
+             order: Optional[Sequence] = None, **style) -> plt.Axes:
+    """Seed mean of ``value`` at each ``x`` with 95% CI error bars, one series per ``hue``,
+    dodged sideways so series at the same ``x`` do not overlap (``x`` must be numeric)."""
+    ax = ax or plt.gca()
+    summary = seed_summary(frame, [hue, x], value)
+    levels = list(order) if order is not None else sorted(summary[hue].unique())
+    colours = palette if isinstance(palette, dict) else \
+        dict(zip(levels, sns.color_palette(palette, len(levels))))
+    offsets = np.linspace(-dodge, dodge, len(levels)) if len(levels) > 1 else [0.0]
+    for offset, level in zip(offsets, levels):
+        part = summary[summary[hue] == level]
+        low = (part["mean"] - part["low"]).fillna(0).to_numpy()
+        high = (part["high"] - part["mean"]).fillna(0).to_numpy()
+        ax.errorbar(part[x] + offset, part["mean"], yerr=[low, high], fmt="o",
+                    color=colours[level], label=str(level), capsize=3, ms=5, **style)
+    return ax

@@ -36,7 +36,7 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
                   model=ModelConfig(n_layers=1, d_model=32, n_heads=2),
-                  train=TrainConfig(lr=3e-3, batch_size=32, n_steps=60, snapshot_every=20,
+                  train=TrainConfig(lr=3e-3, batch_size=32, n_steps=60, snapshot_every=5,
                                     probe_size=128, checkpoint_every=30)),
         seeds=2, purpose="CI: every notebook end to end in seconds"),
     "book": Preset(
@@ -53,6 +53,35 @@ PRESETS: dict[str, Preset] = {
                                     n_steps=20_000, snapshot_every=100)),
         seeds=20, purpose="the paper's stated setup (T=32, SGD 1e-3, batch 64, 20 seeds)"),
 }
+
+
+def constant_lr(cfg: RunConfig, lr: float | None = None) -> RunConfig:
+    """``cfg`` with the original's optimisation schedule: constant learning rate ``lr`` (default:
+    ``cfg``'s peak rate), no warm-up.  The book's learning-rate controls."""
+    return replace(cfg, train=replace(cfg.train, lr=cfg.train.lr if lr is None else lr,
+                                      lr_schedule="constant", warmup_steps=0,
+                                      lr_final_ratio=0.0))
+
+
+def single_m(cfg: RunConfig, m: int) -> RunConfig:
+    """``cfg`` trained on one m only; same seed, hence the same initial weights and probes."""
+    return replace(cfg, train=replace(cfg.train, schedule="single", single_m=m,
+                                      mixed_per="batch", curriculum=()))
+
+
+def study_configs(name: str = "book", seeds: int | None = None,
+                  single_m_seeds: int = 2) -> dict[str, list[RunConfig]]:
+    """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its
+    learning-rate controls (constant peak rate; constant original rate 3e-4), and single-m runs
+    (every m of the task, seeds ``0..single_m_seeds-1``)."""
+    main = preset_seeds(name, seeds)
+    original_lr = _ORIGINAL.train.lr
+    return {
+        "main": main,
+        "constant lr": [constant_lr(c) for c in main],
+        "original lr": [constant_lr(c, original_lr) for c in main],
+        "single m": [single_m(c, m) for c in main[:single_m_seeds] for m in c.task.m_values],
+    }
 
 
 def preset(name: str, seed: int = 0) -> RunConfig:
