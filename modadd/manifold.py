@@ -112,35 +112,51 @@ def null_means(table: pd.DataFrame) -> pd.DataFrame:
     return table.groupby(keys, as_index=False)[["rank", "participation"]].mean()
 
 
+def subsample(n: int, count: int, spacing: str = "even") -> np.ndarray:
+    """Indices of ``count`` of ``n`` snapshots, first and last included: ``"even"`` spacing, or
+    ``"log"`` (geometric in the step, dense early, where the weights move most).  Rounding can
+    merge indices, so fewer than ``count`` may come back."""
+    if spacing == "even":
+        picks = np.linspace(0, n - 1, count)
+    elif spacing == "log":
+        picks = np.geomspace(1, n, count) - 1
+    else:
+        raise ValueError(f"spacing: must be 'even' or 'log', got {spacing!r}")
+    return np.unique(picks.round().astype(int))
+
+
 def snapshot_sensitivity(cfgs: Iterable[RunConfig], counts=(6, 11, 21, 31, 41, 61),
-                         thresholds=(0.8, 0.9, 0.95), null_draws: int = 5) -> pd.DataFrame:
-    """r at each threshold for every block when only ``count`` evenly spaced snapshots (first
-    and last included) are kept, real and random-walk null.  Rows: seed, layer, matrix,
-    source, count, threshold, rank."""
+                         thresholds=(0.8, 0.9, 0.95), spacings=("even", "log"),
+                         null_draws: int = 5) -> pd.DataFrame:
+    """r at each threshold for every block when only ``count`` snapshots are kept (see
+    :func:`subsample`), real and random-walk null (matched to the kept intervals).  Rows: seed,
+    layer, matrix, source, spacing, count (snapshots actually kept), threshold, rank (nulls:
+    mean over draws)."""
     rows = []
     for cfg in cfgs:
-        G, H, _ = block_grams(cfg)
+        G, _, _ = block_grams(cfg)
         rng = np.random.default_rng(stream_seed(cfg.seed, "measure:manifold-sensitivity"))
         n = G.shape[-1]
-        for count in counts:
-            if count > n:
-                continue
-            keep = np.unique(np.linspace(0, n - 1, count).round().astype(int))
-            for layer in range(G.shape[0]):
-                for b, name in enumerate(MATRIX_NAMES):
-                    g = G[layer, b][np.ix_(keep, keep)]
-                    norms = np.sqrt(np.clip(np.diag(M.increments_from_gram(g)), 0, None))
-                    sources = [("real", M.spectrum_from_gram(g))]
-                    sources += [("random walk", M.spectrum_from_gram(
-                        M.random_walk_gram(norms, cfg.model.d_model ** 2, rng)))
-                        for _ in range(null_draws)]
-                    for source, ratios in sources:
-                        for threshold in thresholds:
-                            rows.append((cfg.seed, layer, name, source, len(keep), threshold,
-                                         M.rank_at(ratios, threshold)))
-    table = pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "count",
+        for spacing in spacings:
+            for count in counts:
+                if count > n:
+                    continue
+                keep = subsample(n, count, spacing)
+                for layer in range(G.shape[0]):
+                    for b, name in enumerate(MATRIX_NAMES):
+                        g = G[layer, b][np.ix_(keep, keep)]
+                        norms = np.sqrt(np.clip(np.diag(M.increments_from_gram(g)), 0, None))
+                        sources = [("real", M.spectrum_from_gram(g))]
+                        sources += [("random walk", M.spectrum_from_gram(
+                            M.random_walk_gram(norms, cfg.model.d_model ** 2, rng)))
+                            for _ in range(null_draws)]
+                        for source, ratios in sources:
+                            for threshold in thresholds:
+                                rows.append((cfg.seed, layer, name, source, spacing, len(keep),
+                                             threshold, M.rank_at(ratios, threshold)))
+    table = pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "spacing", "count",
                                         "threshold", "rank"])
-    keys = ["seed", "layer", "matrix", "source", "count", "threshold"]
+    keys = ["seed", "layer", "matrix", "source", "spacing", "count", "threshold"]
     return table.groupby(keys, as_index=False)["rank"].mean()
 
 

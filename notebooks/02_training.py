@@ -61,10 +61,11 @@ sns.set_theme(style="whitegrid", context="notebook")
 # `original` configuration where the table below says, each for a reason: marker positions are drawn
 # per example (the original shared one position set per batch, so each gradient step was
 # position-specific); snapshots are denser (the paper says every 100 steps); and the step budget and
-# learning rate were chosen by measurement so that one condition × 5 seeds fits in 45 minutes on 2
-# CPU cores. The target was every $m$ learned to `target_accuracy` in every seed; the tables below
-# say whether this budget meets it (for $m=4$ it does not in every seed), and the last section
-# shows the measurement behind the learning rate: the original rate at the same budget.
+# optimisation (peak learning rate, warm-up, cosine decay) were chosen by measurement so that one
+# condition × 5 seeds fits in 45 minutes on 2 CPU cores. The target was every $m$ learned to
+# `target_accuracy`; the tables below report it both ways — the seed mean per $m$, and how many
+# seeds reach it — and the last section shows the measurement behind the choice: the same budget
+# at a constant peak rate and at the original constant rate.
 
 # %%
 preset_differences(preset, "original") if preset != "original" else None
@@ -187,9 +188,11 @@ wall.style.hide(axis="index").format(precision=2)
 # ## Controls: the learning-rate schedule and the original learning rate, same budget
 # The measurement that set the `book` preset's optimisation. Same seeds, same step budget, and
 # two controls: the `book` peak rate held **constant** (no warm-up, no decay), and the original
-# code's constant AdamW rate `control_lr`. The previous version of this chapter used the
-# constant peak rate as the preset; it missed the target for $m=4$ in 3 of 5 seeds, and the
-# curves below show why: at a constant rate $m=4$ accuracy keeps fluctuating late in training.
+# code's constant AdamW rate `control_lr`. The constant peak rate was this chapter's first choice
+# of preset; the table below shows how many seeds each setting brings to the target for every
+# $m$. At a constant rate, late-training accuracy on $m=4$ keeps fluctuating from one evaluation to
+# the next; the decay lets it settle. All three settings are still improving on $m=4$ at the end
+# of the budget: a longer budget would raise every curve, and the 45-minute limit is what stops it.
 
 # %%
 controls = {f"constant lr={cfg.train.lr:g}": [constant_lr(c) for c in configs],
@@ -222,6 +225,18 @@ summary["seeds ≥ target"] = [
     for r in summary.itertuples()]
 summary.pivot(index="m", columns="setting", values=["accuracy", "seeds ≥ target"])[
     [(v, s) for v in ("accuracy", "seeds ≥ target") for s in setting_names]]
+
+# %% [markdown]
+# Late-training jitter: the mean absolute change of held-out accuracy between consecutive
+# evaluations over the last 20% of training, per seed, then mean and 95% CI over seeds.
+
+# %%
+late = both[both.step >= 0.8 * cfg.train.n_steps].sort_values("step")
+jitter = (late.groupby(["setting", "m", "seed"])["value"]
+          .apply(lambda v: v.diff().abs().mean()).rename("value").reset_index())
+jitter = seed_summary(jitter, ["setting", "m"])
+jitter["jitter"] = [f"{r.mean:.4f} [{r.low:.4f}, {r.high:.4f}]" for r in jitter.itertuples()]
+jitter.pivot(index="m", columns="setting", values="jitter")[setting_names]
 
 # %% [markdown]
 # ## Claims ledger rows

@@ -160,25 +160,29 @@ ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
 fig.tight_layout()
 
 # %% [markdown]
-# ## 2. How much does $r_{90}$ depend on the snapshot count and the threshold?
-# The same trajectories subsampled to fewer evenly spaced snapshots (first and last kept), at
-# three thresholds, real and random-walk null. The paper does not state its snapshot count; the
-# original code took 40.
+# ## 2. How much does $r_{90}$ depend on the snapshot count, spacing and threshold?
+# The same trajectories subsampled to fewer snapshots (first and last kept), evenly spaced at
+# three thresholds, and log-spaced (dense early, where the weights move most) at 90%; real and
+# random-walk null matched to the kept intervals. The paper does not state its snapshot count;
+# the original code took 40, evenly spaced.
 
 # %%
 counts = sorted({c for c in (6, 11, 21, 31, 41, 61) if c <= n_snapshots} | {n_snapshots})
 sens = MF.snapshot_sensitivity(main, counts=counts, null_draws=max(1, null_draws // 4))
 sens["kind"] = np.where(sens.matrix.isin(["W_Q", "W_K"]), "W_Q, W_K", "W_V, W_O")
 sens["series"] = sens.kind + np.where(sens.source == "real", "", " – random walk")
-sens_seed = sens.groupby(["seed", "threshold", "count", "series"], as_index=False)["rank"].mean()
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True)
-for ax, threshold in zip(axes, sorted(sens.threshold.unique())):
-    band_plot(sens_seed[sens_seed.threshold == threshold], x="count", hue="series", value="rank",
-              ax=ax, palette="Paired")
-    ax.set(title=f"threshold {threshold:.0%}", xlabel="snapshots used")
+sens_seed = sens.groupby(["seed", "spacing", "threshold", "count", "series"],
+                         as_index=False)["rank"].mean()
+panels = [("even", t) for t in sorted(sens.threshold.unique())] + [("log", 0.9)]
+fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=True)
+for ax, (spacing, threshold) in zip(axes, panels):
+    part = sens_seed[(sens_seed.spacing == spacing) & (sens_seed.threshold == threshold)]
+    band_plot(part, x="count", hue="series", value="rank", ax=ax, palette="Paired")
+    ax.set(title=f"{spacing} spacing, threshold {threshold:.0%}", xlabel="snapshots used")
 axes[0].set_ylabel("effective rank (mean over layers)")
 axes[-1].legend(fontsize=7)
-fig.suptitle("Effective rank vs. snapshot count and variance threshold (mean, 95% CI over seeds)")
+fig.suptitle("Effective rank vs. snapshot count, spacing and variance threshold "
+             "(mean, 95% CI over seeds)")
 fig.tight_layout()
 
 # %% [markdown]
@@ -354,3 +358,54 @@ rows.append({"id": "C5", "claim": "W_V, W_O lower-dimensional than W_Q, W_K, in 
                        f"{(layer_diff > 0).sum()}/{len(layer_diff)} layers",
              "CI": fmt(diff)[1], "control": "paired over seeds (same runs)"})
 ledger.record("03", rows, preset).style.hide(axis="index")
+
+# %% [markdown]
+# ## Where we agree and disagree with the paper
+# Computed from the tables above (paired differences are per seed, real minus the same run's
+# random-walk null, mean over layers).
+
+# %%
+def paired(setting_dims, matrices):
+    part = setting_dims[setting_dims.matrix.isin(matrices) & (setting_dims.source != "shuffled increments")]
+    wide = part.groupby(["seed", "source"])["rank"].mean().unstack("source")
+    return mean_ci(wide["real"] - wide["random walk"]), mean_ci(wide["real"])
+
+
+lines = []
+for name, cs in settings.items():
+    sd = schedule_dims[(schedule_dims.setting == name) & (schedule_dims.threshold == 0.9)]
+    for label, matrices in (("W_Q, W_K", ["W_Q", "W_K"]), ("W_V, W_O", ["W_V", "W_O"])):
+        (d, lo, hi), (r, rlo, rhi) = paired(sd, matrices)
+        lines.append(f"| {name} | {label} | {r:.2f} [{rlo:.2f}, {rhi:.2f}] | "
+                     f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] |")
+m_same = angles[angles.comparison == "m (same seed)"]["overlap"].mean() / (k_subspace / dim)
+display(Markdown("\n".join([
+    "| setting | matrices | $r_{90}$ (mean over layers) | real − random walk |",
+    "|---|---|---|---|", *lines])))
+gap = null_overall[0] - overall[0]
+c1_text = (f"below the null by {gap:.2f} dimensions: part of the low dimension is specific to "
+           f"these trajectories, but most of the distance from the ambient {dim} to "
+           f"{overall[0]:.1f} is what any wandering trajectory shows at this snapshot count"
+           if overall[2] < null_overall[1] else
+           "not distinguishable from the null: at this snapshot count a random walk is as "
+           "low-dimensional")
+c4_text = ("earlier than the matched random walks" if lock_real[2] < lock_null[1] else
+           "but matched random walks lock in as early, so early lock-in is not evidence of a "
+           "task-specific manifold")
+c3_text = ("Orientation is set by the initialisation far more than by the task variant."
+           if m_same > 10 * max(pair_ci[2], 1.0) else
+           "Sharing the initialisation does not make the subspaces much more alike.")
+display(Markdown(
+    f"- **Dimension (C1).** The paper reports $r_{{90}}$ of 3–4 (3–5 in its Fig. 1 caption). "
+    f"Over all blocks we measure {overall[0]:.2f} [{overall[1]:.2f}, {overall[2]:.2f}]; a "
+    f"random walk with the same step norms gives {null_overall[0]:.2f} "
+    f"[{null_overall[1]:.2f}, {null_overall[2]:.2f}], {c1_text}. The table above says which "
+    f"matrices fall below their null under each optimisation schedule.\n"
+    f"- **Timing (C4).** Trajectories lock into their final subspace at "
+    f"{lock_real[0]:.2f} of training (matched random walks: {lock_null[0]:.2f}), {c4_text}.\n"
+    f"- **Orientation (C3).** Across seeds the top-{k_subspace} subspaces overlap "
+    f"{pair_ci[0]:.1f}× as much as random subspaces; runs trained on different $m$ from the same "
+    f"initial weights overlap {m_same:.1f}× random. {c3_text}\n"
+    f"- **W_V, W_O vs W_Q, W_K (C5).** The difference is {diff[0]:.2f} "
+    f"[{diff[1]:.2f}, {diff[2]:.2f}] effective dimensions, positive in "
+    f"{(layer_diff > 0).sum()}/{len(layer_diff)} layers."))

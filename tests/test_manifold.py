@@ -121,3 +121,23 @@ def test_ledger_validates_and_round_trips():
         ledger.ledger_table([{**row, "verdict": "maybe"}])
     with pytest.raises(ValueError, match="missing column"):
         ledger.ledger_table([{"id": "C1"}])
+
+
+def test_subsample_spacings():
+    even = MF.subsample(61, 7, "even")
+    np.testing.assert_array_equal(even, [0, 10, 20, 30, 40, 50, 60])
+    log = MF.subsample(61, 7, "log")
+    assert log[0] == 0 and log[-1] == 60
+    assert np.all(np.diff(log) > 0) and np.all(np.diff(np.diff(log)) >= 0)   # dense early
+    with pytest.raises(ValueError, match="spacing"):
+        MF.subsample(61, 7, "random")
+
+
+def test_sensitivity_full_count_equals_the_dimension_table(runs):
+    cfgs = [runs[0].config]
+    sens = MF.snapshot_sensitivity(cfgs, counts=(11,), thresholds=(0.9,), null_draws=1)
+    dims = MF.dimension_table(cfgs, thresholds=(0.9,), null_draws=1)
+    real = sens[(sens.source == "real") & (sens.spacing == "even")].set_index(["layer", "matrix"])
+    ref = dims[(dims.source == "real") & (dims.group == "block")].set_index(["layer", "matrix"])
+    pd.testing.assert_series_equal(real["rank"].astype(float).sort_index(),
+                                   ref["rank"].astype(float).sort_index())
