@@ -163,31 +163,41 @@ def snapshot_sensitivity(cfgs: Iterable[RunConfig], counts=(6, 11, 21, 31, 41, 6
 # ------------------------------------------------------------------------------------- timing
 
 def time_resolved(cfgs: Iterable[RunConfig], window: int, min_snapshots: int = 5,
-                  threshold: float = 0.9) -> pd.DataFrame:
+                  threshold: float = 0.9, null_draws: int = 3) -> pd.DataFrame:
     """Per block and snapshot: r of the growing window ``[0, t]``, of the sliding window of
     ``window`` snapshots ending at t, and the fraction of ``||W_t - W_0||`` outside the final
-    top-k uncentred subspace (k = the block's whole-trajectory r).  Rows: seed, layer, matrix,
-    step, fraction (of training), growing, sliding, outside, k."""
+    top-k uncentred subspace (k = the block's whole-trajectory r); ``*_null``: the same window
+    ranks of matched random walks (mean over ``null_draws``).  Rows: seed, layer, matrix, step,
+    fraction (of training), growing, sliding, outside, k, growing_null, sliding_null."""
     rows = []
     for cfg in cfgs:
-        G, _, steps = block_grams(cfg)
+        G, H, steps = block_grams(cfg)
+        rng = np.random.default_rng(stream_seed(cfg.seed, "measure:manifold-time"))
         n = len(steps)
         growing = [(0, t + 1) for t in range(n)]
         sliding = [(max(0, t + 1 - window), t + 1) for t in range(n)]
         for layer in range(G.shape[0]):
             for b, name in enumerate(MATRIX_NAMES):
-                g = G[layer, b]
-                k = M.rank_at(M.spectrum_from_gram(g), threshold)
-                grow = M.window_ranks(g, growing, threshold)
-                slide = M.window_ranks(g, sliding, threshold)
-                grow[:min_snapshots - 1] = np.nan
-                slide[:window - 1] = np.nan
-                outside = M.outside_fraction_from_gram(g, k)
+                norms = np.sqrt(np.clip(np.diag(H[layer, b]), 0, None))
+                walks = [M.random_walk_gram(norms, cfg.model.d_model ** 2, rng)
+                         for _ in range(null_draws)]
+                columns = {}
+                for label, windows, first in (("growing", growing, min_snapshots - 1),
+                                              ("sliding", sliding, window - 1)):
+                    for suffix, grams in (("", [G[layer, b]]), ("_null", walks)):
+                        ranks = np.mean([M.window_ranks(g, windows, threshold) for g in grams],
+                                        axis=0) if grams else np.full(n, np.nan)
+                        ranks[:first] = np.nan
+                        columns[label + suffix] = ranks
+                k = M.rank_at(M.spectrum_from_gram(G[layer, b]), threshold)
+                outside = M.outside_fraction_from_gram(G[layer, b], k)
                 for t in range(n):
-                    rows.append((cfg.seed, layer, name, int(steps[t]),
-                                 steps[t] / steps[-1], grow[t], slide[t], outside[t], k))
+                    rows.append((cfg.seed, layer, name, int(steps[t]), steps[t] / steps[-1],
+                                 columns["growing"][t], columns["sliding"][t], outside[t], k,
+                                 columns["growing_null"][t], columns["sliding_null"][t]))
     return pd.DataFrame(rows, columns=["seed", "layer", "matrix", "step", "fraction",
-                                       "growing", "sliding", "outside", "k"])
+                                       "growing", "sliding", "outside", "k", "growing_null",
+                                       "sliding_null"])
 
 
 def lock_in_table(cfgs: Iterable[RunConfig], level: float = LOCK_IN_LEVEL,
