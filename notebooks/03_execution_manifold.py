@@ -229,10 +229,16 @@ lock_summary = seed_summary(lock_run, ["source"], "lock_in")
 lock_by_matrix = seed_summary(
     lock.groupby(["seed", "matrix", "source"], as_index=False)["lock_in"].mean(),
     ["matrix", "source"], "lock_in")
-display(Markdown("Lock-in as a fraction of training: per seed the median over the "
-                 f"{cfg.model.n_layers * 4} blocks (nulls: mean over draws first), then mean and "
-                 "95% CI over seeds."))
-lock_summary.style.hide(axis="index").format(precision=3)
+display(Markdown("Lock-in as a fraction of training, mean and 95% CI over seeds: per matrix "
+                 "type (mean over layers per seed), and per seed the median over the "
+                 f"{cfg.model.n_layers * 4} blocks; nulls are averaged over their draws first."))
+lock_by_matrix["lock-in"] = [f"{r.mean:.3f} [{r.low:.3f}, {r.high:.3f}]"
+                             for r in lock_by_matrix.itertuples()]
+lock_summary["matrix"] = "all (median over blocks)"
+lock_summary["lock-in"] = [f"{r.mean:.3f} [{r.low:.3f}, {r.high:.3f}]"
+                           for r in lock_summary.itertuples()]
+pd.concat([lock_by_matrix, lock_summary]).pivot(index="matrix", columns="source",
+                                                values="lock-in")
 
 # %% [markdown]
 # ## 4. Orientation: are the subspaces the same across seeds, layers and $m$?
