@@ -1,6 +1,7 @@
-"""Trajectory geometry: PCA spectra, effective dimension, subspaces, and random-walk nulls.
+"""Measurements: trajectory geometry (PCA spectra, effective dimension, subspaces, random-walk
+nulls; numpy) and attention structure (entropy, concentration, routing, top-k ablation; torch).
 
-Pure functions of arrays (numpy only).  A trajectory is ``X [n_snapshots, D]``, one flattened
+Pure functions of arrays.  A trajectory is ``X [n_snapshots, D]``, one flattened
 parameter block per row, usually ``W_t - W_0``.  Everything spectral goes through the
 ``n x n`` Gram matrix ``X X^T`` (never the ``D x D`` covariance): with ``n`` ~ 10^2 snapshots and
 ``D`` up to ~3 * 10^5 attention parameters this is exact and cheap, and Gram matrices of
@@ -15,9 +16,11 @@ Conventions
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
+import torch
 
 _EPS = 1e-12
 
@@ -233,3 +236,74 @@ def lock_in_index(outside: np.ndarray, level: float) -> Optional[int]:
         return 0
     last = int(above[-1])
     return None if last == len(outside) - 1 else last + 1
+
+
+# ------------------------------------------------------------------------ attention (torch)
+# Attention probabilities are ``[B, H, T, T]`` tensors (query, key) from
+# ``Transformer.run_with_cache``; the readout query is the last row unless ``query`` says otherwise.
+
+POSITION_CLASSES = ("distractor", "marker", "value", "query")
+
+
+def attention_entropy(attn, query: int = -1, normalize: bool = False):
+    """Entropy (nats) of query row ``query``: ``[B, H]``.  ``normalize`` divides by the entropy
+    of uniform causal attention from that row, ``log(number of visible keys)``."""
+    row = attn[:, :, query]
+    entropy = -(row * torch.log(row.clamp_min(1e-30))).sum(dim=-1)
+    if normalize:
+        visible = (query % attn.shape[-1]) + 1
+        entropy = entropy / math.log(visible) if visible > 1 else torch.zeros_like(entropy)
+    return entropy
+
+
+def top_k_mass(attn, k: int, query: int = -1):
+    """Attention mass on the ``k`` largest weights of row ``query``: ``[B, H]`` in (0, 1]."""
+    if k < 1:
+        raise ValueError(f"k: must be >= 1, got {k}")
+    row = attn[:, :, query]
+    return row.topk(min(k, row.shape[-1]), dim=-1).values.sum(dim=-1)
+
+
+def position_classes(marker_positions, seq_len: int, query_token: bool = False):
+    """Class of every position, ``[B, seq_len]`` long, indexing ``POSITION_CLASSES``: markers at
+    ``marker_positions [B, max m]`` (-1 padded), values right after them, the appended query
+    token last (if ``query_token``), distractors elsewhere."""
+    batch = marker_positions.shape[0]
+    classes = torch.zeros(batch, seq_len, dtype=torch.long)
+    valid = marker_positions >= 0
+    rows = torch.arange(batch)[:, None].expand_as(marker_positions)
+    classes[rows[valid], marker_positions[valid]] = 1
+    classes[rows[valid], marker_positions[valid] + 1] = 2
+    if query_token:
+        classes[:, -1] = 3
+    return classes
+
+
+def class_mass(attn, classes, query: int = -1):
+    """Attention mass of row ``query`` on each position class: ``[B, H, len(POSITION_CLASSES)]``
+    (rows sum to the row's total mass, 1 for softmax attention)."""
+    row = attn[:, :, query]                                        # [B, H, T]
+    onehot = torch.nn.functional.one_hot(classes, len(POSITION_CLASSES)).to(row.dtype)
+    return torch.einsum("bht,btc->bhc", row, onehot)
+
+
+def top_k_patterns(attn, k: int):
+    """Every query row of ``attn`` cut to its ``k`` largest weights and renormalised:
+    ``[B, H, T, T]``.  ``k >= T`` returns ``attn`` itself (so ablating with it is exact)."""
+    if k < 1:
+        raise ValueError(f"k: must be >= 1, got {k}")
+    if k >= attn.shape[-1]:
+        return attn
+    values, index = attn.topk(k, dim=-1)
+    kept = torch.zeros_like(attn).scatter_(-1, index, values)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def top_k_ablation_logits(model, tokens, k: int):
+    """Logits ``[B, C]`` of a second forward pass in which every layer's attention is fixed to
+    the first pass's patterns cut to their top ``k`` per row (the original's protocol: patterns
+    from the unablated pass, all layers at once)."""
+    _, cache = model.run_with_cache(tokens)
+    overrides = {layer: top_k_patterns(a, k) for layer, a in enumerate(cache["attn"])}
+    return model.run_with_cache(tokens, attn_overrides=overrides, keep_cache=False)[0]
