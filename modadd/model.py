@@ -186,6 +186,19 @@ class Transformer(nn.Module):
         with torch.no_grad():
             return torch.cat([p.reshape(-1) for p in self.parameters()]).clone()
 
+    def load_flat_parameters(self, vector) -> "Transformer":
+        """Inverse of :meth:`flat_parameters`: copy ``vector [n_params]`` into the parameters."""
+        vector = torch.as_tensor(vector, dtype=torch.float32)
+        total = sum(p.numel() for p in self.parameters())
+        if vector.shape != (total,):
+            raise ValueError(f"vector: expected shape ({total},), got {tuple(vector.shape)}")
+        with torch.no_grad():
+            start = 0
+            for p in self.parameters():
+                p.copy_(vector[start:start + p.numel()].view_as(p))
+                start += p.numel()
+        return self
+
 
 def build_model(cfg: ModelConfig, task: TaskConfig, seed: int) -> Transformer:
     """A freshly initialised model (PyTorch default init) from its own RNG stream ``seed``.

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from . import paths
 from .config import RunConfig
+from .model import Transformer
 from .train import snapshot_index, snapshot_steps, train
 
 SCHEMA_VERSION = 1
@@ -76,6 +77,15 @@ class Run:
     def params(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots, n_params]`` float32 (needs ``store_full_params``)."""
         return np.load(self._heavy("params.npy"), mmap_mode="r")
+
+    def model_at(self, index: int) -> Transformer:
+        """The model after ``snapshot_steps[index]`` updates, in eval mode (needs
+        ``store_full_params``)."""
+        params = self.params
+        if not -len(params) <= index < len(params):
+            raise ValueError(f"index: must be in [0, {len(params)}), got {index}")
+        model = Transformer.for_task(self.config.model, self.config.task)
+        return model.load_flat_parameters(np.array(params[index], dtype=np.float32)).eval()
 
     def final_state_dict(self) -> dict:
         """The trained model's ``state_dict``."""

@@ -195,3 +195,20 @@ def test_lr_schedule_reaches_the_optimizer(tmp_path):
     assert not np.array_equal(full["train_loss"], constant["train_loss"])
     # the first update is identical up to the learning rate: same data, same initial loss
     assert full["train_loss"][0] == constant["train_loss"][0]
+
+
+def test_model_at_rebuilds_the_stored_snapshots(tmp_path):
+    from modadd.store import load_or_train
+    run = load_or_train(TINY, trajectories=True, progress=False)
+    final = run.model_at(-1)
+    state = run.final_state_dict()
+    assert all(torch.equal(final.state_dict()[k], state[k]) for k in state)
+    first = run.model_at(0)
+    initial = build_model(TINY.model, TINY.task, stream_seed(TINY.seed, "init"))
+    assert all(torch.equal(first.state_dict()[k], initial.state_dict()[k])
+               for k in initial.state_dict())
+    np.testing.assert_array_equal(first.attention_matrices().numpy(), run.snapshots[0])
+    with pytest.raises(ValueError, match="index"):
+        run.model_at(len(run.snapshot_steps))
+    with pytest.raises(ValueError, match="vector"):
+        first.load_flat_parameters(torch.zeros(3))
