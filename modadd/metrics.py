@@ -307,3 +307,46 @@ def top_k_ablation_logits(model, tokens, k: int):
     _, cache = model.run_with_cache(tokens)
     overrides = {layer: top_k_patterns(a, k) for layer, a in enumerate(cache["attn"])}
     return model.run_with_cache(tokens, attn_overrides=overrides, keep_cache=False)[0]
+
+
+# ------------------------------------------------------------------------ transitions (numpy)
+
+def transition_window(steps: np.ndarray, values: np.ndarray, low: float = 0.1,
+                      high: float = 0.9) -> dict:
+    """Timing of a drop in ``values`` from its first value to its minimum.
+
+    With ``drop = values[0] - min(values)``: ``start``/``mid``/``end`` are the first steps at
+    which the curve has fallen by ``low``/0.5/``high`` of the drop, ``width = end - start`` (the
+    10-90% transition window by default), and ``rebound = (values[-1] - min) / drop`` (0: no
+    rebound; 1: back to the start).  NaN everywhere if nothing drops."""
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    drop = values[0] - np.nanmin(values)
+    if not drop > 0:
+        return dict(start=np.nan, mid=np.nan, end=np.nan, width=np.nan, rebound=np.nan,
+                    drop=0.0)
+    fallen = (values[0] - values) / drop
+
+    def first(level):
+        return float(steps[np.argmax(fallen >= level - 1e-12)])
+
+    start, mid, end = first(low), first(0.5), first(high)
+    return dict(start=start, mid=mid, end=end, width=end - start,
+                rebound=float((values[-1] - np.nanmin(values)) / drop), drop=float(drop))
+
+
+def pearson_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> tuple:
+    """Pearson r with a Fisher-z confidence interval: ``(r, low, high, n)`` (NaN bounds if
+    n < 4)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = len(x)
+    if n < 3 or x.std() == 0 or y.std() == 0:
+        return (np.nan, np.nan, np.nan, n)
+    r = float(np.corrcoef(x, y)[0, 1])
+    if n < 4:
+        return (r, np.nan, np.nan, n)
+    from scipy import stats
+    z, half = np.arctanh(np.clip(r, -0.999999, 0.999999)), \
+        stats.norm.ppf(0.5 + confidence / 2) / np.sqrt(n - 3)
+    return (r, float(np.tanh(z - half)), float(np.tanh(z + half)), n)

@@ -91,3 +91,27 @@ def test_top_k_ablation_with_k_T_is_exact_and_k1_changes_the_model():
         reference = model(batch.tokens)
     assert torch.equal(M.top_k_ablation_logits(model, batch.tokens, task.seq_len), reference)
     assert not torch.allclose(M.top_k_ablation_logits(model, batch.tokens, 1), reference)
+
+
+def test_transition_window_hand_case():
+    import numpy as np
+    steps = np.arange(0, 110, 10)
+    values = np.array([10, 10, 9, 7, 5, 3, 1, 0, 0, 1, 2], float)   # drop 10, rebound 2
+    out = M.transition_window(steps, values)
+    assert (out["start"], out["mid"], out["end"]) == (20, 40, 60)
+    assert out["width"] == 40 and out["rebound"] == pytest.approx(0.2) and out["drop"] == 10
+    flat = M.transition_window(steps, np.ones(11))
+    assert np.isnan(flat["width"])
+
+
+def test_pearson_ci_against_scipy():
+    import numpy as np
+    from scipy import stats
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(30)
+    y = x + rng.standard_normal(30)
+    r, low, high, n = M.pearson_ci(x, y)
+    assert r == pytest.approx(stats.pearsonr(x, y)[0]) and n == 30
+    ci = stats.pearsonr(x, y).confidence_interval(0.95)
+    assert (low, high) == pytest.approx((ci.low, ci.high), abs=1e-3)
+    assert np.isnan(M.pearson_ci(x[:3], y[:3])[1])
