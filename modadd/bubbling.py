@@ -23,7 +23,8 @@ ABLATION_VERSION = 1
 
 
 def with_full_params(cfg: RunConfig) -> RunConfig:
-    """``cfg`` storing the full parameter vector at each snapshot (training is unchanged)."""
+    """``cfg`` storing the full parameter vector at each snapshot (training is unchanged); the
+    ``full params`` role of ``presets.study_configs``."""
     return replace(cfg, train=replace(cfg.train, store_full_params=True))
 
 

@@ -72,8 +72,9 @@ def single_m(cfg: RunConfig, m: int) -> RunConfig:
 def study_configs(name: str = "book", seeds: int | None = None,
                   single_m_seeds: int = 2) -> dict[str, list[RunConfig]]:
     """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its
-    learning-rate controls (constant peak rate; constant original rate 3e-4), and single-m runs
-    (every m of the task, seeds ``0..single_m_seeds-1``)."""
+    learning-rate controls (constant peak rate; constant original rate 3e-4), single-m runs
+    (every m of the task, seeds ``0..single_m_seeds-1``), and the preset's seeds again storing
+    full parameter vectors (chapter 4; identical training)."""
     main = preset_seeds(name, seeds)
     original_lr = _ORIGINAL.train.lr
     return {
@@ -81,6 +82,8 @@ def study_configs(name: str = "book", seeds: int | None = None,
         "constant lr": [constant_lr(c) for c in main],
         "original lr": [constant_lr(c, original_lr) for c in main],
         "single m": [single_m(c, m) for c in main[:single_m_seeds] for m in c.task.m_values],
+        "full params": [replace(c, train=replace(c.train, store_full_params=True))
+                        for c in main],
     }
 
 

@@ -1,8 +1,8 @@
 """``make study``: (re)train every run the book draws from, at the ``book`` preset.
 
 Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]``.
-The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls
-and its single-m runs.  Finished runs are loaded, missing ones trained (one process per core,
+The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
+its single-m runs, and its seeds again with full parameter vectors (chapter 4).  Finished runs are loaded, missing ones trained (one process per core,
 one thread each) and published to ``data/results``; interrupted runs resume from their last
 checkpoint.  Then the per-run Gram matrices the manifold chapter needs are cached.
 """
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         runs = load_or_train_many(configs, n_workers=args.workers or len(configs),
                                   trajectories=True)
         for run in runs:
-            increment_grams(run.config)
+            if not run.config.train.store_full_params:   # chapter 3 reads the others' Grams
+                increment_grams(run.config)
             print(f"{role} seed {run.config.seed} {run.key}: final accuracy "
                   f"{run.meta['final_accuracy']}, {run.meta['wall_s'] / 60:.1f} min")
     print(f"ready in {(time.perf_counter() - start) / 60:.1f} min")

@@ -109,6 +109,10 @@ def test_study_configs_roles():
     assert sorted((c.train.single_m, c.seed) for c in roles["single m"]) == \
         [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert constant_lr(TINY).train.lr == TINY.train.lr
+    full = roles["full params"]
+    assert [c.train.store_full_params for c in full] == [True] * 3
+    assert [replace(c, train=replace(c.train, store_full_params=False)) for c in full] == \
+        roles["main"]
 
 
 def test_ledger_validates_and_round_trips():
