@@ -120,3 +120,31 @@ def transitions(metrics: pd.DataFrame, by=("seed", "m", "layer")) -> pd.DataFram
         rows.append({**dict(zip(by, group)),
                      **M.transition_window(part.step.to_numpy(), part.value.to_numpy())})
     return pd.DataFrame(rows)
+
+
+HEATMAP_VERSION = 1
+
+
+def _heatmaps(cfg: RunConfig, indices: list[int], m: int, example: int) -> dict:
+    run = load_or_train(cfg, trajectories=True, progress=False)   # may train: not under no_grad
+    batch = probe_sets(cfg)[m]
+    tokens = batch.tokens[example:example + 1]
+    rows = []
+    with torch.no_grad():
+        for index in indices:
+            _, cache = run.model_at(index).run_with_cache(tokens)
+            rows.append(torch.cat([a[0, :, -1] for a in cache["attn"]]).numpy())
+    classes = M.position_classes(batch.marker_positions[example:example + 1], cfg.task.seq_len,
+                                 cfg.task.readout == "query")[0]
+    return {"attention": np.stack(rows), "steps": run.snapshot_steps[indices],
+            "classes": classes.numpy()}
+
+
+def readout_heatmaps(cfg: RunConfig, indices: list[int], m: int, example: int = 0) -> dict:
+    """Readout attention rows of one probe example (``example`` of the m-probe set) at the given
+    snapshot indices: ``{"attention": [len(indices), n_layers * n_heads, T] (layer-major),
+    "steps": [len(indices)], "classes": [T]}`` (position classes).  Cached."""
+    inputs = {"run": run_key(cfg), "indices": [int(i) for i in indices], "m": m,
+              "example": example}
+    return cached("readout-heatmaps", HEATMAP_VERSION, inputs,
+                  lambda: _heatmaps(cfg, [int(i) for i in indices], m, example))

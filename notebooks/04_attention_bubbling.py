@@ -41,7 +41,6 @@ from modadd import manifold as MF
 from modadd import metrics as M
 from modadd.plots import band_plot
 from modadd.stats import mean_ci, seed_summary
-from modadd.train import probe_sets
 
 # %% tags=["parameters"]
 preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
@@ -117,24 +116,19 @@ pd.DataFrame(table).set_index(["layer", "m"])
 # marker, `v` for its value, `·` for a distractor (and `Q` for a query token).
 
 # %%
-run0 = full_runs[0]
-steps = run0.snapshot_steps
-picks = sorted({1, len(steps) // 2, len(steps) - 1})
-probes = probe_sets(cfg)
+n_snapshots = len(full_runs[0].snapshot_steps)
+picks = sorted({1, n_snapshots // 2, n_snapshots - 1})
 m_show = max(cfg.task.m_values)
-batch = probes[m_show]
-classes = M.position_classes(batch.marker_positions[:1], T, cfg.task.readout == "query")[0]
-labels = [{0: "·", 1: "M", 2: "v", 3: "Q"}[int(c)] for c in classes]
+maps = B.readout_heatmaps(configs[0], picks, m_show)
+labels = [{0: "·", 1: "M", 2: "v", 3: "Q"}[int(c)] for c in maps["classes"]]
 fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 0.28 * cfg.model.n_layers
                                                   * cfg.model.n_heads + 1.6), sharey=True)
-for ax, index in zip(np.atleast_1d(axes), picks):
-    _, cache = run0.model_at(index).run_with_cache(batch.tokens[:1])
-    rows = np.concatenate([a[0, :, -1].detach().numpy() for a in cache["attn"]])
-    sns.heatmap(rows, ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar=index == picks[-1],
+for ax, rows, step in zip(np.atleast_1d(axes), maps["attention"], maps["steps"]):
+    sns.heatmap(rows, ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar=step == maps["steps"][-1],
                 xticklabels=labels,
                 yticklabels=[f"{l}.{h}" for l in range(cfg.model.n_layers)
                              for h in range(cfg.model.n_heads)])
-    ax.set(title=f"step {steps[index]}", xlabel="position (M marker, v value, · distractor)")
+    ax.set(title=f"step {step}", xlabel="position (M marker, v value, · distractor)")
     ax.tick_params(axis="x", labelrotation=0, labelsize=7)
 np.atleast_1d(axes)[0].set_ylabel("layer.head")
 fig.suptitle(f"Readout attention of one m={m_show} example over training (seed 0)")

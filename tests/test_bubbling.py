@@ -60,3 +60,16 @@ def test_transitions_per_group():
     out = B.transitions(metrics).set_index("seed")
     assert out.loc[0, "width"] == 10 and out.loc[0, "rebound"] == 0
     assert out.loc[1, "start"] == 10 and out.loc[1, "end"] == 20 and out.loc[1, "rebound"] == 0.5
+
+
+def test_readout_heatmaps_match_the_model():
+    maps = B.readout_heatmaps(TINY, [0, 3], m=2, example=1)
+    run = store.load_or_train(TINY, trajectories=True, progress=False)
+    assert maps["attention"].shape == (2, 2 * 2, TINY.task.seq_len)
+    np.testing.assert_array_equal(maps["steps"], [0, 30])
+    with torch.no_grad():
+        _, cache = run.model_at(3).run_with_cache(probe_sets(TINY)[2].tokens[1:2])
+    np.testing.assert_allclose(maps["attention"][1][2], cache["attn"][1][0, 0, -1].numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(maps["attention"].sum(-1), 1.0, rtol=1e-5)
+    assert sorted(set(maps["classes"].tolist())) == [0, 1, 2]
