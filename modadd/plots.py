@@ -56,3 +56,20 @@ def point_ci(frame: pd.DataFrame, x: str, hue: str, value: str = "value",
         ax.errorbar(part[x] + offset, part["mean"], yerr=[low, high], fmt="o",
                     color=colours[level], label=str(level), capsize=3, ms=5, **style)
     return ax
+
+
+def entropy_panels(metrics: pd.DataFrame, seq_len: int, title: str) -> plt.Figure:
+    """Readout entropy over training, one panel per layer, one band per m (seed CIs), with the
+    uniform-attention entropy ``ln seq_len`` dotted; ``metrics`` is tidy with a seed column."""
+    entropy = metrics[metrics.metric == "entropy"]
+    layers = sorted(entropy.layer.unique())
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.3), sharey=True,
+                             squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        band_plot(entropy[entropy.layer == layer], x="step", hue="m", ax=ax, label_fmt="m={}")
+        ax.axhline(np.log(seq_len), color="k", ls=":", lw=1)
+        ax.set(title=f"layer {layer}", xlabel="step", ylabel="readout entropy (nats)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

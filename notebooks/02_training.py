@@ -31,7 +31,7 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import ledger
-from modadd.plots import band_plot
+from modadd.plots import band_plot, entropy_panels
 from modadd.presets import constant_lr, preset_differences
 from modadd.stats import mean_ci, seed_summary
 from modadd.task import chance_accuracy
@@ -133,17 +133,8 @@ learned
 # Fig. 2 plots the **last** layer only (layer 4 here); it is the subject of chapter 4.
 
 # %%
-entropy = metrics[metrics.metric == "entropy"]
-layers = sorted(entropy.layer.unique())
-fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.2), sharey=True,
-                         squeeze=False)
-for ax, layer in zip(axes[0], layers):
-    band_plot(entropy[entropy.layer == layer], x="step", hue="m", ax=ax, label_fmt="m={}")
-    ax.axhline(np.log(cfg.task.seq_len), color="k", ls=":", lw=1)
-    ax.set(title=f"layer {layer}", xlabel="step", ylabel="readout entropy (nats)")
-axes[0][0].legend(fontsize=8)
-fig.suptitle(f"Readout attention entropy (mean, 95% CI over {len(runs)} seeds)")
-fig.tight_layout()
+entropy_panels(metrics, cfg.task.seq_len,
+               f"Readout attention entropy (mean, 95% CI over {len(runs)} seeds)");
 
 # %% [markdown]
 # ## Snapshot inventory

@@ -39,7 +39,7 @@ from modadd import bubbling as B
 from modadd import ledger
 from modadd import manifold as MF
 from modadd import metrics as M
-from modadd.plots import band_plot
+from modadd.plots import band_plot, entropy_panels
 from modadd.stats import mean_ci, seed_summary
 
 # %% tags=["parameters"]
@@ -70,17 +70,8 @@ display(Markdown(f"Training metrics identical with and without full-parameter sn
 # attention, $\ln T$. The paper's Fig. 2 shows the last layer only.
 
 # %%
-entropy = metrics[metrics.metric == "entropy"]
-layers = sorted(entropy.layer.unique())
-fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.3), sharey=True,
-                         squeeze=False)
-for ax, layer in zip(axes[0], layers):
-    band_plot(entropy[entropy.layer == layer], x="step", hue="m", ax=ax, label_fmt="m={}")
-    ax.axhline(np.log(T), color="k", ls=":", lw=1)
-    ax.set(title=f"layer {layer}", xlabel="step", ylabel="readout entropy (nats)")
-axes[0][0].legend(fontsize=8)
-fig.suptitle(f"Readout attention entropy (mean, 95% CI over {len(main)} seeds; cf. paper Fig. 2)")
-fig.tight_layout()
+entropy_panels(metrics, T, f"Readout attention entropy (mean, 95% CI over {len(main)} "
+                            f"seeds; cf. paper Fig. 2)");
 
 # %% [markdown]
 # **Smooth or abrupt, and does it rebound?** For each seed, layer and $m$: the drop from the

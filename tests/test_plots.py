@@ -23,3 +23,15 @@ def test_band_plot_means_and_log_scale():
     band = log.collections[0].get_paths()[0].vertices[:, 1]
     assert (band > 0).all()
     plt.close(fig)
+
+
+def test_entropy_panels_one_axis_per_layer():
+    import numpy as np
+    import pandas as pd
+    from modadd.plots import entropy_panels
+    rows = [dict(step=s, m=m, metric="entropy", layer=l, value=1.0 + s, seed=seed)
+            for s in (0, 10) for m in (1, 2) for l in (0, 1, 2) for seed in (0, 1)]
+    fig = entropy_panels(pd.DataFrame(rows), seq_len=8, title="t")
+    axes = fig.get_axes()
+    assert len(axes) == 3
+    assert axes[0].lines[-1].get_ydata()[0] == np.log(8)       # uniform-attention reference
