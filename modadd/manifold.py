@@ -8,7 +8,7 @@ from those Gram matrices in milliseconds, so the book rebuilds without trajector
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,6 @@ from . import metrics as M
 from .config import RunConfig, stream_seed
 from .model import MATRIX_NAMES
 from .store import Run, cached, load_or_train, run_key
-from .train import snapshot_steps
 
 GRAM_VERSION = 1
 ANGLE_VERSION = 1

@@ -50,7 +50,6 @@ from IPython.display import Markdown, display
 import modadd
 from modadd import ledger
 from modadd import manifold as MF
-from modadd import metrics as M
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
 from modadd.stats import mean_ci, seed_summary

@@ -40,7 +40,7 @@ from modadd import ledger
 from modadd import manifold as MF
 from modadd import metrics as M
 from modadd.plots import band_plot, entropy_panels
-from modadd.stats import mean_ci, seed_summary
+from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
 preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
