@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .config import RunConfig
 from .store import cached, load_or_train, run_key
-from .train import probe_sets
+from .train import probe_sets, snapshot_steps
 
 PROFILE_VERSION = 1
 ABLATION_VERSION = 1
@@ -101,9 +101,7 @@ def ablation_table(cfg: RunConfig, fractions=(1 / 3, 2 / 3, 1.0), ks=None,
     """Accuracy per m under top-k attention ablation (all layers, patterns from the unablated
     pass) at the snapshots nearest the given fractions of training; ``ks`` defaults to
     (T, 8, 4, 2, 1) with T the sequence length (k = T is the unablated model).  Cached."""
-    steps = np.arange(0, cfg.train.n_steps + 1, cfg.train.snapshot_every)
-    if steps[-1] != cfg.train.n_steps:
-        steps = np.append(steps, cfg.train.n_steps)
+    steps = snapshot_steps(cfg)
     indices = sorted({int(np.abs(steps - f * cfg.train.n_steps).argmin()) for f in fractions})
     ks = sorted(set(ks or (cfg.task.seq_len, 8, 4, 2, 1)), reverse=True)
     inputs = {"run": run_key(cfg), "indices": indices, "ks": ks, "n_examples": n_examples}
