@@ -78,6 +78,12 @@ class Run:
         """Memory-mapped ``[n_snapshots, n_params]`` float32 (needs ``store_full_params``)."""
         return np.load(self._heavy("params.npy"), mmap_mode="r")
 
+    @property
+    def updates(self) -> np.ndarray:
+        """Memory-mapped ``[n_snapshots - 1, n_params]`` float32: row ``i`` is the single
+        optimizer update applied right after snapshot ``i`` (needs ``store_full_params``)."""
+        return np.load(self._heavy("updates.npy"), mmap_mode="r")
+
     def model_at(self, index: int) -> Transformer:
         """The model after ``snapshot_steps[index]`` updates, in eval mode (needs
         ``store_full_params``)."""

@@ -5,6 +5,9 @@ A run writes into one directory:
 - ``snapshots.npy``  ``[n_snapshots, n_layers, 4, d, d]`` float32 (W_Q, W_K, W_V, W_O), a
   memory-mapped file filled as training goes;
 - ``params.npy``     ``[n_snapshots, n_params]`` float32 (only with ``store_full_params``);
+- ``updates.npy``    ``[n_snapshots - 1, n_params]`` float32 (only with ``store_full_params``):
+  row ``i`` is the optimizer's single update applied right after snapshot ``i``,
+  ``θ(s_i + 1) − θ(s_i)`` (differenced in float64), the "actual update" control of chapter 5;
 - ``checkpoint.pt``  model, optimizer, data-RNG state, step and logs, written atomically every
   ``checkpoint_every`` steps; a killed run restarts from it and ends bit-identical on CPU.
 
@@ -103,10 +106,14 @@ class _Recorder:
         d, layers = cfg.model.d_model, cfg.model.n_layers
         mode = "r+" if resume else "w+"
         self.weights = _open_array(run_dir / "snapshots.npy", mode, (n, layers, 4, d, d))
-        self.params = None
+        self.params = self.updates = None
         if cfg.train.store_full_params:
             n_params = sum(p.numel() for p in model.parameters())
             self.params = _open_array(run_dir / "params.npy", mode, (n, n_params))
+            # a run resumed from before updates were recorded starts the file afresh
+            updates_mode = mode if (run_dir / "updates.npy").exists() else "w+"
+            self.updates = _open_array(run_dir / "updates.npy", updates_mode,
+                                       (n - 1, n_params))
         self.index = {int(s): i for i, s in enumerate(snapshot_steps(cfg))}
 
     def record(self, model: Transformer, step: int) -> None:
@@ -115,10 +122,18 @@ class _Recorder:
         if self.params is not None:
             self.params[i] = model.flat_parameters().numpy()
 
+    def record_update(self, model: Transformer, step: int) -> None:
+        """After the update that follows snapshot ``step - 1``: store ``θ(step) − θ(step-1)``."""
+        i = self.index.get(step - 1)
+        if self.updates is None or i is None or i >= len(self.updates):
+            return
+        after = model.flat_parameters().double().numpy()
+        self.updates[i] = after - np.asarray(self.params[i], np.float64)
+
     def flush(self) -> None:
-        self.weights.flush()
-        if self.params is not None:
-            self.params.flush()
+        for array in (self.weights, self.params, self.updates):
+            if array is not None:
+                array.flush()
 
 
 def _open_array(path: Path, mode: str, shape: tuple) -> np.memmap:
@@ -169,6 +184,7 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator))
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
         state["step"] = step = step + 1
+        recorder.record_update(model, step)
         if step in recorder.index:
             recorder.record(model, step)
             state["metrics"] += evaluate(model, probes, step)

@@ -30,7 +30,7 @@ def assert_runs_equal(dir_a: Path, log_a: dict, dir_b: Path, log_b: dict) -> Non
     np.testing.assert_array_equal(log_a["train_loss"], log_b["train_loss"])
     np.testing.assert_array_equal(log_a["grad_norm"], log_b["grad_norm"])
     assert log_a["metrics"] == log_b["metrics"]
-    for name in ("snapshots.npy", "params.npy"):
+    for name in ("snapshots.npy", "params.npy", "updates.npy"):
         np.testing.assert_array_equal(np.load(dir_a / name), np.load(dir_b / name))
     state_a, state_b = (torch.load(d / "final_model.pt") for d in (dir_a, dir_b))
     assert state_a.keys() == state_b.keys()
@@ -99,6 +99,19 @@ def test_snapshot_steps_and_endpoints(tmp_path):
     np.testing.assert_array_equal(snapshots[-1], final.attention_matrices().numpy())
     params = np.load(tmp_path / "params.npy")
     np.testing.assert_array_equal(params[-1], final.flat_parameters().numpy())
+
+
+def test_updates_are_the_single_step_after_each_snapshot(tmp_path):
+    every_step = replace(TINY, train=replace(TINY.train, snapshot_every=1))
+    train(TINY, tmp_path / "sparse")
+    train(every_step, tmp_path / "dense")
+    dense = np.load(tmp_path / "dense" / "params.npy").astype(np.float64)
+    updates = np.load(tmp_path / "sparse" / "updates.npy")
+    sparse_steps = snapshot_steps(TINY)
+    assert updates.shape == (len(sparse_steps) - 1, dense.shape[1])
+    expected = (dense[sparse_steps[:-1] + 1] - dense[sparse_steps[:-1]]).astype(np.float32)
+    np.testing.assert_array_equal(updates, expected)
+    assert (np.abs(updates).max(axis=1) > 0).all()
 
 
 def test_evaluate_matches_recomputation():
