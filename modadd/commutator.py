@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .config import RunConfig, stream_seed
 from .model import MATRIX_NAMES, Transformer
-from .store import cached, load_or_train, run_key
+from .store import cached, is_cached, load_or_train, load_or_train_many, run_key
 from .task import Batch, TaskConfig, sample_batch
 from .train import snapshot_steps, training_batch
 
@@ -194,22 +194,27 @@ def live_mask(model: Transformer, task: TaskConfig) -> np.ndarray:
 
 
 def trajectory_bases(snapshots: np.ndarray, k: int, upto: Optional[int] = None) -> np.ndarray:
-    """Top-k trajectory PCs of every block, ``[L, 4, k, d²]`` (NaN where fewer than ``k``
-    directions exist), from ``snapshots[: upto + 1]`` (default: all), centred over time."""
+    """Top-k trajectory PCs of every block, ``[L, 4, k, d²]``, from ``snapshots[: upto + 1]``
+    (default: all), centred over time.  Components that do not exist yet (n snapshots span at
+    most n − 1 directions) are NaN rows, so ``out[:, :, :j]`` is the top-j basis for any j."""
     snapshots = snapshots if upto is None else snapshots[: upto + 1]
     n, layers = snapshots.shape[:2]
-    dim = snapshots.shape[-1] ** 2
-    out = np.full((layers, 4, k, dim), np.nan)
-    if n - 1 < k:                       # n centred points span at most n - 1 directions
-        return out
+    out = np.full((layers, 4, k, snapshots.shape[-1] ** 2), np.nan)
     for layer in range(layers):
         for b in range(4):
             X = M.trajectory_matrix(snapshots[:, layer, b])
-            try:
-                out[layer, b] = M.top_subspace(X, k)
-            except ValueError:          # the block moved in fewer than k directions
-                pass
+            for available in range(min(k, n - 1), 0, -1):
+                try:
+                    out[layer, b, :available] = M.top_subspace(X, available)
+                    break
+                except ValueError:      # the block moved in fewer directions
+                    continue
     return out
+
+
+def nested_bases(bases: np.ndarray, ks) -> dict[int, np.ndarray]:
+    """``{k: bases[:, :, :k]}`` for each k (top-k PCs are nested, so one SVD serves all k)."""
+    return {k: bases[:, :, :k] for k in ks}
 
 
 def random_block_bases(layers: int, k: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -341,7 +346,8 @@ def _point_rows(cfg: RunConfig, run, index: int, step: int, settings: Commutator
                         for _ in range(settings.random_trials)] for k in settings.ks}
     h_batch = _hessian_batch(cfg, settings.hessian_batch, torch.Generator().manual_seed(
         stream_seed(cfg.seed, f"measure:commutator-hessian:{step}")))
-    lam, products = hessian_norm(loss64, theta, h_batch, settings.hessian_products, rng)
+    # a normalising scale, not a cancellation-prone difference: float32 is ample (and ~6x faster)
+    lam, products = hessian_norm(loss32, theta32, h_batch, settings.hessian_products, rng)
     rows += [(step, -1, "hessian_norm", "", 0, lam), (step, -1, "hessian_products", "", 0,
                                                        float(products))]
     vectors_by_pair = []
@@ -409,15 +415,17 @@ def _measure(cfg: RunConfig, heldout: RunConfig, settings: CommutatorSettings) -
     model = run.model_at(0)
     slices, live = block_slices(model), live_mask(model, cfg.task)
     steps = run.snapshot_steps.tolist()
-    final = {k: trajectory_bases(snapshots, k) for k in settings.ks}
-    held = {k: trajectory_bases(other.snapshots, k) for k in settings.ks}
+    k_max = max(settings.ks)
+    final = nested_bases(trajectory_bases(snapshots, k_max), settings.ks)
+    held = nested_bases(trajectory_bases(other.snapshots, k_max), settings.ks)
     rows = []
     torch_threads = torch.get_num_threads()
     for step in tqdm(settings.measured_steps(cfg), desc=f"commutators seed {cfg.seed}",
                      leave=False):
         index = steps.index(step)
         bases = {"final": final, "held-out seed": held,
-                 "causal": {k: trajectory_bases(snapshots, k, upto=index) for k in settings.ks}}
+                 "causal": nested_bases(trajectory_bases(snapshots, k_max, upto=index),
+                                        settings.ks)}
         rows += _point_rows(cfg, run, index, step, settings, bases, slices, live)
     frame = pd.DataFrame(rows, columns=["step", "pair", "quantity", "basis", "k", "value"])
     frame.insert(0, "seed", cfg.seed)
@@ -438,12 +446,14 @@ def commutator_table(cfg: RunConfig, heldout: RunConfig,
     and ``update, next_interval`` (the optimizer's movement, pair -1) on each basis and k, and
     ``attention_share:<vector>`` (norm fraction on attention-weight coordinates).
     """
+    return cached("commutators", COMMUTATOR_VERSION, _inputs(cfg, heldout, settings),
+                  lambda: _measure(cfg, heldout, settings))
+
+
+def _inputs(cfg: RunConfig, heldout: RunConfig, settings: CommutatorSettings) -> dict:
     if cfg.seed == heldout.seed:
         raise ValueError(f"heldout: must be another seed than {cfg.seed}")
-    inputs = {"run": run_key(cfg), "heldout": run_key(heldout),
-              "settings": asdict(settings)}
-    return cached("commutators", COMMUTATOR_VERSION, inputs,
-                  lambda: _measure(cfg, heldout, settings))
+    return {"run": run_key(cfg), "heldout": run_key(heldout), "settings": asdict(settings)}
 
 
 def commutator_tables(cfgs: list[RunConfig],
@@ -454,3 +464,84 @@ def commutator_tables(cfgs: list[RunConfig],
                          f"{len(cfgs)}")
     return pd.concat([commutator_table(c, cfgs[(i + 1) % len(cfgs)], settings)
                       for i, c in enumerate(cfgs)], ignore_index=True)
+
+
+def _table_worker(args: tuple) -> int:
+    cfg, heldout, settings = args
+    torch.set_num_threads(1)
+    commutator_table(cfg, heldout, settings)
+    return cfg.seed
+
+
+def compute_tables(cfgs: list[RunConfig], settings: CommutatorSettings = CommutatorSettings(),
+                   workers: int = 1) -> None:
+    """Fill the cache of :func:`commutator_tables` with ``workers`` processes (one thread each,
+    one run per task), skipping runs already cached; the runs must already be trained."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    if workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    tasks = [(c, cfgs[(i + 1) % len(cfgs)], settings) for i, c in enumerate(cfgs)]
+    tasks = [t for t in tasks if not is_cached("commutators", COMMUTATOR_VERSION, _inputs(*t))]
+    if not tasks:
+        return
+    needed = list({run_key(c): c for task in tasks for c in task[:2]}.values())
+    load_or_train_many(needed, n_workers=workers, trajectories=True)   # before workers share them
+    if workers == 1 or len(tasks) == 1:
+        for task in tqdm(tasks, desc="commutator runs"):
+            _table_worker(task)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for _ in tqdm(pool.map(_table_worker, tasks), total=len(tasks), desc="commutator runs"):
+            pass
+
+
+# ------------------------------------------------------------------------------------- summaries
+
+def pair_values(table: pd.DataFrame, quantities=None) -> pd.DataFrame:
+    """Scalar quantities as a wide frame, one row per (seed, step, pair); per-point quantities
+    (``pair = -1``, e.g. ``hessian_norm``) are broadcast to every pair of their point."""
+    scalars = table[~table.quantity.str.contains(":")]
+    wide = scalars.pivot_table(index=["seed", "step", "pair"], columns="quantity",
+                               values="value", aggfunc="first").reset_index()
+    wide.columns.name = None
+    point = wide[wide.pair == -1].drop(columns="pair").dropna(axis=1, how="all")
+    pairs = wide[wide.pair >= 0].drop(columns=[c for c in point.columns
+                                               if c not in ("seed", "step")])
+    out = pairs.merge(point, on=["seed", "step"], how="left")
+    if quantities is not None:
+        out = out[["seed", "step", "pair", *quantities]]
+    return out.reset_index(drop=True)
+
+
+def rho_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Projected norm fractions as ``seed, step, pair, vector, basis, k, rho`` plus the energy
+    fraction ``rho2 = ρ²``, the perpendicular norm fraction ``perp = √(1−ρ²)``, and ``ratio`` =
+    ρ / ρ(random k-directions in the same blocks) for the same vector, point and k."""
+    rows = table[table.quantity.str.startswith("rho:")].copy()
+    rows["vector"] = rows.quantity.str.slice(4)
+    rows = rows.rename(columns={"value": "rho"}).drop(columns="quantity")
+    rows["rho2"] = rows.rho ** 2
+    rows["perp"] = np.sqrt(1 - rows.rho2)
+    keys = ["seed", "step", "pair", "vector", "k"]
+    random = rows[rows.basis == "random (same blocks)"].set_index(keys).rho
+    rows["ratio"] = rows.rho.to_numpy() / random.reindex(
+        pd.MultiIndex.from_frame(rows[keys])).to_numpy()
+    return rows[["seed", "step", "pair", "vector", "basis", "k", "rho", "rho2", "perp",
+                 "ratio"]].reset_index(drop=True)
+
+
+def over_pairs(frame: pd.DataFrame, value: str, by=(), q: float = 0.5) -> pd.DataFrame:
+    """Quantile ``q`` (default the median) of ``value`` over the pairs of each (seed, step,
+    *by) point; the per-point statistic the figures average over seeds."""
+    keys = ["seed", "step", *by]
+    return frame.groupby(keys, as_index=False)[value].quantile(q)
+
+
+def phase(steps, n_steps: int, early: float = 0.2, late: float = 0.2) -> np.ndarray:
+    """``"early"`` for steps in (0, early·n], ``"late"`` for steps ≥ (1 − late)·n, else
+    ``"mid"``; step 0 (the initialisation, no trajectory yet) is ``"init"``."""
+    steps = np.asarray(steps)
+    out = np.where(steps <= early * n_steps, "early",
+                   np.where(steps >= (1 - late) * n_steps, "late", "mid"))
+    return np.where(steps == 0, "init", out)

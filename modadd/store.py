@@ -119,14 +119,20 @@ def _results_run_dir(key: str) -> Path:
     return paths.results_dir() / "runs" / key
 
 
+def heavy_files(cfg: RunConfig) -> tuple[str, ...]:
+    """The weight files a finished run of ``cfg`` keeps in the cache."""
+    full = ("params.npy", "updates.npy") if cfg.train.store_full_params else ()
+    return ("snapshots.npy", "final_model.pt", *full)
+
+
 def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
     """The cached run of ``cfg`` or None (with ``trajectories``: only if the cache has weights)."""
     key = run_key(cfg)
     heavy = _cache_run_dir(key)
     for folder in (heavy, _results_run_dir(key)):
         if (folder / "meta.json").exists():
-            if trajectories and not (heavy / "snapshots.npy").exists():
-                return None
+            if trajectories and not all((heavy / name).exists() for name in heavy_files(cfg)):
+                return None     # not cached, or cached by a version that stored less: retrain
             return _read_run(cfg, key, folder, heavy if heavy.exists() else None)
     return None
 
@@ -304,6 +310,12 @@ def analysis_key(name: str, version: int, inputs: Any) -> str:
     text = json.dumps({"name": name, "version": version, "inputs": inputs,
                        "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def is_cached(name: str, version: int, inputs: Any) -> bool:
+    """Whether :func:`cached` would read ``name`` with these inputs from disk."""
+    stem = paths.results_dir() / "analysis" / f"{name}-{analysis_key(name, version, inputs)}"
+    return any(stem.with_suffix(suffix).exists() for suffix in _READERS)
 
 
 def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> Any:

@@ -188,8 +188,15 @@ def test_trajectory_bases_are_orthonormal_causal_and_nan_when_short():
     np.testing.assert_allclose(full[0, 1] @ full[0, 1].T, np.eye(2), atol=1e-10)
     early = C.trajectory_bases(snapshots, 2, upto=2)       # 3 snapshots: 2 directions
     assert np.isfinite(early).all()
-    too_early = C.trajectory_bases(snapshots, 2, upto=1)
-    assert np.isnan(too_early).all()
+    too_early = C.trajectory_bases(snapshots, 2, upto=1)    # 2 snapshots: 1 direction
+    assert np.isfinite(too_early[:, :, 0]).all() and np.isnan(too_early[:, :, 1]).all()
+    np.testing.assert_allclose(np.abs(too_early[0, 3, 0]),
+                               np.abs(snapshots[1, 0, 3] - snapshots[0, 0, 3]).ravel()
+                               / np.linalg.norm(snapshots[1, 0, 3] - snapshots[0, 0, 3]))
+    assert np.isnan(C.trajectory_bases(snapshots, 2, upto=0)).all()
+    # nested: the top-1 basis is the first row of the top-2 basis
+    np.testing.assert_allclose(np.abs(C.trajectory_bases(snapshots, 1)[0, 2, 0]),
+                               np.abs(full[0, 2, 0]), atol=1e-10)
     # the causal basis ignores later snapshots
     changed = snapshots.copy()
     changed[5:] += 100.0
@@ -263,3 +270,28 @@ def test_hessian_batch_has_every_m():
     assert batch.tokens.shape[0] == 10 and set(batch.m.tolist()) == {1, 2}
     reference = sample_batch(TINY.task, 5, 1, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(batch.tokens[:5], reference.tokens)
+
+
+def _fake_table() -> "pd.DataFrame":
+    import pandas as pd
+    rows = []
+    for pair in (0, 1, 2):
+        rows.append((0, 10, pair, "delta_norm", "", 0, float(pair + 1)))
+        for basis, rho in (("causal", 0.3), ("random (same blocks)", 0.1)):
+            rows.append((0, 10, pair, "rho:delta", basis, 3, rho * (pair + 1)))
+    rows.append((0, 10, -1, "hessian_norm", "", 0, 7.0))
+    return pd.DataFrame(rows, columns=["seed", "step", "pair", "quantity", "basis", "k",
+                                       "value"])
+
+
+def test_summaries_pivot_ratios_and_phases():
+    table = _fake_table()
+    wide = C.pair_values(table)
+    assert wide.delta_norm.tolist() == [1.0, 2.0, 3.0] and (wide.hessian_norm == 7.0).all()
+    rho = C.rho_table(table)
+    causal = rho[rho.basis == "causal"]
+    np.testing.assert_allclose(causal.ratio, 3.0)
+    np.testing.assert_allclose(causal.perp, np.sqrt(1 - causal.rho ** 2))
+    median = C.over_pairs(causal, "rho", by=["basis"])
+    assert median.rho.item() == pytest.approx(0.6)
+    assert C.phase([0, 10, 50, 90], 100).tolist() == ["init", "early", "mid", "late"]

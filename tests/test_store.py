@@ -177,3 +177,14 @@ def test_parallel_pool_equals_serial(tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(a.metrics, b.metrics)
         pd.testing.assert_frame_equal(a.train_log, b.train_log)
         assert np.array_equal(a.snapshots, b.snapshots)
+
+
+def test_full_params_run_missing_a_heavy_file_is_retrained_bit_identically():
+    cfg = replace(TINY, train=replace(TINY.train, store_full_params=True))
+    run = store.load_or_train(cfg, trajectories=True, progress=False)
+    updates = np.array(run.updates)
+    (paths.cache_dir() / "runs" / run.key / "updates.npy").unlink()   # an older cache version
+    assert store.find_run(cfg, trajectories=True) is None
+    assert store.find_run(cfg) is not None                              # summaries still load
+    again = store.load_or_train(cfg, trajectories=True, progress=False)
+    np.testing.assert_array_equal(np.array(again.updates), updates)
