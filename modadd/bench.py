@@ -1,4 +1,5 @@
-"""``make bench``: training throughput, FLOP rate against the machine's matmul rate, data share.
+"""``make bench``: training throughput, FLOP rate against the machine's matmul rate, data share,
+and the cost of chapter 5's commutator measurements (float32 vs float64 gradients).
 
 Usage: ``python -m modadd.bench [--threads 1] [--steps 60] [--presets original book]``.
 Prints one table; figures are wall-clock and vary with machine load: compare ratios within one
@@ -58,6 +59,28 @@ def bench_preset(name: str, steps: int) -> dict:
     }
 
 
+def bench_commutator(name: str, repeats: int = 5) -> dict:
+    """Seconds per gradient in float32 and float64, per float32 Hessian-vector product, and per
+    float64 direct commutator (4 gradients) for preset ``name``'s model and batch (chapter 5)."""
+    from .commutator import FlatLoss, commutator
+    cfg = preset(name)
+    model = build_model(cfg.model, cfg.task, 0)
+    generator = torch.Generator().manual_seed(0)
+    a, b = training_batch(cfg, 0, generator), training_batch(cfg, 0, generator)
+    loss32, loss64 = FlatLoss(model, torch.float32), FlatLoss(model, torch.float64)
+    theta = model.flat_parameters()
+    vector = torch.randn(theta.shape, generator=generator)
+    return {
+        "preset": name,
+        "grad float32 (s)": _seconds_per_call(lambda: loss32.grad(theta, a), repeats, 1),
+        "grad float64 (s)": _seconds_per_call(lambda: loss64.grad(theta.double(), a),
+                                              repeats, 1),
+        "HVP float32 (s)": _seconds_per_call(lambda: loss32.hvp(theta, a, vector), repeats, 1),
+        "commutator float64 (s)": _seconds_per_call(
+            lambda: commutator(loss64, theta.double(), a, b, 1e-3), repeats, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,6 +102,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           f"fp32 matmul [{tokens}x{cfg.model.d_model}]@[{cfg.model.d_model}x"
           f"{3 * cfg.model.d_model}]: {peak_model:.1f} GFLOP/s; 1024^3: {peak_square:.1f} GFLOP/s")
     print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
+    commutators = pd.DataFrame([bench_commutator(name) for name in args.presets])
+    print("\nchapter 5 measurement costs (batch of the preset):")
+    print(commutators.set_index("preset").T.to_string(float_format=lambda v: f"{v:.4f}"))
     return table
 
 

@@ -143,6 +143,15 @@ phase_table(scalars, {"delta_norm": "‖δ‖", "grad_norm": "√(‖g_A‖‖g_
                       "defect_hessian": "Hessian-scale defect", "grad_cos": "cos(g_A, g_B)"})
 
 # %% [markdown]
+# Same-$m$ pairs (both batches with the same marker count) against cross-$m$ pairs, as the
+# original's first version split them: do batches of different $m$ commute less?
+
+# %%
+scalars["pair kind"] = np.where(scalars.m_a == scalars.m_b, "same m", "cross m")
+phase_table(scalars, {"delta_norm": "‖δ‖", "defect_hessian": "Hessian-scale defect",
+                      "grad_cos": "cos(g_A, g_B)"}, by=["pair kind"]).unstack("phase")
+
+# %% [markdown]
 # ## 2. Float32 difference vs float64 direct
 # Relative error $\lVert\delta_{32} - \delta\rVert/\lVert\delta\rVert$ of the original's form
 # (θ_AB − θ_BA, everything in float32) against the direct float64 commutator. At 1 the float32
