@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .config import RunConfig, stream_seed
 from .model import MATRIX_NAMES, Transformer
-from .store import cached, is_cached, load_or_train, load_or_train_many, run_key
+from .store import cached, is_cached, load_or_train, load_or_train_many, run_key, run_parallel
 from .task import Batch, TaskConfig, sample_batch
 from .train import snapshot_steps, training_batch
 
@@ -466,34 +466,20 @@ def commutator_tables(cfgs: list[RunConfig],
                       for i, c in enumerate(cfgs)], ignore_index=True)
 
 
-def _table_worker(args: tuple) -> int:
-    cfg, heldout, settings = args
-    torch.set_num_threads(1)
-    commutator_table(cfg, heldout, settings)
-    return cfg.seed
+def _table_worker(args: tuple) -> None:
+    commutator_table(*args)
 
 
 def compute_tables(cfgs: list[RunConfig], settings: CommutatorSettings = CommutatorSettings(),
                    workers: int = 1) -> None:
     """Fill the cache of :func:`commutator_tables` with ``workers`` processes (one thread each,
-    one run per task), skipping runs already cached; the runs must already be trained."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    if workers < 1:
-        raise ValueError(f"workers: must be >= 1, got {workers}")
-    tasks = [(c, cfgs[(i + 1) % len(cfgs)], settings) for i, c in enumerate(cfgs)]
-    tasks = [t for t in tasks if not is_cached("commutators", COMMUTATOR_VERSION, _inputs(*t))]
-    if not tasks:
-        return
-    needed = list({run_key(c): c for task in tasks for c in task[:2]}.values())
-    load_or_train_many(needed, n_workers=workers, trajectories=True)   # before workers share them
-    if workers == 1 or len(tasks) == 1:
-        for task in tqdm(tasks, desc="commutator runs"):
-            _table_worker(task)
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for _ in tqdm(pool.map(_table_worker, tasks), total=len(tasks), desc="commutator runs"):
-            pass
+    one run per job), skipping runs already cached; missing runs are trained first."""
+    jobs = [(c, cfgs[(i + 1) % len(cfgs)], settings) for i, c in enumerate(cfgs)]
+    jobs = [j for j in jobs if not is_cached("commutators", COMMUTATOR_VERSION, _inputs(*j))]
+    if jobs:
+        needed = list({run_key(c): c for job in jobs for c in job[:2]}.values())
+        load_or_train_many(needed, n_workers=workers, trajectories=True)  # before jobs share them
+        run_parallel(_table_worker, jobs, workers, desc="commutator runs")
 
 
 # ------------------------------------------------------------------------------------- summaries

@@ -19,7 +19,7 @@ Differences from the original code (``original_code_spec.md`` §6, §10.11–10.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -28,8 +28,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import RunConfig, stream_seed
 from .model import Transformer
-from .task import Batch
+from .store import Run, cached, is_cached, load_or_train, load_or_train_many, run_key, run_parallel
+from .task import Batch, sample_batch
 
 SAE_KINDS = ("relu", "topk")
 
@@ -298,3 +300,220 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     return {"train_accuracy": float((predict[0] == train_y).float().mean()),
             "test_accuracy": float((predict[1] == test_y).float().mean()),
             "majority": majority}
+
+
+# ------------------------------------------------------------------------------ study analysis
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What :func:`probe_table` does at one (run, step, layer). Validated on construction."""
+
+    n_train: int = 8192           # mixed-m examples for SAE and probe training, >= 16
+    n_eval: int = 1024            # held-out examples per m for ablation and probe testing, >= 8
+    where: str = "readout"        # positions the SAE reads and edits: "readout" | "task" | "all"
+    n_latents: int = 6            # latents zeroed per ablation (the original: 6), >= 1
+    random_draws: int = 20        # random-latent draws per ablation, >= 1
+    kinds: tuple = SAE_KINDS      # SAE kinds trained
+    d_sae: int = 256              # latents per SAE
+    sae_steps: int = 3000         # SAE optimizer steps
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+        for name, low in (("n_train", 16), ("n_eval", 8), ("n_latents", 1),
+                          ("random_draws", 1), ("d_sae", 1), ("sae_steps", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+        if self.where not in ("readout", "task", "all"):
+            raise ValueError(f"where: must be 'readout', 'task' or 'all', got {self.where!r}")
+        bad = [k for k in self.kinds if k not in SAE_KINDS]
+        if bad or not self.kinds:
+            raise ValueError(f"kinds: must be a non-empty subset of {SAE_KINDS}, got "
+                             f"{self.kinds}")
+
+    def sae_config(self, kind: str, seed: int) -> SAEConfig:
+        """The SAE trained for ``kind`` (seeded from the measurement stream)."""
+        return SAEConfig(kind=kind, d_sae=self.d_sae, steps=self.sae_steps, seed=seed)
+
+
+SELECTIONS = {"m / positions": ("m", "pos_"), "label / values": ("label", "value_")}
+
+
+def _feature_names(features: pd.DataFrame, prefixes: Sequence[str]) -> list[str]:
+    return [c for c in features.columns if any(c == p or (p.endswith("_") and c.startswith(p))
+                                               for p in prefixes)]
+
+
+def _measurement_data(cfg: RunConfig, step: int, settings: ProbeSettings):
+    """(task with per-example positions, mixed-m training examples, held-out examples per m),
+    from the run's measurement stream for ``step``."""
+    task = replace(cfg.task, positions="per_example")
+    generator = torch.Generator().manual_seed(stream_seed(cfg.seed, f"measure:sae:{step}"))
+    train = sample_batch(task, settings.n_train, None, generator=generator)
+    evals = {m: sample_batch(task, settings.n_eval, m, generator=generator)
+             for m in task.m_values}
+    return task, train, evals
+
+
+def _probe_rows(cfg: RunConfig, run: Run, step: int, layer: int, settings: ProbeSettings
+                ) -> list[tuple]:
+    task, train, evals = _measurement_data(cfg, step, settings)
+    rng = np.random.default_rng(stream_seed(cfg.seed, f"measure:sae-latents:{step}:{layer}"))
+    model = run.model_at(list(run.snapshot_steps).index(step))
+    rows = []
+    readout_train = collect(model, train, layer, "readout")
+    eval_all = concat_batches(list(evals.values()), task.max_m)
+    features = example_features(train, task.max_m)
+    clean = {m: edited_accuracy(model, b, layer, None, settings.where) for m, b in evals.items()}
+    for m, value in clean.items():
+        rows.append(("", "accuracy:clean", m, -1, value))
+    acts = collect(model, train, layer, settings.where)
+    held_acts = collect(model, eval_all, layer, settings.where)
+    for kind in settings.kinds:
+        sae, _ = train_sae(acts, settings.sae_config(
+            kind, stream_seed(cfg.seed, f"measure:sae-init:{step}:{layer}:{kind}") % 2**31),
+            progress=False)
+        for name, value in sae_quality(sae, held_acts).items():
+            rows.append((kind, name, -1, -1, value))
+        with torch.no_grad():
+            codes = sae.encode(readout_train).numpy()
+        alive = (codes != 0).mean(0) >= 1e-3
+        rows.append((kind, "alive_latents", -1, -1, float(alive.sum())))
+        assoc = association(codes, features)
+        chosen = {}
+        for selection, prefixes in SELECTIONS.items():
+            names = _feature_names(features, prefixes)
+            chosen[selection] = select_latents(assoc, settings.n_latents, names, alive)
+            top = assoc.loc[chosen[selection], names].max(axis=1).to_numpy()
+            for rank, value in enumerate(top):
+                rows.append((kind, f"association:{selection}", -1, rank, float(value)))
+            for rank, latent in enumerate(chosen[selection][:3]):   # what the top latents encode
+                for m_value in task.m_values:
+                    part = features.m.to_numpy() == m_value
+                    rows.append((kind, f"mean_code_by_m:{selection}", m_value, rank,
+                                 float(codes[part, latent].mean())))
+        ablations = {"reconstruction": [()], **{f"zero {s}": [tuple(c)]
+                                               for s, c in chosen.items()}}
+        live_ids = np.flatnonzero(alive)
+        ablations["zero random"] = [tuple(rng.choice(live_ids, min(settings.n_latents,
+                                                                   len(live_ids)),
+                                                     replace=False).tolist())
+                                    for _ in range(settings.random_draws)]
+        for label, latent_sets in ablations.items():
+            for draw, latents in enumerate(latent_sets):
+                for m, batch in evals.items():
+                    value = edited_accuracy(model, batch, layer,
+                                       lambda v, latents=latents: sae(v, ablate=latents),
+                                       settings.where)
+                    rows.append((kind, f"accuracy:{label}", m, draw, value))
+    return rows
+
+
+def concat_batches(batches: Sequence[Batch], max_m: int) -> Batch:
+    """One batch of all examples; marker positions and values padded with -1 to ``max_m``."""
+    def pad(tensor: torch.Tensor) -> torch.Tensor:
+        out = torch.full((tensor.shape[0], max_m), -1, dtype=tensor.dtype)
+        out[:, :tensor.shape[1]] = tensor
+        return out
+    return Batch(torch.cat([b.tokens for b in batches]), torch.cat([b.labels for b in batches]),
+                 torch.cat([pad(b.marker_positions) for b in batches]),
+                 torch.cat([pad(b.values) for b in batches]), torch.cat([b.m for b in batches]))
+
+
+def edited_accuracy(model: Transformer, batch: Batch, layer: int, edit, where: str) -> float:
+    """Accuracy of ``model`` on ``batch`` with the residual edit of :func:`logits_with_edit`."""
+    logits = logits_with_edit(model, batch, layer, edit, where)
+    return float((logits.argmax(-1) == batch.labels).float().mean())
+
+
+PROBE_VERSION = 1
+
+
+def probe_table(cfg: RunConfig, steps: Sequence[int], layers: Sequence[int],
+                settings: ProbeSettings = ProbeSettings()) -> pd.DataFrame:
+    """SAE quality, latent associations, ablation accuracies and held-out probes of one run
+    (needs ``store_full_params``) at each step and layer, cached, as tidy rows ``seed, step,
+    layer, sae, quantity, m, draw, value``.
+
+    Quantities: ``accuracy:clean`` per m; per SAE kind ``explained_variance, l0, dead_fraction,
+    alive_latents``, ``association:<selection>`` (rank = draw), ``mean_code_by_m:<selection>``
+    (top-3 latents, per m), and ``accuracy:{reconstruction, zero m / positions, zero label /
+    values, zero random}`` per m (random: one row per draw).
+    """
+    inputs = _probe_inputs(cfg, steps, layers, settings)
+
+    def compute() -> pd.DataFrame:
+        run = load_or_train(cfg, trajectories=True, progress=False)
+        missing = [s for s in steps if s not in set(run.snapshot_steps.tolist())]
+        if missing:
+            raise ValueError(f"steps: {missing} are not snapshot steps of the run")
+        bad = [l for l in layers if not 0 <= l <= cfg.model.n_layers]
+        if bad:
+            raise ValueError(f"layers: must be in 0..{cfg.model.n_layers}, got {bad}")
+        rows = []
+        points = [(s, l) for s in steps for l in layers]
+        for step, layer in tqdm(points, desc=f"SAE probing seed {cfg.seed}", leave=False):
+            rows += [(cfg.seed, step, layer, *r) for r in _probe_rows(cfg, run, step, layer,
+                                                                      settings)]
+        return pd.DataFrame(rows, columns=["seed", "step", "layer", "sae", "quantity", "m",
+                                           "draw", "value"])
+
+    return cached("sae-probe", PROBE_VERSION, inputs, compute)
+
+
+def linear_probe_table(cfg: RunConfig, steps: Sequence[int],
+                       settings: ProbeSettings = ProbeSettings()) -> pd.DataFrame:
+    """Held-out linear probes of the readout residual entering every layer (and after the last)
+    for m and for the label, at each step (cached): rows ``seed, step, layer, target,
+    train_accuracy, test_accuracy, majority``.  Same examples as :func:`probe_table`."""
+    inputs = _linear_inputs(cfg, steps, settings)
+
+    def compute() -> pd.DataFrame:
+        run = load_or_train(cfg, trajectories=True, progress=False)
+        rows = []
+        for step in tqdm(steps, desc=f"linear probes seed {cfg.seed}", leave=False):
+            task, train, evals = _measurement_data(cfg, step, settings)
+            model = run.model_at(list(run.snapshot_steps).index(step))
+            test = concat_batches(list(evals.values()), task.max_m)
+            for layer in range(cfg.model.n_layers + 1):
+                x_train = collect(model, train, layer, "readout")
+                x_test = collect(model, test, layer, "readout")
+                for target, field in (("m", "m"), ("label", "labels")):
+                    probe = linear_probe(x_train, getattr(train, field), x_test,
+                                         getattr(test, field))
+                    rows.append((cfg.seed, step, layer, target, probe["train_accuracy"],
+                                 probe["test_accuracy"], probe["majority"]))
+        return pd.DataFrame(rows, columns=["seed", "step", "layer", "target", "train_accuracy",
+                                           "test_accuracy", "majority"])
+
+    return cached("linear-probes", PROBE_VERSION, inputs, compute)
+
+
+def _probe_inputs(cfg: RunConfig, steps, layers, settings: ProbeSettings) -> dict:
+    return {"run": run_key(cfg), "steps": [int(s) for s in steps],
+            "layers": [int(l) for l in layers], "settings": asdict(settings)}
+
+
+def _linear_inputs(cfg: RunConfig, steps, settings: ProbeSettings) -> dict:
+    return {"run": run_key(cfg), "steps": [int(s) for s in steps],
+            "n_train": settings.n_train, "n_eval": settings.n_eval}
+
+
+def _tables_worker(job: tuple) -> None:
+    cfg, steps, layers, settings = job
+    probe_table(cfg, steps, layers, settings)
+    linear_probe_table(cfg, steps, settings)
+
+
+def compute_tables(cfgs: Sequence[RunConfig], steps: Sequence[int], layers: Sequence[int],
+                   settings: ProbeSettings = ProbeSettings(), workers: int = 1) -> None:
+    """Fill the caches of :func:`probe_table` and :func:`linear_probe_table` for every run with
+    ``workers`` processes, skipping runs already cached; missing runs are trained first."""
+    jobs = [(c, list(steps), list(layers), settings) for c in cfgs
+            if not (is_cached("sae-probe", PROBE_VERSION, _probe_inputs(c, steps, layers,
+                                                                       settings))
+                    and is_cached("linear-probes", PROBE_VERSION,
+                                  _linear_inputs(c, steps, settings)))]
+    if jobs:
+        load_or_train_many([j[0] for j in jobs], n_workers=workers, trajectories=True)
+        run_parallel(_tables_worker, jobs, workers, desc="SAE probing runs")

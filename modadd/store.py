@@ -312,6 +312,26 @@ def analysis_key(name: str, version: int, inputs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def run_parallel(worker: Callable, jobs: list, workers: int = 1, desc: str = "jobs") -> None:
+    """Call ``worker(job)`` for every job, in ``workers`` spawned processes with one torch thread
+    each (or in this process when ``workers == 1`` or there is one job), with a progress bar.
+    ``worker`` must be a module-level function; its return values are discarded (workers fill
+    the analysis cache)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: must be an integer >= 1, got {workers!r}")
+    if workers == 1 or len(jobs) <= 1:
+        for job in tqdm(jobs, desc=desc, disable=not jobs):
+            worker(job)
+        return
+    with ProcessPoolExecutor(min(workers, len(jobs)), initializer=torch.set_num_threads,
+                             initargs=(1,),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        for _ in tqdm(pool.map(worker, jobs), total=len(jobs), desc=desc):
+            pass
+
+
 def is_cached(name: str, version: int, inputs: Any) -> bool:
     """Whether :func:`cached` would read ``name`` with these inputs from disk."""
     stem = paths.results_dir() / "analysis" / f"{name}-{analysis_key(name, version, inputs)}"

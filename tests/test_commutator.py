@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
@@ -272,8 +273,7 @@ def test_hessian_batch_has_every_m():
     torch.testing.assert_close(batch.tokens[:5], reference.tokens)
 
 
-def _fake_table() -> "pd.DataFrame":
-    import pandas as pd
+def _fake_table() -> pd.DataFrame:
     rows = []
     for pair in (0, 1, 2):
         rows.append((0, 10, pair, "delta_norm", "", 0, float(pair + 1)))

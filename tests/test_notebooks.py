@@ -8,7 +8,8 @@ import papermill
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
-SMOKE = {"preset": "smoke", "seeds": 2, "n_samples": 2000}
+SMOKE = {"preset": "smoke", "seeds": 2, "n_samples": 2000, "n_train": 1024, "n_eval": 128,
+         "random_draws": 4, "sae_steps": 300}
 
 
 def declared_parameters(notebook) -> set[str]:

@@ -155,3 +155,53 @@ def test_linear_probe_is_scored_on_held_out_data():
     noise = torch.tensor(rng.integers(0, 4, 600))
     chance = S.linear_probe(x[:400], noise[:400], x[400:], noise[400:])
     assert chance["test_accuracy"] < 0.4 < 0.9 < result["train_accuracy"] + 0.05
+
+
+def test_probe_table_on_a_tiny_run():
+    from dataclasses import replace
+
+    import modadd.store as store
+    from modadd.config import RunConfig, TrainConfig
+    cfg = RunConfig(task=TASK, model=MODEL,
+                    train=TrainConfig(lr=1e-2, batch_size=16, n_steps=20, snapshot_every=10,
+                                      probe_size=32, checkpoint_every=20,
+                                      store_full_params=True))
+    settings = S.ProbeSettings(n_train=256, n_eval=32, random_draws=3, d_sae=16, sae_steps=30,
+                               n_latents=2)
+    table = S.probe_table(cfg, [10, 20], [1], settings)
+    assert set(table.step) == {10, 20} and set(table.layer) == {1}
+    random = table[(table.quantity == "accuracy:zero random") & (table.sae == "relu")]
+    assert len(random) == 2 * 3 * len(TASK.m_values)          # steps x draws x m
+    # the clean accuracy is the model's own accuracy on the same held-out examples
+    run = store.load_or_train(cfg, trajectories=True, progress=False)
+    clean = table[(table.quantity == "accuracy:clean") & (table.step == 20)]
+    assert len(clean) == len(TASK.m_values)
+    from modadd.config import stream_seed
+    generator = torch.Generator().manual_seed(stream_seed(0, "measure:sae:20"))
+    sample_batch(TASK, settings.n_train, None, generator=generator)
+    model = run.model_at(-1)
+    for m in TASK.m_values:
+        batch = sample_batch(TASK, settings.n_eval, m, generator=generator)
+        with torch.no_grad():
+            expected = float((model(batch.tokens).argmax(-1) == batch.labels).float().mean())
+        assert clean[clean.m == m].value.item() == pytest.approx(expected)
+    probes = S.linear_probe_table(cfg, [20], settings)
+    assert len(probes) == (MODEL.n_layers + 1) * 2
+    assert probes.test_accuracy.between(0, 1).all()
+    # majority rate of the m labels: equal shares of every m in the held-out set
+    assert probes[probes.target == "m"].majority.eq(1 / len(TASK.m_values)).all()
+    again = S.probe_table(cfg, [10, 20], [1], settings)
+    np.testing.assert_array_equal(again.value.to_numpy(), table.value.to_numpy())
+    assert run.config == cfg
+    with pytest.raises(ValueError, match="where"):
+        S.ProbeSettings(where="everywhere")
+    with pytest.raises(ValueError, match="steps"):
+        S.probe_table(cfg, [7], [1], replace(settings, random_draws=2))
+
+
+def test_concat_batches_pads_marker_columns():
+    one = sample_batch(TASK, 4, 1, generator=torch.Generator().manual_seed(0))
+    two = sample_batch(TASK, 3, 2, generator=torch.Generator().manual_seed(1))
+    both = S.concat_batches([one, two], 2)
+    assert both.marker_positions.shape == (7, 2) and (both.marker_positions[:4, 1] == -1).all()
+    torch.testing.assert_close(both.tokens[4:], two.tokens)
