@@ -336,6 +336,24 @@ class ProbeSettings:
         return SAEConfig(kind=kind, d_sae=self.d_sae, steps=self.sae_steps, seed=seed)
 
 
+STAGES = (0.05, 0.25, 1.0)       # early, mid and late, as fractions of training
+
+
+def stage_steps(cfg: RunConfig, fractions: Sequence[float] = STAGES) -> list[int]:
+    """The snapshot steps nearest to ``fractions`` of training (sorted, distinct)."""
+    from .train import snapshot_steps
+    steps = snapshot_steps(cfg)
+    bad = [f for f in fractions if not 0 <= f <= 1]
+    if bad:
+        raise ValueError(f"stages: fractions must be in [0, 1], got {bad}")
+    return sorted({int(steps[np.abs(steps - f * cfg.train.n_steps).argmin()]) for f in fractions})
+
+
+def default_layers(cfg: RunConfig) -> list[int]:
+    """The residual streams probed by default: entering the middle block and the last block."""
+    return sorted({cfg.model.n_layers // 2, cfg.model.n_layers - 1})
+
+
 SELECTIONS = {"m / positions": ("m", "pos_"), "label / values": ("label", "value_")}
 
 

@@ -4,15 +4,15 @@ Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
 its single-m runs, and its seeds again with full parameter vectors (chapter 4).  Finished runs are loaded, missing ones trained (one process per core,
 one thread each) and published to ``data/results``; interrupted runs resume from their last
-checkpoint.  Then the per-run Gram matrices the manifold chapter needs and the commutator
-tables of chapter 5 are cached.
+checkpoint.  Then the per-run Gram matrices the manifold chapter needs, the commutator tables
+of chapter 5 and the SAE tables of chapter 6 are cached.
 """
 from __future__ import annotations
 
 import argparse
 import time
 
-from .commutator import compute_tables
+from . import commutator, sae
 from .manifold import increment_grams
 from .presets import PRESETS, study_configs
 from .store import load_or_train_many
@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> None:
                 increment_grams(run.config)
             print(f"{role} seed {run.config.seed} {run.key}: final accuracy "
                   f"{run.meta['final_accuracy']}, {run.meta['wall_s'] / 60:.1f} min")
-        if role == "full params":   # chapter 5: commutators on the stored parameter vectors
-            compute_tables(configs, workers=min(2, len(configs)))
+        if role == "full params":   # chapters 5 and 6 measure on the stored parameter vectors
+            workers = min(2, len(configs))
+            commutator.compute_tables(configs, workers=workers)
+            sae.compute_tables(configs, sae.stage_steps(configs[0]),
+                               sae.default_layers(configs[0]), workers=workers)
     print(f"ready in {(time.perf_counter() - start) / 60:.1f} min")
 
 
