@@ -205,3 +205,14 @@ def test_concat_batches_pads_marker_columns():
     both = S.concat_batches([one, two], 2)
     assert both.marker_positions.shape == (7, 2) and (both.marker_positions[:4, 1] == -1).all()
     torch.testing.assert_close(both.tokens[4:], two.tokens)
+
+
+def test_stage_steps_and_default_layers():
+    from modadd.config import RunConfig, TrainConfig
+    cfg = RunConfig(task=TASK, model=ModelConfig(n_layers=5, d_model=16, n_heads=2),
+                    train=TrainConfig(n_steps=6000, snapshot_every=100))
+    assert S.stage_steps(cfg) == [300, 1500, 6000]
+    assert S.stage_steps(cfg, [0.0, 0.011, 0.012]) == [0, 100]
+    assert S.default_layers(cfg) == [2, 4]
+    with pytest.raises(ValueError, match="stages"):
+        S.stage_steps(cfg, [1.5])
