@@ -69,12 +69,32 @@ def single_m(cfg: RunConfig, m: int) -> RunConfig:
                                       mixed_per="batch", curriculum=()))
 
 
+def with_mlp(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with a pre-LN GELU MLP in every block (same task, optimiser, steps and seed)."""
+    return replace(cfg, model=replace(cfg.model, attention_only=False))
+
+
+def curriculum(cfg: RunConfig, reset_optimizer: bool = True) -> RunConfig:
+    """``cfg`` trained on one m at a time, in increasing order, in equal stages over the same
+    number of steps (the remainder goes to the last stage); ``reset_optimizer``: a fresh
+    optimizer at each stage (the original) or one carried through."""
+    ms = sorted(cfg.task.m_values)
+    length, extra = divmod(cfg.train.n_steps, len(ms))
+    if length < 1:
+        raise ValueError(f"n_steps: need >= {len(ms)} steps for {len(ms)} curriculum stages, "
+                         f"got {cfg.train.n_steps}")
+    stages = tuple((m, length + (extra if i == len(ms) - 1 else 0)) for i, m in enumerate(ms))
+    return replace(cfg, train=replace(cfg.train, schedule="curriculum", curriculum=stages,
+                                      reset_optimizer=reset_optimizer, single_m=None))
+
+
 def study_configs(name: str = "book", seeds: int | None = None,
                   single_m_seeds: int = 2) -> dict[str, list[RunConfig]]:
     """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its
     learning-rate controls (constant peak rate; constant original rate 3e-4), single-m runs
     (every m of the task, seeds ``0..single_m_seeds-1``), and the preset's seeds again storing
-    full parameter vectors (chapter 4; identical training)."""
+    full parameter vectors (chapter 4; identical training), and chapter 7's arms: with MLPs,
+    curriculum with and without optimizer resets, and the largest m alone from scratch."""
     main = preset_seeds(name, seeds)
     original_lr = _ORIGINAL.train.lr
     return {
@@ -84,6 +104,11 @@ def study_configs(name: str = "book", seeds: int | None = None,
         "single m": [single_m(c, m) for c in main[:single_m_seeds] for m in c.task.m_values],
         "full params": [replace(c, train=replace(c.train, store_full_params=True))
                         for c in main],
+        # chapter 7: architecture and curriculum arms, same seeds and steps
+        "mlp": [with_mlp(c) for c in main],
+        "curriculum": [curriculum(c) for c in main],
+        "curriculum (no reset)": [curriculum(c, reset_optimizer=False) for c in main],
+        "largest m only": [single_m(c, max(c.task.m_values)) for c in main],
     }
 
 

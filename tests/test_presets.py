@@ -102,3 +102,27 @@ def test_preset_table_rows_match_configs_and_seeds_distinct():
     assert [c.seed for c in preset_seeds("smoke", 3)] == [0, 1, 2]
     with pytest.raises(ValueError, match="seeds"):
         preset_seeds("smoke", 0)
+
+
+def test_chapter7_arms_change_only_their_setting():
+    from dataclasses import replace
+
+    from modadd.presets import curriculum, study_configs, with_mlp
+    base = preset("book", 3)
+    arms = study_configs("book", seeds=2)
+    assert [c.seed for c in arms["mlp"]] == [0, 1]
+    mlp = with_mlp(base)
+    assert not mlp.model.attention_only and mlp.train == base.train and mlp.task == base.task
+    cur = curriculum(base)
+    assert cur.train.curriculum == ((1, 1500), (2, 1500), (3, 1500), (4, 1500))
+    assert cur.train.reset_optimizer and cur.seed == 3 and cur.model == base.model
+    assert [cur.train.m_at_step(s) for s in (0, 1499, 1500, 5999)] == [1, 1, 2, 4]
+    assert not curriculum(base, reset_optimizer=False).train.reset_optimizer
+    odd = replace(base, train=replace(base.train, n_steps=6002))
+    assert curriculum(odd).train.curriculum[-1] == (4, 1502)
+    largest = arms["largest m only"][1]
+    assert largest.train.schedule == "single" and largest.train.single_m == 4
+    assert largest == arms["single m"][-1]          # seed 1, m = 4: the same run, reused
+    with pytest.raises(ValueError, match="n_steps"):
+        curriculum(replace(base, train=replace(base.train, n_steps=3, snapshot_every=1,
+                                               warmup_steps=0)))
