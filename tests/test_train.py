@@ -225,3 +225,23 @@ def test_model_at_rebuilds_the_stored_snapshots(tmp_path):
         run.model_at(len(run.snapshot_steps))
     with pytest.raises(ValueError, match="vector"):
         first.load_flat_parameters(torch.zeros(3))
+
+
+def test_curriculum_optimizer_reset_gives_a_fresh_adam_step_at_the_boundary(tmp_path):
+    stages = ((1, 10), (2, 10))
+    cfgs = {reset: replace(TINY, train=replace(TINY.train, schedule="curriculum",
+                                               curriculum=stages, n_steps=20,
+                                               reset_optimizer=reset, weight_decay=0.0))
+            for reset in (True, False)}
+    logs = {reset: train(cfg, tmp_path / str(reset)) for reset, cfg in cfgs.items()}
+    # identical through stage 1 (and the loss at step 10, measured before the boundary update)
+    np.testing.assert_array_equal(logs[True]["train_loss"][:11], logs[False]["train_loss"][:11])
+    assert not np.array_equal(logs[True]["train_loss"][11:], logs[False]["train_loss"][11:])
+    lr = cfgs[True].train.lr_at_step(10)
+    # a fresh Adam's first step moves every coordinate with |g| >> eps by lr (m̂/√v̂ = sign g)
+    fresh = np.abs(np.load(tmp_path / "True" / "updates.npy")[1])
+    moved = fresh[fresh > 1e-3 * lr]
+    assert len(moved) > 0.3 * len(fresh)    # the rest: embeddings of tokens absent from the batch
+    np.testing.assert_allclose(moved, lr, rtol=1e-3)
+    carried = np.abs(np.load(tmp_path / "False" / "updates.npy")[1])
+    assert np.abs(carried[fresh > 1e-3 * lr] - lr).max() > 0.1 * lr
