@@ -242,6 +242,7 @@ def test_curriculum_optimizer_reset_gives_a_fresh_adam_step_at_the_boundary(tmp_
     fresh = np.abs(np.load(tmp_path / "True" / "updates.npy")[1])
     moved = fresh[fresh > 1e-3 * lr]
     assert len(moved) > 0.3 * len(fresh)    # the rest: embeddings of tokens absent from the batch
-    np.testing.assert_allclose(moved, lr, rtol=1e-3)
+    assert np.mean(np.abs(moved - lr) < 1e-3 * lr) > 0.95   # the rest: |g| not >> eps
+    assert moved.max() < lr * (1 + 1e-4)
     carried = np.abs(np.load(tmp_path / "False" / "updates.npy")[1])
     assert np.abs(carried[fresh > 1e-3 * lr] - lr).max() > 0.1 * lr
