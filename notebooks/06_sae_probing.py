@@ -50,7 +50,7 @@ import modadd
 from modadd import bubbling as B
 from modadd import ledger
 from modadd import sae as S
-from modadd.plots import band_plot
+from modadd.plots import band_plot, point_ci
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
@@ -152,10 +152,12 @@ fig.tight_layout()
 
 # %% [markdown]
 # ## 3. Ablation through the model
-# Held-out accuracy per $m$ with the residual replaced by the SAE reconstruction (no latent
-# zeroed), with the `n_latents` latents most associated with $m$/positions zeroed, with those
-# most associated with the label/values zeroed, and with as many random live latents zeroed
-# (mean over draws), next to the clean model. Mean and 95% CI over seeds.
+# The residual entering the layer is replaced, at the readout, by the SAE reconstruction (no
+# latent zeroed), or by it with the `n_latents` latents most associated with $m$/positions
+# zeroed, those most associated with the label/values zeroed, or as many random live latents
+# zeroed (mean over draws); the remaining layers run. Plotted: the accuracy the reconstruction
+# costs against the clean model, and what each ablation costs **beyond** the reconstruction
+# (mean over $m$; mean and 95% CI over seeds).
 
 # %%
 acc = table[table.quantity.str.startswith("accuracy:")].copy()
@@ -164,41 +166,42 @@ acc = acc.groupby(["seed", "step", "stage", "layer", "sae", "condition", "m"],
                   as_index=False, observed=True).value.mean()      # random: mean over draws
 clean = acc[acc.condition == "clean"].drop(columns=["sae", "condition"]).drop_duplicates()
 conditions = ["reconstruction", "zero m / positions", "zero label / values", "zero random"]
-fig, axes = plt.subplots(len(settings.kinds) * len(layers), len(steps),
-                         figsize=(4.2 * len(steps), 3.1 * len(settings.kinds) * len(layers)),
-                         sharey=True, squeeze=False)
-for i, (kind, layer) in enumerate([(k, l) for k in settings.kinds for l in layers]):
-    for j, step in enumerate(steps):
-        ax = axes[i][j]
-        part = acc[(acc.sae == kind) & (acc.layer == layer) & (acc.step == step)]
-        rows = pd.concat([part[part.condition.isin(conditions)],
-                          clean[(clean.layer == layer) & (clean.step == step)]
-                          .assign(condition="clean")])
-        band_plot(rows, x="m", hue="condition", value="value", ax=ax, palette="deep")
-        ax.set(title=f"{kind}, layer {layer}, {stage_name[step]} (step {step})", xlabel="m",
-               ylabel="held-out accuracy")
-        ax.set_xticks(cfg.task.m_values)
-axes[0][0].legend(fontsize=7)
-fig.suptitle("Accuracy under SAE ablation at the readout (mean, 95% CI over seeds)")
-fig.tight_layout()
-
-# %% [markdown]
-# The drops, averaged over $m$: reconstruction against the clean model (the SAE's own cost), and
-# each ablation against the reconstruction (the latents' effect beyond it).
-
-# %%
-wide = acc[acc.sae != "none"].pivot_table(index=["seed", "stage", "layer", "sae", "m"], columns="condition",
-                       values="value", observed=True).reset_index()
+wide = acc[acc.sae != "none"].pivot_table(index=["seed", "stage", "layer", "sae", "m"],
+                                          columns="condition", values="value",
+                                          observed=True).reset_index()
 clean_by = clean.set_index(["seed", "stage", "layer", "m"]).value
 wide["reconstruction cost"] = clean_by.reindex(
     pd.MultiIndex.from_frame(wide[["seed", "stage", "layer", "m"]])).to_numpy() \
     - wide["reconstruction"]
 for c in conditions[1:]:
     wide[f"drop: {c}"] = wide["reconstruction"] - wide[c]
+drop_columns = ["reconstruction cost"] + [f"drop: {c}" for c in conditions[1:]]
 drops = wide.groupby(["seed", "stage", "layer", "sae"], as_index=False, observed=True)[
-    ["reconstruction cost"] + [f"drop: {c}" for c in conditions[1:]]].mean()
-drops.groupby(["sae", "layer", "stage"], observed=True)[["reconstruction cost"] + [
-    f"drop: {c}" for c in conditions[1:]]].agg(ci_text)
+    drop_columns].mean()
+long = drops.melt(id_vars=["seed", "stage", "layer", "sae"], value_vars=drop_columns,
+                  var_name="effect", value_name="drop")
+long["stage index"] = long.stage.cat.codes.astype(float)
+panels = [(k, l) for k in settings.kinds for l in layers]
+fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), sharey=True,
+                         squeeze=False)
+for ax, (kind_, layer) in zip(axes[0], panels):
+    point_ci(long[(long.sae == kind_) & (long.layer == layer)], x="stage index", hue="effect",
+             value="drop", ax=ax, order=drop_columns, dodge=0.2)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(stage_order)), labels=stage_order)
+    ax.set(title=f"{kind_} SAE, layer {layer}", xlabel="stage", ylabel="accuracy drop")
+axes[0][0].legend(fontsize=7)
+fig.suptitle("Accuracy lost to the SAE and to zeroing latents (mean over m; 95% CI over seeds)")
+fig.tight_layout()
+
+# %% [markdown]
+# The same drops as numbers, and the held-out accuracy per $m$ at the last stage.
+
+# %%
+display(drops.groupby(["sae", "layer", "stage"], observed=True)[drop_columns].agg(ci_text))
+last_stage = acc[acc.step == steps[-1]]
+(last_stage.groupby(["sae", "layer", "condition", "m"], observed=True).value.mean()
+ .unstack("m").round(3))
 
 # %% [markdown]
 # ## 4. Held-out linear probes per layer
