@@ -121,7 +121,8 @@ for i, kind in enumerate(settings.kinds):
     for j, layer in enumerate(layers):
         ax = axes[i][j]
         part = assoc[(assoc.sae == kind) & (assoc.layer == layer)]
-        part = part.assign(series=part.selection + ", " + part.stage.astype(str))
+        part = part.assign(series=part.selection + ", " + (part.stage.cat.codes + 1).astype(str)
+                           + " " + part.stage.astype(str))      # numbered: legend in time order
         band_plot(part.rename(columns={"draw": "rank"}), x="rank", hue="series", value="value",
                   ax=ax, palette="tab10")
         ax.axhline(strong, color="k", ls=":", lw=1)
