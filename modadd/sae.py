@@ -373,6 +373,23 @@ def _measurement_data(cfg: RunConfig, step: int, settings: ProbeSettings):
     return task, train, evals
 
 
+def _fit(cfg: RunConfig, step: int, layer: int, kind: str, settings: ProbeSettings,
+         acts: torch.Tensor, readout: torch.Tensor, features: pd.DataFrame):
+    """(SAE, readout codes, alive mask, associations, chosen latents per selection) of one SAE
+    kind at (step, layer); deterministic given the run's measurement streams."""
+    sae, _ = train_sae(acts, settings.sae_config(
+        kind, stream_seed(cfg.seed, f"measure:sae-init:{step}:{layer}:{kind}") % 2**31),
+        progress=False)
+    with torch.no_grad():
+        codes = sae.encode(readout).numpy()
+    alive = (codes != 0).mean(0) >= 1e-3
+    assoc = association(codes, features)
+    chosen = {selection: select_latents(assoc, settings.n_latents,
+                                        _feature_names(features, prefixes), alive)
+              for selection, prefixes in SELECTIONS.items()}
+    return sae, codes, alive, assoc, chosen
+
+
 def _probe_rows(cfg: RunConfig, run: Run, step: int, layer: int, settings: ProbeSettings
                 ) -> list[tuple]:
     task, train, evals = _measurement_data(cfg, step, settings)
@@ -388,20 +405,13 @@ def _probe_rows(cfg: RunConfig, run: Run, step: int, layer: int, settings: Probe
     acts = collect(model, train, layer, settings.where)
     held_acts = collect(model, eval_all, layer, settings.where)
     for kind in settings.kinds:
-        sae, _ = train_sae(acts, settings.sae_config(
-            kind, stream_seed(cfg.seed, f"measure:sae-init:{step}:{layer}:{kind}") % 2**31),
-            progress=False)
+        sae, codes, alive, assoc, chosen = _fit(cfg, step, layer, kind, settings, acts,
+                                                readout_train, features)
         for name, value in sae_quality(sae, held_acts).items():
             rows.append((kind, name, -1, -1, value))
-        with torch.no_grad():
-            codes = sae.encode(readout_train).numpy()
-        alive = (codes != 0).mean(0) >= 1e-3
         rows.append((kind, "alive_latents", -1, -1, float(alive.sum())))
-        assoc = association(codes, features)
-        chosen = {}
         for selection, prefixes in SELECTIONS.items():
             names = _feature_names(features, prefixes)
-            chosen[selection] = select_latents(assoc, settings.n_latents, names, alive)
             top = assoc.loc[chosen[selection], names].max(axis=1).to_numpy()
             for rank, value in enumerate(top):
                 rows.append((kind, f"association:{selection}", -1, rank, float(value)))
@@ -535,3 +545,41 @@ def compute_tables(cfgs: Sequence[RunConfig], steps: Sequence[int], layers: Sequ
     if jobs:
         load_or_train_many([j[0] for j in jobs], n_workers=workers, trajectories=True)
         run_parallel(_tables_worker, jobs, workers, desc="SAE probing runs")
+
+
+def latent_profile(cfg: RunConfig, step: int, layer: int,
+                   settings: ProbeSettings = ProbeSettings(), top: int = 3) -> pd.DataFrame:
+    """What the ``top`` latents of each selection encode (cached): their mean code on the
+    training examples for every value of m and of every marker position, for each SAE kind.
+
+    The SAEs, data and selections are those of :func:`probe_table` at (step, layer). Rows:
+    ``seed, step, layer, sae, selection, rank, latent, feature, feature_value, mean_code, n``.
+    """
+    inputs = {**_probe_inputs(cfg, [step], [layer], settings), "top": top}
+
+    def compute() -> pd.DataFrame:
+        run = load_or_train(cfg, trajectories=True, progress=False)
+        task, train, _ = _measurement_data(cfg, step, settings)
+        model = run.model_at(list(run.snapshot_steps).index(step))
+        readout = collect(model, train, layer, "readout")
+        acts = collect(model, train, layer, settings.where)
+        features = example_features(train, task.max_m)
+        names = ["m"] + [f"pos_{i + 1}" for i in range(task.max_m)]
+        rows = []
+        for kind in settings.kinds:
+            _, codes, _, _, chosen = _fit(cfg, step, layer, kind, settings, acts, readout,
+                                          features)
+            for selection, latents in chosen.items():
+                for rank, latent in enumerate(latents[:top]):
+                    for name in names:
+                        column = features[name].to_numpy()
+                        for value in np.unique(column[np.isfinite(column)]):
+                            part = column == value
+                            rows.append((cfg.seed, step, layer, kind, selection, rank, latent,
+                                         name, float(value), float(codes[part, latent].mean()),
+                                         int(part.sum())))
+        return pd.DataFrame(rows, columns=["seed", "step", "layer", "sae", "selection", "rank",
+                                           "latent", "feature", "feature_value", "mean_code",
+                                           "n"])
+
+    return cached("sae-latent-profile", PROBE_VERSION, inputs, compute)

@@ -135,20 +135,29 @@ n_strong = (assoc[assoc.selection == "m / positions"].assign(strong=lambda f: f.
 n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci_text).unstack("stage")
 
 # %% [markdown]
-# What the three latents most associated with $m$ or positions encode: their mean code for each
-# $m$ (seed 0, late stage).
+# What the three latents most associated with $m$ or positions encode (seed 0, last stage): their
+# mean code for each value of $m$ and of each marker's position (markers absent from an example
+# do not count).
 
 # %%
-codes = table[(table.quantity == "mean_code_by_m:m / positions") & (table.seed == 0)
-              & (table.step == steps[-1])]
-fig, axes = plt.subplots(1, len(settings.kinds) * len(layers), figsize=(4 * len(layers) *
-                         len(settings.kinds), 3.2), squeeze=False)
-for ax, (kind, layer) in zip(axes[0], [(k, l) for k in settings.kinds for l in layers]):
-    part = codes[(codes.sae == kind) & (codes.layer == layer)]
-    sns.lineplot(part, x="m", y="value", hue="draw", marker="o", ax=ax, palette="crest")
-    ax.set(title=f"{kind}, layer {layer}", xlabel="m", ylabel="mean code")
-    ax.legend(title="rank", fontsize=7)
-fig.suptitle("Mean code of the top-3 m/position latents by m (seed 0, last stage)")
+profile = pd.concat([S.latent_profile(configs[0], steps[-1], layer, settings)
+                     for layer in layers], ignore_index=True)
+profile = profile[profile.selection == "m / positions"]
+features = [f for f in profile.feature.unique()]
+panels = [(k, l) for k in settings.kinds for l in layers]
+fig, axes = plt.subplots(len(panels), len(features), figsize=(3.1 * len(features),
+                         2.5 * len(panels)), squeeze=False, sharex="col")
+for i, (kind_, layer) in enumerate(panels):
+    for j, feature in enumerate(features):
+        ax = axes[i][j]
+        part = profile[(profile.sae == kind_) & (profile.layer == layer)
+                       & (profile.feature == feature)]
+        sns.lineplot(part, x="feature_value", y="mean_code", hue="rank", marker="o", ax=ax,
+                     palette="crest", legend=(i == 0 and j == 0))
+        ax.set(title=f"{kind_}, layer {layer}" if j == 0 else "", xlabel=feature,
+               ylabel="mean code" if j == 0 else "")
+fig.suptitle(f"Top-3 m/position latents: mean code by m and by marker position "
+             f"(seed 0, step {steps[-1]})")
 fig.tight_layout()
 
 # %% [markdown]

@@ -216,3 +216,30 @@ def test_stage_steps_and_default_layers():
     assert S.default_layers(cfg) == [2, 4]
     with pytest.raises(ValueError, match="stages"):
         S.stage_steps(cfg, [1.5])
+
+
+def test_latent_profile_matches_the_probe_table_selection():
+    import modadd.store as store
+    from modadd.config import RunConfig, TrainConfig
+    cfg = RunConfig(task=TASK, model=MODEL,
+                    train=TrainConfig(lr=1e-2, batch_size=16, n_steps=20, snapshot_every=10,
+                                      probe_size=32, checkpoint_every=20,
+                                      store_full_params=True))
+    settings = S.ProbeSettings(n_train=256, n_eval=32, random_draws=2, d_sae=16, sae_steps=30,
+                               n_latents=2)
+    table = S.probe_table(cfg, [20], [1], settings)
+    profile = S.latent_profile(cfg, 20, 1, settings, top=2)
+    # the codes' mean by m, recomputed independently, equals the probe table's record
+    by_m = profile[(profile.feature == "m") & (profile.selection == "m / positions")
+                   & (profile.sae == "relu")]
+    stored = table[(table.quantity == "mean_code_by_m:m / positions") & (table.sae == "relu")
+                   & (table.draw < 2)]
+    merged = by_m.merge(stored, left_on=["rank", "feature_value"], right_on=["draw", "m"])
+    assert (merged.layer_x == 1).all()
+    assert len(merged) == 2 * len(TASK.m_values)
+    np.testing.assert_allclose(merged.mean_code, merged.value, rtol=1e-6, atol=1e-9)
+    # counts per position value add up to the examples that have that marker
+    pos1 = profile[(profile.feature == "pos_1") & (profile["rank"] == 0)
+                   & (profile.selection == "m / positions") & (profile.sae == "relu")]
+    assert pos1.n.sum() == settings.n_train
+    assert store.find_run(cfg, trajectories=True) is not None
