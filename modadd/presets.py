@@ -88,6 +88,11 @@ def curriculum(cfg: RunConfig, reset_optimizer: bool = True) -> RunConfig:
                                       reset_optimizer=reset_optimizer, single_m=None))
 
 
+# the roles of study_configs that the book's chapters read (``make study`` trains these);
+# chapter 7's arms join when its chapter lands
+BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params")
+
+
 def study_configs(name: str = "book", seeds: int | None = None,
                   single_m_seeds: int = 2) -> dict[str, list[RunConfig]]:
     """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its

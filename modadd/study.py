@@ -14,7 +14,7 @@ import time
 
 from . import commutator, sae
 from .manifold import increment_grams
-from .presets import PRESETS, study_configs
+from .presets import BOOK_ROLES, PRESETS, study_configs
 from .store import load_or_train_many
 
 
@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="book", choices=sorted(PRESETS))
     parser.add_argument("--seeds", type=int, default=None, help="default: the preset's count")
     roles = study_configs()
-    parser.add_argument("--roles", default=",".join(roles),
-                        help=f"comma-separated subset of {', '.join(roles)}")
+    parser.add_argument("--roles", default=",".join(BOOK_ROLES),
+                        help=f"comma-separated subset of {', '.join(roles)} (default: the roles "
+                             f"the book's chapters read)")
     parser.add_argument("--workers", type=int, default=None,
                         help="training processes (default: one per run, one thread each)")
     args = parser.parse_args(argv)

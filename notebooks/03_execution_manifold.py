@@ -65,7 +65,8 @@ workers: int = 0              # training processes on a cache miss (0: one per r
 
 # %%
 roles = study_configs(preset, seeds, single_m_seeds)
-modadd.load_or_train_many([c for cs in roles.values() for c in cs], n_workers=workers or None)
+used = ["main", "constant lr", "original lr", "single m"]      # the roles this chapter reads
+modadd.load_or_train_many([c for r in used for c in roles[r]], n_workers=workers or None)
 main = roles["main"]
 cfg = main[0]
 steps = MF.block_grams(cfg)[2]

@@ -126,3 +126,8 @@ def test_chapter7_arms_change_only_their_setting():
     with pytest.raises(ValueError, match="n_steps"):
         curriculum(replace(base, train=replace(base.train, n_steps=3, snapshot_every=1,
                                                warmup_steps=0)))
+
+
+def test_book_roles_are_study_roles():
+    from modadd.presets import BOOK_ROLES, study_configs
+    assert set(BOOK_ROLES) <= set(study_configs("smoke", seeds=1))
