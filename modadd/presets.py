@@ -110,7 +110,9 @@ def study_configs(name: str = "book", seeds: int | None = None,
         "full params": [replace(c, train=replace(c.train, store_full_params=True))
                         for c in main],
         # chapter 7: architecture and curriculum arms, same seeds and steps
-        "mlp": [with_mlp(c) for c in main],
+        # full parameters: the MLP weights' own trajectories (snapshots hold attention only)
+        "mlp": [replace(with_mlp(c), train=replace(c.train, store_full_params=True))
+                for c in main],
         "curriculum": [curriculum(c) for c in main],
         "curriculum (no reset)": [curriculum(c, reset_optimizer=False) for c in main],
         "largest m only": [single_m(c, max(c.task.m_values)) for c in main],

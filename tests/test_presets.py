@@ -110,7 +110,7 @@ def test_chapter7_arms_change_only_their_setting():
     from modadd.presets import curriculum, study_configs, with_mlp
     base = preset("book", 3)
     arms = study_configs("book", seeds=2)
-    assert [c.seed for c in arms["mlp"]] == [0, 1]
+    assert [c.seed for c in arms["mlp"]] == [0, 1] and arms["mlp"][0].train.store_full_params
     mlp = with_mlp(base)
     assert not mlp.model.attention_only and mlp.train == base.train and mlp.task == base.task
     cur = curriculum(base)
