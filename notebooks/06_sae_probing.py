@@ -221,7 +221,8 @@ last_stage = acc[acc.step == steps[-1]]
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=True)
 for ax, target in zip(axes, ["m", "label"]):
-    part = probes[probes.target == target].assign(stage=lambda f: f.step.map(stage_name))
+    part = probes[probes.target == target].assign(       # numbered: legend in time order
+        stage=lambda f: f.step.map({s: f"{i + 1} {stage_name[s]}" for i, s in enumerate(steps)}))
     band_plot(part, x="layer", hue="stage", value="test_accuracy", ax=ax, palette="viridis")
     ax.axhline(part.majority.mean(), color="k", ls=":", lw=1)
     ax.set(title=f"probe for {target}", xlabel="layer (residual entering it)",
