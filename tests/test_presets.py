@@ -64,6 +64,9 @@ def test_bench_runs_on_smoke_preset():
     row = bench_preset("smoke", steps=3)
     assert 0 < row["data share of step"] < 1
     assert row["GFLOP per step"] > 0 and row["steps/s (train only)"] > 0
+    from modadd.bench import bench_commutator
+    costs = bench_commutator("smoke", repeats=1)
+    assert all(v > 0 for k, v in costs.items() if k != "preset")
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
