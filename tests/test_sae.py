@@ -2,17 +2,26 @@
 numpy recomputation, held-out probes."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import modadd.store as store
 from modadd import sae as S
+from modadd.config import RunConfig, TrainConfig, stream_seed
 from modadd.model import ModelConfig, build_model
 from modadd.task import TaskConfig, sample_batch
 
 TASK = TaskConfig(T=8, C=5, m_values=(1, 2))
 MODEL = ModelConfig(n_layers=2, d_model=16, n_heads=2)
+RUN = RunConfig(task=TASK, model=MODEL,
+                train=TrainConfig(lr=1e-2, batch_size=16, n_steps=20, snapshot_every=10,
+                                  probe_size=32, checkpoint_every=20, store_full_params=True))
+SETTINGS = S.ProbeSettings(n_train=256, n_eval=32, random_draws=2, d_sae=16, sae_steps=30,
+                           n_latents=2)
 
 
 def _synthetic(n: int, d: int, atoms: int, active: int, seed: int):
@@ -158,16 +167,7 @@ def test_linear_probe_is_scored_on_held_out_data():
 
 
 def test_probe_table_on_a_tiny_run():
-    from dataclasses import replace
-
-    import modadd.store as store
-    from modadd.config import RunConfig, TrainConfig
-    cfg = RunConfig(task=TASK, model=MODEL,
-                    train=TrainConfig(lr=1e-2, batch_size=16, n_steps=20, snapshot_every=10,
-                                      probe_size=32, checkpoint_every=20,
-                                      store_full_params=True))
-    settings = S.ProbeSettings(n_train=256, n_eval=32, random_draws=3, d_sae=16, sae_steps=30,
-                               n_latents=2)
+    cfg, settings = RUN, replace(SETTINGS, random_draws=3)
     table = S.probe_table(cfg, [10, 20], [1], settings)
     assert set(table.step) == {10, 20} and set(table.layer) == {1}
     random = table[(table.quantity == "accuracy:zero random") & (table.sae == "relu")]
@@ -176,7 +176,6 @@ def test_probe_table_on_a_tiny_run():
     run = store.load_or_train(cfg, trajectories=True, progress=False)
     clean = table[(table.quantity == "accuracy:clean") & (table.step == 20)]
     assert len(clean) == len(TASK.m_values)
-    from modadd.config import stream_seed
     generator = torch.Generator().manual_seed(stream_seed(0, "measure:sae:20"))
     sample_batch(TASK, settings.n_train, None, generator=generator)
     model = run.model_at(-1)
@@ -208,7 +207,6 @@ def test_concat_batches_pads_marker_columns():
 
 
 def test_stage_steps_and_default_layers():
-    from modadd.config import RunConfig, TrainConfig
     cfg = RunConfig(task=TASK, model=ModelConfig(n_layers=5, d_model=16, n_heads=2),
                     train=TrainConfig(n_steps=6000, snapshot_every=100))
     assert S.stage_steps(cfg) == [300, 1500, 6000]
@@ -219,14 +217,7 @@ def test_stage_steps_and_default_layers():
 
 
 def test_latent_profile_matches_the_probe_table_selection():
-    import modadd.store as store
-    from modadd.config import RunConfig, TrainConfig
-    cfg = RunConfig(task=TASK, model=MODEL,
-                    train=TrainConfig(lr=1e-2, batch_size=16, n_steps=20, snapshot_every=10,
-                                      probe_size=32, checkpoint_every=20,
-                                      store_full_params=True))
-    settings = S.ProbeSettings(n_train=256, n_eval=32, random_draws=2, d_sae=16, sae_steps=30,
-                               n_latents=2)
+    cfg, settings = RUN, SETTINGS
     table = S.probe_table(cfg, [20], [1], settings)
     profile = S.latent_profile(cfg, 20, 1, settings, top=2)
     # the codes' mean by m, recomputed independently, equals the probe table's record
