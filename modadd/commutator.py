@@ -419,7 +419,6 @@ def _measure(cfg: RunConfig, heldout: RunConfig, settings: CommutatorSettings) -
     final = nested_bases(trajectory_bases(snapshots, k_max), settings.ks)
     held = nested_bases(trajectory_bases(other.snapshots, k_max), settings.ks)
     rows = []
-    torch_threads = torch.get_num_threads()
     for step in tqdm(settings.measured_steps(cfg), desc=f"commutators seed {cfg.seed}",
                      leave=False):
         index = steps.index(step)
@@ -429,7 +428,6 @@ def _measure(cfg: RunConfig, heldout: RunConfig, settings: CommutatorSettings) -
         rows += _point_rows(cfg, run, index, step, settings, bases, slices, live)
     frame = pd.DataFrame(rows, columns=["step", "pair", "quantity", "basis", "k", "value"])
     frame.insert(0, "seed", cfg.seed)
-    frame.attrs["torch_threads"] = torch_threads
     return frame
 
 
