@@ -205,13 +205,14 @@ fig.suptitle("Accuracy lost to the SAE and to zeroing latents (mean over m; 95% 
 fig.tight_layout()
 
 # %% [markdown]
-# The same drops as numbers, and the held-out accuracy per $m$ at the last stage.
+# The same drops as numbers, and the held-out accuracy per $m$ at the last stage (mean [95% CI]
+# over seeds).
 
 # %%
 display(drops.groupby(["sae", "layer", "stage"], observed=True)[drop_columns].agg(ci_text))
-last_stage = acc[acc.step == steps[-1]]
-(last_stage.groupby(["sae", "layer", "condition", "m"], observed=True).value.mean()
- .unstack("m").round(3))
+last_stage = acc[acc.step == steps[-1]]        # random: each seed's mean over its draws
+(last_stage.groupby(["sae", "layer", "condition", "m"], observed=True).value.apply(ci_text)
+ .unstack("m"))
 
 # %% [markdown]
 # ## 4. Held-out linear probes per layer
