@@ -39,14 +39,10 @@ def mlp_slices(model: Transformer) -> dict[tuple[int, str], slice]:
     flat parameter vector (:meth:`Transformer.flat_parameters` order)."""
     if model.cfg.attention_only:
         raise ValueError("model: attention-only, it has no MLP weights")
-    offsets, start = {}, 0
-    for param in model.parameters():
-        offsets[id(param)] = start
-        start += param.numel()
     out = {}
     for layer, block in enumerate(model.blocks):
         for name, linear in zip(MLP_MATRICES, (block.mlp[0], block.mlp[2])):
-            first = offsets[id(linear.weight)]
+            first = model.flat_offset(linear.weight)
             out[(layer, name)] = slice(first, first + linear.weight.numel())
     return out
 

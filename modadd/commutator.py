@@ -158,17 +158,13 @@ def block_slices(model: Transformer) -> dict[tuple[int, str], slice]:
     Each is contiguous and row-major, so ``flat[s].view(d, d)`` equals
     :meth:`Transformer.attention_matrix` (tested).
     """
-    offsets, start = {}, 0
-    for param in model.parameters():
-        offsets[id(param)] = start
-        start += param.numel()
     d = model.cfg.d_model
     out = {}
     for layer, block in enumerate(model.blocks):
-        qkv = offsets[id(block.attn.qkv.weight)]
+        qkv = model.flat_offset(block.attn.qkv.weight)
         for index, name in enumerate(MATRIX_NAMES[:3]):
             out[(layer, name)] = slice(qkv + index * d * d, qkv + (index + 1) * d * d)
-        o = offsets[id(block.attn.out.weight)]
+        o = model.flat_offset(block.attn.out.weight)
         out[(layer, "W_O")] = slice(o, o + d * d)
     return out
 

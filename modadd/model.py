@@ -186,6 +186,15 @@ class Transformer(nn.Module):
         with torch.no_grad():
             return torch.cat([p.reshape(-1) for p in self.parameters()]).clone()
 
+    def flat_offset(self, param: torch.Tensor) -> int:
+        """Where ``param`` starts in :meth:`flat_parameters` (``parameters()`` order)."""
+        start = 0
+        for p in self.parameters():
+            if p is param:
+                return start
+            start += p.numel()
+        raise ValueError("param: not a parameter of this model")
+
     def load_flat_parameters(self, vector) -> "Transformer":
         """Inverse of :meth:`flat_parameters`: copy ``vector [n_params]`` into the parameters."""
         vector = torch.as_tensor(vector, dtype=torch.float32)

@@ -181,3 +181,17 @@ def test_flops_hand_count():
     mlp = ModelConfig(n_layers=1, d_model=4, n_heads=2, attention_only=False)
     assert count_flops_per_step(mlp, T, C, B) - count_flops_per_step(cfg, T, C, B) == \
         3 * 2 * B * T * 2 * 4 * 16
+
+
+def test_flat_offset_locates_each_parameter():
+    from modadd.model import ModelConfig, build_model
+    from modadd.task import TaskConfig
+    model = build_model(ModelConfig(n_layers=1, d_model=8, n_heads=2), TaskConfig(T=8, C=5,
+                        m_values=(1, 2)), 0)
+    flat = model.flat_parameters()
+    for p in model.parameters():
+        start = model.flat_offset(p)
+        assert torch.equal(flat[start:start + p.numel()], p.detach().reshape(-1))
+    import pytest
+    with pytest.raises(ValueError, match="param"):
+        model.flat_offset(torch.zeros(3))
