@@ -7,12 +7,16 @@ parameter vectors and their Grams are computed here from ``params.npy``.
 """
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig
+from . import manifold as MF
+from . import metrics as M
+from .config import RunConfig, stream_seed
 from .model import Transformer
-from .store import Run, cached, load_or_train, run_key
+from .store import Run, cached, load_or_train, load_or_train_many, run_key
 
 MLP_GRAM_VERSION = 1
 MLP_MATRICES = ("W_in", "W_out")
@@ -68,3 +72,77 @@ def mlp_increment_grams(cfg: RunConfig) -> dict:
         raise ValueError("cfg: needs attention_only=False and store_full_params=True")
     return cached("mlp-increment-grams", MLP_GRAM_VERSION, run_key(cfg),
                   lambda: _mlp_grams(load_or_train(cfg, trajectories=True, progress=False)))
+
+
+# ------------------------------------------------------------------------------ arm summaries
+
+def arm_metrics(arms: dict[str, list[RunConfig]], metric: str = "accuracy") -> pd.DataFrame:
+    """One metric (held-out, per m) of every run of every arm: ``arm, seed, step, m, value``
+    rows, from the runs' stored summaries (no training unless a run is missing)."""
+    frames = []
+    for arm, cfgs in arms.items():
+        for run in load_or_train_many(cfgs, progress=False):
+            part = run.metrics[run.metrics.metric == metric]
+            frames.append(part[["step", "m", "value"]].assign(arm=arm, seed=run.config.seed))
+    if not frames:
+        raise ValueError("arms: no runs")
+    return pd.concat(frames, ignore_index=True)[["arm", "seed", "step", "m", "value"]]
+
+
+def forgetting_table(arms: dict[str, list[RunConfig]]) -> pd.DataFrame:
+    """:func:`forgetting` of every run of every arm: ``arm, seed, m, peak, peak_step, final,
+    forgetting`` rows."""
+    acc = arm_metrics(arms)
+    frames = [forgetting(part.assign(metric="accuracy")).assign(arm=arm, seed=seed)
+              for (arm, seed), part in acc.groupby(["arm", "seed"], sort=False)]
+    return pd.concat(frames, ignore_index=True)[["arm", "seed", "m", "peak", "peak_step",
+                                                 "final", "forgetting"]]
+
+
+def stage_starts(cfg: RunConfig) -> list[tuple[int, int]]:
+    """``(first step, m)`` of each curriculum stage of ``cfg`` (empty unless a curriculum)."""
+    out, step = [], 0
+    for m, length in cfg.train.curriculum if cfg.train.schedule == "curriculum" else ():
+        out.append((step, m))
+        step += length
+    return out
+
+
+def mlp_dimension_table(cfgs, thresholds=(0.8, 0.9, 0.95), null_draws: int = 20) -> pd.DataFrame:
+    """Effective dimension of each MLP weight matrix (``W_in``, ``W_out`` per layer, and all
+    jointly) of MLP runs, with both nulls of :func:`modadd.manifold.dimension_rows`; columns as
+    :func:`modadd.manifold.dimension_table` (group ``"mlp block"`` | ``"all mlp"``)."""
+    rows = []
+    for cfg in cfgs:
+        stored = mlp_increment_grams(cfg)
+        H = stored["increment_grams"].astype(np.float64)
+        dims = stored["dims"]
+        rng = np.random.default_rng(stream_seed(cfg.seed, "measure:mlp-nulls"))
+        groups = [("mlp block", f"L{layer} {name}", layer, name, [(layer, i)])
+                  for layer in range(H.shape[0]) for i, name in enumerate(MLP_MATRICES)]
+        groups.append(("all mlp", "all MLP", -1, "joint",
+                       [(layer, i) for layer in range(H.shape[0])
+                        for i in range(len(MLP_MATRICES))]))
+        for group, label, layer, matrix, blocks in groups:
+            h = sum(H[l, i] for l, i in blocks)
+            dim = int(sum(dims[i] for _, i in blocks))
+            for row in MF.dimension_rows(M.walk_gram(h), h, dim, rng, null_draws, thresholds):
+                rows.append((cfg.seed, group, label, layer, matrix, *row))
+    return pd.DataFrame(rows, columns=MF.DIMENSION_COLUMNS)
+
+
+def arm_angle_table(arms: dict[str, list[RunConfig]], k: int = 4,
+                    random_draws: int = 50) -> pd.DataFrame:
+    """Do arms reach the same execution subspace?  Subspace distances (top-k PCA subspaces of
+    ``W_t - W_0``, per attention block) between every two arms at the same seed (same initial
+    weights), beside the distances between seeds within each arm and between random
+    k-subspaces (:func:`modadd.manifold.pair_angle_table`).  Comparison labels:
+    ``"A vs B"`` (same seed) and ``"seeds: A"``."""
+    named = {f"{arm} s{c.seed}": c for arm, cfgs in arms.items() for c in cfgs}
+    seeds = {arm: sorted(c.seed for c in cfgs) for arm, cfgs in arms.items()}
+    pairs = [(f"{a} vs {b}", f"{a} s{s}", f"{b} s{s}")
+             for a, b in combinations(arms, 2) for s in seeds[a] if s in seeds[b]]
+    pairs += [(f"seeds: {arm}", f"{arm} s{s1}", f"{arm} s{s2}")
+              for arm in arms for s1, s2 in combinations(seeds[arm], 2)]
+    first = min(c.seed for cfgs in arms.values() for c in cfgs)
+    return MF.pair_angle_table(named, pairs, k, random_draws, first)

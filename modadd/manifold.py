@@ -88,21 +88,34 @@ def dimension_table(cfgs: Iterable[RunConfig], thresholds=(0.8, 0.9, 0.95),
         for group, label, blocks in groupings(cfg.model.n_layers):
             layer = blocks[0][0] if group != "all" else -1
             matrix = MATRIX_NAMES[blocks[0][1]] if group == "block" else "joint"
-            sources = [("real", 0, _joint(G, blocks))]
-            h = _joint(H, blocks)
-            norms = np.sqrt(np.clip(np.diag(h), 0, None))
-            for draw in range(null_draws):
-                sources.append(("random walk", draw,
-                                M.random_walk_gram(norms, dim * len(blocks), rng)))
-                sources.append(("shuffled increments", draw, M.shuffled_walk_gram(h, rng)))
-            for source, draw, g in sources:
-                ratios = M.spectrum_from_gram(g)
-                pr = M.participation_ratio(ratios)
-                for threshold in thresholds:
-                    rows.append((cfg.seed, group, label, layer, matrix, source, draw,
-                                 threshold, M.rank_at(ratios, threshold), pr))
-    return pd.DataFrame(rows, columns=["seed", "group", "label", "layer", "matrix", "source",
-                                       "draw", "threshold", "rank", "participation"])
+            for row in dimension_rows(_joint(G, blocks), _joint(H, blocks), dim * len(blocks),
+                                      rng, null_draws, thresholds):
+                rows.append((cfg.seed, group, label, layer, matrix, *row))
+    return pd.DataFrame(rows, columns=DIMENSION_COLUMNS)
+
+
+DIMENSION_COLUMNS = ["seed", "group", "label", "layer", "matrix", "source", "draw", "threshold",
+                     "rank", "participation"]
+
+
+def dimension_rows(G: np.ndarray, H: np.ndarray, dim: int, rng: np.random.Generator,
+                   null_draws: int, thresholds) -> list[tuple]:
+    """``(source, draw, threshold, rank, participation)`` rows for one trajectory: its Gram
+    ``G`` (of ``W_t - W_0``), and ``null_draws`` draws of both nulls built from its increment
+    Gram ``H`` in a ``dim``-dimensional space: a Gaussian random walk with the same step norms,
+    and the run's own increments in shuffled order."""
+    sources = [("real", 0, G)]
+    norms = np.sqrt(np.clip(np.diag(H), 0, None))
+    for draw in range(null_draws):
+        sources.append(("random walk", draw, M.random_walk_gram(norms, dim, rng)))
+        sources.append(("shuffled increments", draw, M.shuffled_walk_gram(H, rng)))
+    rows = []
+    for source, draw, g in sources:
+        ratios = M.spectrum_from_gram(g)
+        pr = M.participation_ratio(ratios)
+        rows += [(source, draw, threshold, M.rank_at(ratios, threshold), pr)
+                 for threshold in thresholds]
+    return rows
 
 
 def null_means(table: pd.DataFrame) -> pd.DataFrame:
@@ -287,8 +300,16 @@ def angle_table(mixed: dict[int, RunConfig], single: dict[tuple[int, int], RunCo
             pairs.append(("m (same seed)", f"m{m1} s{s1}", f"m{m2} s{s2}"))
         elif m1 == m2:
             pairs.append(("seed (same m)", f"m{m1} s{s1}", f"m{m2} s{s2}"))
+    return pair_angle_table(named, pairs, k, random_draws, mixed[min(mixed)].seed)
+
+
+def pair_angle_table(named: dict[str, RunConfig], pairs: list[tuple[str, str, str]],
+                     k: int = 4, random_draws: int = 50, seed: int = 0) -> pd.DataFrame:
+    """Subspace distances between the top-k PCA subspaces (of ``W_t - W_0``, same block) of
+    named runs, for each ``(comparison, a, b)`` pair (comparison ``"layer"`` with ``a == b``:
+    each layer against every later one of the same run), plus ``random_draws`` pairs of random
+    k-subspaces drawn from measurement stream ``seed``.  Cached; columns as :func:`angle_table`."""
     inputs = {"runs": {n: run_key(c) for n, c in named.items()}, "pairs": pairs, "k": k,
               "random_draws": random_draws}
-    first = min(mixed)
     return cached("subspace-angles", ANGLE_VERSION, inputs,
-                  lambda: _angles(named, pairs, k, random_draws, mixed[first].seed))
+                  lambda: _angles(named, pairs, k, random_draws, seed))

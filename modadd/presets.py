@@ -11,7 +11,7 @@ import pandas as pd
 
 from .config import RunConfig, TrainConfig
 from .model import ModelConfig
-from .task import TaskConfig
+from .task import TaskConfig, max_markers
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,73 @@ def curriculum(cfg: RunConfig, reset_optimizer: bool = True) -> RunConfig:
                                       reset_optimizer=reset_optimizer, single_m=None))
 
 
+def paper_optimizer(cfg: RunConfig) -> RunConfig:
+    """``cfg`` trained with the paper's stated optimizer: plain SGD, constant lr 1e-3, batch 64,
+    no weight decay (the original code used AdamW; same steps and seed)."""
+    paper = PRESETS["paper"].config.train
+    return replace(cfg, train=replace(cfg.train, optimizer=paper.optimizer, lr=paper.lr,
+                                      weight_decay=paper.weight_decay, momentum=paper.momentum,
+                                      batch_size=paper.batch_size, lr_schedule="constant",
+                                      warmup_steps=0, lr_final_ratio=0.0))
+
+
+def with_task(cfg: RunConfig, **changes) -> RunConfig:
+    """``cfg`` with task fields replaced (validated), e.g. ``with_task(cfg, op="mul", C=7)``."""
+    return replace(cfg, task=replace(cfg.task, **changes))
+
+
+# chapter 8: multiplication needs a prime modulus (values 1..C-1 form the cyclic group Z_C^*);
+# C=7 is the prime nearest the book's C=8.  Its multiplicative group has order 6, so addition
+# mod 6 is the same group (via the discrete log) and the tightest control.
+MUL_C = 7
+
+
+def operation_arms(cfg: RunConfig) -> dict[str, RunConfig]:
+    """Chapter 8's arms for one seed: multiplication mod 7, addition mod 7 (equal settings) and
+    addition mod 6 (the isomorphic group: Z_7^* ≅ Z_6)."""
+    return {"mul C7": with_task(cfg, op="mul", C=MUL_C),
+            "add C7": with_task(cfg, op="add", C=MUL_C),
+            "add C6": with_task(cfg, op="add", C=MUL_C - 1)}
+
+
+def difficulty_arms(cfg: RunConfig, grid: dict[int, tuple[int, ...]] | None = None,
+                    largest_m: int = 6) -> dict[tuple[int, str], RunConfig]:
+    """Chapter 7's difficulty grid for one seed, keyed ``(C, arm)``: at each modulus ``C`` of
+    ``grid`` (default ``{8: (5, 6), 16: (2, 3, 4)}``, the cells the book's other runs do not
+    already cover), mixed training on ``cfg``'s own m values and on ``1..largest_m``, and
+    from-scratch training on each listed single m.  A single-m arm uses the narrowest task that
+    holds its m (``cfg``'s m values when they include it), so the book's existing single-m runs
+    at C=8 are the same runs.  ``largest_m`` and the singles are clipped to what fits in ``T``
+    (the book's T=16 fits 7 markers)."""
+    grid = {8: (5, 6), 16: (2, 3, 4)} if grid is None else grid
+    largest_m = min(largest_m, max_markers(cfg.task.T))
+    own = cfg.task.m_values
+    out = {}
+    for C, singles in grid.items():
+        narrow = with_task(cfg, C=C)
+        wide = with_task(cfg, C=C, m_values=tuple(range(1, largest_m + 1)))
+        out[(C, f"mixed 1-{max(own)}")] = narrow
+        if wide.task.m_values != own:
+            out[(C, f"mixed 1-{largest_m}")] = wide
+        for m in (m for m in singles if m <= largest_m):
+            out[(C, f"only m={m}")] = single_m(narrow if m in own else wide, m)
+    return out
+
+
 # the roles of study_configs that the book's chapters read (``make study`` trains these);
 # chapter 7's arms join when its chapter lands
 BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params")
 
 
 def study_configs(name: str = "book", seeds: int | None = None,
-                  single_m_seeds: int = 2) -> dict[str, list[RunConfig]]:
+                  single_m_seeds: int = 2, few_seeds: int = 2) -> dict[str, list[RunConfig]]:
     """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its
     learning-rate controls (constant peak rate; constant original rate 3e-4), single-m runs
     (every m of the task, seeds ``0..single_m_seeds-1``), and the preset's seeds again storing
     full parameter vectors (chapter 4; identical training), and chapter 7's arms: with MLPs,
-    curriculum with and without optimizer resets, and the largest m alone from scratch."""
+    curriculum with and without optimizer resets, the largest m alone from scratch, the paper's
+    SGD (``few_seeds + 1`` seeds) and the difficulty grid (``few_seeds`` seeds); chapter 8's
+    operations."""
     main = preset_seeds(name, seeds)
     original_lr = _ORIGINAL.train.lr
     return {
@@ -116,6 +171,13 @@ def study_configs(name: str = "book", seeds: int | None = None,
         "curriculum": [curriculum(c) for c in main],
         "curriculum (no reset)": [curriculum(c, reset_optimizer=False) for c in main],
         "largest m only": [single_m(c, max(c.task.m_values)) for c in main],
+        "paper sgd": [paper_optimizer(c) for c in main[:few_seeds + 1]],
+        # seed-major, so that a partial grid still has every arm
+        "difficulty": [arm for c in main[:few_seeds] for arm in difficulty_arms(c).values()],
+        # chapter 8
+        "mul C7": [operation_arms(c)["mul C7"] for c in main],
+        "add C7": [operation_arms(c)["add C7"] for c in main],
+        "add C6": [operation_arms(c)["add C6"] for c in main[:few_seeds]],
     }
 
 

@@ -54,3 +54,59 @@ def test_mlp_increment_grams_match_numpy():
     assert grams["dims"].tolist() == [4 * 8 * 8, 4 * 8 * 8]
     with pytest.raises(ValueError, match="store_full_params"):
         A.mlp_increment_grams(RunConfig())
+
+
+TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
+                 model=ModelConfig(n_layers=1, d_model=8, n_heads=2),
+                 train=TrainConfig(lr=1e-2, batch_size=16, n_steps=20, snapshot_every=5,
+                                   probe_size=32, checkpoint_every=20))
+
+
+def numpy_rank(X: np.ndarray, threshold: float) -> int:
+    """Centred PCA rank at ``threshold`` of the rows of X, straight from numpy's SVD."""
+    s = np.linalg.svd(X - X.mean(0), compute_uv=False) ** 2
+    return int(np.searchsorted(np.cumsum(s) / s.sum(), threshold - 1e-12) + 1)
+
+
+def test_mlp_dimension_table_real_rank_matches_numpy():
+    table = A.mlp_dimension_table([MLP], thresholds=(0.8, 0.9), null_draws=3)
+    params = np.asarray(store.load_or_train(MLP, trajectories=True, progress=False).params,
+                        np.float64)
+    slices = A.mlp_slices(build_model(MLP.model, MLP.task, 0))
+    for (layer, name), where in slices.items():
+        X = params[:, where] - params[0, where]
+        for threshold in (0.8, 0.9):
+            row = table[(table.label == f"L{layer} {name}") & (table.source == "real")
+                        & (table.threshold == threshold)]
+            assert row["rank"].item() == numpy_rank(X, threshold)
+    joint = np.concatenate([params[:, w] - params[0, w] for w in slices.values()], axis=1)
+    real_all = table[(table.group == "all mlp") & (table.source == "real")
+                     & (table.threshold == 0.9)]
+    assert real_all["rank"].item() == numpy_rank(joint, 0.9)
+    nulls = table[table.source != "real"]
+    assert set(nulls.draw) == {0, 1, 2} and set(nulls.source) == {"random walk",
+                                                                  "shuffled increments"}
+
+
+def test_stage_starts_and_forgetting_table():
+    from modadd.presets import curriculum
+    cur = curriculum(TINY)
+    assert A.stage_starts(cur) == [(0, 1), (10, 2)] and A.stage_starts(TINY) == []
+    table = A.forgetting_table({"mixed": [TINY], "curriculum": [cur]})
+    assert list(table.arm.unique()) == ["mixed", "curriculum"]
+    run = store.load_or_train(cur, progress=False)
+    direct = A.forgetting(run.metrics).set_index("m")
+    mine = table[table.arm == "curriculum"].set_index("m")
+    pd.testing.assert_series_equal(mine.forgetting, direct.forgetting)
+    assert (table.forgetting >= 0).all()
+
+
+def test_arm_angle_table_same_run_is_distance_zero():
+    from dataclasses import replace
+    seeds = [TINY, replace(TINY, seed=1)]
+    table = A.arm_angle_table({"a": seeds, "b": seeds}, k=2, random_draws=3)
+    same = table[table.comparison == "a vs b"]
+    assert len(same) == 2 * 4 and np.allclose(same.distance, 0, atol=1e-6)
+    across = table[table.comparison == "seeds: a"]
+    assert len(across) == 4 and (across.distance > 0.1).all()
+    assert (table.comparison == "random").sum() == 3

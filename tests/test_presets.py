@@ -134,3 +134,36 @@ def test_chapter7_arms_change_only_their_setting():
 def test_book_roles_are_study_roles():
     from modadd.presets import BOOK_ROLES, study_configs
     assert set(BOOK_ROLES) <= set(study_configs("smoke", seeds=1))
+
+
+def test_chapter7_and_8_extra_arms():
+    from modadd.presets import (difficulty_arms, operation_arms, paper_optimizer, single_m,
+                                study_configs)
+    base = preset("book", 2)
+    sgd = paper_optimizer(base)
+    assert (sgd.train.optimizer, sgd.train.lr, sgd.train.batch_size, sgd.train.weight_decay,
+            sgd.train.lr_schedule, sgd.train.warmup_steps) == ("sgd", 1e-3, 64, 0.0, "constant", 0)
+    assert sgd.train.n_steps == base.train.n_steps and sgd.task == base.task
+    ops = operation_arms(base)
+    assert (ops["mul C7"].task.op, ops["mul C7"].task.C) == ("mul", 7)
+    assert ops["mul C7"].task.value_tokens == (1, 2, 3, 4, 5, 6)
+    assert (ops["add C7"].task.op, ops["add C7"].task.C, ops["add C6"].task.C) == ("add", 7, 6)
+    for arm in ops.values():   # only the task changes
+        assert arm.model == base.model and arm.train == base.train and arm.seed == 2
+    grid = difficulty_arms(base)
+    assert sorted(grid) == [(8, "mixed 1-4"), (8, "mixed 1-6"), (8, "only m=5"),
+                            (8, "only m=6"), (16, "mixed 1-4"), (16, "mixed 1-6"),
+                            (16, "only m=2"), (16, "only m=3"), (16, "only m=4")]
+    assert grid[(8, "mixed 1-4")] == base                         # the main run, reused
+    assert grid[(16, "only m=3")] == single_m(replace_task(base, C=16), 3)
+    assert grid[(8, "only m=6")].task.m_values == (1, 2, 3, 4, 5, 6)
+    smoke = difficulty_arms(preset("smoke"))                    # T=8 fits 3 markers
+    assert max(max(c.task.m_values) for c in smoke.values()) == 3
+    roles = study_configs("book")
+    assert len(roles["difficulty"]) == 2 * len(grid) and len(roles["paper sgd"]) == 3
+    assert [c.seed for c in roles["difficulty"][:len(grid)]] == [0] * len(grid)  # seed-major
+
+
+def replace_task(cfg, **changes):
+    from dataclasses import replace
+    return replace(cfg, task=replace(cfg.task, **changes))

@@ -193,3 +193,17 @@ def test_chance_and_describe():
     single = describe(TaskConfig(C=5, marker_ids="single", marker_offset=50, readout="query"))
     assert "50..50" in single and f"{256 - 5 - 1 - 1} tokens" in single
     assert "0..4" in single and "T=16 + 1 query token" in single
+
+
+def test_multiplication_mod_7_is_addition_mod_6_through_the_discrete_log():
+    """Z_7^* is cyclic of order 6 (generator 3): the product label is 3^(sum of logs mod 6).
+    Chapter 8's control (addition mod 6) rests on this isomorphism."""
+    task = TaskConfig(op="mul", C=7, m_values=(1, 2, 3, 4))
+    power = {pow(3, k, 7): k for k in range(6)}
+    assert sorted(power) == list(task.value_tokens)        # 3 generates every value 1..6
+    markers = set(task.marker_tokens)
+    for m in task.m_values:
+        batch = sample_batch(task, 400, m, generator=gen(20 + m))
+        for row, label in zip(batch.tokens.numpy(), batch.labels.tolist()):
+            logs = [power[int(row[p + 1])] for p in range(len(row) - 1) if int(row[p]) in markers]
+            assert len(logs) == m and label == pow(3, sum(logs) % 6, 7)
