@@ -154,7 +154,7 @@ def study_configs(name: str = "book", seeds: int | None = None,
     full parameter vectors (chapter 4; identical training), and chapter 7's arms: with MLPs,
     curriculum with and without optimizer resets, the largest m alone from scratch, the paper's
     SGD (``few_seeds + 1`` seeds) and the difficulty grid (``few_seeds`` seeds); chapter 8's
-    operations."""
+    multiplication and addition at the same modulus."""
     main = preset_seeds(name, seeds)
     original_lr = _ORIGINAL.train.lr
     return {
@@ -177,7 +177,6 @@ def study_configs(name: str = "book", seeds: int | None = None,
         # chapter 8
         "mul C7": [operation_arms(c)["mul C7"] for c in main],
         "add C7": [operation_arms(c)["add C7"] for c in main],
-        "add C6": [operation_arms(c)["add C6"] for c in main[:few_seeds]],
     }
 
 
