@@ -141,9 +141,10 @@ def difficulty_arms(cfg: RunConfig, grid: dict[int, tuple[int, ...]] | None = No
     return out
 
 
-# the roles of study_configs that the book's chapters read (``make study`` trains these);
-# chapter 7's arms join when its chapter lands
-BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params")
+# the roles of study_configs that the book's chapters read (``make study`` trains these)
+BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params", "mlp",
+              "curriculum", "curriculum (no reset)", "largest m only", "paper sgd", "difficulty",
+              "mul C7", "add C7")
 
 
 def study_configs(name: str = "book", seeds: int | None = None,

@@ -2,17 +2,18 @@
 
 Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]``.
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
-its single-m runs, and its seeds again with full parameter vectors (chapter 4).  Finished runs are loaded, missing ones trained (one process per core,
+its single-m runs, its seeds again with full parameter vectors (chapter 4), and the arms of
+chapters 7 and 8.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
 one thread each) and published to ``data/results``; interrupted runs resume from their last
 checkpoint.  Then the per-run Gram matrices the manifold chapter needs, the commutator tables
-of chapter 5 and the SAE tables of chapter 6 are cached.
+of chapter 5, the SAE tables of chapter 6 and the MLP weights' Grams of chapter 7 are cached.
 """
 from __future__ import annotations
 
 import argparse
 import time
 
-from . import commutator, sae
+from . import arms, commutator, sae
 from .manifold import increment_grams
 from .presets import BOOK_ROLES, PRESETS, study_configs
 from .store import load_or_train_many
@@ -38,11 +39,13 @@ def main(argv: list[str] | None = None) -> None:
         configs = by_role[role]
         # One single-threaded process per run: on 2 cores, 5 concurrent runs lose ~12% throughput
         # against 2 (measured) but finish together instead of leaving a core idle in a last round.
-        runs = load_or_train_many(configs, n_workers=args.workers or len(configs),
+        runs = load_or_train_many(configs, n_workers=args.workers or min(len(configs), 5),
                                   trajectories=True)
         for run in runs:
-            if not run.config.train.store_full_params:   # chapter 3 reads the others' Grams
+            if role != "full params":   # chapters 3, 7, 8 read the attention Grams
                 increment_grams(run.config)
+            if role == "mlp":           # chapter 7 reads the MLP weights' Grams too
+                arms.mlp_increment_grams(run.config)
             print(f"{role} seed {run.config.seed} {run.key}: final accuracy "
                   f"{run.meta['final_accuracy']}, {run.meta['wall_s'] / 60:.1f} min")
         if role == "full params":   # chapters 5 and 6 measure on the stored parameter vectors

@@ -57,7 +57,7 @@ from modadd import ledger
 from modadd import manifold as MF
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
-from modadd.stats import mean_ci, seed_summary
+from modadd.stats import mean_ci
 from modadd.model import build_model
 from modadd.task import chance_accuracy
 
@@ -423,7 +423,7 @@ forget_1 = cur[cur.m == min(M_VALUES)].forgetting
 forget_1_noreset = forget[(forget.arm == "curriculum (no reset)")
                           & (forget.m == min(M_VALUES))].forgetting
 lines = [
-    f"- **MLPs (C10).** With MLPs, the joint attention $r_{{90}}$ "
+    "- **MLPs (C10).** With MLPs, the joint attention $r_{90}$ "
     + direction(attn_ci, "rises", "falls", "does not change detectably")
     + f" ({ci_text(attn_diff)}, paired over seeds); the MLP weights' own $r_{{90}}$ is "
     f"{ci_text(mlp_type_r90)} per matrix, "
@@ -451,7 +451,7 @@ lines = [
     + ("The curriculum also learns it." if cur_ok else
        f"The README's 'curriculum succeeds' does not hold at this budget: the curriculum "
        f"reaches {ci_text(cur_final, 3)}."),
-    f"- **The paper's optimizer.** Plain SGD at lr $10^{{-3}}$, batch 64 "
+    "- **The paper's optimizer.** Plain SGD at lr $10^{-3}$, batch 64 "
     + ("learns" if sgd_learns else "does not learn")
     + f" the task within {cfg.train.n_steps} steps (held-out accuracy "
     f"{ci_text(sgd_final.value, 3)}, chance {chance:.3f})"
