@@ -18,6 +18,10 @@ from .manifold import increment_grams
 from .presets import BOOK_ROLES, PRESETS, study_configs
 from .store import load_or_train_many
 
+# roles whose attention Grams no chapter reads (chapter 4 reads the full-params runs' weights;
+# chapter 7 reads only the difficulty grid's and the SGD runs' accuracies and losses)
+NO_GRAMS = ("full params", "difficulty", "paper sgd")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Train the study's runs and print their final accuracies."""
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = load_or_train_many(configs, n_workers=args.workers or min(len(configs), 5),
                                   trajectories=True)
         for run in runs:
-            if role != "full params":   # chapters 3, 7, 8 read the attention Grams
+            if role not in NO_GRAMS:    # chapters 3, 7, 8 read the attention Grams
                 increment_grams(run.config)
             if role == "mlp":           # chapter 7 reads the MLP weights' Grams too
                 arms.mlp_increment_grams(run.config)
