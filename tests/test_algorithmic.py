@@ -1,0 +1,57 @@
+"""modadd.algorithmic: labels by brute force, the split disjoint and deterministic, tokens."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from modadd.algorithmic import OPERATIONS, AlgorithmicTask
+
+
+@pytest.mark.parametrize("op", OPERATIONS)
+def test_labels_match_brute_force(op):
+    task = AlgorithmicTask(p=11, op=op)
+    pairs = task.pairs()
+    expected = []
+    for a, b in pairs:
+        if op == "/":     # the c with c * b == a (mod p), found by search
+            expected.append(next(c for c in range(11) if (c * b) % 11 == a))
+        else:
+            expected.append(eval(f"({a} {op} {b}) % 11"))
+    assert task.labels(pairs).tolist() == expected
+    assert len(pairs) == (11 * 10 if op == "/" else 121)
+    assert len(np.unique(pairs, axis=0)) == len(pairs)
+
+
+def test_split_is_disjoint_covering_and_deterministic():
+    task = AlgorithmicTask(p=23, train_fraction=0.3, split_seed=5)
+    train, held = task.split()
+    n = len(task.pairs())
+    assert len(train) == round(0.3 * n) and len(np.intersect1d(train, held)) == 0
+    assert np.array_equal(np.sort(np.concatenate([train, held])), np.arange(n))
+    again = AlgorithmicTask(p=23, train_fraction=0.3, split_seed=5).split()
+    assert all(np.array_equal(x, y) for x, y in zip((train, held), again))
+    other = replace(task, split_seed=6).split()[0]
+    assert not np.array_equal(train, other)
+    # the split does not depend on the operation's labels, only on the pair count
+    assert np.array_equal(replace(task, op="*").split()[0], train)
+
+
+def test_tokens_put_the_answer_after_the_equals_sign():
+    task = AlgorithmicTask(p=7, op="-")
+    pairs = task.pairs()[:5]
+    tokens = task.tokens(pairs).numpy()
+    assert tokens.shape == (5, 4) and task.vocab_size == 9
+    assert (tokens[:, 1] == 7).all() and (tokens[:, task.answer_position] == 8).all()
+    np.testing.assert_array_equal(tokens[:, [0, 2]], pairs)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("p", 12, "p: must be a prime"), ("p", 2, "p: must be a prime"), ("op", "%", "op: must be"),
+    ("train_fraction", 1.0, "train_fraction"), ("split_seed", -1, "split_seed")])
+def test_bad_fields_are_named(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        AlgorithmicTask(**{field: value})
+    with pytest.raises(ValueError, match="both splits"):
+        AlgorithmicTask(p=3, train_fraction=0.01).split()
