@@ -243,6 +243,21 @@ pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgettin
           axis=1).loc[CURRICULUM_ARMS]
 
 # %% [markdown]
+# **Is the curriculum's path more fragmented?** The paper explains forgetting by "path-dependent
+# movement through fragmented solution regions". If so, a curriculum trajectory should need more
+# dimensions than a mixed one. $r_{90}$ of all attention weights jointly, per arm, against each
+# run's random-walk null (chapter 3's measure), mean [95% CI] over seeds:
+
+# %%
+arm_dims = pd.concat({arm: MF.null_means(MF.dimension_table(arms[arm], null_draws=null_draws))
+                      for arm in CURRICULUM_ARMS}, names=["arm"]).reset_index("arm")
+arm_dims = arm_dims[(arm_dims.threshold == THRESHOLD) & (arm_dims.group == "all")
+                    & (arm_dims.source != "shuffled increments")]
+arm_r90 = arm_dims.pivot_table(index=["arm", "seed"], columns="source", values="rank")
+arm_r90["real − random walk"] = arm_r90["real"] - arm_r90["random walk"]
+arm_r90.groupby("arm").agg(ci_text).loc[CURRICULUM_ARMS]
+
+# %% [markdown]
 # **Do the arms reach the same execution subspace?** For every attention block, the top-$k$ PCA
 # subspace of each run's trajectory $W_t - W_0$; between two arms at the same seed (same
 # initial weights, so the same origin) and, as the reference, between seeds within one arm. The
@@ -420,6 +435,8 @@ def direction(ci, up: str, down: str, none: str) -> str:
     return up if ci[1] > 0 else down if ci[2] < 0 else none
 
 
+real_r90 = arm_r90["real"].unstack("arm")
+fragment = real_r90["curriculum"] - real_r90["attention-only, mixed"]
 attn_ci, gap_ci, mlp_r90 = mean_ci(attn_diff), mean_ci(acc_gap), mean_ci(mlp_type_r90)
 shared_init = cur_overlap > 10 * max(seed_overlap, k / dim)
 forget_1 = cur[cur.m == min(M_VALUES)].forgetting
@@ -443,7 +460,11 @@ lines = [
     f"On the largest m the curriculum ends at {ci_text(cur_final)}, mixed training at "
     f"{ci_text(mixed_final)}. Same-seed subspaces of mixed and curriculum runs overlap "
     f"{cur_overlap:.3f}, seed-to-seed subspaces within mixed training {seed_overlap:.1e} "
-    f"(random: {k / dim:.1e}): "
+    f"(random: {k / dim:.1e}); the curriculum trajectory's joint $r_{{90}}$ minus the mixed "
+    f"one, paired by seed: {ci_text(fragment)}: "
+    + direction(mean_ci(fragment), "more dimensions, as the paper's fragmentation picture "
+                "predicts; ", "fewer dimensions, against the paper's fragmentation picture; ",
+                "no detectable difference in dimension; ")
     + ("the shared initialisation, not a common attractor of mixed and curriculum training, "
        "sets most of the orientation (chapter 3 found the same across m)." if shared_init else
        "sharing the initialisation does not make the subspaces much more alike."),
