@@ -476,9 +476,11 @@ lines = [
     + direction(mean_ci(fragment), "more dimensions, as the paper's fragmentation picture "
                 "predicts; ", "fewer dimensions, against the paper's fragmentation picture; ",
                 "no detectable difference in dimension; ")
-    + ("the shared initialisation, not a common attractor of mixed and curriculum training, "
-       "sets most of the orientation (chapter 3 found the same across m)." if shared_init else
-       "sharing the initialisation does not make the subspaces much more alike."),
+    + (f"{'nearly orthogonal' if cur_overlap < 0.1 else 'partly shared' if cur_overlap < 0.5 else 'largely shared'} "
+       f"subspaces: mixed and curriculum training do not reach "
+       f"{'the same' if cur_overlap < 0.5 else 'entirely different'} execution subspace, "
+       f"though sharing the initialisation makes them "
+       f"{cur_overlap / max(seed_overlap, k / dim):.0f}× more aligned than different seeds."),
     f"- **From scratch (C12).** Only m={largest}: {ci_text(only_final, 3)} at the end "
     f"(chance {chance:.3f}); mixed training reaches {ci_text(mixed_final, 3)} on the same m "
     + ("with the same architecture, so capacity is not the limit. " if mixed_ok else
