@@ -152,16 +152,18 @@ def test_chapter7_and_8_extra_arms():
         assert arm.model == base.model and arm.train == base.train and arm.seed == 2
     grid = difficulty_arms(base)
     assert sorted(grid) == [(8, "mixed 1-4"), (8, "mixed 1-6"), (8, "only m=5"),
-                            (8, "only m=6"), (16, "mixed 1-4"), (16, "mixed 1-6"),
-                            (16, "only m=2"), (16, "only m=3"), (16, "only m=4")]
+                            (16, "mixed 1-4"), (16, "mixed 1-6"), (16, "only m=2"),
+                            (16, "only m=3")]
     assert grid[(8, "mixed 1-4")] == base                         # the main run, reused
     assert grid[(16, "only m=3")] == single_m(replace_task(base, C=16), 3)
-    assert grid[(8, "only m=6")].task.m_values == (1, 2, 3, 4, 5, 6)
+    assert grid[(8, "only m=5")].task.m_values == (1, 2, 3, 4, 5, 6)
+    assert grid[(16, "only m=2")].task.m_values == (1, 2, 3, 4)        # narrowest task
     smoke = difficulty_arms(preset("smoke"))                    # T=8 fits 3 markers
     assert max(max(c.task.m_values) for c in smoke.values()) == 3
-    roles = study_configs("book")
+    roles = study_configs("book", few_seeds=2)
     assert len(roles["difficulty"]) == 2 * len(grid) and len(roles["paper sgd"]) == 3
     assert [c.seed for c in roles["difficulty"][:len(grid)]] == [0] * len(grid)  # seed-major
+    assert len(study_configs("book")["difficulty"]) == len(grid)
 
 
 def replace_task(cfg, **changes):
