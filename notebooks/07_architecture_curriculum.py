@@ -280,14 +280,20 @@ angles = A.arm_angle_table(angle_arms, k=k, random_draws=random_draws)
 dim = cfg.model.d_model ** 2
 pairs = angles[angles.comparison != "random"]
 per_pair = pairs.groupby(["comparison", "a", "b"], as_index=False)[["mean_cos2", "distance"]].mean()
+def ci_sci(values) -> str:
+    mean, low, high = mean_ci(values)
+    return f"{mean:.2e} [{low:.2e}, {high:.2e}]"
+
+
 overlap = per_pair.groupby("comparison").agg(
-    overlap=("mean_cos2", ci_text), distance=("distance", ci_text), pairs=("a", "size"))
+    overlap=("mean_cos2", ci_sci), distance=("distance", lambda v: ci_text(v, 4)),
+    pairs=("a", "size"))
 overlap["overlap / random (k/D)"] = (per_pair.groupby("comparison").mean_cos2.mean()
                                      / (k / dim)).round(0)
 random_distance = angles[angles.comparison == "random"].distance
 display(Markdown(f"Random {k}-subspace pairs of $\\mathbb{{R}}^{{{dim}}}$: distance "
                  f"{ci_text(random_distance, 4)}, expected overlap $k/D$ = {k / dim:.1e}."))
-overlap.sort_values("overlap", ascending=False)
+overlap.loc[per_pair.groupby("comparison").mean_cos2.mean().sort_values(ascending=False).index]
 
 # %% [markdown]
 # ## 3. Difficulty: where does training from scratch stop converging? (C12)
