@@ -161,7 +161,8 @@ for ax, matrix in zip(axes, MATRICES + list(A.MLP_MATRICES)):
     ax.set(title=matrix + (" (MLP)" if matrix in A.MLP_MATRICES else ""), xlabel="layer",
            xticks=range(cfg.model.n_layers))
 axes[0].set_ylabel("$r_{90}$")
-axes[0].legend(fontsize=7, loc="upper left")
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.1))
 fig.suptitle("Effective rank of each weight matrix's trajectory (mean, 95% CI over seeds)",
              y=1.03)
 fig.tight_layout()
