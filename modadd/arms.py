@@ -89,10 +89,9 @@ def arm_metrics(arms: dict[str, list[RunConfig]], metric: str = "accuracy") -> p
     return pd.concat(frames, ignore_index=True)[["arm", "seed", "step", "m", "value"]]
 
 
-def forgetting_table(arms: dict[str, list[RunConfig]]) -> pd.DataFrame:
-    """:func:`forgetting` of every run of every arm: ``arm, seed, m, peak, peak_step, final,
-    forgetting`` rows."""
-    acc = arm_metrics(arms)
+def forgetting_table(acc: pd.DataFrame) -> pd.DataFrame:
+    """:func:`forgetting` of every run in ``acc`` (the accuracy table of :func:`arm_metrics`):
+    ``arm, seed, m, peak, peak_step, final, forgetting`` rows."""
     frames = [forgetting(part.assign(metric="accuracy")).assign(arm=arm, seed=seed)
               for (arm, seed), part in acc.groupby(["arm", "seed"], sort=False)]
     return pd.concat(frames, ignore_index=True)[["arm", "seed", "m", "peak", "peak_step",
@@ -134,10 +133,11 @@ def mlp_dimension_table(cfgs, thresholds=(0.8, 0.9, 0.95), null_draws: int = 20)
 def arm_angle_table(arms: dict[str, list[RunConfig]], k: int = 4,
                     random_draws: int = 50) -> pd.DataFrame:
     """Do arms reach the same execution subspace?  Subspace distances (top-k PCA subspaces of
-    ``W_t - W_0``, per attention block) between every two arms at the same seed (same initial
-    weights), beside the distances between seeds within each arm and between random
-    k-subspaces (:func:`modadd.manifold.pair_angle_table`).  Comparison labels:
-    ``"A vs B"`` (same seed) and ``"seeds: A"``."""
+    ``W_t - W_0``, per attention block) between every two arms at the same seed (same data
+    stream; attention-only arms also share their initial weights), beside the distances between
+    seeds within each arm and between random k-subspaces
+    (:func:`modadd.manifold.pair_angle_table`).  Comparison labels: ``"A vs B"`` (same seed)
+    and ``"seeds: A"``."""
     named = {f"{arm} s{c.seed}": c for arm, cfgs in arms.items() for c in cfgs}
     seeds = {arm: sorted(c.seed for c in cfgs) for arm, cfgs in arms.items()}
     pairs = [(f"{a} vs {b}", f"{a} s{s}", f"{b} s{s}")

@@ -244,7 +244,7 @@ accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curricu
 # (≥ 0), mean [95% CI] over seeds; and the final accuracy beside it.
 
 # %%
-forget = A.forgetting_table({arm: arms[arm] for arm in CURRICULUM_ARMS})
+forget = A.forgetting_table(acc[acc.arm.isin(CURRICULUM_ARMS)])
 pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgetting
            .apply(ci_text).unstack("m"),
            "final accuracy": forget.groupby(["arm", "m"]).final.apply(ci_text).unstack("m"),

@@ -92,7 +92,7 @@ def test_stage_starts_and_forgetting_table():
     from modadd.presets import curriculum
     cur = curriculum(TINY)
     assert A.stage_starts(cur) == [(0, 1), (10, 2)] and A.stage_starts(TINY) == []
-    table = A.forgetting_table({"mixed": [TINY], "curriculum": [cur]})
+    table = A.forgetting_table(A.arm_metrics({"mixed": [TINY], "curriculum": [cur]}))
     assert list(table.arm.unique()) == ["mixed", "curriculum"]
     run = store.load_or_train(cur, progress=False)
     direct = A.forgetting(run.metrics).set_index("m")
