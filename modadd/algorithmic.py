@@ -53,6 +53,11 @@ class AlgorithmicTask:
         return 4
 
     @property
+    def n_classes(self) -> int:
+        """The answer is one of the ``p`` residues."""
+        return self.p
+
+    @property
     def answer_position(self) -> int:
         """Index of the input position whose output predicts the answer (the ``=``)."""
         return self.seq_len - 1
@@ -96,5 +101,15 @@ class AlgorithmicTask:
         order = np.random.default_rng([self.split_seed, 0x5917]).permutation(n)
         return np.sort(order[:n_train]), np.sort(order[n_train:])
 
+    def split_data(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{"train": (tokens, labels), "heldout": (tokens, labels)}`` in split-index order."""
+        pairs = self.pairs()
+        out = {}
+        for name, index in zip(("train", "heldout"), self.split()):
+            out[name] = (self.tokens(pairs[index]),
+                         torch.from_numpy(self.labels(pairs[index])))
+        return out
+
     def to_dict(self) -> dict:
+        """Plain-JSON form (for hashing and storage)."""
         return asdict(self)

@@ -5,8 +5,9 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional
+from typing import Optional, Union
 
+from .algorithmic import AlgorithmicTask
 from .model import ModelConfig
 from .task import TaskConfig, _check_choice, _check_int
 
@@ -15,9 +16,16 @@ SCHEDULES = ("mixed", "curriculum", "single")
 MIXED_PER = ("batch", "example")
 LR_SCHEDULES = ("constant", "cosine")
 
-# Fields added after schema 1: they enter the cache key only when set away from this default,
-# so every run keyed before they existed keeps its key (and its committed results).
-_KEY_OMIT_IF_DEFAULT = {"lr_schedule": "constant", "warmup_steps": 0, "lr_final_ratio": 0.0}
+# Fields added after schema 1, per config section: they enter the cache key only when set away
+# from this default, so every run keyed before they existed keeps its key (and its results).
+_KEY_OMIT_IF_DEFAULT = {
+    "train": {"lr_schedule": "constant", "warmup_steps": 0, "lr_final_ratio": 0.0,
+              "beta2": 0.999, "early_stop_accuracy": 0.0, "early_stop_delay": 0,
+              "init_perturbation": 0.0, "perturbation_seed": 0, "record_every": 0,
+              "fingerprint_train": False, "fingerprint_directions": 0, "fingerprint_seed": 0},
+    "model": {"layer_norm": True, "activation": "gelu", "d_mlp": 0},
+}
+AnyTask = Union[TaskConfig, AlgorithmicTask]
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class TrainConfig:
     warmup_steps: int = 0             # linear warm-up from 0 to lr over these steps, in [0, n_steps)
     lr_final_ratio: float = 0.0       # cosine: lr at the last step = lr * this, in [0, 1]
     weight_decay: float = 0.01        # decoupled (AdamW) or L2 (SGD), >= 0
+    beta2: float = 0.999              # AdamW's second-moment decay, in (0, 1) (grokking: 0.98)
     momentum: float = 0.0             # SGD momentum in [0, 1); ignored by AdamW
     batch_size: int = 128             # examples per step, >= 1
     n_steps: int = 20_000             # optimizer updates, >= 1 (curriculum: sum of stages)
@@ -42,11 +51,27 @@ class TrainConfig:
     store_full_params: bool = False   # also store the full parameter vector at each snapshot
     probe_size: int = 1024            # held-out probe examples per m, >= 1
     checkpoint_every: int = 1000      # steps between resumable checkpoints, >= 1
+    # -- early stopping (algorithmic tasks): stop `early_stop_delay` steps after the first
+    #    evaluation whose held-out accuracy is >= early_stop_accuracy (0 = never stop early)
+    early_stop_accuracy: float = 0.0  # in [0, 1]
+    early_stop_delay: int = 0         # >= 0, a multiple of snapshot_every
+    # -- initial-weight perturbation: every parameter entry w becomes w * (1 + eps * z),
+    #    z ~ N(0, 1) from the stream "perturb:<perturbation_seed>" (seed 001's scheme)
+    init_perturbation: float = 0.0    # eps >= 0 (0 = none)
+    perturbation_seed: int = 0        # >= 0
+    # -- fingerprints (algorithmic tasks): every `record_every` steps, quantiles of the log-prob
+    #    of the correct answer on a fixed held-out probe set of `probe_size` pairs
+    record_every: int = 0             # >= 0 (0 = no fingerprints)
+    fingerprint_train: bool = False   # also on a train-split probe set of the same size
+    fingerprint_directions: int = 0   # J >= 0 random directions of the sliced hidden-state
+                                      # embedding at the answer position (0 = off)
+    fingerprint_seed: int = 0         # >= 0: probe sets and directions (shared across seeds)
 
     def __post_init__(self) -> None:
         stages = tuple((int(m), int(n)) for m, n in self.curriculum)
         object.__setattr__(self, "curriculum", stages)
-        for name in ("lr", "weight_decay", "momentum", "lr_final_ratio"):  # 0 and 0.0 must hash alike
+        for name in ("lr", "weight_decay", "momentum", "lr_final_ratio", "beta2",
+                     "early_stop_accuracy", "init_perturbation"):  # 0 and 0.0 must hash alike
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -71,6 +96,25 @@ class TrainConfig:
                      "checkpoint_every"):
             _check_int(name, getattr(self, name), 1)
         _check_int("warmup_steps", self.warmup_steps, 0)
+        if not (isinstance(self.beta2, float) and 0 < self.beta2 < 1):
+            raise ValueError(f"beta2: must be a number in (0, 1), got {self.beta2!r}")
+        if not (isinstance(self.early_stop_accuracy, float) and
+                0 <= self.early_stop_accuracy <= 1):
+            raise ValueError(f"early_stop_accuracy: must be a number in [0, 1] (0 = off), "
+                             f"got {self.early_stop_accuracy!r}")
+        for name in ("early_stop_delay", "perturbation_seed", "record_every",
+                     "fingerprint_directions", "fingerprint_seed"):
+            _check_int(name, getattr(self, name), 0)
+        if self.early_stop_delay % self.snapshot_every:
+            raise ValueError(f"early_stop_delay: must be a multiple of snapshot_every="
+                             f"{self.snapshot_every} (the run then ends on a snapshot), "
+                             f"got {self.early_stop_delay}")
+        if not (isinstance(self.init_perturbation, float) and self.init_perturbation >= 0):
+            raise ValueError(f"init_perturbation: must be a number >= 0, "
+                             f"got {self.init_perturbation!r}")
+        if not isinstance(self.fingerprint_train, bool):
+            raise ValueError(f"fingerprint_train: must be True or False, "
+                             f"got {self.fingerprint_train!r}")
         if self.warmup_steps >= self.n_steps:
             raise ValueError(f"warmup_steps: must be in [0, n_steps={self.n_steps}), "
                              f"got {self.warmup_steps}")
@@ -134,7 +178,7 @@ def _check_positive_float(name: str, value) -> None:
 class RunConfig:
     """Everything that determines a training run; its hash is the run's cache key."""
 
-    task: TaskConfig = field(default_factory=TaskConfig)    # the data
+    task: AnyTask = field(default_factory=TaskConfig)       # the data (marker or algorithmic)
     model: ModelConfig = field(default_factory=ModelConfig)  # the architecture
     train: TrainConfig = field(default_factory=TrainConfig)  # optimisation and recording
     seed: int = 0                                            # master seed, >= 0
@@ -146,6 +190,19 @@ class RunConfig:
         """Cross-field checks (each part validates itself)."""
         _check_int("seed", self.seed, 0)
         task, train = self.task, self.train
+        if isinstance(task, AlgorithmicTask):
+            if train.schedule != "mixed":
+                raise ValueError(f"schedule: algorithmic tasks have no marker count; must be "
+                                 f"'mixed', got {train.schedule!r}")
+            return
+        if not isinstance(task, TaskConfig):
+            raise ValueError(f"task: must be a TaskConfig or an AlgorithmicTask, "
+                             f"got {type(task).__name__}")
+        fingerprint_fields = ("early_stop_accuracy", "record_every", "fingerprint_directions")
+        for name in fingerprint_fields:
+            if getattr(train, name):
+                raise ValueError(f"{name}: only supported for algorithmic tasks (a marker "
+                                 f"task has no single held-out split), got {getattr(train, name)}")
         used = set()
         if train.schedule == "single":
             used = {train.single_m}
@@ -167,7 +224,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
         """Inverse of :meth:`to_dict`."""
-        return cls(TaskConfig(**data["task"]), ModelConfig(**data["model"]),
+        task_class = AlgorithmicTask if "p" in data["task"] else TaskConfig
+        return cls(task_class(**data["task"]), ModelConfig(**data["model"]),
                    TrainConfig(**data["train"]), data["seed"])
 
     def with_seed(self, seed: int) -> "RunConfig":
@@ -177,13 +235,14 @@ class RunConfig:
     def key(self, schema_version: int) -> str:
         """16-hex-digit hash of the config as sorted JSON plus the code schema version.
 
-        Training fields added after schema 1 are left out while at their default (see
+        Fields added after schema 1 are left out while at their default (see
         ``_KEY_OMIT_IF_DEFAULT``), so adding an option never re-keys the runs that predate it.
         """
         config = self.to_dict()
-        for name, default in _KEY_OMIT_IF_DEFAULT.items():
-            if config["train"][name] == default:
-                del config["train"][name]
+        for section, defaults in _KEY_OMIT_IF_DEFAULT.items():
+            for name, default in defaults.items():
+                if config[section][name] == default:
+                    del config[section][name]
         text = json.dumps({"config": config, "schema": schema_version}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

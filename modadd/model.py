@@ -15,9 +15,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .task import TaskConfig
 
 MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
+ACTIVATIONS = ("gelu", "relu")
 ResidHook = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -28,7 +28,10 @@ class ModelConfig:
     n_layers: int = 5              # transformer blocks, >= 1
     d_model: int = 128             # residual width, divisible by n_heads
     n_heads: int = 4               # attention heads per block, >= 1
-    attention_only: bool = True    # True: no MLP modules at all; False: pre-LN GELU MLP (4*d)
+    attention_only: bool = True    # True: no MLP modules at all; False: pre-LN MLP per block
+    layer_norm: bool = True        # False: no LayerNorm anywhere (Nanda et al.'s grokking model)
+    activation: str = "gelu"       # MLP non-linearity: "gelu" | "relu"
+    d_mlp: int = 0                 # MLP hidden width, >= 1; 0 means 4 * d_model
 
     def __post_init__(self) -> None:
         self.validate()
@@ -42,9 +45,19 @@ class ModelConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: must be divisible by n_heads={self.n_heads}, "
                              f"got {self.d_model}")
-        if not isinstance(self.attention_only, bool):
-            raise ValueError(f"attention_only: must be True or False, got "
-                             f"{self.attention_only!r}")
+        for name in ("attention_only", "layer_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if isinstance(self.d_mlp, bool) or not isinstance(self.d_mlp, int) or self.d_mlp < 0:
+            raise ValueError(f"d_mlp: must be an integer >= 1, or 0 for 4 * d_model, "
+                             f"got {self.d_mlp!r}")
+
+    @property
+    def mlp_width(self) -> int:
+        """Hidden width of the MLP (``d_mlp``, or ``4 * d_model`` when it is 0)."""
+        return self.d_mlp or 4 * self.d_model
 
     @property
     def d_head(self) -> int:
@@ -80,17 +93,23 @@ class Attention(nn.Module):
         return self.out(mixed), probs
 
 
+def _norm(cfg: ModelConfig) -> nn.Module:
+    return nn.LayerNorm(cfg.d_model) if cfg.layer_norm else nn.Identity()
+
+
 class Block(nn.Module):
-    """Pre-LN block: ``x + attn(LN(x))`` and, unless attention-only, ``+ mlp(LN(x))``."""
+    """Pre-LN block: ``x + attn(LN(x))`` and, unless attention-only, ``+ mlp(LN(x))``
+    (without LayerNorm, ``LN`` is the identity)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.ln_attn = nn.LayerNorm(cfg.d_model)
+        self.ln_attn = _norm(cfg)
         self.attn = Attention(cfg)
-        self.ln_mlp = None if cfg.attention_only else nn.LayerNorm(cfg.d_model)
+        self.ln_mlp = None if cfg.attention_only else _norm(cfg)
         self.mlp = None if cfg.attention_only else nn.Sequential(
-            nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(),
-            nn.Linear(4 * cfg.d_model, cfg.d_model))
+            nn.Linear(cfg.d_model, cfg.mlp_width),
+            nn.GELU() if cfg.activation == "gelu" else nn.ReLU(),
+            nn.Linear(cfg.mlp_width, cfg.d_model))
 
     def forward(self, x: torch.Tensor, attn_override: Optional[torch.Tensor] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,11 +133,11 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.ln_final = nn.LayerNorm(cfg.d_model)
+        self.ln_final = _norm(cfg)
         self.head = nn.Linear(cfg.d_model, n_classes)
 
     @classmethod
-    def for_task(cls, cfg: ModelConfig, task: TaskConfig) -> "Transformer":
+    def for_task(cls, cfg: ModelConfig, task) -> "Transformer":
         """A model whose vocabulary, length and classes match ``task``."""
         return cls(cfg, task.vocab_size, task.seq_len, task.n_classes)
 
@@ -209,7 +228,7 @@ class Transformer(nn.Module):
         return self
 
 
-def build_model(cfg: ModelConfig, task: TaskConfig, seed: int) -> Transformer:
+def build_model(cfg: ModelConfig, task, seed: int) -> Transformer:
     """A freshly initialised model (PyTorch default init) from its own RNG stream ``seed``.
 
     The global RNG is forked, so building a model never perturbs other streams.
@@ -235,6 +254,6 @@ def count_flops_per_step(cfg: ModelConfig, seq_len: int, n_classes: int, batch_s
     d, T = cfg.d_model, seq_len
     per_layer = 2 * T * (3 * d * d + d * d) + 2 * 2 * T * T * d
     if not cfg.attention_only:
-        per_layer += 2 * T * 2 * d * 4 * d
+        per_layer += 2 * T * 2 * d * cfg.mlp_width
     forward = batch_size * (cfg.n_layers * per_layer + 2 * d * n_classes)
     return 3 * forward

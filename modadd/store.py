@@ -41,6 +41,7 @@ from .train import snapshot_index, snapshot_steps, train
 
 SCHEMA_VERSION = 1
 SUMMARY_FILES = ("config.json", "metrics.csv", "train_log.npz", "meta.json")
+OPTIONAL_SUMMARY_FILES = ("fingerprints.npz",)   # algorithmic tasks
 
 
 class CacheMiss(RuntimeError):
@@ -57,11 +58,35 @@ class Run:
     train_log: pd.DataFrame        # step, loss, grad_norm (one row per optimizer update)
     meta: dict                     # wall time, steps/s, versions
     cache_path: Optional[Path] = field(default=None, repr=False)
+    summary_path: Optional[Path] = field(default=None, repr=False)
+
+    @property
+    def last_step(self) -> int:
+        """The step training ended at: ``n_steps``, or earlier after an early stop."""
+        return int(self.meta.get("last_step", self.config.train.n_steps))
+
+    @property
+    def reached_at(self) -> Optional[int]:
+        """First evaluated step with held-out accuracy >= ``early_stop_accuracy`` (or None)."""
+        return self.meta.get("reached_at")
 
     @property
     def snapshot_steps(self) -> np.ndarray:
-        """Steps of the stored snapshots ``[n_snapshots]``."""
-        return snapshot_steps(self.config)
+        """Steps of the stored snapshots ``[n_snapshots]`` (up to :attr:`last_step`)."""
+        steps = snapshot_steps(self.config)
+        return steps[steps <= self.last_step]
+
+    @property
+    def fingerprints(self) -> dict[str, np.ndarray]:
+        """The arrays of ``fingerprints.npz`` (algorithmic tasks): ``steps [R]``, ``heldout
+        [R, Q]``, ``heldout_accuracy [R]``, optionally ``train [R, Q]`` and ``sliced [R, J·Q]``,
+        ``quantiles [Q]``, the probe and split indices."""
+        path = (self.summary_path or _results_run_dir(self.key)) / "fingerprints.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"run {self.key}: no fingerprints.npz (not an algorithmic "
+                                    f"task, or a run stored before fingerprints existed)")
+        with np.load(path) as arrays:
+            return dict(arrays)
 
     @property
     def snapshot_index(self) -> list[tuple[int, str]]:
@@ -71,18 +96,18 @@ class Run:
     @property
     def snapshots(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots, n_layers, 4, d, d]`` float32 (W_Q, W_K, W_V, W_O)."""
-        return np.load(self._heavy("snapshots.npy"), mmap_mode="r")
+        return np.load(self._heavy("snapshots.npy"), mmap_mode="r")[:len(self.snapshot_steps)]
 
     @property
     def params(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots, n_params]`` float32 (needs ``store_full_params``)."""
-        return np.load(self._heavy("params.npy"), mmap_mode="r")
+        return np.load(self._heavy("params.npy"), mmap_mode="r")[:len(self.snapshot_steps)]
 
     @property
     def updates(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots - 1, n_params]`` float32: row ``i`` is the single
         optimizer update applied right after snapshot ``i`` (needs ``store_full_params``)."""
-        return np.load(self._heavy("updates.npy"), mmap_mode="r")
+        return np.load(self._heavy("updates.npy"), mmap_mode="r")[:len(self.snapshot_steps) - 1]
 
     def model_at(self, index: int) -> Transformer:
         """The model after ``snapshot_steps[index]`` updates, in eval mode (needs
@@ -147,7 +172,7 @@ def _read_run(cfg: RunConfig, key: str, folder: Path, heavy: Optional[Path]) -> 
     train_log = pd.DataFrame({"step": np.arange(1, len(log["loss"]) + 1),
                               "loss": log["loss"], "grad_norm": log["grad_norm"]})
     return Run(cfg, key, pd.read_csv(folder / "metrics.csv"), train_log,
-               json.loads((folder / "meta.json").read_text()), heavy)
+               json.loads((folder / "meta.json").read_text()), heavy, folder)
 
 
 def load_or_train(cfg: RunConfig, trajectories: bool = False, progress: bool = True) -> Run:
@@ -259,12 +284,16 @@ def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
     atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
     metrics = pd.DataFrame(log["metrics"], columns=["step", "m", "metric", "layer", "value"])
     atomic_write_text(folder / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
-    with atomic_path(folder / "train_log.npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, loss=log["train_loss"], grad_norm=log["grad_norm"])
-    final_acc = metrics[(metrics.metric == "accuracy") & (metrics.step == cfg.train.n_steps)]
+    last = int(log.get("last_step", cfg.train.n_steps))
+    _save_npz(folder / "train_log.npz", {"loss": log["train_loss"][:last],
+                                         "grad_norm": log["grad_norm"][:last]})
+    for name, arrays in log.get("arrays", {}).items():
+        _save_npz(folder / name, arrays)
+    final_acc = metrics[(metrics.metric == "accuracy") & (metrics.step == last)]
     meta = {"key": key, "schema_version": SCHEMA_VERSION, "wall_s": round(log["wall_s"], 2),
-            "steps_per_s": round(cfg.train.n_steps / max(log["wall_s"], 1e-9), 2),
+            "steps_per_s": round(last / max(log["wall_s"], 1e-9), 2),
+            **({"last_step": last, "reached_at": log.get("reached_at")}
+               if last != cfg.train.n_steps or log.get("reached_at") is not None else {}),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "processor": platform.processor(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -272,12 +301,19 @@ def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
     atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
 
 
+def _save_npz(path: Path, arrays: dict) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
 def _publish(source: Path, target: Path) -> None:
     """Copy the summary files to the committed results folder, atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
-    for name in SUMMARY_FILES:
-        shutil.copy2(source / name, staging / name)
+    for name in SUMMARY_FILES + OPTIONAL_SUMMARY_FILES:
+        if name in SUMMARY_FILES or (source / name).exists():
+            shutil.copy2(source / name, staging / name)
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)

@@ -3,7 +3,7 @@
 Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]``.
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
 its single-m runs, its seeds again with full parameter vectors (chapter 4), and the arms of
-chapters 7 and 8.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
+chapters 7 and 8, and chapter 9's grokking runs.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
 one thread each) and published to ``data/results``; interrupted runs resume from their last
 checkpoint.  Then the per-run Gram matrices the manifold chapter needs, the commutator tables
 of chapter 5, the SAE tables of chapter 6 and the MLP weights' Grams of chapter 7 are cached.
@@ -14,13 +14,25 @@ import argparse
 import time
 
 from . import arms, commutator, sae
+from .grokking import GROKKING_PRESETS, grokking_study
 from .manifold import increment_grams
 from .presets import BOOK_ROLES, PRESETS, study_configs
 from .store import load_or_train_many
 
 # roles whose attention Grams no chapter reads (chapter 4 reads the full-params runs' weights;
 # chapter 7 reads only the difficulty grid's and the SGD runs' accuracies and losses)
-NO_GRAMS = ("full params", "difficulty", "paper sgd")
+NO_GRAMS = ("full params", "difficulty", "paper sgd", "grokking", "grokking perturbed")
+# chapter 9: grokking on a + b mod p, at the grokking preset of the same name (else "book")
+GROKKING_ROLES = ("grokking", "grokking perturbed")
+
+
+def all_roles(preset: str = "book", seeds: int | None = None) -> dict:
+    """The study's runs by role: :func:`study_configs` plus chapter 9's grokking runs."""
+    by_role = study_configs(preset, seeds)
+    grok = grokking_study(preset if preset in GROKKING_PRESETS else "book",
+                          seeds=5 if seeds is None else seeds)
+    by_role["grokking"], by_role["grokking perturbed"] = grok["main"], grok["perturbed"]
+    return by_role
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,15 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="book", choices=sorted(PRESETS))
     parser.add_argument("--seeds", type=int, default=None, help="default: the preset's count")
-    roles = study_configs()
-    parser.add_argument("--roles", default=",".join(BOOK_ROLES),
+    roles = all_roles()
+    parser.add_argument("--roles", default=",".join(BOOK_ROLES + GROKKING_ROLES),
                         help=f"comma-separated subset of {', '.join(roles)} (default: the roles "
                              f"the book's chapters read)")
     parser.add_argument("--workers", type=int, default=None,
                         help="training processes (default: one per run, one thread each)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    by_role = study_configs(args.preset, args.seeds)
+    by_role = all_roles(args.preset, args.seeds)
     for role in args.roles.split(","):
         if role not in by_role:
             parser.error(f"--roles: {role!r} is not one of {', '.join(by_role)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from . import fingerprint as fp
+from .algorithmic import AlgorithmicTask
 from .config import RunConfig, stream_seed
 from .model import MATRIX_NAMES, Transformer, build_model, readout_entropy
 from .task import Batch, sample_batch
@@ -83,19 +86,131 @@ def make_optimizer(cfg: RunConfig, model: Transformer) -> torch.optim.Optimizer:
     """AdamW (PyTorch defaults otherwise) or SGD, as the config says."""
     t = cfg.train
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                 betas=(0.9, t.beta2))
     return torch.optim.SGD(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
                            momentum=t.momentum)
 
 
-def training_batch(cfg: RunConfig, step: int, generator: torch.Generator) -> Batch:
-    """The batch of ``step``: m from the schedule, all randomness from the data stream."""
+def training_batch(cfg: RunConfig, step: int, generator: torch.Generator,
+                   data: Optional["AlgorithmicData"] = None):
+    """The batch of ``step``: m from the schedule, all randomness from the data stream.
+
+    Algorithmic tasks (``data`` given): ``batch_size`` distinct training pairs drawn uniformly
+    from the data stream, or the whole training split (no randomness) when ``batch_size`` is at
+    least its size.
+    """
     t = cfg.train
+    if data is not None:
+        return data.batch(t.batch_size, generator)
     m = t.m_at_step(step)
     if m is None and t.mixed_per == "batch":
         options = cfg.task.m_values
         m = options[int(torch.randint(len(options), (1,), generator=generator))]
     return sample_batch(cfg.task, t.batch_size, m, generator=generator)
+
+
+@dataclass
+class AlgorithmicBatch:
+    """Tokens ``[B, 4]`` and answers ``[B]`` of an algorithmic task."""
+
+    tokens: torch.Tensor
+    labels: torch.Tensor
+    index: Optional[np.ndarray] = None   # probe sets: their indices into the split
+
+
+class AlgorithmicData:
+    """The two splits of an algorithmic task and the fixed fingerprint probe sets.
+
+    Probe sets are drawn without replacement from each split by ``fingerprint_seed`` (not the run
+    seed), so every seed and every perturbation of a study reads the same probes.
+    """
+
+    def __init__(self, cfg: RunConfig):
+        task: AlgorithmicTask = cfg.task
+        self.splits = task.split_data()
+        rng = np.random.default_rng([cfg.train.fingerprint_seed, 0xF1])
+        self.probes = {}
+        for name in ("heldout", "train"):
+            tokens, labels = self.splits[name]
+            n = min(cfg.train.probe_size, len(labels))
+            index = np.sort(rng.choice(len(labels), size=n, replace=False))
+            self.probes[name] = AlgorithmicBatch(tokens[index], labels[index], index)
+        self.directions = None
+        if cfg.train.fingerprint_directions:
+            self.directions = fp.random_directions(cfg.model.d_model,
+                                                   cfg.train.fingerprint_directions,
+                                                   cfg.train.fingerprint_seed)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.splits["train"][1])
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> AlgorithmicBatch:
+        tokens, labels = self.splits["train"]
+        if batch_size >= len(labels):
+            return AlgorithmicBatch(tokens, labels)
+        index = torch.randperm(len(labels), generator=generator)[:batch_size]
+        return AlgorithmicBatch(tokens[index], labels[index])
+
+
+@torch.no_grad()
+def evaluate_algorithmic(model: Transformer, data: AlgorithmicData, step: int,
+                         chunk: int = 4096) -> list[dict]:
+    """Loss and accuracy on the whole held-out split (``metric`` "loss", "accuracy") and the whole
+    training split ("train_loss", "train_accuracy"), as tidy rows with ``m = 0``, ``layer = -1``.
+    """
+    was_training = model.training
+    model.eval()
+    rows = []
+    for split, prefix in (("heldout", ""), ("train", "train_")):
+        tokens, labels = data.splits[split]
+        loss = correct = 0.0
+        for start in range(0, len(labels), chunk):
+            logits = model(tokens[start:start + chunk])
+            target = labels[start:start + chunk]
+            loss += float(F.cross_entropy(logits, target, reduction="sum"))
+            correct += float((logits.argmax(-1) == target).sum())
+        rows.append(dict(step=step, m=0, metric=prefix + "loss", layer=-1,
+                         value=loss / len(labels)))
+        rows.append(dict(step=step, m=0, metric=prefix + "accuracy", layer=-1,
+                         value=correct / len(labels)))
+    model.train(was_training)
+    return rows
+
+
+@torch.no_grad()
+def record_fingerprint(model: Transformer, data: AlgorithmicData, cfg: RunConfig) -> dict:
+    """One fingerprint: ``{"heldout": [Q]}`` quantiles of log p(correct answer) at the answer
+    position on the held-out probes, plus ``"heldout_accuracy"``, and with the options
+    ``"train"`` ([Q], train probes) and ``"sliced"`` ([J·Q], the final residual stream at the
+    answer position projected on J fixed random directions)."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    splits = ("heldout", "train") if cfg.train.fingerprint_train else ("heldout",)
+    for split in splits:
+        probe = data.probes[split]
+        logits, cache = model.run_with_cache(probe.tokens,
+                                             keep_cache=split == "heldout" and
+                                             data.directions is not None)
+        out[split] = fp.quantile_fingerprint(fp.answer_logprobs(logits, probe.labels))
+        if split == "heldout":
+            out["heldout_accuracy"] = float((logits.argmax(-1) == probe.labels).double().mean())
+            if data.directions is not None:
+                hidden = cache["resid"][-1][:, cfg.task.answer_position].double().numpy()
+                out["sliced"] = fp.sliced_quantile_embedding(hidden, data.directions)
+    model.train(was_training)
+    return out
+
+
+def perturb_parameters(model: Transformer, eps: float, seed: int) -> None:
+    """Multiply every parameter entry by ``1 + eps * z``, ``z ~ N(0, 1)`` drawn from ``seed``
+    (seed 001's perturbation; zero entries such as fresh biases stay zero)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.0 + eps * torch.randn(p.shape, generator=generator))
 
 
 class _Recorder:
@@ -154,42 +269,66 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
 
     ``progress(n)`` is called with the number of steps just completed; ``stop_after`` ends the
     call after that global step's checkpoint (for tests of resumption). Returns the logs:
-    ``{"metrics": rows, "train_loss": [n_steps], "grad_norm": [n_steps], "wall_s", "done"}``.
+    ``{"metrics": rows, "train_loss": [n_steps], "grad_norm": [n_steps], "wall_s", "done",
+    "last_step", "reached_at", "arrays"}``; ``last_step`` is ``n_steps`` unless the run stopped
+    early, ``reached_at`` the first evaluation step at which held-out accuracy reached
+    ``early_stop_accuracy`` (algorithmic tasks with early stopping, else None) and ``arrays`` the
+    extra files to store (``{"fingerprints.npz": {...}}`` for algorithmic tasks).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    t = cfg.train
     checkpoint_path = run_dir / "checkpoint.pt"
     model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
+    if t.init_perturbation:
+        perturb_parameters(model, t.init_perturbation,
+                           stream_seed(cfg.seed, f"perturb:{t.perturbation_seed}"))
     optimizer = make_optimizer(cfg, model)
     generator = torch.Generator().manual_seed(stream_seed(cfg.seed, "data"))
-    probes = probe_sets(cfg)
+    data = AlgorithmicData(cfg) if isinstance(cfg.task, AlgorithmicTask) else None
+    probes = None if data is not None else probe_sets(cfg)
     resume = checkpoint_path.exists()
     state = _initial_state(cfg)
     if resume:
-        state = torch.load(checkpoint_path, weights_only=False)
+        state = {**state, **torch.load(checkpoint_path, weights_only=False)}
         model.load_state_dict(state.pop("model"))
         optimizer.load_state_dict(state.pop("optimizer"))
         generator.set_state(state.pop("generator"))
     recorder = _Recorder(cfg, run_dir, model, resume)
+
+    def measure(step: int) -> None:
+        """Evaluations and fingerprints due at ``step`` (never touch a training RNG)."""
+        if step in recorder.index:
+            recorder.record(model, step)
+            if data is None:
+                state["metrics"] += evaluate(model, probes, step)
+            else:
+                rows = evaluate_algorithmic(model, data, step)
+                state["metrics"] += rows
+                accuracy = next(r["value"] for r in rows if r["metric"] == "accuracy")
+                if t.early_stop_accuracy and state["reached_at"] is None \
+                        and accuracy >= t.early_stop_accuracy:
+                    state["reached_at"] = step
+                    state["end"] = min(t.n_steps, step + t.early_stop_delay)
+        if t.record_every and step % t.record_every == 0:
+            state["fingerprints"].append((step, record_fingerprint(model, data, cfg)))
+
     if state["step"] == 0:
-        recorder.record(model, 0)
-        state["metrics"] += evaluate(model, probes, 0)
+        measure(0)
     started = time.perf_counter() - state["wall_s"]
-    while state["step"] < cfg.train.n_steps:
+    while state["step"] < state["end"]:
         step = state["step"]
-        if step > 0 and cfg.train.schedule == "curriculum" and cfg.train.reset_optimizer \
-                and cfg.train.stage_at_step(step) != cfg.train.stage_at_step(step - 1):
+        if step > 0 and t.schedule == "curriculum" and t.reset_optimizer \
+                and t.stage_at_step(step) != t.stage_at_step(step - 1):
             optimizer = make_optimizer(cfg, model)
         for group in optimizer.param_groups:
-            group["lr"] = cfg.train.lr_at_step(step)
-        loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator))
+            group["lr"] = t.lr_at_step(step)
+        loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator, data))
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
         state["step"] = step = step + 1
         recorder.record_update(model, step)
-        if step in recorder.index:
-            recorder.record(model, step)
-            state["metrics"] += evaluate(model, probes, step)
+        measure(step)
         stopping = stop_after is not None and step >= stop_after
-        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.n_steps or stopping:
+        if step % t.checkpoint_every == 0 or step >= state["end"] or stopping:
             recorder.flush()
             state["wall_s"] = time.perf_counter() - started
             _save_atomic({**state, "model": model.state_dict(),
@@ -201,17 +340,42 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
             break
     recorder.flush()
     state["wall_s"] = time.perf_counter() - started
-    state["done"] = state["step"] >= cfg.train.n_steps
+    state["done"] = state["step"] >= state["end"]
+    state["last_step"] = state["step"]
+    state["arrays"] = {} if data is None else {"fingerprints.npz": _fingerprint_arrays(
+        cfg, data, state["fingerprints"])}
     if state["done"]:
+        if state["end"] < t.n_steps and progress is not None:
+            progress(t.n_steps - state["end"])     # steps skipped by the early stop
         torch.save(model.state_dict(), run_dir / "final_model.pt")
     return state
+
+
+def _fingerprint_arrays(cfg: RunConfig, data: AlgorithmicData, records: list) -> dict:
+    """The arrays of ``fingerprints.npz``: record steps, the fingerprint series, the quantile
+    levels, the probe indices (into each split) and the split itself (indices into
+    ``task.pairs()``)."""
+    train_index, heldout_index = cfg.task.split()
+    out = {"split_train": train_index.astype(np.int32),
+           "split_heldout": heldout_index.astype(np.int32),
+           "probe_heldout": data.probes["heldout"].index.astype(np.int32),
+           "probe_train": data.probes["train"].index.astype(np.int32),
+           "quantiles": np.asarray(fp.DEFAULT_QUANTILES),
+           "steps": np.array([step for step, _ in records], dtype=np.int64)}
+    if data.directions is not None:
+        out["directions"] = data.directions.astype(np.float32)
+    names = records[0][1].keys() if records else ()
+    for name in names:
+        out[name] = np.array([r[name] for _, r in records], dtype=np.float32)
+    return out
 
 
 def _initial_state(cfg: RunConfig) -> dict:
     n = cfg.train.n_steps
     return {"step": 0, "metrics": [], "wall_s": 0.0,
             "train_loss": np.full(n, np.nan, np.float32),
-            "grad_norm": np.full(n, np.nan, np.float32)}
+            "grad_norm": np.full(n, np.nan, np.float32),
+            "end": n, "reached_at": None, "fingerprints": []}
 
 
 def _step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimizer,

@@ -1,6 +1,7 @@
 """Invalid configurations raise ValueError naming the field; keys are stable and sensitive."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -94,13 +95,19 @@ def test_round_trip_and_key():
 FIELD_CHANGES = {
     "task": dict(T=12, C=5, m_values=(1, 2, 3), op="mul", marker_ids="single",
                  positions="per_batch", readout="query", vocab_size=200, marker_offset=120),
-    "model": dict(n_layers=2, d_model=64, n_heads=2, attention_only=False),
+    "model": dict(n_layers=2, d_model=64, n_heads=2, attention_only=False, layer_norm=False,
+                  activation="relu", d_mlp=256),
     "train": dict(optimizer="sgd", lr=1e-3, weight_decay=0.0, momentum=0.5, batch_size=64,
                   n_steps=999, schedule="single", mixed_per="example", curriculum=None,
                   reset_optimizer=False, single_m=1, snapshot_every=7, store_full_params=True,
                   probe_size=99, checkpoint_every=11, lr_schedule="cosine", warmup_steps=10,
-                  lr_final_ratio=0.1),
+                  lr_final_ratio=0.1, beta2=0.98, early_stop_accuracy=0.9,
+                  early_stop_delay=200, init_perturbation=1e-3, perturbation_seed=3,
+                  record_every=5, fingerprint_train=True, fingerprint_directions=4,
+                  fingerprint_seed=2),
 }
+# fields that only an algorithmic task accepts
+ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions"}
 
 
 def _changed_configs(base: RunConfig):
@@ -116,6 +123,8 @@ def _changed_configs(base: RunConfig):
                 new = replace(sub, schedule="single", single_m=1)
             elif name == "positions" and part == "task":
                 new = replace(sub, positions="per_batch")
+            elif name in ALGORITHMIC_ONLY:
+                continue
             else:
                 new = replace(sub, **{name: value})
             assert new != sub, (part, name)
@@ -126,7 +135,7 @@ def _changed_configs(base: RunConfig):
 def test_every_field_changes_the_key():
     base = RunConfig(task=TaskConfig(C=7, m_values=(1, 2)), train=TrainConfig(n_steps=1000))
     names = [name for name, _ in _changed_configs(base)]
-    covered = {n.split(".")[1] for n in names if "." in n}
+    covered = {n.split(".")[1] for n in names if "." in n} | ALGORITHMIC_ONLY
     import dataclasses
     every = {f.name for part in (TaskConfig, ModelConfig, TrainConfig)
              for f in dataclasses.fields(part)}
@@ -197,3 +206,38 @@ def test_new_fields_at_default_keep_old_keys():
                                                         warmup_steps=0))
     assert cfg.key(1) == "ce481bb4a9936b3d"
     assert replace(cfg, train=replace(cfg.train, lr_final_ratio=0.5)).key(1) != cfg.key(1)
+
+
+def test_algorithmic_fields_change_the_key_and_round_trip():
+    from modadd.algorithmic import AlgorithmicTask
+    base = RunConfig(task=AlgorithmicTask(p=11), train=TrainConfig(n_steps=1000))
+    changed = [replace(base, train=replace(base.train, **{name: FIELD_CHANGES["train"][name]}))
+               for name in sorted(ALGORITHMIC_ONLY)]
+    changed += [replace(base, task=replace(base.task, **change))
+                for change in (dict(p=13), dict(op="*"), dict(train_fraction=0.5),
+                               dict(split_seed=1))]
+    keys = {base.key(1)} | {cfg.key(1) for cfg in changed}
+    assert len(keys) == len(changed) + 1
+    for cfg in [base, *changed]:
+        again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and again.key(1) == cfg.key(1)
+
+
+def test_algorithmic_only_fields_are_refused_for_marker_tasks():
+    for name in ALGORITHMIC_ONLY:
+        with pytest.raises(ValueError, match=name):
+            RunConfig(train=replace(TrainConfig(), **{name: FIELD_CHANGES["train"][name]}))
+    from modadd.algorithmic import AlgorithmicTask
+    with pytest.raises(ValueError, match="schedule"):
+        RunConfig(task=AlgorithmicTask(p=11), train=TrainConfig(schedule="single", single_m=1))
+
+
+def test_new_field_validation_names_the_field():
+    for name, value in (("beta2", 1.0), ("early_stop_accuracy", 1.5), ("early_stop_delay", 7),
+                        ("init_perturbation", -1.0), ("record_every", -1),
+                        ("fingerprint_train", 1)):
+        with pytest.raises(ValueError, match=name):
+            TrainConfig(**{name: value})
+    for name, value in (("layer_norm", 0), ("activation", "tanh"), ("d_mlp", -1)):
+        with pytest.raises(ValueError, match=name):
+            ModelConfig(**{name: value})

@@ -1,0 +1,227 @@
+"""Algorithmic tasks on the training engine: fingerprints at the answer position, early stopping,
+init perturbations, measurement that does not touch training, and the grokking presets."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from modadd import fingerprint as fp
+from modadd.algorithmic import AlgorithmicTask
+from modadd.config import RunConfig, TrainConfig, stream_seed
+from modadd.grokking import (grok_step, grokking_preset, grokking_study, power_batch_size)
+from modadd.model import ModelConfig, build_model
+from modadd.train import AlgorithmicData, perturb_parameters, record_fingerprint, train
+
+
+def _tiny(**train_changes) -> RunConfig:
+    task = AlgorithmicTask(p=11, op="+", train_fraction=0.5, split_seed=3)
+    train_cfg = TrainConfig(lr=3e-3, weight_decay=1.0, beta2=0.98, batch_size=16, n_steps=30,
+                            snapshot_every=5, checkpoint_every=10, probe_size=20,
+                            record_every=3)
+    return RunConfig(task=task, model=ModelConfig(n_layers=1, d_model=16, n_heads=2,
+                                                  attention_only=False, activation="relu"),
+                     train=replace(train_cfg, **train_changes), seed=4)
+
+
+class _Oracle(torch.nn.Module):
+    """Puts all its mass on (a + b) mod p, read from the tokens ``a, op, b, =``."""
+
+    def __init__(self, p: int):
+        super().__init__()
+        self.p = p
+
+    def run_with_cache(self, tokens, keep_cache=True):
+        answer = (tokens[:, 0] + tokens[:, 2]) % self.p
+        logits = torch.full((len(tokens), self.p), -30.0)
+        logits[torch.arange(len(tokens)), answer] = 30.0
+        return logits, {"resid": [], "attn": []}
+
+
+def test_fingerprint_reads_the_answer_at_the_equals_position():
+    cfg = _tiny()
+    data = AlgorithmicData(cfg)
+    out = record_fingerprint(_Oracle(11), data, cfg)
+    # a perfect predictor of the answer: every log-prob is ~0 and the accuracy 1.  The fork's
+    # target (the token after the answer, or the last input token '=') would give ~-60.
+    assert np.all(np.abs(out["heldout"]) < 1e-12) and out["heldout_accuracy"] == 1.0
+    probe = data.probes["heldout"]
+    assert (probe.tokens[:, cfg.task.answer_position] == cfg.task.p + 1).all()
+    fork_target = probe.tokens[:, -1] % 11          # what reading the last token's id scores
+    wrong = fp.answer_logprobs(_Oracle(11).run_with_cache(probe.tokens)[0], fork_target)
+    assert np.all(wrong < -50)
+
+
+def test_fingerprint_equals_an_independent_recomputation():
+    cfg = _tiny(fingerprint_train=True, fingerprint_directions=3)
+    data = AlgorithmicData(cfg)
+    model = build_model(cfg.model, cfg.task, 0).eval()
+    out = record_fingerprint(model, data, cfg)
+    for split in ("heldout", "train"):
+        probe = data.probes[split]
+        tokens, labels = data.splits[split]
+        np.testing.assert_array_equal(tokens[probe.index], probe.tokens)
+        with torch.no_grad():
+            logits = model(probe.tokens).double()
+        logp = (logits - torch.logsumexp(logits, -1, keepdim=True))[torch.arange(len(labels[
+            probe.index])), labels[probe.index]].numpy()
+        np.testing.assert_allclose(out[split], np.quantile(logp, fp.DEFAULT_QUANTILES),
+                                   atol=1e-9)
+    with torch.no_grad():
+        hidden = model.run_with_cache(data.probes["heldout"].tokens)[1]["resid"][-1][:, 3]
+    proj = hidden.double().numpy() @ data.directions.T
+    expected = np.quantile(proj, fp.DEFAULT_QUANTILES, axis=0).T.ravel()
+    np.testing.assert_allclose(out["sliced"], expected, atol=1e-9)
+    assert out["sliced"].shape == (3 * 19,)
+
+
+def test_probe_sets_are_shared_across_seeds_and_drawn_from_their_split():
+    a, b = AlgorithmicData(_tiny()), AlgorithmicData(replace(_tiny(), seed=9))
+    for split in ("heldout", "train"):
+        np.testing.assert_array_equal(a.probes[split].index, b.probes[split].index)
+        assert len(np.unique(a.probes[split].index)) == 20
+    c = AlgorithmicData(_tiny(fingerprint_seed=1))
+    assert not np.array_equal(a.probes["heldout"].index, c.probes["heldout"].index)
+
+
+def test_minibatches_are_distinct_training_pairs_and_full_batch_is_the_split():
+    cfg = _tiny()
+    data = AlgorithmicData(cfg)
+    g = torch.Generator().manual_seed(0)
+    batch = data.batch(16, g)
+    train_rows = {tuple(r) for r in data.splits["train"][0].tolist()}
+    rows = [tuple(r) for r in batch.tokens.tolist()]
+    assert len(set(rows)) == 16 and set(rows) <= train_rows
+    full = data.batch(10_000, g)
+    assert torch.equal(full.tokens, data.splits["train"][0])
+
+
+def test_algorithmic_run_is_reproducible_and_measurement_does_not_change_training(tmp_path):
+    a = train(_tiny(), tmp_path / "a")
+    b = train(_tiny(), tmp_path / "b")
+    quiet = train(_tiny(record_every=0), tmp_path / "c")
+    np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
+    np.testing.assert_array_equal(a["train_loss"], quiet["train_loss"])
+    fa, fb = a["arrays"]["fingerprints.npz"], b["arrays"]["fingerprints.npz"]
+    np.testing.assert_array_equal(fa["heldout"], fb["heldout"])
+    np.testing.assert_array_equal(fa["steps"], np.arange(0, 31, 3))
+    train_index, heldout_index = _tiny().task.split()
+    np.testing.assert_array_equal(fa["split_train"], train_index)
+    np.testing.assert_array_equal(fa["split_heldout"], heldout_index)
+    sa = torch.load(tmp_path / "a" / "final_model.pt")
+    sq = torch.load(tmp_path / "c" / "final_model.pt")
+    assert all(torch.equal(sa[k], sq[k]) for k in sa)
+    rows = pd.DataFrame(a["metrics"])
+    assert set(rows.metric) == {"loss", "accuracy", "train_loss", "train_accuracy"}
+
+
+def test_resumed_algorithmic_run_is_bit_identical(tmp_path):
+    full = train(_tiny(), tmp_path / "full")
+    train(_tiny(), tmp_path / "part", stop_after=10)
+    resumed = train(_tiny(), tmp_path / "part")
+    np.testing.assert_array_equal(full["train_loss"], resumed["train_loss"])
+    np.testing.assert_array_equal(full["arrays"]["fingerprints.npz"]["heldout"],
+                                  resumed["arrays"]["fingerprints.npz"]["heldout"])
+
+
+def test_early_stop_ends_delay_steps_after_the_threshold(tmp_path):
+    # held-out accuracy at init is >= 0 > ... so threshold 1e-9 is reached at step 0 exactly
+    # when the accuracy is positive; use the first evaluation that reaches a tiny threshold
+    cfg = _tiny(early_stop_accuracy=1e-9, early_stop_delay=10)
+    log = train(cfg, tmp_path / "r")
+    rows = pd.DataFrame(log["metrics"])
+    reached = grok_step(rows, threshold=1e-9)
+    assert log["reached_at"] == reached
+    assert log["last_step"] == min(30, reached + 10) and log["done"]
+    assert rows.step.max() == log["last_step"]
+    assert np.isnan(log["train_loss"][log["last_step"]:]).all()
+    assert not np.isnan(log["train_loss"][:log["last_step"]]).any()
+
+
+def test_early_stop_is_stored_and_truncates_the_run(tmp_path, monkeypatch):
+    from modadd import store
+    monkeypatch.setenv("MODADD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MODADD_RESULTS_DIR", str(tmp_path / "results"))
+    cfg = _tiny(early_stop_accuracy=1e-9, early_stop_delay=5)
+    run = store.load_or_train(cfg, trajectories=True, progress=False)
+    assert run.last_step == run.reached_at + 5 < cfg.train.n_steps
+    assert run.snapshot_steps[-1] == run.last_step
+    assert len(run.snapshots) == len(run.snapshot_steps)
+    assert len(run.train_log) == run.last_step
+    again = store.find_run(cfg)          # from the committed results folder
+    np.testing.assert_array_equal(again.fingerprints["heldout"], run.fingerprints["heldout"])
+    assert again.fingerprints["steps"][-1] <= run.last_step
+
+
+def test_init_perturbation_is_relative_seeded_and_keeps_the_data_order(tmp_path):
+    cfg = _tiny()
+    base = build_model(cfg.model, cfg.task, 0)
+    moved = build_model(cfg.model, cfg.task, 0)
+    perturb_parameters(moved, 1e-3, 7)
+    ratios = torch.cat([(m / b - 1).detach().reshape(-1)[b.reshape(-1) != 0]
+                        for m, b in zip(moved.parameters(), base.parameters())])
+    assert abs(float(ratios.std()) - 1e-3) < 1e-4 and abs(float(ratios.mean())) < 1e-4
+    again = build_model(cfg.model, cfg.task, 0)
+    perturb_parameters(again, 1e-3, 7)
+    assert all(torch.equal(x, y) for x, y in zip(moved.parameters(), again.parameters()))
+    zero = build_model(cfg.model, cfg.task, 0)
+    perturb_parameters(zero, 0.0, 7)
+    assert all(torch.equal(x, y) for x, y in zip(zero.parameters(), base.parameters()))
+    # a perturbed run differs from its base, but by little early on
+    a = train(_tiny(), tmp_path / "a")
+    b = train(_tiny(init_perturbation=1e-3, perturbation_seed=1), tmp_path / "b")
+    assert a["train_loss"][0] != b["train_loss"][0]
+    assert abs(a["train_loss"][0] - b["train_loss"][0]) < 1e-2
+    assert stream_seed(4, "perturb:1") != stream_seed(4, "perturb:2")
+
+
+def test_grok_step_is_the_first_evaluation_at_the_threshold():
+    rows = pd.DataFrame({"step": [0, 50, 100, 150, 200], "metric": "accuracy", "m": 0,
+                         "layer": -1, "value": [0.0, 0.5, 0.991, 0.98, 1.0]})
+    assert grok_step(rows) == 100
+    assert grok_step(rows, threshold=0.999) == 200
+    assert grok_step(rows, threshold=1.01) is None
+
+
+def test_presets_follow_their_sources():
+    power = grokking_preset("power")
+    assert power.task.p == 97 and power.task.train_fraction == 0.4
+    n_train = round(0.4 * 97 * 97)
+    assert power.train.batch_size == min(512, math.ceil(n_train / 2)) == 512
+    assert power_batch_size(AlgorithmicTask(p=23, train_fraction=0.3)) == math.ceil(
+        round(0.3 * 23 * 23) / 2)
+    assert power.train.beta2 == 0.98 and power.train.warmup_steps == 10
+    assert power.model.n_layers == 2 and power.model.mlp_width == 512
+    nanda = grokking_preset("nanda")
+    assert nanda.task.p == 113 and not nanda.model.layer_norm and nanda.model.d_mlp == 512
+    assert nanda.train.batch_size == len(nanda.task.split()[0])    # full batch
+    assert grokking_preset("fingerprint", 0.0).train.n_steps == 10_000
+    assert grokking_preset("book", 2.0, seed=3).train.weight_decay == 2.0
+    perturbed = grokking_preset("book", 1.0, 0, perturbation_seed=2)
+    assert perturbed.train.init_perturbation == 1e-3
+    assert perturbed.key(1) != grokking_preset("book", 1.0, 0).key(1)
+    study = grokking_study("smoke", seeds=2, perturbations=3)
+    assert len(study["main"]) == 6 and len(study["perturbed"]) == 3
+    assert len({c.key(1) for c in study["main"] + study["perturbed"]}) == 9
+    with pytest.raises(ValueError, match="preset"):
+        grokking_preset("nope")
+
+
+def test_model_options_without_layernorm_and_with_relu():
+    cfg = ModelConfig(n_layers=1, d_model=16, n_heads=2, attention_only=False,
+                      layer_norm=False, activation="relu", d_mlp=24)
+    model = build_model(cfg, AlgorithmicTask(p=5), 0)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("ln" in n for n in names)
+    assert model.blocks[0].mlp[0].weight.shape == (24, 16)
+    assert isinstance(model.blocks[0].mlp[1], torch.nn.ReLU)
+    tokens = AlgorithmicTask(p=5).tokens(AlgorithmicTask(p=5).pairs()[:3])
+    x = model.embed(tokens) + model.pos_embed(torch.arange(4))
+    update, _ = model.blocks[0].attn(x)
+    x = x + update
+    x = x + model.blocks[0].mlp(x)
+    torch.testing.assert_close(model(tokens), model.head(x[:, -1]))
