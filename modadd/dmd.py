@@ -134,7 +134,10 @@ def rrr_dmd(Z: np.ndarray, Zp: np.ndarray, rank: int, ridge: float = 1e-6) -> DM
     if ridge > 0:
         A_ols = np.linalg.solve(Z @ Z.T + n * ridge * np.eye(Z.shape[0]), Z @ Zp.T).T
     else:
-        A_ols = Zp @ np.linalg.pinv(Z)
+        # cut singular values at matrix_rank's tolerance: numpy's default rcond (1e-15) keeps
+        # round-off directions of a rank-deficient Z (e.g. a Hankel matrix of a low-rank
+        # signal) and amplifies them by 1e13
+        A_ols = Zp @ np.linalg.pinv(Z, rcond=np.finfo(float).eps * max(Z.shape))
     Q = np.linalg.svd(A_ols @ Z, full_matrices=False)[0][:, :rank]
     return _finish("rrr", Q, Q.T @ A_ols)
 

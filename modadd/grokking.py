@@ -77,15 +77,15 @@ def _book() -> RunConfig:
 
 
 def _smoke() -> RunConfig:
-    task = AlgorithmicTask(p=23, op="+", train_fraction=0.5, split_seed=0)
+    task = AlgorithmicTask(p=23, op="+", train_fraction=0.7, split_seed=0)
     return RunConfig(
         task=task,
         model=ModelConfig(n_layers=1, d_model=32, n_heads=2, attention_only=False,
                           activation="relu"),
-        train=TrainConfig(optimizer="adamw", lr=3e-3, beta2=0.98, warmup_steps=10,
-                          weight_decay=1.0, batch_size=power_batch_size(task), n_steps=300,
-                          snapshot_every=10, checkpoint_every=100, early_stop_accuracy=0.99,
-                          early_stop_delay=50, record_every=2, probe_size=64,
+        train=TrainConfig(optimizer="adamw", lr=1e-2, beta2=0.98, warmup_steps=10,
+                          weight_decay=1.0, batch_size=power_batch_size(task), n_steps=800,
+                          snapshot_every=10, checkpoint_every=200, early_stop_accuracy=0.99,
+                          early_stop_delay=50, record_every=4, probe_size=64,
                           fingerprint_train=True, fingerprint_directions=4))
 
 
@@ -165,3 +165,164 @@ def centered(series: np.ndarray) -> np.ndarray:
     """Subtract each coordinate's mean over time: ``[R, D]`` → ``[R, D]``."""
     series = np.asarray(series, float)
     return series - series.mean(axis=0, keepdims=True)
+
+
+# ---- fingerprint spectra (C14) ------------------------------------------------------------------
+def fingerprint_series(run, split: str = "heldout", until: Optional[int] = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps [R], F [R, Q])``: the run's fingerprint sequence, records at steps ≤ ``until``."""
+    arrays = run.fingerprints
+    if split not in arrays:
+        raise ValueError(f"split: run {run.key} recorded {sorted(k for k in arrays if k in ('heldout', 'train', 'sliced'))}, "
+                         f"got {split!r}")
+    steps = arrays["steps"]
+    keep = steps <= (np.inf if until is None else until)
+    return steps[keep], np.asarray(arrays[split][keep], float)
+
+
+def fit_spectra(series: np.ndarray, n_delays: int = 32, rank: int = 10, ridge: float = 1e-6,
+                horizons=(1, 10, 50), n_starts: int = 10) -> tuple[dict, pd.DataFrame]:
+    """TSVD and RRR DMD of one fingerprint sequence ``[R, Q]`` (rows are records).
+
+    The sequence is centred per coordinate over time (seed 001's ``per_snapshot_mean``), then
+    Hankel-embedded with ``n_delays``.  Returns ``({method: DMD}, errors)`` where ``errors`` has
+    one row per method: the relative one-step error on the fitted pairs and, for each horizon
+    ``h``, the mean relative error of ``h``-step rollouts from ``n_starts`` evenly spaced starts.
+    """
+    from .dmd import data_matrices, hankel, rrr_dmd, tsvd_dmd
+    Y = centered(series).T
+    Z, Zp = data_matrices([Y], n_delays)
+    H = hankel(Y, n_delays)
+    models = {"tsvd": tsvd_dmd(Z, Zp, rank), "rrr": rrr_dmd(Z, Zp, rank, ridge)}
+    rows = []
+    for method, model in models.items():
+        row = {"method": method, "one-step": model.one_step_error(Z, Zp)}
+        for h in horizons:
+            starts = np.unique(np.linspace(0, H.shape[1] - 1 - h, n_starts).astype(int))
+            errs = []
+            for s in starts[starts >= 0]:
+                pred = model.rollout(H[:, s], h)[:, -1]
+                errs.append(np.linalg.norm(pred - H[:, s + h]) /
+                            max(np.linalg.norm(H[:, s + h]), 1e-12))
+            row[f"{h}-step rollout"] = float(np.mean(errs)) if errs else np.nan
+        rows.append(row)
+    return models, pd.DataFrame(rows)
+
+
+def run_labels(runs) -> pd.DataFrame:
+    """One row per run: ``key, weight_decay, seed, perturbation`` (-1: unperturbed),
+    ``last_step`` and the grokking and memorisation steps (first evaluation ≥ 99%)."""
+    rows = []
+    for run in runs:
+        t = run.config.train
+        rows.append({"key": run.key, "weight_decay": t.weight_decay, "seed": run.config.seed,
+                     "perturbation": t.perturbation_seed if t.init_perturbation else -1,
+                     "last_step": run.last_step,
+                     "grok_step": grok_step(run.metrics, 0.99, "accuracy"),
+                     "memorise_step": grok_step(run.metrics, 0.99, "train_accuracy")})
+    table = pd.DataFrame(rows)
+    for name in ("grok_step", "memorise_step"):       # None (never) becomes NaN
+        table[name] = pd.to_numeric(table[name], errors="coerce").astype(float)
+    return table
+
+
+def spectra_tables(runs, n_delays: int = 32, rank: int = 10, ridge: float = 1e-6,
+                   until: Optional[int] = None, split: str = "heldout"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Eigenvalues (``key, method, index, re, im, modulus``) and reconstruction errors (``key,
+    method, one-step, h-step rollout…``) of every run's fingerprint DMD, cached by run keys and
+    parameters."""
+    from .store import cached
+    inputs = {"runs": [r.key for r in runs], "n_delays": n_delays, "rank": rank,
+              "ridge": ridge, "until": until, "split": split}
+
+    def compute() -> dict:
+        eig_rows, err_rows = [], []
+        for run in runs:
+            _, series = fingerprint_series(run, split, until)
+            models, errors = fit_spectra(series, n_delays, rank, ridge)
+            for method, model in models.items():
+                for i, lam in enumerate(model.eigenvalues):
+                    eig_rows.append({"key": run.key, "method": method, "index": i,
+                                     "re": lam.real, "im": lam.imag})
+            err_rows += errors.assign(key=run.key).to_dict("records")
+        return {"eigenvalues": eig_rows, "errors": err_rows}
+
+    result = cached("grok-spectra", 1, inputs, compute)
+    eig = pd.DataFrame(result["eigenvalues"])
+    eig["modulus"] = np.hypot(eig.re, eig.im)
+    return eig, pd.DataFrame(result["errors"])
+
+
+def distance_matrix(eigenvalues: pd.DataFrame, keys, method: str) -> np.ndarray:
+    """``[n, n]`` spectral (Wasserstein-1, optimal matching) distances between runs ``keys``."""
+    from .dmd import spectral_distance
+    sets = []
+    for key in keys:
+        part = eigenvalues[(eigenvalues.key == key) & (eigenvalues.method == method)]
+        sets.append(part.re.to_numpy() + 1j * part.im.to_numpy())
+    n = len(sets)
+    D = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            D[i, j] = D[j, i] = spectral_distance(sets[i], sets[j])
+    return D
+
+
+def _group_means(D: np.ndarray, labels: np.ndarray, members: np.ndarray) -> tuple[float, float]:
+    """Mean within-label and between-label distance over pairs of distinct runs in
+    ``members`` (indices, possibly repeated by a bootstrap)."""
+    i, j = np.triu_indices(len(members), 1)
+    a, b = members[i], members[j]
+    distinct = a != b
+    a, b = a[distinct], b[distinct]
+    same = labels[a] == labels[b]
+    d = D[a, b]
+    return (float(d[same].mean()) if same.any() else np.nan,
+            float(d[~same].mean()) if (~same).any() else np.nan)
+
+
+def separation(D: np.ndarray, labels, seeds, n_boot: int = 2000, n_perm: int = 5000,
+               seed: int = 0) -> dict:
+    """Do spectra separate the conditions ``labels``?  ``D`` is the distance matrix of runs with
+    condition ``labels[i]`` and seed ``seeds[i]`` (every condition has the same seeds).
+
+    Returns the mean within- and between-condition distances and their ratio, each with a 95%
+    bootstrap CI over seeds (a resampled seed brings its run in every condition); the
+    permutation p-value of ``between − within`` (condition labels shuffled over runs); and the
+    leave-one-out 1-nearest-neighbour accuracy of the condition with its chance level.
+    """
+    labels, seeds = np.asarray(labels), np.asarray(seeds)
+    everyone = np.arange(len(labels))
+    within, between = _group_means(D, labels, everyone)
+    rng = np.random.default_rng(seed)
+    unique_seeds = np.unique(seeds)
+    boots = []
+    for _ in range(n_boot):
+        drawn = rng.choice(unique_seeds, size=len(unique_seeds), replace=True)
+        members = np.concatenate([np.flatnonzero(seeds == s) for s in drawn])
+        boots.append(_group_means(D, labels, members))
+    boots = np.array(boots)
+    ratio = boots[:, 1] / boots[:, 0]
+    observed = between - within
+    count = 0
+    for _ in range(n_perm):
+        w, b = _group_means(D, rng.permutation(labels), everyone)
+        count += (b - w) >= observed
+    masked = D + np.diag(np.full(len(D), np.inf))
+    nearest = masked.argmin(axis=1)
+    values, counts = np.unique(labels, return_counts=True)
+    return {"within": within, "within CI": tuple(np.nanpercentile(boots[:, 0], [2.5, 97.5])),
+            "between": between,
+            "between CI": tuple(np.nanpercentile(boots[:, 1], [2.5, 97.5])),
+            "ratio": between / within, "ratio CI": tuple(np.nanpercentile(ratio, [2.5, 97.5])),
+            "p (permutation)": (count + 1) / (n_perm + 1),
+            "1-NN accuracy": float(np.mean(labels[nearest] == labels)),
+            "chance": float(counts.max() / counts.sum())}
+
+
+def pair_distances(D: np.ndarray, members) -> np.ndarray:
+    """Distances of every pair of distinct runs among ``members`` (indices into ``D``)."""
+    members = np.asarray(members)
+    i, j = np.triu_indices(len(members), 1)
+    return D[members[i], members[j]]

@@ -225,3 +225,61 @@ def test_model_options_without_layernorm_and_with_relu():
     x = x + update
     x = x + model.blocks[0].mlp(x)
     torch.testing.assert_close(model(tokens), model.head(x[:, -1]))
+
+
+# ---- spectra and their comparison ---------------------------------------------------------------
+def test_fit_spectra_recovers_a_rotation_through_the_fingerprint_coordinates():
+    from modadd.grokking import fit_spectra
+    theta = 2 * np.pi / 20
+    t = np.arange(200)                      # ten whole periods: the time mean is exactly 0
+    latent = np.stack([np.cos(theta * t), np.sin(theta * t)], axis=1)
+    mixing = np.random.default_rng(0).normal(size=(2, 19))
+    series = latent @ mixing + 3.0          # an offset, removed by the centring
+    truth = np.sort_complex(np.exp([-1j * theta, 1j * theta]))
+    models, errors = fit_spectra(series, n_delays=3, rank=2, ridge=0.0, horizons=(1, 25))
+    for model in models.values():
+        np.testing.assert_allclose(np.sort_complex(model.eigenvalues), truth, atol=1e-8)
+    assert (errors[["one-step", "1-step rollout", "25-step rollout"]] < 1e-8).all().all()
+    # the default ridge (1e-6) biases RRR only slightly
+    models, errors = fit_spectra(series, n_delays=3, rank=2, horizons=(1, 25))
+    np.testing.assert_allclose(np.sort_complex(models["rrr"].eigenvalues), truth, atol=1e-5)
+    assert errors["one-step"].max() < 1e-5
+
+
+def test_group_means_by_hand():
+    from modadd.grokking import _group_means, pair_distances
+    D = np.array([[0, 1, 4, 5], [1, 0, 6, 7], [4, 6, 0, 2], [5, 7, 2, 0]], float)
+    labels = np.array([0, 0, 1, 1])
+    within, between = _group_means(D, labels, np.arange(4))
+    assert within == pytest.approx((1 + 2) / 2) and between == pytest.approx((4 + 5 + 6 + 7) / 4)
+    # a bootstrap that draws run 0 twice never pairs it with itself
+    within, between = _group_means(D, labels, np.array([0, 0, 2]))
+    assert np.isnan(within) and between == pytest.approx(4.0)
+    np.testing.assert_array_equal(pair_distances(D, [0, 2, 3]), [4, 5, 2])
+
+
+def test_separation_finds_planted_conditions_and_not_shuffled_ones():
+    from modadd.grokking import separation
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0.0, 1.0, 2.0], 5)
+    seeds = np.tile(np.arange(5), 3)
+    points = labels * 10 + rng.normal(size=15)
+    D = np.abs(points[:, None] - points[None, :])
+    s = separation(D, labels, seeds, n_boot=300, n_perm=500)
+    assert s["p (permutation)"] < 0.01 and s["1-NN accuracy"] == 1.0
+    assert s["ratio CI"][0] > 5 and s["chance"] == pytest.approx(1 / 3)
+    flat = rng.normal(size=15)
+    D0 = np.abs(flat[:, None] - flat[None, :])
+    s0 = separation(D0, labels, seeds, n_boot=300, n_perm=500)
+    assert s0["p (permutation)"] > 0.05 and s0["ratio CI"][0] < 1 < s0["ratio CI"][1]
+
+
+def test_distance_matrix_matches_spectral_distance():
+    from modadd.dmd import spectral_distance
+    from modadd.grokking import distance_matrix
+    eig = pd.DataFrame({"key": ["a", "a", "b", "b"], "method": "rrr", "index": [0, 1, 0, 1],
+                        "re": [1.0, 0.5, 0.9, 0.0], "im": [0.0, 0.5, 0.0, 0.0]})
+    D = distance_matrix(eig, ["a", "b"], "rrr")
+    assert D[0, 1] == D[1, 0] == pytest.approx(
+        spectral_distance(np.array([1, 0.5 + 0.5j]), np.array([0.9, 0.0])))
+    assert D[0, 0] == 0

@@ -9,7 +9,7 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
 SMOKE = {"preset": "smoke", "seeds": 2, "n_samples": 2000, "n_train": 1024, "n_eval": 128,
-         "random_draws": 4, "sae_steps": 300}
+         "random_draws": 4, "sae_steps": 300, "perturbations": 2, "n_perm": 200}
 
 
 def declared_parameters(notebook) -> set[str]:
