@@ -14,7 +14,8 @@ from .task import TaskConfig, _check_choice, _check_int
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("mixed", "curriculum", "single")
 MIXED_PER = ("batch", "example")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cyclic", "plateau")
+WD_SCHEDULES = ("constant", "linear")
 
 # Fields added after schema 1, per config section: they enter the cache key only when set away
 # from this default, so every run keyed before they existed keeps its key (and its results).
@@ -22,7 +23,10 @@ _KEY_OMIT_IF_DEFAULT = {
     "train": {"lr_schedule": "constant", "warmup_steps": 0, "lr_final_ratio": 0.0,
               "beta2": 0.999, "early_stop_accuracy": 0.0, "early_stop_delay": 0,
               "init_perturbation": 0.0, "perturbation_seed": 0, "record_every": 0,
-              "fingerprint_train": False, "fingerprint_directions": 0, "fingerprint_seed": 0},
+              "fingerprint_train": False, "fingerprint_directions": 0, "fingerprint_seed": 0,
+              "cycle_steps": 0, "plateau_patience": 1000, "plateau_factor": 0.5,
+              "wd_schedule": "constant", "wd_final_ratio": 1.0, "wd_ramp_steps": 0,
+              "operand_curriculum": (), "diagnostics_every": 0},
     "model": {"layer_norm": True, "activation": "gelu", "d_mlp": 0},
 }
 AnyTask = Union[TaskConfig, AlgorithmicTask]
@@ -34,10 +38,19 @@ class TrainConfig:
 
     optimizer: str = "adamw"          # "adamw" (original) | "sgd" (the paper's text)
     lr: float = 3e-4                  # (peak) learning rate, > 0
-    lr_schedule: str = "constant"     # "constant" (original) | "cosine" (warm-up, cosine decay)
+    lr_schedule: str = "constant"     # "constant" (original) | "cosine" (warm-up, cosine decay) |
+                                      # "cyclic" (triangle) | "plateau" (cut on a training-loss plateau)
     warmup_steps: int = 0             # linear warm-up from 0 to lr over these steps, in [0, n_steps)
-    lr_final_ratio: float = 0.0       # cosine: lr at the last step = lr * this, in [0, 1]
+    lr_final_ratio: float = 0.0       # cosine: lr at the last step = lr * this; cyclic and plateau:
+                                      # the lowest lr = lr * this; in [0, 1]
+    cycle_steps: int = 0              # cyclic: period of the triangle in steps, >= 2
+    plateau_patience: int = 1000      # plateau: steps without a 1e-4 relative improvement, >= 1
+    plateau_factor: float = 0.5       # plateau: lr multiplier at each cut, in (0, 1)
     weight_decay: float = 0.01        # decoupled (AdamW) or L2 (SGD), >= 0
+    wd_schedule: str = "constant"     # "constant" | "linear" (from weight_decay to
+                                      # weight_decay * wd_final_ratio over wd_ramp_steps)
+    wd_final_ratio: float = 1.0       # linear: the final weight decay / weight_decay, >= 0
+    wd_ramp_steps: int = 0            # linear: steps of the ramp, >= 0 (0 = the whole run)
     beta2: float = 0.999              # AdamW's second-moment decay, in (0, 1) (grokking: 0.98)
     momentum: float = 0.0             # SGD momentum in [0, 1); ignored by AdamW
     batch_size: int = 128             # examples per step, >= 1
@@ -66,12 +79,21 @@ class TrainConfig:
     fingerprint_directions: int = 0   # J >= 0 random directions of the sliced hidden-state
                                       # embedding at the answer position (0 = off)
     fingerprint_seed: int = 0         # >= 0: probe sets and directions (shared across seeds)
+    # -- operand-size curriculum (algorithmic tasks; seed 002's): ((fraction, until_step), ...):
+    #    before until_step, train only on pairs with (a + b) / (2 (p - 1)) <= fraction
+    operand_curriculum: tuple = ()
+    # -- diagnostics (modadd.diagnostics): grad/param norms, update ratios, activation statistics,
+    #    readout attention, sum of w^2, every this many steps (0 = off)
+    diagnostics_every: int = 0
 
     def __post_init__(self) -> None:
         stages = tuple((int(m), int(n)) for m, n in self.curriculum)
         object.__setattr__(self, "curriculum", stages)
+        operand = tuple((float(f), int(n)) for f, n in self.operand_curriculum)
+        object.__setattr__(self, "operand_curriculum", operand)
         for name in ("lr", "weight_decay", "momentum", "lr_final_ratio", "beta2",
-                     "early_stop_accuracy", "init_perturbation"):  # 0 and 0.0 must hash alike
+                     "early_stop_accuracy", "init_perturbation", "plateau_factor",
+                     "wd_final_ratio"):  # 0 and 0.0 must hash alike
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -83,6 +105,24 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("mixed_per", self.mixed_per, MIXED_PER)
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("wd_schedule", self.wd_schedule, WD_SCHEDULES)
+        for name in ("cycle_steps", "wd_ramp_steps", "diagnostics_every"):
+            _check_int(name, getattr(self, name), 0)
+        _check_int("plateau_patience", self.plateau_patience, 1)
+        if self.lr_schedule == "cyclic" and self.cycle_steps < 2:
+            raise ValueError(f"cycle_steps: lr_schedule='cyclic' needs a period >= 2, "
+                             f"got {self.cycle_steps}")
+        if not (isinstance(self.plateau_factor, float) and 0 < self.plateau_factor < 1):
+            raise ValueError(f"plateau_factor: must be a number in (0, 1), "
+                             f"got {self.plateau_factor!r}")
+        if not (isinstance(self.wd_final_ratio, float) and self.wd_final_ratio >= 0):
+            raise ValueError(f"wd_final_ratio: must be a number >= 0, "
+                             f"got {self.wd_final_ratio!r}")
+        until = [n for _, n in self.operand_curriculum]
+        if any(not 0 < f <= 1 for f, _ in self.operand_curriculum) or \
+                any(b <= a for a, b in zip(until, until[1:])) or any(n < 1 for n in until):
+            raise ValueError(f"operand_curriculum: need ((fraction in (0, 1], until_step >= 1), "
+                             f"...) with increasing steps, got {self.operand_curriculum}")
         _check_positive_float("lr", self.lr)
         if not (isinstance(self.lr_final_ratio, (int, float)) and
                 not isinstance(self.lr_final_ratio, bool) and 0 <= self.lr_final_ratio <= 1):
@@ -138,16 +178,39 @@ class TrainConfig:
 
         Warm-up: ``lr * (step + 1) / warmup_steps`` for ``step < warmup_steps``.  Then constant,
         or a half cosine from ``lr`` at the first post-warm-up step to ``lr * lr_final_ratio``
-        at the last step (``n_steps - 1``).  Curriculum stages share one global schedule.
+        at the last step (``n_steps - 1``), or a triangle of period ``cycle_steps`` rising from
+        ``lr * lr_final_ratio`` to ``lr`` and back ("cyclic", as torch's CyclicLR).  "plateau"
+        returns ``lr`` here; ``train`` multiplies it by ``plateau_factor`` at each plateau of the
+        training loss (:class:`PlateauTracker`).  Curriculum stages share one global schedule.
         """
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        if self.lr_schedule == "constant":
+        if self.lr_schedule in ("constant", "plateau"):     # plateau cuts are applied by train()
             return self.lr
+        if self.lr_schedule == "cyclic":
+            phase = ((step - self.warmup_steps) % self.cycle_steps) / self.cycle_steps
+            floor = self.lr * self.lr_final_ratio
+            return floor + (self.lr - floor) * (1.0 - abs(2.0 * phase - 1.0))
         span = self.n_steps - 1 - self.warmup_steps
         progress = 1.0 if span <= 0 else (step - self.warmup_steps) / span
         floor = self.lr * self.lr_final_ratio
         return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def wd_at_step(self, step: int) -> float:
+        """Weight decay of the update taken at ``step``: constant, or linear from
+        ``weight_decay`` to ``weight_decay * wd_final_ratio`` over ``wd_ramp_steps``."""
+        if self.wd_schedule == "constant":
+            return self.weight_decay
+        ramp = self.wd_ramp_steps or self.n_steps
+        progress = min(1.0, step / ramp)
+        return self.weight_decay * (1.0 + (self.wd_final_ratio - 1.0) * progress)
+
+    def operand_fraction_at_step(self, step: int) -> float:
+        """The operand-size limit of ``step`` (1.0: every pair)."""
+        for fraction, until in self.operand_curriculum:
+            if step < until:
+                return fraction
+        return 1.0
 
     def m_at_step(self, step: int) -> Optional[int]:
         """The fixed m of ``step`` (curriculum stage or single), None for mixed."""
@@ -198,7 +261,8 @@ class RunConfig:
         if not isinstance(task, TaskConfig):
             raise ValueError(f"task: must be a TaskConfig or an AlgorithmicTask, "
                              f"got {type(task).__name__}")
-        fingerprint_fields = ("early_stop_accuracy", "record_every", "fingerprint_directions")
+        fingerprint_fields = ("early_stop_accuracy", "record_every", "fingerprint_directions",
+                              "operand_curriculum")
         for name in fingerprint_fields:
             if getattr(train, name):
                 raise ValueError(f"{name}: only supported for algorithmic tasks (a marker "
@@ -254,3 +318,27 @@ def stream_seed(seed: int, stream: str) -> int:
     """
     digest = hashlib.sha256(f"modadd:{seed}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class PlateauTracker:
+    """ReduceLROnPlateau on the per-step training loss ("plateau" schedule): after more than
+    ``plateau_patience`` steps without a loss below ``best * (1 - 1e-4)``, multiply the lr scale by
+    ``plateau_factor`` (never below ``lr_final_ratio``) and start counting again."""
+
+    def __init__(self, train: TrainConfig, state: Optional[dict] = None):
+        self.cfg = train
+        self.state = state or {"best": math.inf, "bad": 0, "scale": 1.0}
+
+    @property
+    def scale(self) -> float:
+        return self.state["scale"]
+
+    def update(self, loss: float) -> None:
+        s = self.state
+        if loss < s["best"] * (1 - 1e-4):
+            s["best"], s["bad"] = loss, 0
+            return
+        s["bad"] += 1
+        if s["bad"] > self.cfg.plateau_patience:
+            s["scale"] = max(s["scale"] * self.cfg.plateau_factor, self.cfg.lr_final_ratio)
+            s["bad"] = 0

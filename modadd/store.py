@@ -282,7 +282,10 @@ def train_and_store(cfg: RunConfig, progress: Optional[Callable[[int], None]] = 
 
 def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
     atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
-    metrics = pd.DataFrame(log["metrics"], columns=["step", "m", "metric", "layer", "value"])
+    columns = ["step", "m", "metric", "layer", "value"]
+    if any("name" in row for row in log["metrics"]):      # diagnostics: per-tensor/point name
+        columns.insert(4, "name")
+    metrics = pd.DataFrame(log["metrics"], columns=columns)
     atomic_write_text(folder / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
     last = int(log.get("last_step", cfg.train.n_steps))
     _save_npz(folder / "train_log.npz", {"loss": log["train_loss"][:last],

@@ -29,7 +29,8 @@ from torch.nn import functional as F
 
 from . import fingerprint as fp
 from .algorithmic import AlgorithmicTask
-from .config import RunConfig, stream_seed
+from .config import PlateauTracker, RunConfig, stream_seed
+from .diagnostics import Diagnostics
 from .model import MATRIX_NAMES, Transformer, build_model, readout_entropy
 from .task import Batch, sample_batch
 
@@ -102,7 +103,7 @@ def training_batch(cfg: RunConfig, step: int, generator: torch.Generator,
     """
     t = cfg.train
     if data is not None:
-        return data.batch(t.batch_size, generator)
+        return data.batch(t.batch_size, generator, t.operand_fraction_at_step(step))
     m = t.m_at_step(step)
     if m is None and t.mixed_per == "batch":
         options = cfg.task.m_values
@@ -129,6 +130,9 @@ class AlgorithmicData:
     def __init__(self, cfg: RunConfig):
         task: AlgorithmicTask = cfg.task
         self.splits = task.split_data()
+        tokens = self.splits["train"][0]
+        # operand size of each training pair, (a + b) / (2 (p - 1)) in [0, 1] (seed 002's measure)
+        self.operand_size = (tokens[:, 0] + tokens[:, 2]).double() / (2 * (task.p - 1))
         rng = np.random.default_rng([cfg.train.fingerprint_seed, 0xF1])
         self.probes = {}
         for name in ("heldout", "train"):
@@ -146,8 +150,14 @@ class AlgorithmicData:
     def n_train(self) -> int:
         return len(self.splits["train"][1])
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> AlgorithmicBatch:
+    def batch(self, batch_size: int, generator: torch.Generator,
+              operand_fraction: float = 1.0) -> AlgorithmicBatch:
+        """``batch_size`` distinct training pairs (all of them if fewer), restricted to operand
+        size ≤ ``operand_fraction`` when it is below 1."""
         tokens, labels = self.splits["train"]
+        if operand_fraction < 1.0:
+            pool = torch.nonzero(self.operand_size <= operand_fraction)[:, 0]
+            tokens, labels = tokens[pool], labels[pool]
         if batch_size >= len(labels):
             return AlgorithmicBatch(tokens, labels)
         index = torch.randperm(len(labels), generator=generator)[:batch_size]
@@ -294,6 +304,12 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         optimizer.load_state_dict(state.pop("optimizer"))
         generator.set_state(state.pop("generator"))
     recorder = _Recorder(cfg, run_dir, model, resume)
+    plateau = PlateauTracker(t, state["plateau"]) if t.lr_schedule == "plateau" else None
+    diagnostics = None
+    if t.diagnostics_every:
+        probe_tokens = (data.probes["heldout"].tokens if data is not None
+                        else probes[max(probes)].tokens[:256])
+        diagnostics = Diagnostics(model, probe_tokens)
 
     def measure(step: int) -> None:
         """Evaluations and fingerprints due at ``step`` (never touch a training RNG)."""
@@ -321,8 +337,14 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
                 and t.stage_at_step(step) != t.stage_at_step(step - 1):
             optimizer = make_optimizer(cfg, model)
         for group in optimizer.param_groups:
-            group["lr"] = t.lr_at_step(step)
-        loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator, data))
+            group["lr"] = t.lr_at_step(step) * (plateau.scale if plateau else 1.0)
+            if t.wd_schedule != "constant":
+                group["weight_decay"] = t.wd_at_step(step)
+        inspect = diagnostics if diagnostics and step % t.diagnostics_every == 0 else None
+        loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator, data),
+                                inspect, step, state["metrics"])
+        if plateau is not None:
+            plateau.update(loss)
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
         state["step"] = step = step + 1
         recorder.record_update(model, step)
@@ -375,19 +397,30 @@ def _initial_state(cfg: RunConfig) -> dict:
     return {"step": 0, "metrics": [], "wall_s": 0.0,
             "train_loss": np.full(n, np.nan, np.float32),
             "grad_norm": np.full(n, np.nan, np.float32),
-            "end": n, "reached_at": None, "fingerprints": []}
+            "end": n, "reached_at": None, "fingerprints": [],
+            "plateau": {"best": float("inf"), "bad": 0, "scale": 1.0}}
 
 
 def _step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimizer,
-          batch: Batch) -> tuple[float, float]:
-    """One optimizer update; returns (training loss, gradient L2 norm) before the update."""
+          batch: Batch, inspect: Optional[Diagnostics] = None, step: int = 0,
+          rows: Optional[list] = None) -> tuple[float, float]:
+    """One optimizer update; returns (training loss, gradient L2 norm) before the update.
+
+    With ``inspect``, its diagnostic rows for ``step`` (gradients before the optimizer step,
+    update ratios after it, then activations) are appended to ``rows``.
+    """
     logits = model(batch.tokens)
     loss = F.cross_entropy(logits, batch.labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if inspect is not None:
+        rows += inspect.before_step(step)
     optimizer.step()
+    if inspect is not None:
+        rows += inspect.after_step(step)
+        rows += inspect.activations(step)
     return float(loss.detach()), float(grad_norm)
 
 

@@ -104,10 +104,13 @@ FIELD_CHANGES = {
                   lr_final_ratio=0.1, beta2=0.98, early_stop_accuracy=0.9,
                   early_stop_delay=200, init_perturbation=1e-3, perturbation_seed=3,
                   record_every=5, fingerprint_train=True, fingerprint_directions=4,
-                  fingerprint_seed=2),
+                  fingerprint_seed=2, cycle_steps=50, plateau_patience=10, plateau_factor=0.3,
+                  wd_schedule="linear", wd_final_ratio=10.0, wd_ramp_steps=500,
+                  operand_curriculum=((0.3, 100),), diagnostics_every=10),
 }
 # fields that only an algorithmic task accepts
-ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions"}
+ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions",
+                    "operand_curriculum"}
 
 
 def _changed_configs(base: RunConfig):

@@ -3,7 +3,6 @@ lead times on synthetic curves with known grokking steps."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from modadd import detect as D

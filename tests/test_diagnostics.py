@@ -1,0 +1,150 @@
+"""Diagnostics recorded during training: gradient norms against a manual autograd computation,
+update ratios, activation statistics, readout attention; schedules that really reach the
+optimizer; the operand-size curriculum; recording that does not change training."""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.nn import functional as F
+
+from modadd.algorithmic import AlgorithmicTask
+from modadd.config import PlateauTracker, RunConfig, TrainConfig
+from modadd.diagnostics import Diagnostics
+from modadd.model import ModelConfig, build_model
+from modadd.train import AlgorithmicData, _step, train
+
+
+def _cfg(**changes) -> RunConfig:
+    return RunConfig(task=AlgorithmicTask(p=11, train_fraction=0.5, split_seed=1),
+                     model=ModelConfig(n_layers=2, d_model=16, n_heads=2, attention_only=False,
+                                       activation="relu"),
+                     train=replace(TrainConfig(lr=1e-2, weight_decay=0.5, batch_size=16,
+                                               n_steps=20, snapshot_every=5, probe_size=12,
+                                               checkpoint_every=5), **changes), seed=2)
+
+
+def test_gradient_norms_match_manual_autograd_and_update_ratios_match_sgd():
+    cfg = _cfg(optimizer="sgd", weight_decay=0.0)
+    model = build_model(cfg.model, cfg.task, 0)
+    reference = copy.deepcopy(model)
+    data = AlgorithmicData(cfg)
+    batch = data.batch(16, torch.Generator().manual_seed(0))
+    # manual: autograd.grad on an untouched copy
+    loss = F.cross_entropy(reference(batch.tokens), batch.labels)
+    names = [n for n, _ in reference.named_parameters()]
+    grads = torch.autograd.grad(loss, list(reference.parameters()), allow_unused=True)
+    manual = {n: 0.0 if g is None else float(g.norm()) for n, g in zip(names, grads)}
+    params = {n: float(p.detach().norm()) for n, p in reference.named_parameters()}
+    rows = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    _step(cfg, model, optimizer, batch, Diagnostics(model, data.probes["heldout"].tokens), 7,
+          rows)
+    table = pd.DataFrame(rows)
+    assert set(table.step) == {7}
+    got = table[table.metric == "grad_norm"].set_index("name").value
+    for name in names:
+        assert got[name] == pytest.approx(manual[name], rel=1e-5, abs=1e-7), name
+    ratio = table[table.metric == "update_ratio"].set_index("name").value
+    for name in names:
+        if params[name] > 0:
+            assert ratio[name] == pytest.approx(0.1 * manual[name] / params[name],
+                                                rel=1e-4, abs=1e-7), name
+    weight_sq = table[table.metric == "weight_sq"].value.iloc[0]
+    assert weight_sq == pytest.approx(sum(float((p.double() ** 2).sum())
+                                          for p in reference.parameters()), rel=1e-9)
+    layer_of = table[table.metric == "grad_norm"].set_index("name").layer
+    assert layer_of["blocks.1.attn.qkv.weight"] == 1 and layer_of["embed.weight"] == -1
+
+
+def test_activation_statistics_and_readout_attention_by_hand():
+    cfg = _cfg()
+    model = build_model(cfg.model, cfg.task, 0)
+    tokens = AlgorithmicData(cfg).probes["heldout"].tokens
+    rows = pd.DataFrame(Diagnostics(model, tokens).activations(3))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+        hidden = F.relu(model.blocks[0].mlp[0](model.blocks[0].ln_mlp(
+            cache["resid"][0] + model.blocks[0].attn(model.blocks[0].ln_attn(
+                cache["resid"][0]))[0])))
+    act = rows[rows.metric == "activation"].set_index(["layer", "name"]).value
+    final = cache["resid"][2].double()
+    assert act[(-1, "resid_final:norm")] == pytest.approx(float(final.norm(dim=-1).mean()))
+    assert act[(1, "resid_pre:std")] == pytest.approx(float(cache["resid"][1].double().std()))
+    assert act[(0, "mlp_hidden:sparsity")] == pytest.approx(float((hidden == 0).double().mean()))
+    assert 0 < act[(0, "mlp_hidden:sparsity")] < 1
+    attn = rows[rows.metric == "attn_readout"]
+    sums = attn.assign(head=attn.name.str.split(":").str[0]).groupby(["layer", "head"]).value.sum()
+    np.testing.assert_allclose(sums, 1.0, atol=1e-9)
+    expected = cache["attn"][1][:, 0, -1, 2].double().mean()
+    got = attn[(attn.layer == 1) & (attn.name == "h0:k2")].value.iloc[0]
+    assert got == pytest.approx(float(expected))
+
+
+def test_diagnostics_do_not_change_training(tmp_path):
+    plain = train(_cfg(), tmp_path / "a")
+    watched = train(_cfg(diagnostics_every=4), tmp_path / "b")
+    np.testing.assert_array_equal(plain["train_loss"], watched["train_loss"])
+    rows = pd.DataFrame(watched["metrics"])
+    assert sorted(rows[rows.metric == "grad_norm"].step.unique()) == [0, 4, 8, 12, 16]
+
+
+def _optimizer_groups(cfg, tmp_path, stop_after):
+    train(cfg, tmp_path, stop_after=stop_after)
+    return torch.load(tmp_path / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+
+
+def test_schedules_reach_the_optimizer(tmp_path):
+    cfg = _cfg(wd_schedule="linear", wd_final_ratio=5.0, wd_ramp_steps=10,
+               lr_schedule="cyclic", cycle_steps=8, lr_final_ratio=0.1)
+    group = _optimizer_groups(cfg, tmp_path / "a", stop_after=6)[0]
+    # the update of step 5 was taken with these (the checkpoint holds the last ones set)
+    assert group["weight_decay"] == pytest.approx(0.5 * (1 + 4 * 5 / 10))
+    assert group["lr"] == pytest.approx(cfg.train.lr_at_step(5))
+    t = cfg.train
+    assert t.lr_at_step(0) == pytest.approx(1e-3) and t.lr_at_step(4) == pytest.approx(1e-2)
+    assert t.lr_at_step(2) == pytest.approx(1e-3 + 0.5 * 9e-3) and t.lr_at_step(8) == \
+        pytest.approx(1e-3)
+    assert t.wd_at_step(10) == t.wd_at_step(15) == pytest.approx(2.5)
+    # and they change training
+    plain = train(_cfg(), tmp_path / "b")
+    scheduled = train(cfg, tmp_path / "c")
+    assert not np.array_equal(plain["train_loss"][5:], scheduled["train_loss"][5:])
+
+
+def test_plateau_cuts_the_learning_rate():
+    tracker = PlateauTracker(TrainConfig(lr_schedule="plateau", plateau_patience=3,
+                                         plateau_factor=0.5, lr_final_ratio=0.2))
+    for loss in [1.0, 0.9, 0.9, 0.9, 0.9]:
+        tracker.update(loss)
+    assert tracker.scale == 1.0           # 3 bad steps: not more than the patience yet
+    tracker.update(0.9)
+    assert tracker.scale == 0.5
+    for _ in range(8):
+        tracker.update(0.9)
+    assert tracker.scale == pytest.approx(0.2)   # floored at lr_final_ratio
+
+
+def test_plateau_schedule_in_training(tmp_path):
+    cfg = _cfg(lr_schedule="plateau", plateau_patience=1, plateau_factor=0.5, lr=0.5)
+    group = _optimizer_groups(cfg, tmp_path, stop_after=20)[0]
+    assert group["lr"] < 0.5
+
+
+def test_operand_curriculum_restricts_the_batches():
+    cfg = _cfg(operand_curriculum=((0.3, 5), (0.6, 10)))
+    data = AlgorithmicData(cfg)
+    g = torch.Generator().manual_seed(0)
+    from modadd.train import training_batch
+    for step, limit in ((0, 0.3), (7, 0.6), (12, 1.0)):
+        batch = training_batch(cfg, step, g, data)
+        size = (batch.tokens[:, 0] + batch.tokens[:, 2]).double() / 20
+        assert float(size.max()) <= limit + 1e-12
+    assert cfg.train.operand_fraction_at_step(4) == 0.3
+    assert cfg.train.operand_fraction_at_step(10) == 1.0
+    with pytest.raises(ValueError, match="operand_curriculum"):
+        TrainConfig(operand_curriculum=((0.5, 10), (0.6, 5)))
