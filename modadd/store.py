@@ -7,7 +7,7 @@ A run is identified by ``RunConfig.key(SCHEMA_VERSION)``.  Layout::
                                      final_model.pt snapshots.npy [params.npy]
     data/results/runs/<key>/         committed summaries: config.json metrics.csv
                                      train_log.npz meta.json (no weights)
-    data/results/analysis/<name>-<key>.{csv,json,npz}   cached analysis results
+    data/results/analysis/<name>-<key>.{csv.gz,json.gz,npz}   cached analysis results
 
 Bump ``SCHEMA_VERSION`` whenever training behaviour or the stored format changes: keys then
 change and stale results can never load silently.
@@ -380,8 +380,8 @@ def is_cached(name: str, version: int, inputs: Any) -> bool:
 def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> Any:
     """Result of ``compute()`` cached under ``data/results/analysis``.
 
-    The result must be a DataFrame (stored as CSV), a dict of numpy arrays (NPZ) or a JSON-able
-    dict. ``inputs`` must name everything the result depends on (e.g. run keys); bump
+    The result must be a DataFrame (stored as gzip-compressed CSV), a dict of numpy arrays (NPZ)
+    or a JSON-able dict (gzip-compressed JSON). ``inputs`` must name everything the result depends on (e.g. run keys); bump
     ``version`` when the analysis code changes.
     """
     stem = paths.results_dir() / "analysis" / f"{name}-{analysis_key(name, version, inputs)}"
@@ -392,23 +392,42 @@ def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> 
     return _READERS[suffix](stem.with_suffix(suffix))
 
 
+def _gzip_text(path: Path, text: str) -> None:
+    """Write ``text`` gzip-compressed (no name or timestamp in the header, so equal text gives equal
+    bytes), atomically."""
+    import gzip
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                   mtime=0) as handle:
+            handle.write(text.encode())
+
+
+def _read_gzip_text(path: Path) -> str:
+    import gzip
+    with gzip.open(path, "rt") as handle:
+        return handle.read()
+
+
 def _write_result(stem: Path, result: Any) -> None:
     if isinstance(result, pd.DataFrame):
-        atomic_write_text(stem.with_suffix(".csv"), result.to_csv(index=False))
+        _gzip_text(stem.with_suffix(".csv.gz"), result.to_csv(index=False))
     elif isinstance(result, dict) and result and all(isinstance(v, np.ndarray)
                                                      for v in result.values()):
         with atomic_path(stem.with_suffix(".npz")) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, **result)
     elif isinstance(result, dict):
-        atomic_write_text(stem.with_suffix(".json"), json.dumps(result, indent=1))
+        _gzip_text(stem.with_suffix(".json.gz"), json.dumps(result, indent=1))
     else:
         raise TypeError(f"cached: result must be a DataFrame, a dict of arrays or a JSON dict, "
                         f"got {type(result).__name__}")
 
 
+# results are written gzip-compressed (CSV and JSON); plain files from before are still read
 _READERS = {
+    ".csv.gz": pd.read_csv,
     ".csv": pd.read_csv,
     ".npz": lambda p: dict(np.load(p)),
+    ".json.gz": lambda p: json.loads(_read_gzip_text(p)),
     ".json": lambda p: json.loads(p.read_text()),
 }

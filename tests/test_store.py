@@ -188,3 +188,26 @@ def test_full_params_run_missing_a_heavy_file_is_retrained_bit_identically():
     assert store.find_run(cfg) is not None                              # summaries still load
     again = store.load_or_train(cfg, trajectories=True, progress=False)
     np.testing.assert_array_equal(np.array(again.updates), updates)
+
+
+def test_cached_results_are_gzipped_deterministic_and_legacy_plain_files_still_read():
+    import gzip
+    cached = store.cached
+    frame = pd.DataFrame({"a": [1.5, 2.25], "b": ["x", "y"]})
+    first = cached("demo", 1, {"k": 1}, lambda: frame)
+    pd.testing.assert_frame_equal(first, frame)
+    folder = paths.results_dir() / "analysis"
+    (path,) = folder.glob("demo-[0-9a-f]*")
+    assert path.name.endswith(".csv.gz")
+    raw = path.read_bytes()
+    path.unlink()
+    cached("demo", 1, {"k": 1}, lambda: frame)
+    assert path.read_bytes() == raw                      # no timestamp in the gzip header
+    assert gzip.decompress(raw).decode() == frame.to_csv(index=False)
+    record = cached("demo-json", 1, {}, lambda: {"x": [1, 2]})
+    assert record == {"x": [1, 2]} and next(folder.glob("demo-json-*")).name.endswith(".json.gz")
+    # a plain CSV written before compression existed is still found and read
+    legacy = path.with_name(path.name[:-3])
+    path.rename(legacy)
+    legacy.write_text(frame.to_csv(index=False))
+    pd.testing.assert_frame_equal(cached("demo", 1, {"k": 1}, lambda: 1 / 0), frame)
