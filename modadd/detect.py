@@ -150,6 +150,7 @@ class Detector:
     score: Callable[[Series], np.ndarray]
     threshold: float
     needs: tuple = ()          # optional Series fields the score reads
+    signal: str = "held-out"   # "training" (reads only the training side) | "held-out"
 
     def usable(self, series: Series) -> bool:
         return all(getattr(series, name) is not None for name in self.needs)
@@ -158,7 +159,7 @@ class Detector:
 DETECTORS = (
     Detector("seed 002 score > 0.1", seed002_score, 0.1),
     Detector("held-out loss falls after memorisation", loss_trend, 0.1),
-    Detector("Σw² 10% below its peak", weight_norm_decay, 0.1, ("weight_sq",)),
+    Detector("Σw² 10% below its peak", weight_norm_decay, 0.1, ("weight_sq",), "training"),
     Detector("median answer log-prob rises", fingerprint_rise, 0.5, ("fingerprint",)),
     Detector("held-out accuracy ≥ 0.5", partial_accuracy, 0.5),
 )
@@ -215,7 +216,8 @@ def evaluate(detectors, series: dict, truth: dict, n_thresholds: int = 60
                  **outcomes(scores[k], usable[k].steps, truth[k], det.threshold)}
                 for k in usable]
         per_run += rows
-        summary.append({"detector": det.name, "threshold": det.threshold, "runs": len(rows),
+        summary.append({"detector": det.name, "signal": det.signal,
+                        "threshold": det.threshold, "runs": len(rows),
                         **summarize(pd.DataFrame(rows, columns=["kind", "lead"]))})
         pooled = np.concatenate([v for v in scores.values()]) if scores else np.array([])
         finite = pooled[np.isfinite(pooled)]

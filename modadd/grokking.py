@@ -89,8 +89,22 @@ def _smoke() -> RunConfig:
                           fingerprint_train=True, fingerprint_directions=4))
 
 
-GROKKING_PRESETS = {"smoke": _smoke, "book": _book, "fingerprint": _fingerprint,
-                    "power": _power, "nanda": _nanda}
+def _detect() -> RunConfig:
+    """Chapter 10's small runs: p=31, 1 layer, d=64, full batch, an evaluation (and a
+    fingerprint) every 20 steps, so that detectors see a dense record."""
+    task = AlgorithmicTask(p=31, op="+", train_fraction=0.55, split_seed=0)
+    return RunConfig(
+        task=task,
+        model=ModelConfig(n_layers=1, d_model=64, n_heads=4, attention_only=False,
+                          activation="relu"),
+        train=TrainConfig(optimizer="adamw", lr=3e-3, beta2=0.98, warmup_steps=10,
+                          weight_decay=1.0, batch_size=len(task.split()[0]), n_steps=3000,
+                          snapshot_every=20, checkpoint_every=500, early_stop_accuracy=0.99,
+                          early_stop_delay=200, record_every=20, probe_size=200))
+
+
+GROKKING_PRESETS = {"smoke": _smoke, "book": _book, "detect": _detect,
+                    "fingerprint": _fingerprint, "power": _power, "nanda": _nanda}
 # steps for wd = 0 (no early stop can fire in practice): seed 001 gave those runs 10 000 steps
 _WD0_STEPS = {"fingerprint": 10_000}
 
@@ -126,6 +140,46 @@ def grokking_study(name: str = "book", seeds: int = 5, weight_decays=WEIGHT_DECA
     perturbed = [grokking_preset(name, wd, perturbed_seed, perturbation_seed=k)
                  for wd in perturbed_weight_decays for k in range(perturbations)]
     return {"main": main, "perturbed": perturbed}
+
+
+# chapter 10's grids per preset (weight decays, training fractions); other presets use "detect"'s
+DETECTION_GRIDS = {"smoke": ((0.0, 1.0), (0.7,)), "detect": (WEIGHT_DECAYS, (0.4, 0.55, 0.7))}
+
+
+def detection_study(name: str = "detect", seeds: int = 4, weight_decays=None, fractions=None,
+                    diagnostics_every: int = 50) -> dict[str, list[RunConfig]]:
+    """Chapter 10's runs: ``"grid"`` (weight decays × training fractions × seeds, default
+    :data:`DETECTION_GRIDS`; the split seed stays 0, so a fraction has one split; a fingerprint at
+    every evaluation) and ``"showcase"`` (one run of the middle cell at wd 1 recording every
+    diagnostic every ``diagnostics_every`` steps; training is identical to the grid's run of the
+    same cell)."""
+    default_wds, default_fractions = DETECTION_GRIDS.get(name, DETECTION_GRIDS["detect"])
+    weight_decays = default_wds if weight_decays is None else weight_decays
+    fractions = default_fractions if fractions is None else fractions
+    base = grokking_preset(name)
+    base = replace(base, train=replace(base.train, record_every=base.train.snapshot_every))
+    grid = [replace(base, task=replace(base.task, train_fraction=f),
+                    train=replace(base.train, weight_decay=float(wd),
+                                  batch_size=_batch_like(base, replace(base.task,
+                                                                       train_fraction=f))),
+                    seed=s)
+            for wd in sorted(weight_decays, key=lambda w: (w == 0, w)) for f in fractions
+            for s in range(seeds)]
+    middle = fractions[len(fractions) // 2]
+    show = next(c for c in grid if c.task.train_fraction == middle and c.seed == 0 and
+                c.train.weight_decay == max(weight_decays, key=lambda w: (w == 1.0, w)))
+    return {"grid": grid, "showcase": [replace(show, train=replace(
+        show.train, diagnostics_every=min(diagnostics_every, show.train.n_steps)))]}
+
+
+def _batch_like(base: RunConfig, task: AlgorithmicTask) -> int:
+    """The batch of ``base`` carried to another split size: full batch stays full batch, a
+    power-style batch is recomputed, any other batch is kept."""
+    if base.train.batch_size >= len(base.task.split()[0]):
+        return len(task.split()[0])
+    if base.train.batch_size == power_batch_size(base.task):
+        return power_batch_size(task)
+    return base.train.batch_size
 
 
 def grokking_preset_table() -> pd.DataFrame:

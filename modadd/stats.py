@@ -33,3 +33,18 @@ def seed_summary(frame: pd.DataFrame, by: Sequence[str], value: str = "value",
         group = group if isinstance(group, tuple) else (group,)
         rows.append((*group, mean, low, high, int(part[value].notna().sum())))
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "n"])
+
+
+def wilson_ci(successes: int, trials: int, confidence: float = 0.95
+              ) -> tuple[float, float, float]:
+    """(proportion, low, high): the Wilson score interval of a binomial proportion (NaNs when
+    ``trials`` is 0); better than the normal approximation at small ``trials`` or extreme rates."""
+    if trials == 0:
+        return (np.nan, np.nan, np.nan)
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes: must be in 0..{trials}, got {successes}")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return (p, max(0.0, centre - half), min(1.0, centre + half))

@@ -14,16 +14,17 @@ import argparse
 import time
 
 from . import arms, commutator, sae
-from .grokking import GROKKING_PRESETS, grokking_study
+from .grokking import GROKKING_PRESETS, detection_study, grokking_study
 from .manifold import increment_grams
 from .presets import BOOK_ROLES, PRESETS, study_configs
 from .store import load_or_train_many
 
 # roles whose attention Grams no chapter reads (chapter 4 reads the full-params runs' weights;
 # chapter 7 reads only the difficulty grid's and the SGD runs' accuracies and losses)
-NO_GRAMS = ("full params", "difficulty", "paper sgd", "grokking", "grokking perturbed")
-# chapter 9: grokking on a + b mod p, at the grokking preset of the same name (else "book")
-GROKKING_ROLES = ("grokking", "grokking perturbed")
+# chapter 9: grokking on a + b mod p, at the grokking preset of the same name (else "book");
+# chapter 10: the detection grid and its showcase run (preset "detect", or "smoke" at smoke)
+GROKKING_ROLES = ("grokking", "grokking perturbed", "detection", "detection showcase")
+NO_GRAMS = ("full params", "difficulty", "paper sgd") + GROKKING_ROLES
 
 
 def all_roles(preset: str = "book", seeds: int | None = None) -> dict:
@@ -32,6 +33,8 @@ def all_roles(preset: str = "book", seeds: int | None = None) -> dict:
     grok = grokking_study(preset if preset in GROKKING_PRESETS else "book",
                           seeds=5 if seeds is None else seeds)
     by_role["grokking"], by_role["grokking perturbed"] = grok["main"], grok["perturbed"]
+    detect = detection_study("smoke" if preset == "smoke" else "detect")
+    by_role["detection"], by_role["detection showcase"] = detect["grid"], detect["showcase"]
     return by_role
 
 

@@ -168,7 +168,8 @@ class AlgorithmicData:
 def evaluate_algorithmic(model: Transformer, data: AlgorithmicData, step: int,
                          chunk: int = 4096) -> list[dict]:
     """Loss and accuracy on the whole held-out split (``metric`` "loss", "accuracy") and the whole
-    training split ("train_loss", "train_accuracy"), as tidy rows with ``m = 0``, ``layer = -1``.
+    training split ("train_loss", "train_accuracy"), and Σw² over every parameter ("weight_sq"),
+    as tidy rows with ``m = 0``, ``layer = -1``.
     """
     was_training = model.training
     model.eval()
@@ -185,6 +186,8 @@ def evaluate_algorithmic(model: Transformer, data: AlgorithmicData, step: int,
                          value=loss / len(labels)))
         rows.append(dict(step=step, m=0, metric=prefix + "accuracy", layer=-1,
                          value=correct / len(labels)))
+    weight_sq = sum(float((p.double() ** 2).sum()) for p in model.parameters())
+    rows.append(dict(step=step, m=0, metric="weight_sq", layer=-1, value=weight_sq))
     model.train(was_training)
     return rows
 

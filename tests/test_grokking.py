@@ -116,7 +116,9 @@ def test_algorithmic_run_is_reproducible_and_measurement_does_not_change_trainin
     sq = torch.load(tmp_path / "c" / "final_model.pt")
     assert all(torch.equal(sa[k], sq[k]) for k in sa)
     rows = pd.DataFrame(a["metrics"])
-    assert set(rows.metric) == {"loss", "accuracy", "train_loss", "train_accuracy"}
+    assert set(rows.metric) == {"loss", "accuracy", "train_loss", "train_accuracy", "weight_sq"}
+    last = rows[(rows.metric == "weight_sq") & (rows.step == 30)].value.iloc[0]
+    assert last == pytest.approx(sum(float((v.double() ** 2).sum()) for v in sa.values()))
 
 
 def test_resumed_algorithmic_run_is_bit_identical(tmp_path):
