@@ -117,11 +117,15 @@ def loss_trend(series: Series, window: int = 10) -> np.ndarray:
 
 
 def weight_norm_decay(series: Series) -> np.ndarray:
-    """Relative fall of Σw² from its running maximum: ``1 − Σw²(t) / max_{s≤t} Σw²(s)``."""
+    """Relative fall of Σw² since memorisation: ``1 − Σw²(t) / max Σw²(s)`` over the evaluations
+    ``s ≤ t`` at or after the first with training accuracy ≥ 0.99 (0 before).  Counting from
+    memorisation skips the fall every weight-decayed run shows from its initialisation."""
     if series.weight_sq is None:
-        raise ValueError("weight_sq: this detector needs Σw² recorded (diagnostics_every > 0)")
+        raise ValueError("weight_sq: this detector needs Σw² recorded at every evaluation")
     w = np.asarray(series.weight_sq, float)
-    return 1.0 - w / np.maximum.accumulate(w)
+    memorised = np.maximum.accumulate(np.asarray(series.train_accuracy) >= 0.99)
+    peak = np.maximum.accumulate(np.where(memorised, w, -np.inf))
+    return np.where(memorised, 1.0 - w / np.where(memorised, peak, 1.0), 0.0)
 
 
 def partial_accuracy(series: Series) -> np.ndarray:

@@ -104,3 +104,13 @@ def test_series_validation_names_the_field():
         D.Series(np.arange(3), np.zeros(2), np.zeros(3), np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="steps"):
         D.Series(np.array([0, 2, 1]), *(np.zeros(3),) * 4)
+
+
+def test_weight_norm_decay_counts_from_memorisation():
+    steps = np.arange(6)
+    s = D.Series(steps, np.ones(6), np.zeros(6), np.ones(6),
+                 train_accuracy=np.array([0, 0, 1, 1, 1, 1.0]),
+                 weight_sq=np.array([10.0, 5, 4, 6, 3, 6]))
+    # before memorisation 0 (the fall from 10 to 5 is the initialisation's); then vs the peak
+    # since step 2: 4 -> 0, 6 -> 0, 3 -> 1 - 3/6, 6 -> 0
+    np.testing.assert_allclose(D.weight_norm_decay(s), [0, 0, 0, 0, 0.5, 0])
