@@ -40,17 +40,26 @@ def power_batch_size(task: AlgorithmicTask) -> int:
     return min(512, math.ceil(len(task.split()[0]) / 2))
 
 
-def _power() -> RunConfig:
-    task = AlgorithmicTask(p=97, op="+", train_fraction=0.4, split_seed=0)
+def _grokking_run(p: int, fraction: float, n_layers: int, d_model: int, n_heads: int,
+                  batch: str = "power", model_options: Optional[dict] = None,
+                  **train) -> RunConfig:
+    """The shared shape of the grokking presets: ``a + b mod p`` (split seed 0), a ReLU-MLP
+    transformer, AdamW with β = (0.9, 0.98) and weight decay 1; ``batch`` "power"
+    (min(512, ⌈N_train/2⌉)) or "full"; other training fields as given."""
+    task = AlgorithmicTask(p=p, op="+", train_fraction=fraction, split_seed=0)
+    size = power_batch_size(task) if batch == "power" else len(task.split()[0])
     return RunConfig(
         task=task,
-        model=ModelConfig(n_layers=2, d_model=128, n_heads=4, attention_only=False,
-                          activation="relu"),
-        train=TrainConfig(optimizer="adamw", lr=1e-3, beta2=0.98, warmup_steps=10,
-                          weight_decay=1.0, batch_size=power_batch_size(task),
-                          n_steps=100_000, snapshot_every=100, checkpoint_every=1000,
-                          early_stop_accuracy=0.99, early_stop_delay=1000,
-                          record_every=100, probe_size=100))
+        model=ModelConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads,
+                          attention_only=False, activation="relu", **(model_options or {})),
+        train=TrainConfig(optimizer="adamw", beta2=0.98, weight_decay=1.0, batch_size=size,
+                          **{"lr": 1e-3, **train}))
+
+
+def _power() -> RunConfig:
+    return _grokking_run(97, 0.4, 2, 128, 4, warmup_steps=10, n_steps=100_000,
+                         snapshot_every=100, checkpoint_every=1000, early_stop_accuracy=0.99,
+                         early_stop_delay=1000, record_every=100, probe_size=100)
 
 
 def _fingerprint() -> RunConfig:
@@ -60,14 +69,9 @@ def _fingerprint() -> RunConfig:
 
 
 def _nanda() -> RunConfig:
-    task = AlgorithmicTask(p=113, op="+", train_fraction=0.3, split_seed=0)
-    return RunConfig(
-        task=task,
-        model=ModelConfig(n_layers=1, d_model=128, n_heads=4, attention_only=False,
-                          layer_norm=False, activation="relu", d_mlp=512),
-        train=TrainConfig(optimizer="adamw", lr=1e-3, beta2=0.98, weight_decay=1.0,
-                          batch_size=len(task.split()[0]), n_steps=25_000,
-                          snapshot_every=100, record_every=100, probe_size=1000))
+    return _grokking_run(113, 0.3, 1, 128, 4, batch="full",
+                         model_options={"layer_norm": False, "d_mlp": 512}, n_steps=25_000,
+                         snapshot_every=100, record_every=100, probe_size=1000)
 
 
 def _book() -> RunConfig:
@@ -77,30 +81,19 @@ def _book() -> RunConfig:
 
 
 def _smoke() -> RunConfig:
-    task = AlgorithmicTask(p=23, op="+", train_fraction=0.7, split_seed=0)
-    return RunConfig(
-        task=task,
-        model=ModelConfig(n_layers=1, d_model=32, n_heads=2, attention_only=False,
-                          activation="relu"),
-        train=TrainConfig(optimizer="adamw", lr=1e-2, beta2=0.98, warmup_steps=10,
-                          weight_decay=1.0, batch_size=power_batch_size(task), n_steps=800,
-                          snapshot_every=10, checkpoint_every=200, early_stop_accuracy=0.99,
-                          early_stop_delay=50, record_every=4, probe_size=64,
-                          fingerprint_train=True, fingerprint_directions=4))
+    return _grokking_run(23, 0.7, 1, 32, 2, lr=1e-2, warmup_steps=10, n_steps=800,
+                         snapshot_every=10, checkpoint_every=200, early_stop_accuracy=0.99,
+                         early_stop_delay=50, record_every=4, probe_size=64,
+                         fingerprint_train=True, fingerprint_directions=4)
 
 
 def _detect() -> RunConfig:
     """Chapter 10's small runs: p=31, 1 layer, d=64, full batch, an evaluation (and a
     fingerprint) every 20 steps, so that detectors see a dense record."""
-    task = AlgorithmicTask(p=31, op="+", train_fraction=0.55, split_seed=0)
-    return RunConfig(
-        task=task,
-        model=ModelConfig(n_layers=1, d_model=64, n_heads=4, attention_only=False,
-                          activation="relu"),
-        train=TrainConfig(optimizer="adamw", lr=3e-3, beta2=0.98, warmup_steps=10,
-                          weight_decay=1.0, batch_size=len(task.split()[0]), n_steps=3000,
-                          snapshot_every=20, checkpoint_every=500, early_stop_accuracy=0.99,
-                          early_stop_delay=200, record_every=20, probe_size=200))
+    return _grokking_run(31, 0.55, 1, 64, 4, batch="full", lr=3e-3, warmup_steps=10,
+                         n_steps=3000, snapshot_every=20, checkpoint_every=500,
+                         early_stop_accuracy=0.99, early_stop_delay=200, record_every=20,
+                         probe_size=200)
 
 
 GROKKING_PRESETS = {"smoke": _smoke, "book": _book, "detect": _detect,
