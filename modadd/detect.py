@@ -146,6 +146,32 @@ def fingerprint_rise(series: Series, window: int = 10) -> np.ndarray:
     return np.where(memorised, rise, 0.0)
 
 
+def fingerprint_dmd_growth(series: Series, window: int = 15, n_delays: int = 3,
+                           rank: int = 2) -> np.ndarray:
+    """Largest DMD eigenvalue modulus minus 1 of the fingerprint over the last ``window``
+    evaluations (centred, ``n_delays`` delays, rank-``rank`` RRR DMD), once the training split is
+    memorised: a growing mode (> 0) means the fingerprint is accelerating."""
+    from .dmd import data_matrices, rrr_dmd
+    if series.fingerprint is None:
+        raise ValueError("fingerprint: this detector needs fingerprints at every evaluation step")
+    fp = np.asarray(series.fingerprint, float)
+    memorised = np.maximum.accumulate(np.asarray(series.train_accuracy) >= 0.99)
+    out = np.zeros(len(fp))
+    for i in range(len(fp)):
+        if not memorised[i] or i + 1 < window:
+            continue
+        Y = fp[i + 1 - window:i + 1]
+        Y = (Y - Y.mean(axis=0)).T
+        Z, Zp = data_matrices([Y], n_delays)
+        if np.linalg.norm(Z) < 1e-9:
+            continue
+        top = min(rank, np.linalg.matrix_rank(Z))
+        if top < 1:
+            continue
+        out[i] = float(np.abs(rrr_dmd(Z, Zp, top).eigenvalues).max()) - 1.0
+    return out
+
+
 @dataclass(frozen=True)
 class Detector:
     """A named causal score with the threshold at which it fires."""
@@ -161,10 +187,12 @@ class Detector:
 
 
 DETECTORS = (
-    Detector("seed 002 score > 0.1", seed002_score, 0.1),
+    # seed 002: a 100-epoch window of full-batch training = 100 steps = 5 evaluations every 20
+    Detector("seed 002 score > 0.1", lambda s: seed002_score(s, window=5), 0.1),
     Detector("held-out loss falls after memorisation", loss_trend, 0.1),
     Detector("Σw² 10% below its peak", weight_norm_decay, 0.1, ("weight_sq",), "training"),
     Detector("median answer log-prob rises", fingerprint_rise, 0.5, ("fingerprint",)),
+    Detector("fingerprint DMD mode grows", fingerprint_dmd_growth, 0.02, ("fingerprint",)),
     Detector("held-out accuracy ≥ 0.5", partial_accuracy, 0.5),
 )
 

@@ -204,15 +204,18 @@ display(Markdown(f"Training loss identical to the grid run without diagnostics: 
 # score ≥ its threshold. Two read only the training side or the weights (marked *training*),
 # the others the held-out split:
 #
-# - **seed 002 score > 0.1** — seed 002's formula over the last 10 evaluations (200 steps),
-#   faithfully: held-out-loss improvement × (held-out / training loss) / (std of the training
-#   loss + 1e-8);
+# - **seed 002 score > 0.1** — seed 002's formula, faithfully: over a window of 100 epochs of
+#   full-batch training (here 100 steps = 5 evaluations), held-out-loss improvement ×
+#   (held-out / training loss) / (std of the training loss + 1e-8);
 # - **held-out loss falls after memorisation** — log held-out loss down by ≥ 0.1 over 10
 #   evaluations, once the training split is memorised;
 # - **Σw² 10% below its peak** (*training*) — the weight norm shrinking, as weight decay trades
 #   the memorising solution for a smaller generalising one;
 # - **median answer log-prob rises** — the fingerprint's median quantile up by ≥ 0.5 nats over
 #   10 evaluations after memorisation;
+# - **fingerprint DMD mode grows** — a rank-2 RRR DMD of the last 15 fingerprints (3 delays)
+#   has an eigenvalue of modulus ≥ 1.02 after memorisation: the fingerprint is accelerating
+#   (chapter 9's spectra, used causally);
 # - **held-out accuracy ≥ 0.5** — not a predictor but a yardstick: how long the jump itself
 #   takes.
 #

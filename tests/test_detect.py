@@ -114,3 +114,19 @@ def test_weight_norm_decay_counts_from_memorisation():
     # before memorisation 0 (the fall from 10 to 5 is the initialisation's); then vs the peak
     # since step 2: 4 -> 0, 6 -> 0, 3 -> 1 - 3/6, 6 -> 0
     np.testing.assert_allclose(D.weight_norm_decay(s), [0, 0, 0, 0, 0.5, 0])
+
+
+def test_fingerprint_dmd_growth_sees_an_accelerating_fingerprint():
+    n = 30
+    steps = np.arange(n) * 10
+    growing = np.exp(0.1 * np.arange(n))[:, None] * np.linspace(1, 2, 5)[None, :]
+    flat = np.ones((n, 5)) + 1e-3 * np.sin(np.arange(n))[:, None] * np.arange(5)[None, :]
+    memorised = np.ones(n)
+    kwargs = dict(test_loss=np.ones(n), test_accuracy=np.zeros(n), train_loss=np.ones(n),
+                  train_accuracy=memorised)
+    up = D.fingerprint_dmd_growth(D.Series(steps, fingerprint=growing, **kwargs))
+    still = D.fingerprint_dmd_growth(D.Series(steps, fingerprint=flat, **kwargs))
+    assert np.all(up[:14] == 0)                       # fewer than `window` records yet
+    # a centred exponential: the rank-2 fit finds the growth factor e^0.1 (and the unit root)
+    assert up[-1] == pytest.approx(np.exp(0.1) - 1, abs=1e-6)
+    assert np.all(still[14:] < 0.02)                  # an oscillation: no growing mode
