@@ -1,5 +1,6 @@
 """``make bench``: training throughput, FLOP rate against the machine's matmul rate, data share,
-and the cost of chapter 5's commutator measurements (float32 vs float64 gradients).
+the cost of chapter 5's commutator measurements (float32 vs float64 gradients), and the grokking
+presets' speed with the overhead of evaluation, fingerprints and diagnostics (chapters 9-10).
 
 Usage: ``python -m modadd.bench [--threads 1] [--steps 60] [--presets original book]``.
 Prints one table; figures are wall-clock and vary with machine load: compare ratios within one
@@ -81,12 +82,43 @@ def bench_commutator(name: str, repeats: int = 5) -> dict:
     }
 
 
+def bench_grokking(name: str, steps: int) -> dict:
+    """Chapters 9-10: steps/s of grokking preset ``name`` and the cost of what is measured
+    alongside training (evaluation on both whole splits, one fingerprint, one diagnostic record)
+    as shares of a run's time at the preset's intervals."""
+    from .diagnostics import Diagnostics
+    from .grokking import grokking_preset
+    from .train import AlgorithmicData, evaluate_algorithmic, record_fingerprint
+    cfg = grokking_preset(name)
+    model = build_model(cfg.model, cfg.task, 0)
+    optimizer = make_optimizer(cfg, model)
+    data = AlgorithmicData(cfg)
+    generator = torch.Generator().manual_seed(0)
+    step_s = _seconds_per_call(
+        lambda: _step(cfg, model, optimizer, training_batch(cfg, 0, generator, data)), steps)
+    eval_s = _seconds_per_call(lambda: evaluate_algorithmic(model, data, 0), 3, warmup=1)
+    fp_s = _seconds_per_call(lambda: record_fingerprint(model, data, cfg), 5, warmup=1)
+    probe = Diagnostics(model, data.probes["heldout"].tokens)
+    diag_s = _seconds_per_call(lambda: (probe.before_step(0), probe.after_step(0),
+                                        probe.activations(0)), 3, warmup=1)
+    t = cfg.train
+    run_s = step_s + eval_s / t.snapshot_every + (fp_s / t.record_every if t.record_every else 0)
+    return {"grokking preset": name, "steps/s (train only)": 1 / step_s,
+            "steps/s (with measurements)": 1 / run_s,
+            "evaluation share": eval_s / t.snapshot_every / run_s,
+            "fingerprint share": (fp_s / t.record_every / run_s) if t.record_every else 0.0,
+            "one diagnostic record / one step": diag_s / step_s,
+            "minutes per 1000 steps": 1000 * run_s / 60}
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per preset")
     parser.add_argument("--presets", nargs="+", default=["original", "book"])
+    parser.add_argument("--grokking", nargs="*", default=["book", "detect"],
+                        help="grokking presets to time (chapters 9-10)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [bench_preset(name, args.steps) for name in args.presets]
@@ -105,6 +137,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     commutators = pd.DataFrame([bench_commutator(name) for name in args.presets])
     print("\nchapter 5 measurement costs (batch of the preset):")
     print(commutators.set_index("preset").T.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.grokking:
+        grokking = pd.DataFrame([bench_grokking(name, max(10, args.steps // 3))
+                                 for name in args.grokking])
+        print("\nchapters 9-10: grokking presets and their measurement overhead:")
+        print(grokking.set_index("grokking preset").T.to_string(
+            float_format=lambda v: f"{v:.3f}"))
     return table
 
 
