@@ -373,3 +373,14 @@ def pair_distances(D: np.ndarray, members) -> np.ndarray:
     members = np.asarray(members)
     i, j = np.triu_indices(len(members), 1)
     return D[members[i], members[j]]
+
+
+def pooled_spectrum(runs, n_delays: int = 32, rank: int = 10, ridge: float = 1e-6,
+                    method: str = "rrr", split: str = "heldout") -> np.ndarray:
+    """Eigenvalues of one DMD fitted to several runs' fingerprint sequences at once (each
+    centred on its own, Hankel pairs stacked without crossing from one run to the next)."""
+    from .dmd import data_matrices, rrr_dmd, tsvd_dmd
+    trajectories = [centered(fingerprint_series(run, split)[1]).T for run in runs]
+    Z, Zp = data_matrices(trajectories, n_delays)
+    model = rrr_dmd(Z, Zp, rank, ridge) if method == "rrr" else tsvd_dmd(Z, Zp, rank)
+    return model.eigenvalues

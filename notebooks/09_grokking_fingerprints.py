@@ -209,7 +209,9 @@ motion_table
 # `n_delays` delays (a $19 \cdot n$-dimensional state per record), and fitted with rank
 # `rank`: **TSVD DMD** (what the fork computes: the subspace that best *explains* the states)
 # and **RRR DMD** (reduced-rank regression: the subspace that best *predicts* the next state,
-# ridge `ridge`). All seeds of a weight decay are overlaid; the unit circle is drawn.
+# ridge `ridge`). All seeds of a weight decay are overlaid; black crosses: one fit to all seeds
+# of the weight decay at once (their Hankel pairs stacked without crossing from one run to the
+# next, `modadd.dmd.data_matrices`); the unit circle is drawn.
 
 # %%
 eig, errors = G.spectra_tables(runs, n_delays, rank, ridge)
@@ -225,6 +227,10 @@ for row, method in enumerate(("tsvd", "rrr")):
         for seed, one in part.groupby("seed"):
             ax.scatter(one.re, one.im, s=14, alpha=0.75, color=colours[seed % len(colours)],
                        label=f"seed {seed}")
+        pooled = G.pooled_spectrum([r for r in main_runs if r.config.train.weight_decay == wd],
+                                   n_delays, rank, ridge, method)
+        ax.scatter(pooled.real, pooled.imag, marker="x", s=40, color="k",
+                   label="all seeds pooled")
         ax.set(title=f"{method.upper()}, wd {wd:g}", aspect="equal")
 axes[0, 0].legend(fontsize=7, loc="lower left")
 for ax in axes[1]:

@@ -285,3 +285,20 @@ def test_distance_matrix_matches_spectral_distance():
     assert D[0, 1] == D[1, 0] == pytest.approx(
         spectral_distance(np.array([1, 0.5 + 0.5j]), np.array([0.9, 0.0])))
     assert D[0, 0] == 0
+
+
+def test_pooled_spectrum_of_two_runs_of_one_system_recovers_it(tmp_path):
+    from types import SimpleNamespace
+
+    from modadd.grokking import pooled_spectrum
+    theta = 2 * np.pi / 20
+    mixing = np.random.default_rng(0).normal(size=(2, 19))
+    runs = []
+    for phase in (0.0, 1.0):
+        t = np.arange(100)
+        latent = np.stack([np.cos(theta * t + phase), np.sin(theta * t + phase)], axis=1)
+        arrays = {"steps": t, "heldout": latent @ mixing}
+        runs.append(SimpleNamespace(fingerprints=arrays, key=str(phase)))
+    eig = pooled_spectrum(runs, n_delays=2, rank=2, ridge=0.0)
+    np.testing.assert_allclose(np.sort_complex(eig),
+                               np.sort_complex(np.exp([-1j * theta, 1j * theta])), atol=1e-8)
