@@ -44,16 +44,14 @@ class Diagnostics:
     def before_step(self, step: int) -> list[dict]:
         rows = []
         with torch.no_grad():
-            total = 0.0
             for name, p in self.model.named_parameters():
                 layer = _layer_of(name)
                 grad = 0.0 if p.grad is None else float(torch.linalg.vector_norm(p.grad))
                 norm = float(torch.linalg.vector_norm(p))
                 rows.append(_row(step, "grad_norm", layer, name, grad))
                 rows.append(_row(step, "param_norm", layer, name, norm))
-                total += float((p.double() ** 2).sum())
                 self._before[name] = p.detach().clone()
-            rows.append(_row(step, "weight_sq", -1, "", total))
+            rows.append(_row(step, "weight_sq", -1, "", self.model.weight_sq()))
         return rows
 
     def after_step(self, step: int) -> list[dict]:

@@ -214,6 +214,11 @@ class Transformer(nn.Module):
             start += p.numel()
         raise ValueError("param: not a parameter of this model")
 
+    def weight_sq(self) -> float:
+        """Σ w² over every parameter, accumulated in float64."""
+        with torch.no_grad():
+            return sum(float((p.double() ** 2).sum()) for p in self.parameters())
+
     def load_flat_parameters(self, vector) -> "Transformer":
         """Inverse of :meth:`flat_parameters`: copy ``vector [n_params]`` into the parameters."""
         vector = torch.as_tensor(vector, dtype=torch.float32)

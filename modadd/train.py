@@ -133,6 +133,7 @@ class AlgorithmicData:
         tokens = self.splits["train"][0]
         # operand size of each training pair, (a + b) / (2 (p - 1)) in [0, 1] (seed 002's measure)
         self.operand_size = (tokens[:, 0] + tokens[:, 2]).double() / (2 * (task.p - 1))
+        self._pools: dict[float, torch.Tensor] = {}
         rng = np.random.default_rng([cfg.train.fingerprint_seed, 0xF1])
         self.probes = {}
         for name in ("heldout", "train"):
@@ -146,17 +147,16 @@ class AlgorithmicData:
                                                    cfg.train.fingerprint_directions,
                                                    cfg.train.fingerprint_seed)
 
-    @property
-    def n_train(self) -> int:
-        return len(self.splits["train"][1])
-
     def batch(self, batch_size: int, generator: torch.Generator,
               operand_fraction: float = 1.0) -> AlgorithmicBatch:
         """``batch_size`` distinct training pairs (all of them if fewer), restricted to operand
         size ≤ ``operand_fraction`` when it is below 1."""
         tokens, labels = self.splits["train"]
         if operand_fraction < 1.0:
-            pool = torch.nonzero(self.operand_size <= operand_fraction)[:, 0]
+            if operand_fraction not in self._pools:     # a curriculum has a few stages: once each
+                self._pools[operand_fraction] = torch.nonzero(
+                    self.operand_size <= operand_fraction)[:, 0]
+            pool = self._pools[operand_fraction]
             tokens, labels = tokens[pool], labels[pool]
         if batch_size >= len(labels):
             return AlgorithmicBatch(tokens, labels)
@@ -186,8 +186,7 @@ def evaluate_algorithmic(model: Transformer, data: AlgorithmicData, step: int,
                          value=loss / len(labels)))
         rows.append(dict(step=step, m=0, metric=prefix + "accuracy", layer=-1,
                          value=correct / len(labels)))
-    weight_sq = sum(float((p.double() ** 2).sum()) for p in model.parameters())
-    rows.append(dict(step=step, m=0, metric="weight_sq", layer=-1, value=weight_sq))
+    rows.append(dict(step=step, m=0, metric="weight_sq", layer=-1, value=model.weight_sq()))
     model.train(was_training)
     return rows
 
