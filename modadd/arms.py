@@ -131,13 +131,14 @@ def mlp_dimension_table(cfgs, thresholds=(0.8, 0.9, 0.95), null_draws: int = 20)
 
 
 def arm_angle_table(arms: dict[str, list[RunConfig]], k: int = 4,
-                    random_draws: int = 50) -> pd.DataFrame:
+                    random_draws: int = 50, last_fraction: float = 1.0) -> pd.DataFrame:
     """Do arms reach the same execution subspace?  Subspace distances (top-k PCA subspaces of
     ``W_t - W_0``, per attention block) between every two arms at the same seed (same data
     stream; attention-only arms also share their initial weights), beside the distances between
     seeds within each arm and between random k-subspaces
     (:func:`modadd.manifold.pair_angle_table`).  Comparison labels: ``"A vs B"`` (same seed)
-    and ``"seeds: A"``."""
+    and ``"seeds: A"``.  ``last_fraction``: subspaces of the end of training only (see
+    :func:`modadd.manifold.pair_angle_table`)."""
     named = {f"{arm} s{c.seed}": c for arm, cfgs in arms.items() for c in cfgs}
     seeds = {arm: sorted(c.seed for c in cfgs) for arm, cfgs in arms.items()}
     pairs = [(f"{a} vs {b}", f"{a} s{s}", f"{b} s{s}")
@@ -145,4 +146,4 @@ def arm_angle_table(arms: dict[str, list[RunConfig]], k: int = 4,
     pairs += [(f"seeds: {arm}", f"{arm} s{s1}", f"{arm} s{s2}")
               for arm in arms for s1, s2 in combinations(seeds[arm], 2)]
     first = min(c.seed for cfgs in arms.values() for c in cfgs)
-    return MF.pair_angle_table(named, pairs, k, random_draws, first)
+    return MF.pair_angle_table(named, pairs, k, random_draws, first, last_fraction)

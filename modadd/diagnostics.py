@@ -11,7 +11,9 @@ table (rows ``step, m=0, metric, layer, name, value``):
   vector)): ``resid_pre`` (block input), ``attn_out``, ``mlp_hidden`` (after the non-linearity),
   ``mlp_out`` per block and ``resid_final``;
 - ``attn_readout`` the mean attention of the readout query per head and key position (``name`` =
-  ``h<head>:k<key>``).
+  ``h<head>:k<key>``);
+- ``attn_entropy`` the entropy (nats) of the readout query's attention row per head (``name`` =
+  ``h<head>``), averaged over the probe batch (not the entropy of the averaged row).
 
 The step at which a row is recorded is the step *before* the update it describes, so the grads of
 step ``s`` belong with the weights of snapshot ``s``.  Recording reads only the model and a fixed
@@ -24,6 +26,8 @@ import re
 from typing import Optional
 
 import torch
+
+from .model import readout_entropy
 
 SPARSITY_EPS = 1e-6
 
@@ -104,6 +108,9 @@ class Diagnostics:
                 for key in range(readout.shape[1]):
                     rows.append(_row(step, "attn_readout", layer, f"h{head}:k{key}",
                                      float(readout[head, key])))
+            entropy = readout_entropy(attn.double()).mean(dim=0)    # [H]
+            for head in range(entropy.shape[0]):
+                rows.append(_row(step, "attn_entropy", layer, f"h{head}", float(entropy[head])))
         model.train(was_training)
         return rows
 

@@ -240,23 +240,32 @@ def lock_in_table(cfgs: Iterable[RunConfig], level: float = LOCK_IN_LEVEL,
 
 # ------------------------------------------------------------------------------------- angles
 
-def _bases(run: Run, k: int) -> np.ndarray:
+def late_window(n: int, last_fraction: float) -> slice:
+    """The snapshots of the last ``last_fraction`` of a run of ``n`` snapshots (at least 2)."""
+    if not 0 < last_fraction <= 1:
+        raise ValueError(f"last_fraction: must be in (0, 1], got {last_fraction!r}")
+    return slice(min(n - 2, int(np.floor((n - 1) * (1 - last_fraction)))), n)
+
+
+def _bases(run: Run, k: int, last_fraction: float = 1.0) -> np.ndarray:
     snapshots = run.snapshots
     n, layers = snapshots.shape[:2]
+    window = late_window(n, last_fraction)
     out = np.empty((layers, 4, k, snapshots.shape[-1] ** 2))
     for layer in range(layers):
         for b in range(4):
             X = M.trajectory_matrix(snapshots[:, layer, b])
-            out[layer, b] = M.top_subspace(X, k)
+            out[layer, b] = M.top_subspace(X[window], k)
     return out
 
 
 def _angles(named: dict[str, RunConfig], pairs: list[tuple[str, str, str]], k: int,
-            random_draws: int, seed: int) -> pd.DataFrame:
+            random_draws: int, seed: int, last_fraction: float = 1.0) -> pd.DataFrame:
     bases = {}
     for name in tqdm(sorted({a for _, a, _ in pairs} | {b for _, _, b in pairs}),
                      desc="subspace bases", leave=False):
-        bases[name] = _bases(load_or_train(named[name], trajectories=True, progress=False), k)
+        bases[name] = _bases(load_or_train(named[name], trajectories=True, progress=False), k,
+                             last_fraction)
     rows = []
     for kind, a, b in pairs:
         A, B = bases[a], bases[b]
@@ -304,12 +313,18 @@ def angle_table(mixed: dict[int, RunConfig], single: dict[tuple[int, int], RunCo
 
 
 def pair_angle_table(named: dict[str, RunConfig], pairs: list[tuple[str, str, str]],
-                     k: int = 4, random_draws: int = 50, seed: int = 0) -> pd.DataFrame:
+                     k: int = 4, random_draws: int = 50, seed: int = 0,
+                     last_fraction: float = 1.0) -> pd.DataFrame:
     """Subspace distances between the top-k PCA subspaces (of ``W_t - W_0``, same block) of
     named runs, for each ``(comparison, a, b)`` pair (comparison ``"layer"`` with ``a == b``:
     each layer against every later one of the same run), plus ``random_draws`` pairs of random
-    k-subspaces drawn from measurement stream ``seed``.  Cached; columns as :func:`angle_table`."""
+    k-subspaces drawn from measurement stream ``seed``.  ``last_fraction < 1``: PCA of the
+    snapshots of the last ``last_fraction`` of training only (:func:`late_window`; centred, so
+    the directions the weights still move along at the end: the *final* execution subspace).
+    Cached; columns as :func:`angle_table`."""
     inputs = {"runs": {n: run_key(c) for n, c in named.items()}, "pairs": pairs, "k": k,
               "random_draws": random_draws}
+    if last_fraction != 1.0:        # whole-trajectory keys stay as they were
+        inputs["last_fraction"] = last_fraction
     return cached("subspace-angles", ANGLE_VERSION, inputs,
-                  lambda: _angles(named, pairs, k, random_draws, seed))
+                  lambda: _angles(named, pairs, k, random_draws, seed, last_fraction))

@@ -42,7 +42,8 @@ def point_ci(frame: pd.DataFrame, x: str, hue: str, value: str = "value",
              ax: Optional[plt.Axes] = None, palette="deep", dodge: float = 0.25,
              order: Optional[Sequence] = None, **style) -> plt.Axes:
     """Seed mean of ``value`` at each ``x`` with 95% CI error bars, one series per ``hue``,
-    dodged sideways so series at the same ``x`` do not overlap (``x`` must be numeric)."""
+    dodged sideways so series at the same ``x`` do not overlap (``x`` must be numeric);
+    ``style`` goes to ``errorbar`` (e.g. ``fmt="s--"`` for squares joined by dashes)."""
     ax = ax or plt.gca()
     summary = seed_summary(frame, [hue, x], value)
     levels = list(order) if order is not None else sorted(summary[hue].unique())
@@ -53,8 +54,9 @@ def point_ci(frame: pd.DataFrame, x: str, hue: str, value: str = "value",
         part = summary[summary[hue] == level]
         low = (part["mean"] - part["low"]).fillna(0).to_numpy()
         high = (part["high"] - part["mean"]).fillna(0).to_numpy()
-        ax.errorbar(part[x] + offset, part["mean"], yerr=[low, high], fmt="o",
-                    color=colours[level], label=str(level), capsize=3, ms=5, **style)
+        ax.errorbar(part[x] + offset, part["mean"], yerr=[low, high],
+                    **{"fmt": "o", "capsize": 3, "ms": 5, **style},
+                    color=colours[level], label=str(level))
     return ax
 
 

@@ -3,10 +3,11 @@
 A run is identified by ``RunConfig.key(SCHEMA_VERSION)``.  Layout::
 
     data/cache/runs/<key>.partial/   while training (checkpoint.pt, snapshots.npy, ...)
-    data/cache/runs/<key>/           finished: + config.json metrics.csv train_log.npz meta.json
-                                     final_model.pt snapshots.npy [params.npy]
-    data/results/runs/<key>/         committed summaries: config.json metrics.csv
-                                     train_log.npz meta.json (no weights)
+    data/cache/runs/<key>/           finished: + config.json metrics.csv.gz train_log.npz
+                                     meta.json final_model.pt snapshots.npy [params.npy]
+    data/results/runs/<key>/         committed summaries: config.json metrics.csv.gz
+                                     train_log.npz meta.json (no weights; runs stored before
+                                     compression hold a plain metrics.csv, read alike)
     data/results/analysis/<name>-<key>.{csv.gz,json.gz,npz}   cached analysis results
 
 Bump ``SCHEMA_VERSION`` whenever training behaviour or the stored format changes: keys then
@@ -40,7 +41,9 @@ from .model import Transformer
 from .train import snapshot_index, snapshot_steps, train
 
 SCHEMA_VERSION = 1
-SUMMARY_FILES = ("config.json", "metrics.csv", "train_log.npz", "meta.json")
+SUMMARY_FILES = ("config.json", "metrics.csv.gz", "train_log.npz", "meta.json")
+# runs stored before metrics were compressed hold a plain metrics.csv; both are read
+METRICS_FILES = ("metrics.csv.gz", "metrics.csv")
 OPTIONAL_SUMMARY_FILES = ("fingerprints.npz",)   # algorithmic tasks
 
 
@@ -171,8 +174,16 @@ def _read_run(cfg: RunConfig, key: str, folder: Path, heavy: Optional[Path]) -> 
     log = np.load(folder / "train_log.npz")
     train_log = pd.DataFrame({"step": np.arange(1, len(log["loss"]) + 1),
                               "loss": log["loss"], "grad_norm": log["grad_norm"]})
-    return Run(cfg, key, pd.read_csv(folder / "metrics.csv"), train_log,
+    return Run(cfg, key, pd.read_csv(_metrics_file(folder)), train_log,
                json.loads((folder / "meta.json").read_text()), heavy, folder)
+
+
+def _metrics_file(folder: Path) -> Path:
+    """The run's metrics table: ``metrics.csv.gz``, or a plain ``metrics.csv`` of old runs."""
+    for name in METRICS_FILES:
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: no metrics.csv.gz (or metrics.csv)")
 
 
 def load_or_train(cfg: RunConfig, trajectories: bool = False, progress: bool = True) -> Run:
@@ -286,7 +297,7 @@ def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
     if any("name" in row for row in log["metrics"]):      # diagnostics: per-tensor/point name
         columns.insert(4, "name")
     metrics = pd.DataFrame(log["metrics"], columns=columns)
-    atomic_write_text(folder / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
+    _gzip_text(folder / "metrics.csv.gz", metrics.to_csv(index=False, float_format="%.6g"))
     last = int(log.get("last_step", cfg.train.n_steps))
     _save_npz(folder / "train_log.npz", {"loss": log["train_loss"][:last],
                                          "grad_norm": log["grad_norm"][:last]})
@@ -315,6 +326,8 @@ def _publish(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
     for name in SUMMARY_FILES + OPTIONAL_SUMMARY_FILES:
+        if name in METRICS_FILES:
+            name = _metrics_file(source).name
         if name in SUMMARY_FILES or (source / name).exists():
             shutil.copy2(source / name, staging / name)
     if target.exists():

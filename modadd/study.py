@@ -3,7 +3,7 @@
 Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]``.
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
 its single-m runs, its seeds again with full parameter vectors (chapter 4), and the arms of
-chapters 7 and 8, and chapter 9's grokking runs.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
+chapters 7 and 8, chapters 9-10's grokking runs and chapter 11's sweeps.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
 one thread each) and published to ``data/results``; interrupted runs resume from their last
 checkpoint.  Then the per-run Gram matrices the manifold chapter needs, the commutator tables
 of chapter 5, the SAE tables of chapter 6 and the MLP weights' Grams of chapter 7 are cached.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import arms, commutator, sae
+from . import arms, commutator, openq, sae
 from .grokking import GROKKING_PRESETS, detection_study, grokking_study
 from .manifold import increment_grams
 from .presets import BOOK_ROLES, PRESETS, study_configs
@@ -24,17 +24,26 @@ from .store import load_or_train_many
 # chapter 9: grokking on a + b mod p, at the grokking preset of the same name (else "book");
 # chapter 10: the detection grid and its showcase run (preset "detect", or "smoke" at smoke)
 GROKKING_ROLES = ("grokking", "grokking perturbed", "detection", "detection showcase")
-NO_GRAMS = ("full params", "difficulty", "paper sgd") + GROKKING_ROLES
+# chapter 11: the open questions' width/depth/operation sweeps and prediction grid (their
+# dimension and feature tables are cached whole by the chapter, not per run)
+OPEN_ROLES = ("open width", "open depth", "open width mul", "open prediction")
+NO_GRAMS = ("full params", "difficulty", "paper sgd") + GROKKING_ROLES + OPEN_ROLES
 
 
 def all_roles(preset: str = "book", seeds: int | None = None) -> dict:
-    """The study's runs by role: :func:`study_configs` plus chapter 9's grokking runs."""
+    """The study's runs by role: :func:`study_configs`, chapters 9-10's grokking runs and
+    chapter 11's open-question sweeps (``open *``)."""
     by_role = study_configs(preset, seeds)
     grok = grokking_study(preset if preset in GROKKING_PRESETS else "book",
                           seeds=5 if seeds is None else seeds)
     by_role["grokking"], by_role["grokking perturbed"] = grok["main"], grok["perturbed"]
     detect = detection_study("smoke" if preset == "smoke" else "detect")
     by_role["detection"], by_role["detection showcase"] = detect["grid"], detect["showcase"]
+    scale = "smoke" if preset == "smoke" else "book"
+    sweeps = openq.scaling_study(scale, seeds)
+    for role in ("width", "depth", "width mul"):
+        by_role[f"open {role}"] = sweeps[role]
+    by_role["open prediction"] = openq.prediction_study(scale)
     return by_role
 
 
@@ -44,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="book", choices=sorted(PRESETS))
     parser.add_argument("--seeds", type=int, default=None, help="default: the preset's count")
     roles = all_roles()
-    parser.add_argument("--roles", default=",".join(BOOK_ROLES + GROKKING_ROLES),
+    parser.add_argument("--roles", default=",".join(BOOK_ROLES + GROKKING_ROLES + OPEN_ROLES),
                         help=f"comma-separated subset of {', '.join(roles)} (default: the roles "
                              f"the book's chapters read)")
     parser.add_argument("--workers", type=int, default=None,

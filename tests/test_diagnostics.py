@@ -83,6 +83,15 @@ def test_activation_statistics_and_readout_attention_by_hand():
     expected = cache["attn"][1][:, 0, -1, 2].double().mean()
     got = attn[(attn.layer == 1) & (attn.name == "h0:k2")].value.iloc[0]
     assert got == pytest.approx(float(expected))
+    # entropy per head: numpy over the readout rows, averaged over the batch (not the entropy
+    # of the averaged row, which is larger by Jensen)
+    entropy = rows[rows.metric == "attn_entropy"].set_index(["layer", "name"]).value
+    assert len(entropy) == cfg.model.n_layers * cfg.model.n_heads
+    row = cache["attn"][1][:, 1, -1].double().numpy()
+    by_hand = float(np.mean(-(row * np.log(row)).sum(axis=1)))
+    assert entropy[(1, "h1")] == pytest.approx(by_hand, rel=1e-9)
+    mean_row = row.mean(axis=0)
+    assert by_hand < float(-(mean_row * np.log(mean_row)).sum())
 
 
 def test_diagnostics_do_not_change_training(tmp_path):

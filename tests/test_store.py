@@ -42,7 +42,7 @@ def test_layout_results_hold_summaries_cache_holds_weights():
     results = paths.results_dir() / "runs" / run.key
     cache = paths.cache_dir() / "runs" / run.key
     assert sorted(p.name for p in results.iterdir()) == \
-        ["config.json", "meta.json", "metrics.csv", "train_log.npz"]  # no weights
+        ["config.json", "meta.json", "metrics.csv.gz", "train_log.npz"]  # no weights
     assert {"snapshots.npy", "final_model.pt", *store.SUMMARY_FILES} <= \
         {p.name for p in cache.iterdir()}
     assert not (cache / "checkpoint.pt").exists()
@@ -211,3 +211,20 @@ def test_cached_results_are_gzipped_deterministic_and_legacy_plain_files_still_r
     path.rename(legacy)
     legacy.write_text(frame.to_csv(index=False))
     pd.testing.assert_frame_equal(cached("demo", 1, {"k": 1}, lambda: 1 / 0), frame)
+
+
+def test_runs_stored_with_a_plain_metrics_csv_still_load():
+    import gzip
+    run = store.load_or_train(TINY, progress=False)
+    for folder in (paths.results_dir() / "runs" / run.key, paths.cache_dir() / "runs" / run.key):
+        packed = folder / "metrics.csv.gz"
+        (folder / "metrics.csv").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
+    again = store.load_or_train(TINY, progress=False)
+    pd.testing.assert_frame_equal(again.metrics, run.metrics)
+
+
+def test_metrics_are_written_deterministically():
+    run = store.load_or_train(TINY, progress=False)
+    packed = (paths.results_dir() / "runs" / run.key / "metrics.csv.gz").read_bytes()
+    assert packed[4:8] == b"\x00\x00\x00\x00"      # gzip mtime 0: equal tables, equal bytes

@@ -1,0 +1,585 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 11. Open questions, measured
+#
+# The paper (§5.3) and its code's README (seed 000) end with questions they leave open. Here
+# four of them are answered with measurements, at a scale a 2-core CPU runs in about an hour
+# (about 110 short runs, stated below), using only functions already in `modadd`:
+#
+# 1. **Scaling.** Does the execution dimension ($r_{90}$, participation ratio) stay bounded as
+#    the model gets wider (d = 32…256) and deeper (1–6 layers)?
+# 2. **Early prediction (claim C16).** Do low-dimensional diagnostics of the first 10–20% of
+#    training predict whether a run will generalize — better than the training loss at the same
+#    time?
+# 3. **Same attractor?** Do mixed- and curriculum-trained models end in the same execution
+#    subspace?
+# 4. **Multiplication against addition across widths.** Does chapter 8's (absent) dimension gap
+#    appear at other widths?
+#
+# **Scale.** Questions 1, 2 and 4 use a smaller base run than the book preset, because ~110
+# runs at the book preset would take ~18 hours here: the same marker-sum task with $T = 16$ but
+# **addition mod 7** (so that chapter 8's multiplication mod 7 is the same task with another
+# operation), $m \in \{1, 2, 3\}$, a **2-layer, d = 64** attention-only model, AdamW with a
+# cosine schedule, **2000 steps** and a snapshot every 25 steps (81 snapshots; the book preset
+# has 61). Question 3 reuses chapter 7's book-preset runs through the cache. The table below is
+# computed from the configurations.
+
+# %%
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+import modadd
+from modadd import arms as A
+from modadd import ledger
+from modadd import manifold as MF
+from modadd import openq as Q
+from modadd.plots import point_ci
+from modadd.presets import preset as preset_config
+from modadd.presets import study_configs
+from modadd.stats import mean_ci
+from modadd.task import chance_accuracy
+
+# %% tags=["parameters"]
+preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU)
+seeds: int = 5                # seeds per width/depth/operation, and of chapter 7's arms
+null_draws: int = 10          # random-walk null draws per run and block
+n_perm: int = 200             # label permutations for the AUC null
+bootstrap: int = 2000         # bootstrap resamples of runs for AUC / R² intervals
+success: float = 0.9          # final held-out accuracy counted as "generalized"
+k_subspace: int = 4           # dimension of the subspaces compared by principal angles
+last_fraction: float = 0.25   # question 3: the "final" subspace is PCA of this last share of training
+random_draws: int = 50        # random subspace pairs (angle baseline)
+workers: int = 0              # training processes on a cache miss (0: one per core)
+
+# %%
+scale_name = "smoke" if preset == "smoke" else "book"
+scale = Q.open_scale(scale_name)
+roles = Q.scaling_study(scale_name, seeds)
+prediction_cfgs = Q.prediction_study(scale_name)
+modadd.load_or_train_many(roles["width"] + roles["depth"] + prediction_cfgs + roles["width mul"],
+                          n_workers=workers or None)
+sns.set_theme(style="whitegrid", context="notebook")
+warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+
+def ci_text(values, digits: int = 2) -> str:
+    mean, low, high = mean_ci(values)
+    if np.isnan(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+base, book = scale.base, preset_config(preset if preset == "smoke" else "book")
+pd.DataFrame({
+    "this chapter (Q1, Q2, Q4)": [base.task.T, base.task.C, str(base.task.m_values),
+                                  base.model.n_layers, base.model.d_model,
+                                  base.train.optimizer, base.train.lr, base.train.n_steps,
+                                  base.train.snapshot_every],
+    "book preset (Q3: chapter 7's runs)": [
+        book.task.T, book.task.C, str(book.task.m_values), book.model.n_layers,
+        book.model.d_model, book.train.optimizer, book.train.lr, book.train.n_steps,
+        book.train.snapshot_every]},
+    index=["T", "C", "m values", "layers", "d_model", "optimizer", "lr", "steps",
+           "snapshot every"])
+
+# %% [markdown]
+# ## 1. Does the execution dimension stay bounded with width and depth?
+# Widths $d \in$ {32, 64, 128, 256} at 2 layers and depths 1–6 at $d = 64$ (4 heads each),
+# every shape with the same seeds. For each run, chapter 3's measures of the trajectory
+# $W_t - W_0$: $r_{90}$ and the participation ratio (PR) of each attention matrix, averaged
+# over the run's blocks ("per block"), and of all attention weights jointly ("joint"), each
+# beside its random-walk null (a Gaussian walk with the run's own step norms in the same number
+# of dimensions). First, how well each shape learns:
+
+# %%
+dims = Q.dimension_sweep(roles["width"] + roles["depth"] + roles["width mul"],
+                         null_draws=null_draws)
+per_run = Q.per_run_dimensions(dims)
+add = per_run[per_run.op == "add"]
+base_depth, base_width = base.model.n_layers, base.model.d_model
+width_runs = add[add.layers == base_depth]
+depth_runs = add[add.width == base_width]
+
+
+def final_accuracy(cfgs) -> pd.DataFrame:
+    rows = []
+    for run in modadd.load_or_train_many(cfgs, progress=False):
+        acc = run.metrics[run.metrics.metric == "accuracy"]
+        rows.append({"op": run.config.task.op, "layers": run.config.model.n_layers,
+                     "width": run.config.model.d_model, "seed": run.config.seed,
+                     "accuracy": acc[acc.step == acc.step.max()].value.mean()})
+    return pd.DataFrame(rows)
+
+
+accuracy = final_accuracy(roles["width"] + roles["depth"] + roles["width mul"])
+shape = accuracy.assign(shape=lambda f: f.layers.astype(str) + " × " + f.width.astype(str))
+display(Markdown(f"Final held-out accuracy (mean over m), mean [95% CI] over seeds; chance "
+                 f"{chance_accuracy(base.task):.3f}:"))
+shape.groupby(["op", "layers", "width"]).accuracy.apply(lambda v: ci_text(v, 3)).unstack("op")
+
+# %%
+SOURCES = {"real": "#1f4e79", "random walk": "#9dbbd6"}
+fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+long = add.melt(id_vars=["layers", "width", "seed", "source"],
+                value_vars=["block_r90", "joint_r90", "block_pr", "joint_pr"], var_name="measure")
+for col, (x, runs) in enumerate((("width", long[long.layers == base_depth]),
+                                 ("layers", long[long.width == base_width]))):
+    for row, kind in enumerate(("r90", "pr")):
+        ax = axes[row, col]
+        for measure, marker in ((f"block_{kind}", "o"), (f"joint_{kind}", "s")):
+            part = runs[runs.measure == measure].assign(
+                series=lambda f, m=measure: f.source + (", per block" if "block" in m
+                                                        else ", joint"))
+            point_ci(part, x=x, hue="series", ax=ax, dodge=0.0,
+                     palette={f"{s}, {'per block' if 'block' in measure else 'joint'}": c
+                              for s, c in SOURCES.items()},
+                     order=[f"{s}, {'per block' if 'block' in measure else 'joint'}"
+                            for s in SOURCES], fmt=f"{marker}-" if "block" in measure
+                     else f"{marker}--")
+        ax.set(xlabel="width $d$" if x == "width" else "layers",
+               ylabel="$r_{90}$" if kind == "r90" else "participation ratio")
+        if x == "width":
+            ax.set_xscale("log", base=2)
+axes[0, 0].legend(fontsize=8)
+fig.suptitle("Execution dimension against width (2 layers) and depth (d = 64); mean, 95% CI "
+             "over seeds", y=1.0)
+fig.tight_layout()
+
+# %% [markdown]
+# **Fitted trends.** A least-squares line of each measure against $\log_2 d$ (width) or the
+# number of layers (depth), fitted separately for each seed; the slope's mean and t interval
+# over seeds. "Per block" asks whether one matrix's trajectory needs more directions in a
+# bigger model; "joint" counts all $4L$ matrices together, so it may grow with depth even if
+# each block stays put. The random-walk rows are the control: a walk's $r_{90}$ depends on the
+# number of snapshots, not on the dimension, so its slope should be ≈ 0.
+
+# %%
+trend_rows = []
+for axis, runs, log2 in (("width (per doubling)", width_runs, True),
+                         ("depth (per layer)", depth_runs, False)):
+    x = "width" if log2 else "layers"
+    for measure in ("block_r90", "joint_r90", "block_pr", "joint_pr"):
+        for source in SOURCES:
+            fit = Q.trend(runs[runs.source == source], x, measure, log2=log2)
+            trend_rows.append({"axis": axis, "measure": measure, "source": source, **fit})
+trends = pd.DataFrame(trend_rows)
+trends.assign(slope=lambda f: [f"{s:+.2f} [{lo:+.2f}, {hi:+.2f}]" for s, lo, hi in
+                               zip(f.slope, f.low, f.high)]) \
+    .pivot_table(index=["axis", "measure"], columns="source", values="slope", aggfunc="first")
+
+# %%
+def slope(axis: str, measure: str, source: str = "real") -> pd.Series:
+    return trends[(trends.axis == axis) & (trends.measure == measure)
+                  & (trends.source == source)].iloc[0]
+
+
+def slope_text(s: pd.Series) -> str:
+    return f"{s.slope:+.2f} [{s.low:+.2f}, {s.high:+.2f}]"
+
+
+def bounded_text(s: pd.Series, unit: str) -> str:
+    if s.high < 0:
+        return f"falls ({slope_text(s)} {unit})"
+    if s.low > 0:
+        return f"grows ({slope_text(s)} {unit})"
+    return f"shows no trend ({slope_text(s)} {unit})"
+
+
+n_snap = len(modadd.load_or_train(roles["width"][0], progress=False).snapshot_steps)
+block_w = slope("width (per doubling)", "block_r90")
+joint_w = slope("width (per doubling)", "joint_r90")
+block_d = slope("depth (per layer)", "block_r90")
+joint_d = slope("depth (per layer)", "joint_r90")
+real_w = width_runs[width_runs.source == "real"]
+real_d = depth_runs[depth_runs.source == "real"]
+null_w = width_runs[width_runs.source == "random walk"]
+widest, narrowest = real_w.width.max(), real_w.width.min()
+deepest = real_d.layers.max()
+answer_1 = (
+    f"**Answer 1.** Per attention matrix, $r_{{90}}$ {bounded_text(block_w, 'per doubling of d')}"
+    f" with width and {bounded_text(block_d, 'per layer')} with depth; it ranges from "
+    f"{ci_text(real_w[real_w.width == narrowest].block_r90)} at d = {narrowest} to "
+    f"{ci_text(real_w[real_w.width == widest].block_r90)} at d = {widest} (random walk at "
+    f"d = {widest}: {ci_text(null_w[null_w.width == widest].block_r90)}; cap "
+    f"{n_snap - 1} with {n_snap} snapshots). Jointly over all attention weights, $r_{{90}}$ "
+    f"{bounded_text(joint_w, 'per doubling')} with width and "
+    f"{bounded_text(joint_d, 'per layer')} with depth (at {deepest} layers: "
+    f"{ci_text(real_d[real_d.layers == deepest].joint_r90)}). Over a 8× range of width, where "
+    f"the parameter count of a block grows 64×, the per-block dimension stays within a few "
+    f"directions: bounded in this range"
+    + (", though not constant." if block_w.low > 0 or block_w.high < 0 else ".")
+    + " These runs do not all learn the task equally well (table above), so part of any trend "
+    "may be how far training got, not size itself.")
+display(Markdown(answer_1))
+
+# %% [markdown]
+# ## 2. Can early diagnostics predict generalization? (C16)
+# **Runs.** Each $m \in$ {1, 2, 3, 4} trained alone from scratch (chapter 7: $m = 4$ alone does
+# not converge at the book preset) under three optimizer settings (AdamW 1e-3 with the cosine
+# schedule; AdamW 3e-4 constant, the original code's rate; SGD 0.1 with momentum 0.9, no weight
+# decay), several seeds each, recording diagnostics at every snapshot. The outcome is the final
+# held-out accuracy, and "generalized" means accuracy ≥ `success`.
+#
+# **Features at 10, 15 and 20% of training**, computed from what the run had recorded by then
+# (`RunRecord.until`; a unit test checks that truncating a run after the window leaves them
+# unchanged): $r_{90}$ and PR of all attention weights over the snapshots so far; the last
+# layer's readout attention entropy relative to its start; the mean and coefficient of
+# variation of the gradient norm over the last 25 updates; the relative update size; the growth
+# of $\sum w^2$. The **baseline** is the training loss at the same time (mean of the last 25
+# updates). Distances to the eventual subspace are not used: they need the end of the run.
+#
+# **Cross-validation.** Logistic regression (for "generalized", scored by AUC) and ridge
+# regression (for the final accuracy, scored by out-of-sample R²), L2 penalty 1 on
+# standardized features. The headline folds leave out one whole (m, optimizer) cell — every
+# seed of one setting — so each prediction is for a setting the model never saw ("unseen
+# setting"); a second CV leaves out one seed of every cell at a time ("unseen seed": the
+# setting was seen, with other seeds). Intervals bootstrap the runs; the AUC null is the 95th
+# percentile under shuffled outcomes (same CV).
+
+# %%
+features = Q.feature_table(prediction_cfgs, success=success)
+cells = features[features.fraction == features.fraction.min()]
+cells.groupby(["m", "optimizer"]).agg(
+    runs=("seed", "size"), generalized=("success", "sum"),
+    final_accuracy=("final_accuracy", lambda v: ci_text(v, 3))).unstack("optimizer")
+
+# %%
+FEATURE_SETS = {"training loss (baseline)": list(Q.BASELINE_FEATURES),
+                "diagnostics": list(Q.DIAGNOSTIC_FEATURES),
+                "diagnostics + loss": list(Q.DIAGNOSTIC_FEATURES + Q.BASELINE_FEATURES)}
+FOLDS = {"unseen setting": ("m", "optimizer"), "unseen seed": ("seed",)}
+all_scores = pd.concat([Q.cv_scores(prediction_cfgs, FEATURE_SETS, success=success,
+                                    group_by=group, bootstrap=bootstrap, permutations=n_perm)
+                        .assign(folds=name) for name, group in FOLDS.items()],
+                       ignore_index=True)
+scores = all_scores[all_scores.folds == "unseen setting"]
+single = Q.cv_scores(prediction_cfgs, {f: [f] for f in Q.DIAGNOSTIC_FEATURES + Q.BASELINE_FEATURES},
+                     success=success, bootstrap=min(bootstrap, 500), permutations=0)
+table = all_scores.assign(
+    AUC=lambda f: [f"{a:.2f} [{lo:.2f}, {hi:.2f}]" for a, lo, hi in
+                   zip(f.AUC, f["AUC low"], f["AUC high"])],
+    R2=lambda f: [f"{a:.2f} [{lo:.2f}, {hi:.2f}]" for a, lo, hi in
+                  zip(f["R²"], f["R² low"], f["R² high"])],
+    null=lambda f: f["AUC null 95%"].round(2),
+    delta=lambda f: [("" if np.isnan(d) else f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]") for d, lo, hi
+                     in zip(f.get("ΔAUC", np.nan), f.get("ΔAUC low", np.nan),
+                            f.get("ΔAUC high", np.nan))])
+table[["folds", "fraction", "features", "n", "successes", "AUC", "null", "delta", "R2"]].rename(
+    columns={"null": "AUC null 95%", "delta": "ΔAUC vs baseline", "R2": "R²"}) \
+    .style.hide(axis="index")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+palette = dict(zip(FEATURE_SETS, ["#7f7f7f", "#1f4e79", "#c0392b"]))
+offsets = dict(zip(FEATURE_SETS, (-0.008, 0.0, 0.008)))
+for name in FEATURE_SETS:
+    part = scores[scores.features == name]
+    for ax, (value, low, high) in zip(axes, (("AUC", "AUC low", "AUC high"),
+                                             ("R²", "R² low", "R² high"))):
+        ax.errorbar(part.fraction + offsets[name], part[value],
+                    yerr=[part[value] - part[low], part[high] - part[value]], fmt="o-",
+                    capsize=3, color=palette[name], label=name)
+axes[0].plot(scores.fraction.unique(),
+             scores.groupby("fraction")["AUC null 95%"].max(), "k:", label="null 95%")
+axes[0].axhline(0.5, color="grey", lw=0.8)
+axes[0].set(xlabel="fraction of training seen", ylabel="cross-validated AUC",
+            title="predicting 'generalized'")
+axes[1].axhline(0.0, color="grey", lw=0.8)
+axes[1].set(xlabel="fraction of training seen", ylabel="cross-validated R²",
+            title="predicting final accuracy", ylim=(max(-1.0, scores["R² low"].min() - 0.05),
+                                                     1.0))
+axes[0].legend(fontsize=8)
+fig.suptitle("Prediction for unseen settings (leave one (m, optimizer) cell out; 95% "
+             "bootstrap intervals over runs)", y=1.02)
+fig.tight_layout()
+
+# %% [markdown]
+# Each feature alone (unseen-setting CV, no permutation null), and how the features look at
+# the headline window (15% of training; colour: final accuracy):
+
+# %%
+HEADLINE = 0.15 if 0.15 in set(features.fraction) else float(features.fraction.median())
+single_view = single.pivot_table(index="features", columns="fraction", values="AUC").round(2)
+display(single_view)
+head = features[features.fraction == HEADLINE]
+shown = ["train_loss", "r90_so_far", "attn_entropy", "log_grad_norm"]
+fig, axes = plt.subplots(1, len(shown), figsize=(13, 3.0))
+for ax, feature in zip(axes, shown):
+    sc = ax.scatter(head[feature], head.final_accuracy, c=head.final_accuracy, cmap="viridis",
+                    vmin=0, vmax=1, s=22, edgecolor="k", lw=0.3)
+    ax.set(xlabel=feature, ylabel="final accuracy" if feature == shown[0] else "")
+fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out accuracy "
+             f"({len(head)} runs)", y=1.03)
+fig.tight_layout()
+
+# %%
+def score(fraction: float, name: str) -> pd.Series:
+    return scores[(scores.fraction == fraction) & (scores.features == name)].iloc[0]
+
+
+def seen(name: str) -> pd.Series:
+    return all_scores[(all_scores.folds == "unseen seed") & (all_scores.fraction == HEADLINE)
+                      & (all_scores.features == name)].iloc[0]
+
+
+base_s = score(HEADLINE, "training loss (baseline)")
+diag_s = score(HEADLINE, "diagnostics")
+both_s = score(HEADLINE, "diagnostics + loss")
+
+
+def auc_text(s: pd.Series) -> str:
+    return f"{s.AUC:.2f} [{s['AUC low']:.2f}, {s['AUC high']:.2f}]"
+
+
+def delta_text(s: pd.Series) -> str:
+    return f"{s['ΔAUC']:+.2f} [{s['ΔAUC low']:+.2f}, {s['ΔAUC high']:+.2f}]"
+
+
+testable = 0 < base_s.successes < base_s.n
+beats_null = testable and diag_s["AUC low"] > diag_s["AUC null 95%"]
+beats_loss = testable and both_s["ΔAUC low"] > 0
+best_single = single[single.fraction == HEADLINE].sort_values("AUC", ascending=False).iloc[0]
+if not testable:
+    answer_2 = (f"**Answer 2.** Not testable at this preset: {int(base_s.successes)} of "
+                f"{int(base_s.n)} runs generalized.")
+else:
+    answer_2 = (
+        f"**Answer 2.** At {HEADLINE:.0%} of training ({int(base_s.n)} runs, "
+        f"{int(base_s.successes)} generalized), the training loss alone predicts "
+        f"generalization with a cross-validated AUC of {auc_text(base_s)}; the diagnostics "
+        f"alone reach {auc_text(diag_s)} (null 95%: {diag_s['AUC null 95%']:.2f}), and added to "
+        f"the loss they change the AUC by {delta_text(both_s)}. R² for the final accuracy: "
+        f"loss {base_s['R²']:.2f}, diagnostics {diag_s['R²']:.2f}, both {both_s['R²']:.2f}. "
+        f"The best single feature is {best_single.features} (AUC {best_single.AUC:.2f}). "
+        f"When the setting was seen with other seeds (\"unseen seed\" folds), the loss gives "
+        f"{auc_text(seen('training loss (baseline)'))} and diagnostics + loss "
+        f"{auc_text(seen('diagnostics + loss'))}. "
+        + ("Early diagnostics predict success, and beyond what the loss says."
+           if beats_loss and beats_null else
+           "Early diagnostics predict success above chance, but not beyond the training loss "
+           "at the same time." if beats_null else
+           "Early diagnostics do not predict success above the permutation null."))
+display(Markdown(answer_2))
+
+# %% [markdown]
+# ## 3. Do mixed and curriculum training reach the same subspace?
+# Chapter 7's book-preset runs (through the cache; nothing is retrained): mixed training, the
+# original curriculum (fresh optimizer per stage), the curriculum without resets, and — as a
+# control for the shared initialisation — the largest $m$ alone (which does not learn). Runs of
+# one seed share their initial weights and data stream. For each attention block we compare
+# top-$k$ PCA subspaces in two ways:
+#
+# - **whole trajectory** ($W_t - W_0$ over all of training; chapter 7's measure, read from its
+#   cache), and
+# - **final**: PCA of the last `last_fraction` of training only (centred), the directions the
+#   weights still move along at the end — the execution subspace the run ends in.
+#
+# Overlap is the mean $\cos^2$ of the $k$ principal angles (1: the same subspace; random
+# $k$-subspaces of $\mathbb{R}^{d^2}$: $k/d^2$); each pair is first averaged over blocks, so
+# intervals are over seeds (same-seed pairs) or seed pairs (within an arm).
+
+# %%
+arm_roles = study_configs(preset if preset == "smoke" else "book", seeds)
+book_cfg = arm_roles["main"][0]
+ONLY = f"m={max(book_cfg.task.m_values)} only"
+# chapter 7's names, so the whole-trajectory table is chapter 7's cached one
+angle_arms = {"attention-only, mixed": arm_roles["main"], "curriculum": arm_roles["curriculum"],
+              "curriculum (no reset)": arm_roles["curriculum (no reset)"],
+              ONLY: arm_roles["largest m only"], "with MLP": arm_roles["mlp"]}
+n_snapshots = len(modadd.load_or_train(book_cfg, progress=False).snapshot_steps)
+k = min(k_subspace, max(1, int(n_snapshots * last_fraction) - 1))
+tables = {"whole trajectory": A.arm_angle_table(angle_arms, k=k, random_draws=random_draws),
+          "final": A.arm_angle_table(angle_arms, k=k, random_draws=random_draws,
+                                     last_fraction=last_fraction)}
+COMPARISONS = {"mixed vs curriculum (same seed)": "attention-only, mixed vs curriculum",
+               "mixed vs curriculum, no reset (same seed)":
+                   "attention-only, mixed vs curriculum (no reset)",
+               "curriculum vs no reset (same seed)": "curriculum vs curriculum (no reset)",
+               f"control: mixed vs {ONLY} (same seed)": f"attention-only, mixed vs {ONLY}",
+               "seeds within mixed": "seeds: attention-only, mixed",
+               "seeds within curriculum": "seeds: curriculum"}
+dim = book_cfg.model.d_model ** 2
+rows = []
+for view, angles in tables.items():
+    pairs = angles[angles.comparison != "random"]
+    per_pair = pairs.groupby(["comparison", "a", "b"], as_index=False)[
+        ["mean_cos2", "distance"]].mean()
+    for label, comparison in COMPARISONS.items():
+        values = per_pair[per_pair.comparison == comparison]
+        rows += [{"view": view, "comparison": label, "pair": a, "overlap": v, "distance": d}
+                 for a, v, d in zip(values.a, values.mean_cos2, values.distance)]
+overlaps = pd.DataFrame(rows)
+summary3 = overlaps.groupby(["comparison", "view"], sort=False).overlap.apply(
+    lambda v: ci_text(v, 4)).unstack("view")
+summary3["pairs"] = overlaps.groupby("comparison", sort=False).pair.size() // len(tables)
+display(Markdown(f"{k}-dimensional subspaces of $\\mathbb{{R}}^{{{dim}}}$; random pairs: "
+                 f"overlap $k/D$ = {k / dim:.1e}. Overlap, mean [95% CI]:"))
+summary3.loc[list(COMPARISONS)]
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.4))
+sns.pointplot(overlaps, y="comparison", x="overlap", hue="view", order=list(COMPARISONS),
+              dodge=0.4, linestyle="none", errorbar=("ci", 95), ax=ax, log_scale=True,
+              palette=["#1f4e79", "#c0392b"], markers=["o", "s"])
+ax.axvline(k / dim, color="grey", ls=":", label="random $k/D$")
+ax.set(xlabel="subspace overlap (mean cos² of principal angles, log scale)", ylabel="")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+
+# %%
+def overlap_mean(view: str, label: str) -> float:
+    part = overlaps[(overlaps.view == view) & (overlaps.comparison == label)].overlap
+    return float(part.mean())
+
+
+SAME_OVERLAP = 0.5     # overlap counted as "the same subspace" (1 = identical, k/D = random)
+mixed_cur = "mixed vs curriculum (same seed)"
+control = f"control: mixed vs {ONLY} (same seed)"
+fin_cur, fin_ctl = overlap_mean("final", mixed_cur), overlap_mean("final", control)
+fin_seed = overlap_mean("final", "seeds within mixed")
+whole_cur, whole_ctl = overlap_mean("whole trajectory", mixed_cur), \
+    overlap_mean("whole trajectory", control)
+cur_vals = overlaps[(overlaps.view == "final") & (overlaps.comparison == mixed_cur)] \
+    .set_index("pair").overlap
+ctl_vals = overlaps[(overlaps.view == "final") & (overlaps.comparison == control)] \
+    .set_index("pair").overlap
+paired = (cur_vals.rename(lambda p: p.split(" s")[-1])
+          - ctl_vals.rename(lambda p: p.split(" s")[-1])).dropna()
+paired_ci = mean_ci(paired)
+same_attractor = fin_cur >= SAME_OVERLAP
+last_stage = A.stage_starts(angle_arms["curriculum"][0])[-1]
+final_start = int(modadd.load_or_train(book_cfg, progress=False).snapshot_steps[
+    MF.late_window(n_snapshots, last_fraction).start])
+reset_pair = overlap_mean("final", "curriculum vs no reset (same seed)")
+answer_3 = (
+    f"**Answer 3.** "
+    + ("Yes: the same final subspace. " if same_attractor else
+       "No shared attractor in weight space. ")
+    + f"At the end of training the "
+    f"subspaces of mixed and curriculum runs of the same seed overlap {fin_cur:.2e} "
+    f"({fin_cur / (k / dim):.0f}× random), against {fin_ctl:.2e} for the control pair "
+    f"(mixed vs {ONLY}, which shares the initialisation but not the solution; paired "
+    f"difference {paired_ci[0]:+.1e} [{paired_ci[1]:+.1e}, {paired_ci[2]:+.1e}]) and "
+    f"{fin_seed:.2e} between seeds of mixed training. Over whole trajectories the "
+    f"same-seed overlap is {whole_cur:.2e} ({whole_ctl:.2e} for the control). For "
+    f"reference, the two curricula (with and without optimizer resets, same data order) "
+    f"overlap {reset_pair:.2f} at the end. An overlap of 1 is the same subspace; "
+    + (f"mixed and curriculum runs reach ≥ {SAME_OVERLAP}." if same_attractor else
+       f"mixed and curriculum runs stay below {SAME_OVERLAP}, so the two schedules end in "
+       "different execution subspaces")
+    + ("" if same_attractor else
+       ", and their same-seed excess over random is not detectably larger than what the "
+       "shared initialisation alone gives." if np.isnan(paired_ci[1]) or paired_ci[1] <= 0
+       else "; they share more than the initialisation alone gives, but little.")
+    + f" Caveat: the curriculum's last stage (m = {last_stage[1]} alone) starts at step "
+    f"{last_stage[0]} of {book_cfg.train.n_steps}, so its final subspace "
+    + ("is that stage's" if last_stage[0] <= final_start else "spans its last two stages")
+    + f" — the m = {last_stage[1]} solution reached from the earlier stages' weights."
+    + " Seeds differ in their initial weights (and residual-stream basis), so the seed-to-seed "
+    "overlap cannot distinguish 'different solution' from 'same solution in another basis'; "
+    "the same-seed comparisons can.")
+display(Markdown(answer_3))
+
+# %% [markdown]
+# ## 4. Multiplication against addition, across widths
+# Chapter 8 compared multiplication mod 7 with addition mod 7 at the book preset. Here the same
+# pair at every width of question 1 (2 layers; the multiplication run of a seed has the same
+# initial weights as the addition run of that seed and shape). Paired difference mul − add of
+# the per-block $r_{90}$, with the same difference for the random-walk nulls (their step norms
+# come from the runs, so a difference in how far the runs move shows there too):
+
+# %%
+chapter8 = ledger.read_ledger(preset)
+c13 = chapter8[chapter8.id == "C13"]
+c13_text = (f"chapter 8 found C13 *{c13.verdict.iloc[0]}* ({c13.effect.iloc[0]}, CI "
+            f"{c13.CI.iloc[0]})" if len(c13) else
+            "chapter 8 has not recorded C13 at this preset")
+widths = per_run[per_run.layers == base_depth]
+pivot = widths.pivot_table(index=["width", "seed", "source"], columns="op",
+                           values="block_r90").dropna().reset_index()
+pivot["mul − add"] = pivot["mul"] - pivot["add"]
+gap = pivot.pivot_table(index=["width", "seed"], columns="source", values="mul − add") \
+    .reset_index()
+fig, ax = plt.subplots(figsize=(6, 3.4))
+point_ci(pivot.rename(columns={"mul − add": "value"}), x="width", hue="source", ax=ax,
+         palette=SOURCES, order=list(SOURCES), dodge=0.0)
+ax.axhline(0, color="grey", lw=0.8)
+ax.set(xscale="log", xlabel="width $d$", ylabel="$r_{90}$: mul − add (per block)",
+       title="Multiplication minus addition, paired by seed (mean, 95% CI)")
+ax.set_xscale("log", base=2)
+ax.legend(fontsize=8)
+fig.tight_layout()
+gap_table = gap.groupby("width")[list(SOURCES)].agg(ci_text)
+acc_gap = accuracy[accuracy.layers == base_depth].pivot_table(
+    index=["width", "seed"], columns="op", values="accuracy").reset_index()
+gap_table["accuracy: mul − add"] = (acc_gap["mul"] - acc_gap["add"]).groupby(
+    acc_gap.width).apply(lambda v: ci_text(v, 3))
+gap_table
+
+# %%
+gap_real = gap.rename(columns={"real": "gap"})
+gap_trend = Q.trend(gap_real, "width", "gap", log2=True)
+pooled = mean_ci(gap.groupby("seed").real.mean())
+positive = [w for w, part in gap.groupby("width") if mean_ci(part.real)[1] > 0]
+answer_4 = (
+    f"**Answer 4.** {c13_text[0].upper() + c13_text[1:]}. Across widths "
+    f"{', '.join(map(str, sorted(int(w) for w in gap.width.unique())))}, "
+    f"the paired gap mul − add in per-block $r_{{90}}$, averaged over widths, is "
+    f"{pooled[0]:+.2f} [{pooled[1]:+.2f}, {pooled[2]:+.2f}], with a slope of "
+    f"{gap_trend['slope']:+.2f} [{gap_trend['low']:+.2f}, {gap_trend['high']:+.2f}] per "
+    f"doubling of width. "
+    + (f"The gap's CI lies above 0 at width(s) {', '.join(str(int(w)) for w in positive)}."
+       if positive else
+       "At no width is the gap's CI above 0.")
+    + " So the question's premise — a dimension difference to carry across widths — "
+    + ("holds here." if pooled[1] > 0 else "does not hold at this scale either.")
+    + " Multiplication mod 7 is addition mod 6 in relabelled tokens (chapter 8), so a "
+    "difference would have to come from the group order or the unused class.")
+display(Markdown(answer_4))
+
+# %% [markdown]
+# ## 5. Claims ledger row
+# **C16** (early low-dimensional diagnostics predict eventual success): *supported* if, at
+# 15% of training, the diagnostics added to the training loss raise the cross-validated AUC
+# (ΔAUC interval above 0) and the diagnostics alone beat the permutation null; *partly* if
+# they beat the null but add nothing to the loss; *not supported* if they do not beat the
+# null; *not testable* if every run (or none) generalized.
+
+# %%
+verdict = ("not testable" if not testable else "supported" if beats_loss and beats_null
+           else "partly supported" if beats_null else "not supported")
+rows = [{"id": "C16", "claim": "early low-dimensional diagnostics predict eventual success",
+         "verdict": verdict,
+         "effect": (f"at {HEADLINE:.0%} of training: AUC diagnostics {diag_s.AUC:.2f}, "
+                    f"loss {base_s.AUC:.2f}, both {both_s.AUC:.2f}; ΔAUC vs loss "
+                    f"{both_s['ΔAUC']:+.2f}" if testable else "no outcome contrast"),
+         "CI": (f"diagnostics [{diag_s['AUC low']:.2f}, {diag_s['AUC high']:.2f}]; ΔAUC "
+                f"[{both_s['ΔAUC low']:+.2f}, {both_s['ΔAUC high']:+.2f}]" if testable else ""),
+         "control": (f"training loss at the same step; permutation null 95% "
+                     f"{diag_s['AUC null 95%']:.2f}; leave-one-setting-out CV over "
+                     f"{int(base_s.n)} runs")}]
+ledger.record("11", rows, preset).style.hide(axis="index")
+
+# %% [markdown]
+# ## Answers
+
+# %%
+display(Markdown("\n\n".join([answer_1, answer_2, answer_3, answer_4])))
