@@ -16,13 +16,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # IPython only uses IPYTHONDIR if its parent exists, so every tool recipe makes .cache first.
 BOOK_BUILD := mkdir -p .cache && MODADD_NO_TRAIN=1 $(BIN)/jupyter-book build --all .
 
-.PHONY: help venv mathjax book test unit study bench clean distclean
+.PHONY: help venv mathjax book test unit study bench sweep clean distclean
 
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
 	@echo "make test   - set up, unit tests + smoke-run every notebook + book build (no training)"
 	@echo "make study  - retrain every run at the book preset, then build the book"
 	@echo "make bench  - training throughput, FLOP rate vs. matmul rate, data-generation share"
+	@echo "make sweep SPEC=sweeps/smoke.yaml - run a notebook over a parameter grid (resumable)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,12 @@ study: $(STAMP)
 bench: $(STAMP)
 	mkdir -p .cache
 	$(BIN)/python -m modadd.bench
+
+# SPEC: a sweep spec (sweeps/*.yaml); ARGS: e.g. --workers 2, --dask-local 2, --retry-failed.
+sweep: $(STAMP)
+	@test -n "$(SPEC)" || { echo "usage: make sweep SPEC=sweeps/smoke.yaml [ARGS='--workers 2']"; exit 2; }
+	mkdir -p .cache
+	$(BIN)/python -m modadd.sweep $(SPEC) $(ARGS)
 
 # Keeps the venv; MathJax is re-fetched from npm by the next build (seconds).
 clean:

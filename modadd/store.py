@@ -197,10 +197,14 @@ def load_or_train(cfg: RunConfig, trajectories: bool = False, progress: bool = T
 
 
 def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = None,
-                       trajectories: bool = False, progress: bool = True) -> list[Run]:
+                       trajectories: bool = False, progress: bool = True,
+                       ensemble: bool = False) -> list[Run]:
     """Runs of all ``cfgs``, training the missing ones in parallel processes (one thread each).
 
-    ``n_workers`` defaults to ``MODADD_WORKERS`` or the number of CPU cores.
+    ``n_workers`` defaults to ``MODADD_WORKERS`` or the number of CPU cores.  ``ensemble=True``
+    first trains missing runs that differ only by seed as seed ensembles in this process
+    (:func:`modadd.ensemble.train_and_store_ensembles`; stored exactly like sequential runs,
+    equal to them up to float rounding); the rest trains as usual.
     """
     cfgs = list(cfgs)
     keys = [run_key(c) for c in cfgs]
@@ -213,7 +217,11 @@ def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = Non
                         f"(results dir {paths.results_dir()}); run `make study` or unset "
                         f"MODADD_NO_TRAIN")
     workers = n_workers or int(os.environ.get("MODADD_WORKERS", os.cpu_count() or 1))
-    _train_missing([cfgs[i] for i in missing], max(1, min(workers, len(missing))), progress)
+    todo = [cfgs[i] for i in missing]
+    if ensemble and todo:
+        from .ensemble import train_and_store_ensembles
+        todo = train_and_store_ensembles(todo, progress)
+    _train_missing(todo, max(1, min(workers, len(todo))), progress)
     return [found[i] or find_run(cfgs[i], trajectories) for i in range(len(cfgs))]
 
 
@@ -278,10 +286,20 @@ def _worker_train(cfg_dict: dict) -> str:
 
 def train_and_store(cfg: RunConfig, progress: Optional[Callable[[int], None]] = None) -> Path:
     """Train ``cfg`` (resuming a partial run) and publish it to the cache and results dirs."""
+    partial = partial_run_dir(run_key(cfg))
+    return store_trained(cfg, train(cfg, partial, progress=progress), partial)
+
+
+def partial_run_dir(key: str) -> Path:
+    """Where run ``key`` trains (``<key>.partial`` beside its cache folder) until published."""
+    return _cache_run_dir(key).with_name(key + ".partial")
+
+
+def store_trained(cfg: RunConfig, log: dict, partial: Path) -> Path:
+    """Publish the run of ``cfg`` trained in ``partial`` (logs ``log``, as ``train`` returns
+    them) to the cache and results dirs; returns its cache folder."""
     key = run_key(cfg)
     final = _cache_run_dir(key)
-    partial = final.with_name(key + ".partial")
-    log = train(cfg, partial, progress=progress)
     _write_summaries(cfg, key, log, partial)
     (partial / "checkpoint.pt").unlink(missing_ok=True)
     if final.exists():

@@ -1,6 +1,7 @@
 """``make study``: (re)train every run the book draws from, at the ``book`` preset.
 
-Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]``.
+Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]
+[--ensemble]``.
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
 its single-m runs, its seeds again with full parameter vectors (chapter 4), and the arms of
 chapters 7 and 8, chapters 9-10's grokking runs and chapter 11's sweeps.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
                              f"the book's chapters read)")
     parser.add_argument("--workers", type=int, default=None,
                         help="training processes (default: one per run, one thread each)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="train runs that differ only by seed as one stacked model each "
+                             "(modadd.ensemble; equal up to float rounding; for GPUs)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     by_role = all_roles(args.preset, args.seeds)
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         # One single-threaded process per run: on 2 cores, 5 concurrent runs lose ~12% throughput
         # against 2 (measured) but finish together instead of leaving a core idle in a last round.
         runs = load_or_train_many(configs, n_workers=args.workers or min(len(configs), 5),
-                                  trajectories=True)
+                                  trajectories=True, ensemble=args.ensemble)
         for run in runs:
             if role not in NO_GRAMS:    # chapters 3, 7, 8 read the attention Grams
                 increment_grams(run.config)

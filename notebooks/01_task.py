@@ -212,3 +212,12 @@ checks = pd.DataFrame([
      f"max occupancy error {max(occupancy_error.values()):.4f}", "exact enumeration"),
 ], columns=["id", "check", "verdict", "effect", "control"])
 checks.style.hide(axis="index")
+
+# %% [markdown]
+# Headline values recorded for parameter sweeps (`modadd.sweep.collect`; hidden in the book).
+
+# %% tags=["remove-output"]
+from modadd.sweep import record
+
+record("min_label_p", float(labels.p_uniform.min()))
+record("max_occupancy_error", float(max(occupancy_error.values())))
