@@ -18,7 +18,7 @@ cosine schedule, 2000 steps, a snapshot every 25 steps (81 snapshots).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from .store import Run, cached, load_or_train, run_key
 from .task import TaskConfig
 
 FEATURE_VERSION = 1
+CV_VERSION = 2          # 2: balanced class weights, block permutation null, p-values
 SWEEP_VERSION = 1
 THRESHOLD = 0.9
 
@@ -360,22 +361,29 @@ def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, penalty: float = 1.0) -> np.ndarray:
+def fit_logistic(X: np.ndarray, y: np.ndarray, penalty: float = 1.0,
+                 balanced: bool = True) -> np.ndarray:
     """L2-penalised logistic regression (intercept unpenalised): weights ``[1 + p]``
-    minimising ``Σ log(1 + e^{-s_i z_i}) + penalty/2 ||w||²``, s = ±1.  A single-class
-    ``y`` gives the intercept of its (clipped) base rate and zero slopes: a constant
-    prediction, which ranks nothing (ties in an AUC)."""
+    minimising ``Σ c_i log(1 + e^{-s_i z_i}) + penalty/2 ||w||²``, s = ±1, with
+    ``balanced`` class weights ``c_i = n / (2 n_{class(i)})`` (else 1).  Balancing keeps the
+    intercept from following the class mix of the training folds: without it, leaving out a
+    group of positives lowers the intercept exactly for them, which biases a pooled
+    out-of-fold AUC below 0.5 for uninformative features.  A single-class ``y`` gives the
+    intercept of its (clipped) base rate and zero slopes: a constant prediction, which ranks
+    nothing (ties in an AUC)."""
     X1 = np.column_stack([np.ones(len(X)), X])
     y = np.asarray(y, bool)
     if y.all() or not y.any():      # one class: the (clipped) base rate, no slopes
         rate = np.clip(y.mean(), 1e-3, 1 - 1e-3)
         return np.r_[np.log(rate / (1 - rate)), np.zeros(X.shape[1])]
     s = np.where(y, 1.0, -1.0)
+    c = np.where(y, len(y) / (2 * y.sum()), len(y) / (2 * (~y).sum())) if balanced \
+        else np.ones(len(y))
 
     def loss(w):
         z = s * (X1 @ w)
-        value = np.sum(np.logaddexp(0.0, -z)) + penalty / 2 * np.sum(w[1:] ** 2)
-        grad = -(X1.T @ (s * _sigmoid(-z))) + penalty * np.r_[0.0, w[1:]]
+        value = np.sum(c * np.logaddexp(0.0, -z)) + penalty / 2 * np.sum(w[1:] ** 2)
+        grad = -(X1.T @ (c * s * _sigmoid(-z))) + penalty * np.r_[0.0, w[1:]]
         return value, grad
     result = optimize.minimize(loss, np.zeros(X1.shape[1]), jac=True, method="L-BFGS-B",
                                bounds=[(-30, 30)] + [(None, None)] * X.shape[1])
@@ -436,24 +444,43 @@ def out_of_fold(X: np.ndarray, y_class: np.ndarray, y_value: np.ndarray,
     return prob, value
 
 
+def block_permutation(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices that give every block (equal-sized, runs in order of appearance) the outcomes
+    of another block, whole: the null "outcomes belong to settings at random" when outcomes
+    are shared within a setting.  Unequal block sizes fall back to a shuffle of single runs."""
+    names, inverse, sizes = np.unique(blocks, return_inverse=True, return_counts=True)
+    if len(set(sizes)) != 1:
+        return rng.permutation(len(blocks))
+    members = [np.flatnonzero(inverse == b) for b in range(len(names))]
+    target = rng.permutation(len(names))
+    out = np.empty(len(blocks), dtype=int)
+    for b, t in enumerate(target):
+        out[members[b]] = members[t]
+    return out
+
+
 def cross_validate(table: pd.DataFrame, feature_sets: dict[str, Sequence[str]],
                    group_by: Sequence[str] = ("m", "optimizer"), penalty: float = 1.0,
-                   bootstrap: int = 2000, permutations: int = 200,
-                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   bootstrap: int = 2000, permutations: int = 200, seed: int = 0,
+                   null_blocks: Sequence[str] = ("m", "optimizer")
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-validated prediction of ``success`` (AUC) and ``final_accuracy`` (R²) from each
     feature set, per fraction of training.
 
     Folds leave out one whole group (default: one (m, optimizer) cell: every seed of one
     setting), so a prediction is always for a setting the model never saw.  Returns
     ``(scores, predictions)``: scores rows fraction, features, AUC, AUC low/high (bootstrap
-    over runs), R², R² low/high, AUC null 95% (the 95th percentile of the AUC with shuffled
-    outcomes, the same CV) and, for every set but the first, ``ΔAUC`` against the first set
+    over runs), R², R² low/high, AUC null 95% (the 95th percentile of the AUC with permuted
+    outcomes, the same CV; outcomes move between ``null_blocks`` — whole settings — see
+    :func:`block_permutation`), AUC p (one-sided permutation p-value, (1 + #null ≥ AUC) /
+    (1 + permutations)) and, for every set but the first, ``ΔAUC`` against the first set
     with its paired bootstrap interval; predictions: the out-of-fold predictions per run."""
     rng = np.random.default_rng(stream_seed(seed, "measure:open-cv"))
     score_rows, frames = [], []
     for fraction, part in table.groupby("fraction"):
         part = part.reset_index(drop=True)
         groups = part[list(group_by)].astype(str).agg("/".join, axis=1).to_numpy()
+        blocks = part[list(null_blocks)].astype(str).agg("/".join, axis=1).to_numpy()
         y, value = part.success.to_numpy(bool), part.final_accuracy.to_numpy(float)
         n = len(part)
         boots = [rng.integers(0, n, n) for _ in range(bootstrap)]
@@ -475,9 +502,14 @@ def cross_validate(table: pd.DataFrame, feature_sets: dict[str, Sequence[str]],
                    "AUC high": _percentile(boot_auc, 97.5), "R²": r_squared(pred, value),
                    "R² low": _percentile(boot_r2, 2.5), "R² high": _percentile(boot_r2, 97.5)}
             X = part[list(features)].to_numpy(float)
-            null = [auc(out_of_fold(X, shuffled, value, groups, penalty)[0], shuffled)
-                    for shuffled in (rng.permutation(y) for _ in range(permutations))]
+            null = []
+            for _ in range(permutations):
+                order = block_permutation(blocks, rng)
+                null.append(auc(out_of_fold(X, y[order], value[order], groups, penalty)[0],
+                                y[order]))
             row["AUC null 95%"] = _percentile(null, 95)
+            row["AUC p"] = (1 + np.sum(np.asarray(null) >= row["AUC"])) / (1 + len(null)) \
+                if null else np.nan
             if name != first:
                 base = predictions[first][0]
                 diff = [auc(prob[b], y[b]) - auc(base[b], y[b]) for b in boots]
@@ -499,6 +531,6 @@ def cv_scores(cfgs: Sequence[RunConfig], feature_sets: dict[str, Sequence[str]],
               "success": success, "fractions": list(fractions), "group_by": list(group_by),
               "penalty": penalty, "bootstrap": bootstrap, "permutations": permutations,
               "seed": seed}
-    return cached("open-cv", FEATURE_VERSION, inputs, lambda: cross_validate(
+    return cached("open-cv", CV_VERSION, inputs, lambda: cross_validate(
         feature_table(cfgs, fractions, success), feature_sets, group_by, penalty, bootstrap,
         permutations, seed)[0])

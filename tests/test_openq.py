@@ -3,7 +3,6 @@ truncated training run gives the same features), cross-validated scores against 
 computations, per-seed trends, and the late-window subspaces of question 3."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -179,7 +178,15 @@ def test_logistic_recovers_known_coefficients_and_handles_one_class():
     X = rng.normal(size=(20000, 2))
     truth = np.array([-0.5, 1.5, -1.0])
     y = rng.random(20000) < 1 / (1 + np.exp(-(truth[0] + X @ truth[1:])))
-    np.testing.assert_allclose(Q.fit_logistic(X, y, penalty=1e-6), truth, atol=0.08)
+    np.testing.assert_allclose(Q.fit_logistic(X, y, penalty=1e-6, balanced=False), truth,
+                               atol=0.08)
+    # balanced weights: the slopes stay, the intercept no longer follows the class mix —
+    # doubling every negative leaves the balanced fit unchanged and moves the plain one
+    twice = np.r_[np.arange(len(y)), np.flatnonzero(~y)]
+    np.testing.assert_allclose(Q.fit_logistic(X[twice], y[twice], 1e-6), Q.fit_logistic(X, y, 1e-6),
+                               atol=1e-4)
+    plain = Q.fit_logistic(X[twice], y[twice], 1e-6, balanced=False)
+    assert plain[0] == pytest.approx(truth[0] - np.log(2), abs=0.1)
     w = Q.fit_logistic(X[:10], np.zeros(10, bool))
     assert np.all(w[1:] == 0) and w[0] < -5          # constant "no": ranks nothing
 
@@ -274,3 +281,31 @@ def test_whole_trajectory_angle_cache_keys_are_unchanged(monkeypatch):
     MF.pair_angle_table({"a": cfg}, [("x", "a", "a")], k=2, last_fraction=0.25)
     assert "last_fraction" not in seen[0] and seen[1]["last_fraction"] == 0.25
     assert {k: v for k, v in seen[1].items() if k != "last_fraction"} == seen[0]
+
+
+def test_block_permutation_moves_whole_blocks():
+    rng = np.random.default_rng(5)
+    blocks = np.repeat(["a", "b", "c", "d"], 3)
+    y = np.repeat([1, 2, 3, 4], 3)
+    for _ in range(20):
+        order = Q.block_permutation(blocks, rng)
+        permuted = y[order]
+        assert sorted(permuted) == sorted(y)
+        assert all(len(set(permuted[blocks == b])) == 1 for b in "abcd")   # whole blocks
+    uneven = np.array(["a", "a", "b"])
+    assert sorted(Q.block_permutation(uneven, rng)) == [0, 1, 2]
+
+
+def test_balanced_cv_gives_chance_auc_for_a_useless_feature():
+    # outcomes shared within cells, a feature with no information: the pooled
+    # leave-one-cell-out AUC of an unbalanced fit is biased low; the balanced one is not
+    rng = np.random.default_rng(6)
+    cells, seeds = 12, 4
+    y = np.repeat(np.arange(cells) < 5, seeds)
+    X = rng.normal(size=(cells * seeds, 1))
+    groups = np.repeat(np.arange(cells), seeds)
+    aucs = []
+    for draw in range(10):
+        X = rng.normal(size=(cells * seeds, 1))
+        aucs.append(Q.auc(Q.out_of_fold(X, y, y.astype(float), groups)[0], y))
+    assert 0.35 < np.mean(aucs) < 0.65
