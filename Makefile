@@ -14,13 +14,36 @@ export MPLCONFIGDIR     := $(CURDIR)/.cache/matplotlib
 export IPYTHONDIR       := $(CURDIR)/.cache/ipython
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # IPython only uses IPYTHONDIR if its parent exists, so every tool recipe makes .cache first.
-BOOK_BUILD := mkdir -p .cache && MODADD_NO_TRAIN=1 $(BIN)/jupyter-book build --all .
 
-.PHONY: help venv mathjax book test unit study bench sweep clean distclean
+# The book executes its pages through jupyter-cache (_config.yml: execute_notebooks: cache), which
+# keys a page on its code cells only and cannot see what the code reads. So the cache is emptied
+# whenever the contents of BOOK_INPUTS changed since the last successful build (a hash of every
+# file, kept in BOOK_STAMP). The hash is taken before the build: if the chapters rewrite their
+# ledger rows with new values while executing, the next build sees the change and executes again.
+BOOK_INPUTS := data/results modadd pyproject.toml
+BOOK_STAMP  := _build/.book-inputs
+BOOK_HASH   := find $(BOOK_INPUTS) -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
+               | xargs -0 sha1sum | sha1sum | cut -d' ' -f1
+define book_build
+	mkdir -p .cache _build
+	@inputs=$$($(BOOK_HASH)); \
+	if [ "$$inputs" != "$$(cat $(BOOK_STAMP) 2>/dev/null)" ] && [ -d _build/.jupyter_cache ]; then \
+		echo "book inputs changed since the last build: every page is executed again"; \
+		rm -rf _build/.jupyter_cache; fi; \
+	echo "$$inputs" > $(BOOK_STAMP).next
+	MODADD_NO_TRAIN=1 $(BIN)/jupyter-book build --all . $(1)
+	mv $(BOOK_STAMP).next $(BOOK_STAMP)
+endef
+
+CHROMIUM ?= chromium
+
+.PHONY: help venv mathjax book test unit study bench sweep clean distclean test-browser
 
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
 	@echo "make test   - set up, unit tests + smoke-run every notebook + book build (no training)"
+	@echo "              + make test-browser"
+	@echo "make test-browser - open every page of _build/html in headless Chromium and check it"
 	@echo "make study  - retrain every run at the book preset, then build the book"
 	@echo "make bench  - training throughput, FLOP rate vs. matmul rate, data-generation share"
 	@echo "make sweep SPEC=sweeps/smoke.yaml - run a notebook over a parameter grid (resumable)"
@@ -45,15 +68,25 @@ $(MATHJAX):
 mathjax: $(MATHJAX)
 
 book: $(STAMP) $(MATHJAX)
-	$(BOOK_BUILD)
+	$(call book_build,)
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 unit: $(STAMP)
 	mkdir -p .cache
 	$(BIN)/python -m pytest -q tests
 
+# CI: every page is executed (no jupyter-cache reuse), warnings are errors; then the browser check
 test: unit $(MATHJAX)
-	$(BOOK_BUILD) --warningiserror --nitpick --keep-going
+	rm -rf _build/.jupyter_cache
+	$(call book_build,--warningiserror --nitpick --keep-going)
+	$(MAKE) test-browser
+
+# Builds the book only if there is none; installs Debian's chromium if missing (needs root).
+test-browser: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) book
+	command -v $(CHROMIUM) >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots \
+		--chromium $(CHROMIUM)
 
 study: $(STAMP)
 	mkdir -p .cache

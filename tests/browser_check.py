@@ -1,0 +1,327 @@
+"""Check the built book (``_build/html``) the way a reader sees it, in headless Chromium.
+
+Usage: ``python tests/browser_check.py [HTML_DIR] [--screenshots DIR] [--chromium BIN]``
+(``make test-browser``).  Exits 1 and lists every failure if any check fails.
+
+Static checks (every page): no external script, stylesheet, font or image (``http(s)://`` or
+``//`` in a resource attribute, or ``url(...)``/``@import`` in CSS); every ``<img>`` file exists
+and figures are valid PNG files; every local link resolves to a file, and its ``#anchor`` to an
+id on the target page.
+
+In Chromium (every page, opened from a temporary copy with a small report script injected):
+no resource failed to load and no script error; every image loaded (``naturalWidth > 0``); every
+math element was typeset by MathJax (``mjx-container`` inside, no ``mjx-merror``); no error or
+stderr output cell (myst-nb's ``output traceback`` / ``output stderr``); no external request; no
+failed execution in the ``nb-exec-table``; the ledger table (``table.claims-ledger``) lists
+exactly C1..C16, each with a verdict and a link to its chapter.  Then screenshots of the intro
+and the ledger pages, checked to be 1280x1600 and not blank.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_DIRS = {"_static", "_sources", "_images", "reports", "jupyter_execute", "mathjax"}
+EXTERNAL = re.compile(r"^(https?:)?//", re.I)
+CSS_EXTERNAL = re.compile(r"(url\(\s*['\"]?\s*(https?:)?//|@import\s+['\"](https?:)?//)", re.I)
+RESOURCE_ATTRS = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"),
+                  "iframe": ("src",), "source": ("src", "srcset"), "video": ("src", "poster"),
+                  "audio": ("src",), "embed": ("src",), "object": ("data",)}
+# links that point at other documents, not resources the page loads
+LINK_RELS = {"index", "search", "next", "prev", "author", "license", "canonical", "alternate",
+             "help", "bookmark"}
+LEDGER_IDS = [f"C{i}" for i in range(1, 17)]
+BUDGET_MS = 10_000    # virtual milliseconds a page gets to load and typeset its math
+SHOTS = {"intro": "book/intro.html", "ledger": "book/claims.html"}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                  "--allow-file-access-from-files"]
+
+# Injected at the top of <head>: records failed loads (capture phase) and script errors.
+WATCH = """<script>window.__checkErrors=[];window.addEventListener('error',function(e){var t=e.target;
+window.__checkErrors.push(t&&t!==window?'failed to load '+(t.src||t.href||t.tagName):
+'script error: '+e.message+' ('+(e.filename||'').split('/').pop()+':'+e.lineno+')');},true);</script>"""
+# Injected before </body>: after load and MathJax's typesetting, writes a JSON report on <html>.
+REPORT = """<script>window.addEventListener('load',function(){
+var ready=(window.MathJax&&MathJax.startup&&MathJax.startup.promise)||Promise.resolve();
+function all(s){return Array.prototype.slice.call(document.querySelectorAll(s));}
+ready.then(function(){return document.fonts.ready;}).then(function(){
+var math=all('.math');
+var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
+  loaded:i.complete&&i.naturalWidth>0};}),
+ math:math.length, untypeset:math.filter(function(m){return !m.querySelector('mjx-container');}).length,
+ typeset:all('mjx-container').length, math_errors:all('mjx-merror').length,
+ error_cells:all('.output.traceback,.traceback,.output.stderr').length,
+ failed_executions:all('table td, table th').filter(function(c){return c.textContent.indexOf('\\u274c')>=0;}).length,
+ external:performance.getEntriesByType('resource').map(function(e){return e.name;})
+   .filter(function(n){return /^https?:/i.test(n);}),
+ fonts_failed:Array.prototype.slice.call(document.fonts).filter(function(f){return f.status==='error';})
+   .map(function(f){return f.family;}),
+ ledger:all('table.claims-ledger tbody tr').map(function(r){return {id:r.cells[0].textContent.trim(),
+   cells:Array.prototype.map.call(r.cells,function(c){return c.textContent.trim();}),
+   links:r.querySelectorAll('a[href]').length};}),
+ headline:all('ul.headline-findings li').length,
+ errors:window.__checkErrors};
+document.documentElement.setAttribute('data-browser-check',JSON.stringify(out));},
+function(e){document.documentElement.setAttribute('data-browser-check',
+  JSON.stringify({fatal:String(e)}));});});</script>"""
+
+
+class PageParser(HTMLParser):
+    """Collects a page's resource URLs, image sources, link targets, ids and inline CSS."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.resources: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.styles: list[str] = []
+        self.redirect: str | None = None
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if "id" in values:
+            self.ids.add(values["id"])
+        if tag == "a" and "name" in values:
+            self.ids.add(values["name"])
+        if tag == "meta" and values.get("http-equiv", "").lower() == "refresh":
+            self.redirect = values.get("content", "").split("url=")[-1].strip()
+        if tag == "a" and values.get("href"):
+            self.links.append(values["href"])
+        if tag == "img" and values.get("src"):
+            self.images.append(values["src"])
+        if tag == "link" and set(values.get("rel", "").lower().split()) <= LINK_RELS \
+                and values.get("rel"):
+            return
+        for attr in RESOURCE_ATTRS.get(tag, ()):
+            if values.get(attr):
+                self.resources.append(values[attr])
+        if tag == "style":
+            self._in_style = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles.append(data)
+
+
+def parse_page(path: Path) -> PageParser:
+    """The parsed page at ``path``."""
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def book_pages(html_dir: Path) -> list[Path]:
+    """Every HTML page of the book, skipping static assets and copies of sources."""
+    return sorted(p for p in html_dir.rglob("*.html")
+                  if not SKIP_DIRS & set(p.relative_to(html_dir).parts[:-1])
+                  and not p.name.startswith("."))
+
+
+def local_target(page: Path, url: str) -> tuple[Path | None, str]:
+    """The file and fragment a local URL on ``page`` points at (``None``: not a local file)."""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or url.startswith(("mailto:", "data:", "javascript:")):
+        return None, ""
+    target = page if not parts.path else (page.parent / unquote(parts.path)).resolve()
+    return target, unquote(parts.fragment)
+
+
+def check_png(path: Path) -> str | None:
+    """``None`` if ``path`` is a valid PNG with a non-empty image, else what is wrong."""
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                return f"{path.name} is {image.format}, not PNG"
+            image.verify()
+            if min(image.size) < 1:
+                return f"{path.name} is empty"
+    except Exception as err:   # PIL raises several types for corrupt files
+        return f"{path.name} is not a valid image: {err}"
+    return None
+
+
+def static_checks(html_dir: Path, pages: list[Path]) -> list[str]:
+    """Failures found without a browser: external resources, images, local links."""
+    failures, parsed = [], {p: parse_page(p) for p in pages}
+    ids: dict[Path, set[str]] = {p.resolve(): parsed[p].ids for p in pages}
+    for page, info in parsed.items():
+        name = page.relative_to(html_dir).as_posix()
+        failures += [f"{name}: external resource {u}" for u in info.resources if EXTERNAL.match(u)]
+        failures += [f"{name}: external URL in inline CSS" for s in info.styles
+                     if CSS_EXTERNAL.search(s)]
+        for src in info.images:
+            target, _ = local_target(page, src)
+            if src.startswith("data:"):
+                continue
+            if target is None or not target.is_file():
+                failures.append(f"{name}: missing image {src}")
+            elif "_images" in target.parts:
+                problem = check_png(target)
+                if problem:
+                    failures.append(f"{name}: figure {problem}")
+        for href in info.links:
+            target, fragment = local_target(page, href)
+            if target is None:
+                continue
+            if not target.exists():
+                failures.append(f"{name}: broken link {href}")
+            elif fragment and target.suffix == ".html":
+                known = ids.get(target) if target in ids else parse_page(target).ids
+                if fragment not in known:
+                    failures.append(f"{name}: link {href}: no id {fragment!r} on the target page")
+    for css in sorted((html_dir / "_static").rglob("*.css")):
+        if CSS_EXTERNAL.search(css.read_text(encoding="utf-8", errors="replace")):
+            failures.append(f"{css.relative_to(html_dir)}: loads an external URL")
+    return failures
+
+
+def run_chromium(chromium: str, args: list[str], timeout: float) -> str:
+    """Run headless Chromium (common flags, a fresh profile, a virtual-time budget long enough
+    for MathJax to typeset) with ``args``; its stdout."""
+    profile = tempfile.mkdtemp(prefix="browser-check-")
+    try:
+        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                   f"--virtual-time-budget={BUDGET_MS}", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout).stdout
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def instrumented_copy(page: Path) -> Path:
+    """A copy of ``page`` beside it (so relative URLs resolve) with the report scripts injected."""
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(r"(<head[^>]*>)", lambda m: m.group(1) + WATCH, text, count=1)
+    text = text.replace("</body>", REPORT + "</body>", 1)
+    copy = page.with_name(f".browser-check-{page.name}")
+    copy.write_text(text, encoding="utf-8")
+    return copy
+
+
+def browser_report(page: Path, chromium: str, timeout: float) -> dict:
+    """The injected script's report for ``page`` (``{"fatal": ...}`` if it never completed)."""
+    copy = instrumented_copy(page)
+    try:
+        dom = run_chromium(chromium, ["--dump-dom", copy.as_uri()], timeout)
+    except subprocess.TimeoutExpired:
+        return {"fatal": f"Chromium did not finish within {timeout:.0f} s"}
+    finally:
+        copy.unlink(missing_ok=True)
+    found = re.search(r'data-browser-check="([^"]*)"', dom)
+    if not found:
+        return {"fatal": "the report script did not run (page did not load, or no MathJax)"}
+    return json.loads(html.unescape(found.group(1)))
+
+
+def page_failures(name: str, report: dict) -> list[str]:
+    """What is wrong with one page, from its browser report."""
+    if "fatal" in report:
+        return [f"{name}: {report['fatal']}"]
+    failures = [f"{name}: {e}" for e in report["errors"]]
+    failures += [f"{name}: image did not load: {i['src']}" for i in report["images"]
+                 if not i["loaded"]]
+    if report["untypeset"] or report["math_errors"]:
+        failures.append(f"{name}: {report['untypeset']} of {report['math']} math elements not "
+                        f"typeset, {report['math_errors']} MathJax errors")
+    if report["error_cells"]:
+        failures.append(f"{name}: {report['error_cells']} error/stderr output cells")
+    if report["failed_executions"]:
+        failures.append(f"{name}: {report['failed_executions']} failed notebook executions")
+    failures += [f"{name}: external request {u}" for u in report["external"]]
+    failures += [f"{name}: font failed to load: {f}" for f in report["fonts_failed"]]
+    return failures
+
+
+def ledger_failures(report: dict) -> list[str]:
+    """The ledger page must list exactly C1..C16, each with a verdict and a chapter link."""
+    rows = report.get("ledger", [])
+    ids = [r["id"] for r in rows]
+    failures = [] if ids == LEDGER_IDS else [f"ledger: lists {ids}, expected {LEDGER_IDS}"]
+    failures += [f"ledger: {r['id']} has no chapter link" for r in rows if r["links"] < 1]
+    failures += [f"ledger: {r['id']} has no verdict" for r in rows if len(r["cells"]) < 4
+                 or not r["cells"][3]]
+    return failures
+
+
+def screenshot(page: Path, target: Path, chromium: str, timeout: float) -> list[str]:
+    """Save a 1280x1600 screenshot of ``page`` to ``target``; failures if missing or blank."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        run_chromium(chromium, [f"--screenshot={target}", "--window-size=1280,1600",
+                                page.as_uri()], timeout)
+    except subprocess.TimeoutExpired:
+        return [f"screenshot {target.name}: Chromium did not finish within {timeout:.0f} s"]
+    if not target.is_file():
+        return [f"screenshot {target.name}: not written"]
+    with Image.open(target) as image:
+        extrema = image.convert("L").getextrema()
+        size = image.size
+    failures = [] if size == (1280, 1600) else [f"screenshot {target.name}: size {size}"]
+    return failures + ([f"screenshot {target.name}: blank"] if extrema[0] == extrema[1] else [])
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every check; print the failures; 0 if there are none."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("html_dir", nargs="?", default=str(ROOT / "_build" / "html"))
+    parser.add_argument("--screenshots", default=str(ROOT / "_build" / "screenshots"))
+    parser.add_argument("--chromium", default="chromium")
+    parser.add_argument("--jobs", type=int, default=2, help="Chromium processes at once")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per page")
+    args = parser.parse_args(argv)
+    html_dir = Path(args.html_dir).resolve()
+    if not (html_dir / "index.html").is_file():
+        parser.error(f"html_dir: no index.html in {html_dir}; build the book first (make book)")
+    if shutil.which(args.chromium) is None:
+        parser.error(f"--chromium: {args.chromium!r} not found (apt-get install chromium)")
+    pages = book_pages(html_dir)
+    missing = [p for p in SHOTS.values() if not (html_dir / p).is_file()]
+    failures = [f"missing page {p}" for p in missing] + static_checks(html_dir, pages)
+    browsed = [p for p in pages if parse_page(p).redirect is None]
+    with futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        reports = dict(zip(browsed, pool.map(
+            lambda p: browser_report(p, args.chromium, args.timeout), browsed)))
+    for page, report in reports.items():
+        name = page.relative_to(html_dir).as_posix()
+        failures += page_failures(name, report)
+        if name == SHOTS["ledger"]:
+            failures += ledger_failures(report)
+        if name == SHOTS["intro"] and not report.get("headline"):
+            failures.append(f"{name}: no headline findings")
+    for label, page in SHOTS.items():
+        if (html_dir / page).is_file():
+            failures += screenshot(html_dir / page, Path(args.screenshots) / f"{label}.png",
+                                   args.chromium, args.timeout)
+    typeset = sum(r.get("typeset", 0) for r in reports.values())
+    print(f"browser check: {len(pages)} pages ({len(reports)} opened in Chromium), "
+          f"{sum(len(r.get('images', [])) for r in reports.values())} images, "
+          f"{typeset} typeset math elements; screenshots in {args.screenshots}")
+    for failure in failures:
+        print(f"FAIL {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
