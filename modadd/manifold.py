@@ -21,6 +21,7 @@ from .store import Run, cached, load_or_train, run_key
 
 GRAM_VERSION = 1
 ANGLE_VERSION = 1
+SUMMARY_VERSION = 1     # the cached tables of dimension_summary, time_resolved, lock_in_table
 LOCK_IN_LEVEL = float(np.sqrt(0.1))  # outside fraction of ||W_t - W_0|| when 90% of its square is inside
 
 
@@ -118,6 +119,18 @@ def dimension_rows(G: np.ndarray, H: np.ndarray, dim: int, rng: np.random.Genera
     return rows
 
 
+def dimension_summary(cfgs: Iterable[RunConfig], thresholds=(0.8, 0.9, 0.95),
+                      null_draws: int = 20) -> pd.DataFrame:
+    """:func:`null_means` of :func:`dimension_table`, cached (the book reads it instead of
+    redrawing the nulls on every build; same numbers: the nulls come from each run's own
+    measurement stream)."""
+    cfgs = list(cfgs)
+    inputs = {"runs": [run_key(c) for c in cfgs], "thresholds": list(thresholds),
+              "null_draws": null_draws}
+    return cached("dimension-summary", SUMMARY_VERSION, inputs,
+                  lambda: null_means(dimension_table(cfgs, thresholds, null_draws)))
+
+
 def null_means(table: pd.DataFrame) -> pd.DataFrame:
     """Average the null draws within each run, so every (seed, source) is one value."""
     keys = ["seed", "group", "label", "layer", "matrix", "source", "threshold"]
@@ -176,6 +189,16 @@ def snapshot_sensitivity(cfgs: Iterable[RunConfig], counts=(6, 11, 21, 31, 41, 6
 
 def time_resolved(cfgs: Iterable[RunConfig], window: int, min_snapshots: int = 5,
                   threshold: float = 0.9, null_draws: int = 3) -> pd.DataFrame:
+    """Cached :func:`_time_resolved` (see there)."""
+    cfgs = list(cfgs)
+    inputs = {"runs": [run_key(c) for c in cfgs], "window": window,
+              "min_snapshots": min_snapshots, "threshold": threshold, "null_draws": null_draws}
+    return cached("time-resolved", SUMMARY_VERSION, inputs, lambda: _time_resolved(
+        cfgs, window, min_snapshots, threshold, null_draws))
+
+
+def _time_resolved(cfgs: list[RunConfig], window: int, min_snapshots: int,
+                   threshold: float, null_draws: int) -> pd.DataFrame:
     """Per block and snapshot: r of the growing window ``[0, t]``, of the sliding window of
     ``window`` snapshots ending at t, and the fraction of ``||W_t - W_0||`` outside the final
     top-k uncentred subspace (k = the block's whole-trajectory r); ``*_null``: the same window
@@ -214,6 +237,16 @@ def time_resolved(cfgs: Iterable[RunConfig], window: int, min_snapshots: int = 5
 
 def lock_in_table(cfgs: Iterable[RunConfig], level: float = LOCK_IN_LEVEL,
                   threshold: float = 0.9, null_draws: int = 20) -> pd.DataFrame:
+    """Cached :func:`_lock_in_table` (see there)."""
+    cfgs = list(cfgs)
+    inputs = {"runs": [run_key(c) for c in cfgs], "level": level, "threshold": threshold,
+              "null_draws": null_draws}
+    return cached("lock-in", SUMMARY_VERSION, inputs,
+                  lambda: _lock_in_table(cfgs, level, threshold, null_draws))
+
+
+def _lock_in_table(cfgs: list[RunConfig], level: float, threshold: float,
+                   null_draws: int) -> pd.DataFrame:
     """Lock-in of every block: the first snapshot from which ``W_t - W_0`` stays at least
     ``1 - level^2`` (90%) inside the final top-k subspace (k = the block's r), as a fraction
     of training; with the same statistic for matched random walks (their own k by the same

@@ -89,7 +89,7 @@ display(Markdown(
 # a baseline). Each null point is first averaged over its draws within a run, then over seeds.
 
 # %%
-dims = MF.null_means(MF.dimension_table(main, null_draws=null_draws))
+dims = MF.dimension_summary(main, null_draws=null_draws)
 r90_blocks = dims[(dims.group == "block") & (dims.threshold == 0.9)]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), sharey=True)
 for ax, matrix in zip(axes, MATRICES):
@@ -142,7 +142,7 @@ summary.pivot(index="label", columns="source", values="r90")[SOURCES]
 settings = {"book (cosine)": main, "constant lr": roles["constant lr"],
             "original lr (constant 3e-4)": roles["original lr"]}
 schedule_dims = pd.concat(
-    [MF.null_means(MF.dimension_table(cs, thresholds=(0.9,), null_draws=max(1, null_draws // 4)))
+    [MF.dimension_summary(cs, thresholds=(0.9,), null_draws=max(1, null_draws // 4))
      .assign(setting=name) for name, cs in settings.items()], ignore_index=True)
 schedule_dims = schedule_dims[schedule_dims.group == "block"]
 per_seed = schedule_dims.groupby(["setting", "seed", "matrix", "source"], as_index=False)["rank"].mean()

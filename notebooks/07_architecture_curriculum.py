@@ -142,7 +142,7 @@ final_table(final, ["attention-only, mixed", "with MLP"])
 # %%
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
-dims = pd.concat({arm: MF.null_means(MF.dimension_table(arms[arm], null_draws=null_draws))
+dims = pd.concat({arm: MF.dimension_summary(arms[arm], null_draws=null_draws)
                   for arm in ["attention-only, mixed", "with MLP"]}, names=["arm"])
 dims = dims.reset_index("arm").reset_index(drop=True)
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
@@ -258,7 +258,7 @@ pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgettin
 # run's random-walk null (chapter 3's measure), mean [95% CI] over seeds:
 
 # %%
-arm_dims = pd.concat({arm: MF.null_means(MF.dimension_table(arms[arm], null_draws=null_draws))
+arm_dims = pd.concat({arm: MF.dimension_summary(arms[arm], null_draws=null_draws)
                       for arm in CURRICULUM_ARMS}, names=["arm"]).reset_index("arm")
 arm_dims = arm_dims[(arm_dims.threshold == THRESHOLD) & (arm_dims.group == "all")
                     & (arm_dims.source != "shuffled increments")]

@@ -130,7 +130,7 @@ final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3)).unstack("m")
 # %%
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
-dims = pd.concat({arm: MF.null_means(MF.dimension_table(cfgs, null_draws=null_draws))
+dims = pd.concat({arm: MF.dimension_summary(cfgs, null_draws=null_draws)
                   for arm, cfgs in arms.items()}, names=["arm"]).reset_index("arm")
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
 blocks = dims[dims.group == "block"].assign(series=lambda f: f.arm + ", " + f.source)
