@@ -21,7 +21,7 @@ from .store import Run, cached, load_or_train, run_key
 
 GRAM_VERSION = 1
 ANGLE_VERSION = 1
-SUMMARY_VERSION = 1     # the cached tables of dimension_summary, time_resolved, lock_in_table
+SUMMARY_VERSION = 1     # cached tables: dimension_summary, time_resolved, lock_in, sensitivity
 LOCK_IN_LEVEL = float(np.sqrt(0.1))  # outside fraction of ||W_t - W_0|| when 90% of its square is inside
 
 
@@ -153,6 +153,17 @@ def subsample(n: int, count: int, spacing: str = "even") -> np.ndarray:
 def snapshot_sensitivity(cfgs: Iterable[RunConfig], counts=(6, 11, 21, 31, 41, 61),
                          thresholds=(0.8, 0.9, 0.95), spacings=("even", "log"),
                          null_draws: int = 5) -> pd.DataFrame:
+    """Cached :func:`_snapshot_sensitivity` (see there)."""
+    cfgs = list(cfgs)
+    inputs = {"runs": [run_key(c) for c in cfgs], "counts": list(counts),
+              "thresholds": list(thresholds), "spacings": list(spacings),
+              "null_draws": null_draws}
+    return cached("snapshot-sensitivity", SUMMARY_VERSION, inputs, lambda: _snapshot_sensitivity(
+        cfgs, counts, thresholds, spacings, null_draws))
+
+
+def _snapshot_sensitivity(cfgs: list[RunConfig], counts, thresholds, spacings,
+                          null_draws: int) -> pd.DataFrame:
     """r at each threshold for every block when only ``count`` snapshots are kept (see
     :func:`subsample`), real and random-walk null (matched to the kept intervals).  Rows: seed,
     layer, matrix, source, spacing, count (snapshots actually kept), threshold, rank (nulls:
