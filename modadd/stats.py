@@ -1,4 +1,5 @@
-"""Seed statistics: means with t-based 95% confidence intervals (numpy/scipy only)."""
+"""Seed statistics: t-based 95% intervals (optionally kept inside a quantity's range), Wilson
+intervals, percentile bootstrap over independent units, one-sided t p-values, Holm adjustment."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -48,3 +49,73 @@ def wilson_ci(successes: int, trials: int, confidence: float = 0.95
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
     return (p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def clip_interval(ci: tuple[float, float, float], bounds: tuple[float, float]
+                  ) -> tuple[float, float, float]:
+    """``(mean, low, high)`` with both bounds cut to the quantity's range ``bounds`` (an accuracy
+    cannot exceed 1, a distance cannot be negative); a cut bound says that the data are
+    consistent with the edge of the range."""
+    lo, hi = bounds
+    if not lo <= hi:
+        raise ValueError(f"bounds: need low <= high, got {bounds}")
+    mean, low, high = ci
+    return (mean, float(np.clip(low, lo, hi)) if np.isfinite(low) else low,
+            float(np.clip(high, lo, hi)) if np.isfinite(high) else high)
+
+
+def bounded_mean_ci(values: Sequence[float], bounds: tuple[float, float],
+                    confidence: float = 0.95) -> tuple[float, float, float]:
+    """The Student-t interval of :func:`mean_ci`, kept inside ``bounds``."""
+    return clip_interval(mean_ci(values, confidence), bounds)
+
+
+def one_sided_p(values: Sequence[float], direction: str = "greater") -> float:
+    """One-sample t-test p-value of mean > 0 (``direction="greater"``) or mean < 0 ("less");
+    NaN with fewer than two finite values; 0 or 1 for a zero-variance sample away from 0."""
+    if direction not in ("greater", "less"):
+        raise ValueError(f"direction: must be 'greater' or 'less', got {direction!r}")
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return float("nan")
+    if np.std(x) == 0:
+        m = float(np.mean(x))
+        if m == 0:
+            return 0.5
+        return 0.0 if (m > 0) == (direction == "greater") else 1.0
+    return float(stats.ttest_1samp(x, 0.0, alternative=direction).pvalue)
+
+
+def bootstrap_ci(values: Sequence[float], statistic=np.mean, n_boot: int = 10_000,
+                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(statistic, low, high): percentile bootstrap over the independent units in ``values``
+    (resampled with replacement, ``seed`` fixed so the interval is reproducible)."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (np.nan, np.nan, np.nan)
+    point = float(statistic(x))
+    if x.size < 2:
+        return (point, np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(x[rng.integers(0, x.size, x.size)]) for _ in range(n_boot)])
+    alpha = (1 - confidence) / 2
+    return (point, float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha)))
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (same order as ``pvalues``; NaNs stay NaN and do not
+    count as tests): controls the family-wise error rate over the finite p-values."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if finite.size == 0:
+        return out
+    if ((p[finite] < 0) | (p[finite] > 1)).any():
+        raise ValueError("pvalues: every finite p-value must lie in [0, 1]")
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = order.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
