@@ -199,8 +199,8 @@ differences.style.hide(axis="index")
 
 # %% [markdown]
 # ## Claims ledger rows
-# This chapter tests no claim of the paper; it checks the task's own invariants, which every later
-# verdict relies on.
+# This chapter tests no claim of the paper, so it adds no row to the claims ledger; it checks the
+# task's own invariants, which every later verdict relies on (a failed check reads FAIL).
 
 # %%
 checks = pd.DataFrame([
@@ -210,7 +210,7 @@ checks = pd.DataFrame([
     ("T2", "marker positions uniform over non-adjacent sets",
      "pass" if max(occupancy_error.values()) < 5 / np.sqrt(n_samples) else "FAIL",
      f"max occupancy error {max(occupancy_error.values()):.4f}", "exact enumeration"),
-], columns=["id", "check", "verdict", "effect", "control"])
+], columns=["id", "check", "result", "effect", "control"])
 checks.style.hide(axis="index")
 
 # %% [markdown]

@@ -13,7 +13,7 @@ no resource failed to load and no script error; every image loaded (``naturalWid
 math element was typeset by MathJax (``mjx-container`` inside, no ``mjx-merror``); no error or
 stderr output cell (myst-nb's ``output traceback`` / ``output stderr``); no external request; no
 failed execution in the ``nb-exec-table``; the ledger table (``table.claims-ledger``) lists
-exactly C1..C16, each with a verdict and a link to its chapter.  Then screenshots of the intro
+exactly R0, C1..C16, each with a verdict and a link to its chapter.  Then screenshots of the intro
 and the ledger pages, checked to be 1280x1600 and not blank.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ RESOURCE_ATTRS = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"
 # links that point at other documents, not resources the page loads
 LINK_RELS = {"index", "search", "next", "prev", "author", "license", "canonical", "alternate",
              "help", "bookmark"}
-LEDGER_IDS = [f"C{i}" for i in range(1, 17)]
+LEDGER_IDS = ["R0", *(f"C{i}" for i in range(1, 17))]
 BUDGET_MS = 10_000    # virtual milliseconds a page gets to load and typeset its math
 SHOTS = {"intro": "book/intro.html", "ledger": "book/claims.html"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -253,7 +253,7 @@ def page_failures(name: str, report: dict) -> list[str]:
 
 
 def ledger_failures(report: dict) -> list[str]:
-    """The ledger page must list exactly C1..C16, each with a verdict and a chapter link."""
+    """The ledger page must list exactly R0, C1..C16, each with a verdict and a chapter link."""
     rows = report.get("ledger", [])
     ids = [r["id"] for r in rows]
     failures = [] if ids == LEDGER_IDS else [f"ledger: lists {ids}, expected {LEDGER_IDS}"]

@@ -81,7 +81,7 @@ def test_the_ledger_must_list_every_claim() -> None:
     rows = [{"id": i, "cells": [i, "claim", "source", "supported"], "links": 1}
             for i in browser_check.LEDGER_IDS]
     assert browser_check.ledger_failures({"ledger": rows}) == []
-    short = rows[:15] + [{**rows[15], "links": 0, "cells": ["C16", "c", "s", ""]}]
-    assert browser_check.ledger_failures({"ledger": short[:15]})[0].startswith("ledger: lists")
+    short = rows[:16] + [{**rows[16], "links": 0, "cells": ["C16", "c", "s", ""]}]
+    assert browser_check.ledger_failures({"ledger": short[:16]})[0].startswith("ledger: lists")
     assert browser_check.ledger_failures({"ledger": short}) == [
         "ledger: C16 has no chapter link", "ledger: C16 has no verdict"]

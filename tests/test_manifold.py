@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 import modadd.store as store
-from modadd import ledger
 from modadd import manifold as MF
 from modadd import metrics as M
 from modadd.config import RunConfig, TrainConfig
@@ -113,18 +112,6 @@ def test_study_configs_roles():
     assert [c.train.store_full_params for c in full] == [True] * 3
     assert [replace(c, train=replace(c.train, store_full_params=False)) for c in full] == \
         roles["main"]
-
-
-def test_ledger_validates_and_round_trips():
-    row = {"id": "C1", "claim": "c", "verdict": "supported", "effect": "1", "CI": "[0, 2]",
-           "control": "null"}
-    ledger.record("03", [row], "smoke")
-    assert ledger.read_ledger("smoke").to_dict("records") == [{"chapter": "03", **row}]
-    assert ledger.read_ledger("book").empty
-    with pytest.raises(ValueError, match="verdict"):
-        ledger.ledger_table([{**row, "verdict": "maybe"}])
-    with pytest.raises(ValueError, match="missing column"):
-        ledger.ledger_table([{"id": "C1"}])
 
 
 def test_subsample_spacings():

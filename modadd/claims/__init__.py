@@ -31,6 +31,9 @@ import pandas as pd
 from .core import (PASSING, VERDICTS, ClaimSpec, Decision, Evidence, Rule, Tables,  # noqa: F401
                    VerdictRecord, apply_rule, evaluate as evaluate_spec, finite, sensitivity)
 
+__all__ = ["ClaimSpec", "Decision", "Evidence", "PASSING", "REGISTRY", "Rule", "VERDICTS",
+           "VerdictRecord", "apply_rule", "evaluate", "finite", "history_verdicts", "ledger",
+           "record", "record_html", "rule_history", "sensitivity", "spec"]
 ORDER = ("R0", *(f"C{i}" for i in range(1, 17)))
 
 

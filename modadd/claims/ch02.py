@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from ..report import fmt_ci, interval, number
