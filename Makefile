@@ -18,8 +18,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # The book executes its pages through jupyter-cache (_config.yml: execute_notebooks: cache), which
 # keys a page on its code cells only and cannot see what the code reads. So the cache is emptied
 # whenever the contents of BOOK_INPUTS changed since the last successful build (a hash of every
-# file, kept in BOOK_STAMP). The hash is taken before the build: if the chapters rewrite their
-# ledger rows with new values while executing, the next build sees the change and executes again.
+# file, kept in BOOK_STAMP). The build only reads its inputs: with MODADD_NO_TRAIN=1 a missing run
+# or analysis fails the page (CacheMiss) instead of being computed into data/results, and the
+# claims ledger is computed from the cached tables, so a build leaves `git status` clean.
 BOOK_INPUTS := data/results modadd pyproject.toml
 BOOK_STAMP  := _build/.book-inputs
 BOOK_HASH   := find $(BOOK_INPUTS) -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z \

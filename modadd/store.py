@@ -413,10 +413,15 @@ def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> 
 
     The result must be a DataFrame (stored as gzip-compressed CSV), a dict of numpy arrays (NPZ)
     or a JSON-able dict (gzip-compressed JSON). ``inputs`` must name everything the result depends on (e.g. run keys); bump
-    ``version`` when the analysis code changes.
+    ``version`` when the analysis code changes.  Under ``MODADD_NO_TRAIN=1`` a miss raises
+    :class:`CacheMiss` instead of computing (a book build reads its inputs, never writes them).
     """
     stem = paths.results_dir() / "analysis" / f"{name}-{analysis_key(name, version, inputs)}"
     if not any(stem.with_suffix(suffix).exists() for suffix in _READERS):
+        if not paths.training_allowed():
+            raise CacheMiss(f"MODADD_NO_TRAIN=1 and analysis {stem.name} is not cached in "
+                            f"{stem.parent}: compute it without MODADD_NO_TRAIN (a book build "
+                            f"must not write its own inputs)")
         _write_result(stem, compute())
     # always read from disk, so a miss returns exactly what a later hit will
     suffix = next(s for s in _READERS if stem.with_suffix(s).exists())

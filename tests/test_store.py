@@ -146,6 +146,16 @@ def test_analysis_cache_computes_once_per_inputs():
         store.cached("t-bad", 1, {}, lambda: [1, 2, 3])
 
 
+def test_analysis_miss_under_no_train_fails_and_writes_nothing(monkeypatch):
+    frame = pd.DataFrame({"a": [1.0]})
+    store.cached("kept", 1, {}, lambda: frame)
+    monkeypatch.setenv("MODADD_NO_TRAIN", "1")
+    pd.testing.assert_frame_equal(store.cached("kept", 1, {}, lambda: 1 / 0), frame)  # a hit
+    with pytest.raises(store.CacheMiss, match="analysis missing-.* is not cached"):
+        store.cached("missing", 1, {}, lambda: frame)
+    assert not list((paths.results_dir() / "analysis").glob("missing-*"))
+
+
 def test_analysis_cache_hit_equals_miss_for_indexed_frame():
     frame = pd.DataFrame({"g": ["a", "a", "b"], "v": [1.0, 2.0, 3.0]}).groupby("g").mean()
     miss = store.cached("indexed", 1, {}, lambda: frame)
