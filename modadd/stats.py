@@ -72,15 +72,17 @@ def bounded_mean_ci(values: Sequence[float], bounds: tuple[float, float],
 
 def one_sided_p(values: Sequence[float], direction: str = "greater") -> float:
     """One-sample t-test p-value of mean > 0 (``direction="greater"``) or mean < 0 ("less");
-    NaN with fewer than two finite values; 0 or 1 for a zero-variance sample away from 0."""
+    NaN with fewer than two finite values; 0 or 1 for a sample that is constant (up to
+    round-off) away from 0, 0.5 at 0."""
     if direction not in ("greater", "less"):
         raise ValueError(f"direction: must be 'greater' or 'less', got {direction!r}")
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     if x.size < 2:
         return float("nan")
-    if np.std(x) == 0:
-        m = float(np.mean(x))
+    m = float(np.mean(x))
+    if np.ptp(x) <= 1e-12 * max(1.0, abs(m)):     # constant up to round-off: no spread to test
+        m = 0.0 if abs(m) <= 1e-12 else m
         if m == 0:
             return 0.5
         return 0.0 if (m > 0) == (direction == "greater") else 1.0

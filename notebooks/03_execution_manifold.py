@@ -48,10 +48,12 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import ledger
+from modadd import claims
 from modadd import manifold as MF
+from modadd.claims import ch03
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
+from modadd.report import ci_relation, fmt_ci
 from modadd.stats import mean_ci, seed_summary
 
 # %% tags=["parameters"]
@@ -112,7 +114,7 @@ fig.tight_layout()
 def by_matrix(table, value):
     per_seed = table.groupby(["seed", "matrix", "source"], as_index=False)[value].mean()
     out = seed_summary(per_seed, ["matrix", "source"], value)
-    out["value"] = [f"{r.mean:.2f} [{r.low:.2f}, {r.high:.2f}]" for r in out.itertuples()]
+    out["value"] = [fmt_ci((r.mean, r.low, r.high)) for r in out.itertuples()]
     return out.pivot(index="matrix", columns="source", values="value").loc[MATRICES, SOURCES]
 
 
@@ -128,7 +130,7 @@ pd.concat({"r90": by_matrix(r90_blocks, "rank"),
 # %%
 joint = dims[(dims.group != "block") & (dims.threshold == 0.9)]
 summary = seed_summary(joint, ["label", "source"], "rank")
-summary["r90"] = [f"{r.mean:.2f} [{r.low:.2f}, {r.high:.2f}]" for r in summary.itertuples()]
+summary["r90"] = [fmt_ci((r.mean, r.low, r.high)) for r in summary.itertuples()]
 summary.pivot(index="label", columns="source", values="r90")[SOURCES]
 
 # %% [markdown]
@@ -141,6 +143,7 @@ summary.pivot(index="label", columns="source", values="r90")[SOURCES]
 # %%
 settings = {"book (cosine)": main, "constant lr": roles["constant lr"],
             "original lr (constant 3e-4)": roles["original lr"]}
+ROLE = dict(zip(settings, ["main", "constant lr", "original lr"]))    # the claims' role names
 schedule_dims = pd.concat(
     [MF.dimension_summary(cs, thresholds=(0.9,), null_draws=max(1, null_draws // 4))
      .assign(setting=name) for name, cs in settings.items()], ignore_index=True)
@@ -232,10 +235,10 @@ lock_by_matrix = seed_summary(
 display(Markdown("Lock-in as a fraction of training, mean and 95% CI over seeds: per matrix "
                  "type (mean over layers per seed), and per seed the median over the "
                  f"{cfg.model.n_layers * 4} blocks; nulls are averaged over their draws first."))
-lock_by_matrix["lock-in"] = [f"{r.mean:.3f} [{r.low:.3f}, {r.high:.3f}]"
+lock_by_matrix["lock-in"] = [fmt_ci((r.mean, r.low, r.high), 3, bounds=(0, 1))
                              for r in lock_by_matrix.itertuples()]
 lock_summary["matrix"] = "all (median over blocks)"
-lock_summary["lock-in"] = [f"{r.mean:.3f} [{r.low:.3f}, {r.high:.3f}]"
+lock_summary["lock-in"] = [fmt_ci((r.mean, r.low, r.high), 3, bounds=(0, 1))
                            for r in lock_summary.itertuples()]
 pd.concat([lock_by_matrix, lock_summary]).pivot(index="matrix", columns="source",
                                                 values="lock-in")
@@ -284,98 +287,50 @@ overlap.loc[[c for c in COMPARISONS if c in overlap.index]].style.format(
 
 # %% [markdown]
 # ## 5. Claims ledger rows
-# Rules (applied by the code below):
-#
-# - **C1** (r90 ≈ 3–4): *supported* if every matrix type's mean $r_{90}$ lies in $[2.5, 4.5]$ and
-#   the CI of its paired difference from the random-walk null (same run, per seed) lies below 0;
-#   *partly* if only some types do; else *not supported*.
-# - **C2** (stable across seeds): *supported* if, in every block, the seeds' $r_{90}$ span at
-#   most 1 (a CI half-width under 1 for 5 seeds); *partly* if in at least half the blocks.
-#   Effect: mean across blocks of the seed s.d.; control: the same for the random-walk null.
-# - **C3** (orientation varies across seeds): *supported* if the cross-seed overlap is below 10×
-#   the random expectation $k/D$ in every block (orientations unrelated); *partly* if the mean is.
-# - **C4** (collapse in the first 20–30%): *supported* if the lock-in CI upper bound is ≤ 0.3
-#   **and** below the random-walk null's lock-in CI; *partly* if ≤ 0.3 but not distinguishable
-#   from the null; else *not supported*.
-# - **C5** (W_V, W_O below W_Q, W_K, all layers): per seed, mean $r_{90}$ of $W_Q, W_K$ minus that
-#   of $W_V, W_O$ (over layers); *supported* if the CI is above 0 and the layer-wise mean
-#   difference is positive in every layer; *partly* if the CI is above 0 only.
+# The verdict rules live in `modadd.claims.ch03`, as tested library code: each rule is stated
+# before it is applied, versioned, and run on its own null (C1, C2, C5: the random-walk ranks of
+# the same runs in place of the real ones; C3: the same-seed, different-$m$ runs, which share
+# their initialisation, as a positive control for "does not vary"; C4: one random-walk draw in
+# place of the real trajectory). A rule its null passes tests nothing and gives *not testable*.
+# Intervals are over seeds (layers, blocks and null draws averaged within a seed first). Each
+# record below lists every control with its number, what flips the verdict (thresholds at the
+# ends of their stated ranges, another null), the earlier rule versions on the same data, and
+# the verdict at the two constant-rate schedules ("original lr": the original code's constant
+# $3 \times 10^{-4}$; "constant lr": the peak rate held constant). The rules as they stand:
 
 # %%
-def fmt(ci):
-    return f"{ci[0]:.2f}", f"[{ci[1]:.2f}, {ci[2]:.2f}]"
+role_dims = {ROLE[name]: schedule_dims[schedule_dims.setting == name] for name in settings}
+tables = ch03.tables_from_analyses(dims, lock, angles, k=k_subspace, dim=dim, steps=steps,
+                                   schedules=role_dims)
+variant_tables = {
+    role: ch03.tables_from_analyses(role_dims[role],
+                                    MF.lock_in_table(roles[role], null_draws=null_draws), None,
+                                    k=k_subspace, dim=dim, steps=steps, schedules=role_dims,
+                                    setting=role)
+    for role in ch03.VARIANTS}
+display(Markdown("\n".join(
+    f"- **{cid}** (rule v{claims.spec(cid).rule.version}, {claims.spec(cid).rule.date}): "
+    f"{claims.spec(cid).rule.text} ("
+    + ", ".join(f"`{name}` = {value:g}" for name, value in claims.spec(cid).rule.thresholds.items())
+    + ")" for cid in ch03.IDS)))
 
+# %%
+records = {cid: claims.evaluate(cid, tables, preset,
+                                {v: variant_tables[v] for v in claims.spec(cid).variants})
+           for cid in ch03.IDS}
+for record in records.values():
+    display(record)
 
-real = r90_blocks[r90_blocks.source == "real"]
-walk = r90_blocks[r90_blocks.source == "random walk"]
-type_seed = (r90_blocks.groupby(["seed", "matrix", "source"])["rank"].mean()
-             .unstack("source"))
-c1_ok = []
-for matrix in MATRICES:
-    part = type_seed.xs(matrix, level="matrix")
-    below = mean_ci(part["real"] - part["random walk"])
-    c1_ok.append(2.5 <= part["real"].mean() <= 4.5 and below[2] < 0)
-overall = mean_ci(real.groupby("seed")["rank"].mean())
-null_overall = mean_ci(walk.groupby("seed")["rank"].mean())
-original = schedule_dims[(schedule_dims.setting == "original lr (constant 3e-4)")
-                         & (schedule_dims.threshold == 0.9)]
-original = original.groupby(["seed", "source"])["rank"].mean().unstack("source")
-rows = [{"id": "C1", "claim": "each attention matrix's trajectory has r90 ≈ 3–4",
-         "verdict": "supported" if all(c1_ok) else "partly supported" if any(c1_ok)
-         else "not supported",
-         "effect": f"r90 {fmt(overall)[0]} (all blocks); types within 3–4 and below null: "
-                   f"{sum(c1_ok)}/4",
-         "CI": fmt(overall)[1],
-         "control": f"random walk {fmt(null_overall)[0]} {fmt(null_overall)[1]}; at the "
-                    f"original constant rate: real {original['real'].mean():.2f} vs null "
-                    f"{original['random walk'].mean():.2f}"}]
+# %% [markdown]
+# The verdicts by optimisation schedule (C3 has no constant-rate counterpart: there are no
+# single-$m$ runs, and no stored trajectories for subspace angles, at those schedules):
 
-spread = real.groupby(["layer", "matrix"])["rank"].agg(lambda v: v.max() - v.min())
-sd_real = real.groupby(["layer", "matrix"])["rank"].std().mean()
-sd_walk = walk.groupby(["layer", "matrix"])["rank"].std().mean()
-stable = (spread <= 1).mean()
-rows.append({"id": "C2", "claim": "that dimension is stable across seeds",
-             "verdict": "supported" if stable == 1 else "partly supported" if stable >= 0.5
-             else "not supported",
-             "effect": f"seed s.d. of r90 {sd_real:.2f} (mean over blocks); "
-                       f"{stable:.0%} of blocks span ≤ 1",
-             "CI": f"max seed range {spread.max():.0f}",
-             "control": f"random-walk null seed s.d. {sd_walk:.2f}"})
-
-seed_pairs = angles[angles.comparison == "seed"]
-ratio = seed_pairs.groupby(["layer", "matrix"])["overlap"].mean() / (k_subspace / dim)
-pair_means = seed_pairs.groupby(["a", "b"])["overlap"].mean() / (k_subspace / dim)
-pair_ci = mean_ci(pair_means)
-rows.append({"id": "C3", "claim": "the subspace orientation varies across seeds",
-             "verdict": "supported" if (ratio < 10).all() else "partly supported"
-             if pair_ci[0] < 10 else "not supported",
-             "effect": f"cross-seed overlap {pair_ci[0]:.1f}× random",
-             "CI": f"[{pair_ci[1]:.1f}, {pair_ci[2]:.1f}]× (over seed pairs)",
-             "control": f"random {k_subspace}-dim subspaces of R^{dim}: overlap k/D"})
-
-lock_real = mean_ci(lock_run[lock_run.source == "real"]["lock_in"])
-lock_null = mean_ci(lock_run[lock_run.source == "random walk"]["lock_in"])
-early = lock_real[2] <= 0.3
-distinct = lock_real[2] < lock_null[1]
-rows.append({"id": "C4", "claim": "collapse happens within the first 20–30% of training",
-             "verdict": "supported" if early and distinct else "partly supported" if early
-             else "not supported",
-             "effect": f"lock-in at {lock_real[0]:.2f} of training",
-             "CI": f"[{lock_real[1]:.2f}, {lock_real[2]:.2f}]",
-             "control": f"random walk lock-in {fmt(lock_null)[0]} {fmt(lock_null)[1]}"})
-
-qk = real[real.matrix.isin(["W_Q", "W_K"])].groupby("seed")["rank"].mean()
-vo = real[real.matrix.isin(["W_V", "W_O"])].groupby("seed")["rank"].mean()
-diff = mean_ci(qk - vo)
-layer_diff = (real[real.matrix.isin(["W_Q", "W_K"])].groupby("layer")["rank"].mean()
-              - real[real.matrix.isin(["W_V", "W_O"])].groupby("layer")["rank"].mean())
-rows.append({"id": "C5", "claim": "W_V, W_O lower-dimensional than W_Q, W_K, in every layer",
-             "verdict": "supported" if diff[1] > 0 and (layer_diff > 0).all()
-             else "partly supported" if diff[1] > 0 else "not supported",
-             "effect": f"r90(Q,K) − r90(V,O) = {diff[0]:.2f}; positive in "
-                       f"{(layer_diff > 0).sum()}/{len(layer_diff)} layers",
-             "CI": fmt(diff)[1], "control": "paired over seeds (same runs)"})
-ledger.record("03", rows, preset).style.hide(axis="index")
+# %%
+by_schedule = pd.DataFrame({cid: {"preset schedule": r.verdict,
+                                  **{v: r.variants[v].verdict for v in ch03.VARIANTS
+                                     if v in r.variants}}
+                            for cid, r in records.items()}).T
+by_schedule
 
 # %% [markdown]
 # ## Where we agree and disagree with the paper
@@ -393,13 +348,16 @@ lines = []
 for name, cs in settings.items():
     sd = schedule_dims[(schedule_dims.setting == name) & (schedule_dims.threshold == 0.9)]
     for label, matrices in (("W_Q, W_K", ["W_Q", "W_K"]), ("W_V, W_O", ["W_V", "W_O"])):
-        (d, lo, hi), (r, rlo, rhi) = paired(sd, matrices)
-        lines.append(f"| {name} | {label} | {r:.2f} [{rlo:.2f}, {rhi:.2f}] | "
-                     f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] |")
-m_same = angles[angles.comparison == "m (same seed)"]["overlap"].mean() / (k_subspace / dim)
+        difference, r90 = paired(sd, matrices)
+        lines.append(f"| {name} | {label} | {fmt_ci(r90)} | {fmt_ci(difference, signed=True)} |")
 display(Markdown("\n".join([
     "| setting | matrices | $r_{90}$ (mean over layers) | real − random walk |",
     "|---|---|---|---|", *lines])))
+
+ev = {cid: claims.spec(cid).measure(tables) for cid in ch03.IDS}
+c1, c3, c4, c5 = ev["C1"].values, ev["C3"].values, ev["C4"].values, ev["C5"].values
+overall = (c1["overall"], c1["overall low"], c1["overall high"])
+null_overall = (c1["null"], c1["null low"], c1["null high"])
 gap = null_overall[0] - overall[0]
 c1_text = (f"below the null by {gap:.2f} dimensions: part of the low dimension is specific to "
            f"these trajectories, but most of the distance from the ambient {dim} to "
@@ -407,35 +365,80 @@ c1_text = (f"below the null by {gap:.2f} dimensions: part of the low dimension i
            if overall[2] < null_overall[1] else
            "not distinguishable from the null: at this snapshot count a random walk is as "
            "low-dimensional")
-c4_text = ("earlier than the matched random walks" if lock_real[2] < lock_null[1] else
-           "but matched random walks lock in as early, so early lock-in is not evidence of a "
+c4_text = ("earlier than the matched random walks, beyond the snapshot resolution"
+           if records["C4"].verdict == "supported" else
+           "but matched random walks lock in as early (within one snapshot interval, "
+           f"{c4['resolution']:.3f} of training), so early lock-in is not evidence of a "
            "task-specific manifold")
+m_same = angles[angles.comparison == "m (same seed)"]["overlap"].mean() / (k_subspace / dim)
 c3_text = ("Orientation is set by the initialisation far more than by the task variant."
-           if m_same > 10 * max(pair_ci[2], 1.0) else
+           if m_same > 10 * max(c3["mean ratio high"], 1.0) else
            "Sharing the initialisation does not make the subspaces much more alike.")
 mid = layer_mean[(layer_mean.fraction >= 0.3) & (layer_mean.fraction <= 0.8)]
 mid = mid.groupby("seed")[["sliding", "sliding_null"]].mean()
 local = mean_ci(mid["sliding"] - mid["sliding_null"])
-local_text = ("higher than" if local[1] > 0 else "lower than" if local[2] < 0
-              else "indistinguishable from")
+local_text = ci_relation(local, 0.0, "higher than", "lower than", "indistinguishable from")
+
+
+def schedule_words(cid):
+    """How a claim's verdict depends on the schedule, in words."""
+    record = records[cid]
+    by_setting = {"the preset's schedule": record.verdict,
+                  **{name: v.verdict for name, v in record.variants.items()}}
+    if len(set(by_setting.values())) == 1:
+        return f"{record.verdict} at all {len(by_setting)} schedules"
+    return "; ".join(f"{outcome} at {name}" for name, outcome in by_setting.items())
+
+
+def below_null(role):
+    """The matrix types whose paired real − random-walk CI lies below 0 at schedule ``role``."""
+    values = claims.spec("C1").measure(variant_tables[role]).values
+    return [m for m in MATRICES if values[f"paired high {m}"] < 0]
+
+
+peak_below, original_below = below_null("constant lr"), below_null("original lr")
+peak_text = (f"below it at the constant peak rate: {', '.join(peak_below) or 'none'}; at the "
+             f"original constant rate 3e-4: {', '.join(original_below) or 'none'}"
+             + (" — whether $W_Q, W_K$ fall below their null depends on the learning rate, not "
+                "on the task alone" if {"W_Q", "W_K"} - set(peak_below) else ""))
+
+
+def versus_shuffled(claim_tables):
+    """Per seed, r90 of the real trajectory minus that of its shuffled increments (all blocks)."""
+    seed = claim_tables["r90"].groupby(["seed", "source"])["rank"].mean().unstack("source")
+    return mean_ci(seed["real"] - seed["shuffled increments"])
+
+
+shuffled_text = "; ".join(f"{name} {fmt_ci(versus_shuffled(t), signed=True)}"
+                          for name, t in {"preset schedule": tables, **variant_tables}.items())
+c2_v1 = records["C2"].previous[0]
+c2_text = (f"under rule v1 (seed range ≤ 1 in every block) it was {c2_v1['verdict']}"
+           + (", because a matched random walk passes that rule too" if c2_v1["null_passes"]
+              else ""))
+
+
 display(Markdown(
     f"- **Local dimension.** In sliding windows of {window} snapshots between 30% and 80% of "
     f"training, $r_{{90}}$ is {local_text} that of matched random walks (difference "
-    f"{local[0]:+.2f} [{local[1]:+.2f}, {local[2]:+.2f}]): "
+    f"{fmt_ci(local, signed=True)}): "
     + ("motion stays confined to fewer directions than a random walk's even mid-training.\n"
        if local[2] < 0 else
        "the low whole-trajectory dimension comes from the large early moves, not from motion "
        "confined to a few directions throughout.\n")
     + f"- **Dimension (C1).** The paper reports $r_{{90}}$ of 3–4 (3–5 in its Fig. 1 caption). "
-    f"Over all blocks we measure {overall[0]:.2f} [{overall[1]:.2f}, {overall[2]:.2f}]; a "
-    f"random walk with the same step norms gives {null_overall[0]:.2f} "
-    f"[{null_overall[1]:.2f}, {null_overall[2]:.2f}], {c1_text}. The table above says which "
-    f"matrices fall below their null under each optimisation schedule.\n"
+    f"Over all blocks we measure {fmt_ci(overall)}; a random walk with the same step norms "
+    f"gives {fmt_ci(null_overall)}, {c1_text}. C1 is {schedule_words('C1')}: the table above "
+    f"gives each schedule's matrices against their null; the types with a paired CI "
+    f"{peak_text}. Real minus shuffled increments (the same steps in random order): "
+    f"{shuffled_text}; where this is not below 0, the low dimension lies in the directions "
+    f"of the steps, not in their order.\n"
+    f"- **Stability across seeds (C2).** Compared with the null's seed spread, C2 is "
+    f"{schedule_words('C2')}; {c2_text}.\n"
     f"- **Timing (C4).** Trajectories lock into their final subspace at "
-    f"{lock_real[0]:.2f} of training (matched random walks: {lock_null[0]:.2f}), {c4_text}.\n"
+    f"{c4['real']:.2f} of training, {c4_text}. C4 is {schedule_words('C4')}.\n"
     f"- **Orientation (C3).** Across seeds the top-{k_subspace} subspaces overlap "
-    f"{pair_ci[0]:.1f}× as much as random subspaces; runs trained on different $m$ from the same "
-    f"initial weights overlap {m_same:.1f}× random. {c3_text}\n"
-    f"- **W_V, W_O vs W_Q, W_K (C5).** The difference is {diff[0]:.2f} "
-    f"[{diff[1]:.2f}, {diff[2]:.2f}] effective dimensions, positive in "
-    f"{(layer_diff > 0).sum()}/{len(layer_diff)} layers."))
+    f"{c3['mean ratio']:.1f}× as much as random subspaces; runs trained on different $m$ from "
+    f"the same initial weights overlap {m_same:.1f}× random. {c3_text}\n"
+    f"- **W_V, W_O vs W_Q, W_K (C5).** The difference is "
+    f"{fmt_ci((c5['diff'], c5['diff low'], c5['diff high']))} effective dimensions, positive in "
+    f"{c5['positive layers']:.0f}/{c5['layers']:.0f} layers; C5 is {schedule_words('C5')}."))

@@ -36,11 +36,13 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import bubbling as B
-from modadd import ledger
+from modadd import claims
 from modadd import manifold as MF
 from modadd import metrics as M
+from modadd.claims import ch04 as C67
 from modadd.plots import band_plot, entropy_panels
-from modadd.stats import mean_ci
+from modadd.report import fmt_ci, number
+from modadd.stats import bounded_mean_ci, mean_ci
 
 # %% tags=["parameters"]
 preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
@@ -86,16 +88,16 @@ trans["drop_fraction"] = trans["drop"] / np.log(T)
 table = []
 for (layer, m), part in trans.groupby(["layer", "m"]):
     row = {"layer": layer, "m": m}
-    for column, label in (("drop_fraction", "drop / ln T"), ("width_fraction", "10–90% width / training"),
-                          ("rebound", "rebound / drop")):
-        mean, low, high = mean_ci(part[column])
-        row[label] = f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+    for column, label, bounds in (("drop_fraction", "drop / ln T", (0, 1)),
+                                  ("width_fraction", "10–90% width / training", (0, 1)),
+                                  ("rebound", "rebound / drop", (0, np.inf))):
+        row[label] = fmt_ci(bounded_mean_ci(part[column], bounds))
     row["abrupt seeds"] = f"{(part.width_fraction <= smooth_fraction).sum()}/{len(part)}"
     table.append(row)
 display(Markdown(
     f"**Time resolution.** Snapshots are {cfg.train.snapshot_every} steps apart; the median "
-    f"10–90% window is {np.nanmedian(trans.width) / cfg.train.snapshot_every:.1f} snapshot "
-    f"intervals and the median midpoint is at step {np.nanmedian(trans['mid']):.0f}. A window of "
+    f"10–90% window is {number(np.nanmedian(trans.width) / cfg.train.snapshot_every, 1)} snapshot "
+    f"intervals and the median midpoint is at step {number(np.nanmedian(trans['mid']), 0)}. A window of "
     f"a few intervals is at the resolution limit: 'abrupt' here means 'faster than the snapshot "
     f"spacing can resolve', and finer snapshots early in training would be needed to see its "
     f"shape."))
@@ -180,8 +182,9 @@ last = profiles[profiles.step == profiles.step.max()]
 # ## 4. Timing: does bubbling coincide with manifold lock-in?
 # Per seed and layer: the entropy transition midpoint (50% of the drop, mean over $m$) against the
 # lock-in step of that layer's four attention matrices (chapter 3's definition; median over
-# blocks). Correlation with a Fisher-$z$ 95% CI; the seed-by-layer points are not independent,
-# so the per-seed correlation (last layer) is shown as well.
+# blocks). The title's correlation pools the seed-by-layer points, which are not independent
+# (they cluster by seed); the per-seed correlation (last layer) is shown as well, and claim C7
+# (section 6) takes the seed as its unit.
 
 # %%
 lock = MF.lock_in_table(main, null_draws=1)
@@ -198,13 +201,16 @@ sns.scatterplot(timing, x="lock_step", y="mid", hue="layer", style="seed", ax=ax
 top = max(timing.lock_step.max(), timing["mid"].max()) * 1.05
 ax.plot([0, top], [0, top], color="k", ls=":", lw=1, label="same step")
 ax.set(xlabel="lock-in step (chapter 3)", ylabel="entropy transition midpoint (step)",
-       title=f"r = {r_all[0]:.2f} [{r_all[1]:.2f}, {r_all[2]:.2f}] over {r_all[3]} seed×layer points")
+       title=f"r = {fmt_ci(r_all[:3], bounds=(-1, 1))} over {r_all[3]} seed×layer points")
 ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
 fig.tight_layout()
 display(Markdown(
-    f"Entropy midpoint minus lock-in step: {gap[0]:.0f} [{gap[1]:.0f}, {gap[2]:.0f}] steps "
-    f"(mean over layers, CI over seeds). Last layer, across seeds: r = {r_last[0]:.2f} "
-    f"[{r_last[1]:.2f}, {r_last[2]:.2f}] (n = {r_last[3]})."))
+    f"Entropy midpoint minus lock-in step: {fmt_ci(gap, 0, signed=True)} steps "
+    f"(mean over layers, CI over seeds). Last layer, across seeds: r = "
+    f"{fmt_ci(r_last[:3], bounds=(-1, 1))} (n = {r_last[3]}). Of the "
+    f"{trans['mid'].notna().sum()} seed × layer × m midpoints, "
+    f"{(trans['mid'] == trans['mid'].mode().min()).mean():.0%} sit on one snapshot (step "
+    f"{number(trans['mid'].mode().min(), 0)})."))
 
 # %% [markdown]
 # ## 5. Top-$k$ attention ablation
@@ -231,37 +237,21 @@ fig.tight_layout()
 
 # %% [markdown]
 # ## 6. Claims ledger rows
-# - **C6** (readout entropy drops sharply and smoothly): *supported* if, in the last layer and for
-#   every $m$, the drop is at least half of $\ln T$ (CI lower bound) **and** the 10–90% window is
-#   wider than `smooth_fraction` of training (CI lower bound); *partly* if one of the two holds.
-# - **C7** (bubble timing coincides with manifold stabilisation): *supported* if the seed×layer
-#   correlation's CI excludes 0 on the positive side **and** the mean gap between the entropy
-#   midpoint and lock-in is within 10% of training (CI inside ±10%); *partly* if one holds.
+# The rules live in `modadd.claims.ch04` (listed below with their versions); each record shows
+# the verdict, the criterion that decided it, its null (uniform attention for C6; the lock-in of
+# another seed for C7), what flips it, and the verdict of the earlier rule on the same tables.
+# In short: **C6** tests the last layer's drop (every $m$: CI lower bound ≥ half of $\ln T$) and
+# judges smooth vs abrupt only when the 10–90% window spans more than a stated number of
+# snapshot intervals, so that a denser re-measurement is decided by the same rule. **C7** takes
+# the seed as its unit (layers averaged within seed) and is not testable where the entropy
+# midpoints do not vary beyond the snapshot grid.
 
 # %%
-final_layer = trans[trans.layer == trans.layer.max()]
-drop_ok = all(mean_ci(p.drop_fraction)[1] >= 0.5 for _, p in final_layer.groupby("m"))
-smooth_ok = all(mean_ci(p.width_fraction)[1] > smooth_fraction
-                for _, p in final_layer.groupby("m"))
-drop = mean_ci(final_layer.groupby("seed").drop_fraction.mean())
-width = mean_ci(final_layer.groupby("seed").width_fraction.mean())
-rebound = mean_ci(final_layer.groupby("seed").rebound.mean())
-corr_ok = r_all[1] > 0
-close_ok = abs(gap[1]) <= 0.1 * cfg.train.n_steps and abs(gap[2]) <= 0.1 * cfg.train.n_steps
-rows = [
-    {"id": "C6", "claim": "readout attention entropy drops sharply ('bubbling'), smoothly",
-     "verdict": "supported" if drop_ok and smooth_ok else "partly supported"
-     if drop_ok or smooth_ok else "not supported",
-     "effect": f"last layer: drop {drop[0]:.2f} of ln T, 10–90% window {width[0]:.2f} of "
-               f"training (≈{width[0] * cfg.train.n_steps / cfg.train.snapshot_every:.1f} "
-               f"snapshot intervals), rebound {rebound[0]:.2f} of the drop",
-     "CI": f"drop [{drop[1]:.2f}, {drop[2]:.2f}]; window [{width[1]:.2f}, {width[2]:.2f}]",
-     "control": f"uniform attention ln T = {np.log(T):.2f}; abrupt ≤ {smooth_fraction:.0%}"},
-    {"id": "C7", "claim": "bubble timing coincides with execution-manifold lock-in",
-     "verdict": "supported" if corr_ok and close_ok else "partly supported"
-     if corr_ok or close_ok else "not supported",
-     "effect": f"r = {r_all[0]:.2f} (seed×layer); midpoint − lock-in {gap[0]:.0f} steps",
-     "CI": f"r [{r_all[1]:.2f}, {r_all[2]:.2f}]; gap [{gap[1]:.0f}, {gap[2]:.0f}]",
-     "control": "r = 0; gap within 10% of training"},
-]
-ledger.record("04", rows, preset).style.hide(axis="index")
+display(Markdown("\n".join(f"- **{spec.id}**, rule v{spec.rule.version} ({spec.rule.date}): "
+                            f"{spec.rule.text}." for spec in C67.CLAIMS)))
+tables = C67.tables_from_metrics(metrics, lock, T, cfg.train.n_steps)
+records = {cid: claims.evaluate(cid, tables, preset) for cid in ("C6", "C7")}
+display(records["C6"])
+
+# %%
+records["C7"]

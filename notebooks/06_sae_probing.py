@@ -41,6 +41,8 @@
 # The runs are the `book` runs with full parameters (chapters 4–5), at three stages of training.
 
 # %%
+from functools import partial
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -48,9 +50,11 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import bubbling as B
-from modadd import ledger
+from modadd import claims
 from modadd import sae as S
+from modadd.claims import ch06
 from modadd.plots import band_plot, point_ci
+from modadd.report import ci_text, number
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
@@ -80,8 +84,7 @@ table = pd.concat([S.probe_table(c, steps, layers, settings) for c in configs],
                   ignore_index=True)
 probes = pd.concat([S.linear_probe_table(c, steps, settings) for c in configs],
                    ignore_index=True)
-stage_name = dict(zip(steps, ["early", "mid", "late"][-len(steps):] if len(steps) <= 3
-                      else [f"step {s}" for s in steps]))
+stage_name = ch06.stage_names(steps)
 stage_order = list(stage_name.values())
 table["stage"] = pd.Categorical(table.step.map(stage_name), stage_order, ordered=True)
 table["sae"] = table.sae.fillna("none")          # model-only rows (the clean accuracy)
@@ -97,14 +100,10 @@ display(Markdown(
 # latents never active. Mean [95% CI] over seeds.
 
 # %%
-def ci_text(values) -> str:
-    mean, low, high = mean_ci(values)
-    return f"{mean:.3g} [{low:.3g}, {high:.3g}]"
-
-
+ci3 = partial(ci_text, digits=3, fmt="g")      # mean [95% CI] over seeds, 3 significant digits
 quality = table[table.quantity.isin(["explained_variance", "l0", "dead_fraction",
                                      "alive_latents"])]
-(quality.groupby(["sae", "layer", "stage", "quantity"], observed=True).value.apply(ci_text)
+(quality.groupby(["sae", "layer", "stage", "quantity"], observed=True).value.apply(ci3)
  .unstack("quantity"))
 
 # %% [markdown]
@@ -132,7 +131,7 @@ fig.suptitle("Association of the top latents with task features (mean, 95% CI ov
 fig.tight_layout()
 n_strong = (assoc[assoc.selection == "m / positions"].assign(strong=lambda f: f.value >= strong)
             .groupby(["seed", "sae", "layer", "stage"], observed=True).strong.sum().reset_index())
-n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci_text).unstack("stage")
+n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci3).unstack("stage")
 
 # %% [markdown]
 # What the three latents most associated with $m$ or positions encode (seed 0, last stage): their
@@ -174,20 +173,8 @@ acc = table[table.quantity.str.startswith("accuracy:")].copy()
 acc["condition"] = acc.quantity.str.split(":").str[1]
 acc = acc.groupby(["seed", "step", "stage", "layer", "sae", "condition", "m"],
                   as_index=False, observed=True).value.mean()      # random: mean over draws
-clean = acc[acc.condition == "clean"].drop(columns=["sae", "condition"]).drop_duplicates()
-conditions = ["reconstruction", "zero m / positions", "zero label / values", "zero random"]
-wide = acc[acc.sae != "none"].pivot_table(index=["seed", "stage", "layer", "sae", "m"],
-                                          columns="condition", values="value",
-                                          observed=True).reset_index()
-clean_by = clean.set_index(["seed", "stage", "layer", "m"]).value
-wide["reconstruction cost"] = clean_by.reindex(
-    pd.MultiIndex.from_frame(wide[["seed", "stage", "layer", "m"]])).to_numpy() \
-    - wide["reconstruction"]
-for c in conditions[1:]:
-    wide[f"drop: {c}"] = wide["reconstruction"] - wide[c]
-drop_columns = ["reconstruction cost"] + [f"drop: {c}" for c in conditions[1:]]
-drops = wide.groupby(["seed", "stage", "layer", "sae"], as_index=False, observed=True)[
-    drop_columns].mean()
+drop_columns = list(ch06.DROP_COLUMNS)
+drops = ch06.ablation_drops(table)      # per seed, stage, layer, SAE kind: mean over m
 long = drops.melt(id_vars=["seed", "stage", "layer", "sae"], value_vars=drop_columns,
                   var_name="effect", value_name="drop")
 long["stage index"] = long.stage.cat.codes.astype(float)
@@ -209,9 +196,9 @@ fig.tight_layout()
 # over seeds).
 
 # %%
-display(drops.groupby(["sae", "layer", "stage"], observed=True)[drop_columns].agg(ci_text))
+display(drops.groupby(["sae", "layer", "stage"], observed=True)[drop_columns].agg(ci3))
 last_stage = acc[acc.step == steps[-1]]        # random: each seed's mean over its draws
-(last_stage.groupby(["sae", "layer", "condition", "m"], observed=True).value.apply(ci_text)
+(last_stage.groupby(["sae", "layer", "condition", "m"], observed=True).value.apply(ci3)
  .unstack("m"))
 
 # %% [markdown]
@@ -234,18 +221,29 @@ fig.tight_layout()
 
 # %% [markdown]
 # ## 5. Claims ledger row
-# **C9** has three parts, judged on the ReLU SAE (the paper's kind) over every probed layer.
-# *Correlate*: at some probed layer, at least 3 latents reach association `strong` with $m$ or a
-# marker position at the mid and late stages (seed mean). *Barely matter*: zeroing them lowers
-# accuracy by less than `small_drop` beyond the reconstruction at every layer and stage (CI upper
-# bound). *Largest early*: the early drop exceeds the mid and late ones at the layer with the
-# largest drop. **Supported** if all three hold; **partly** if *correlate* or *barely matter*
-# holds; **not supported** if neither does. The control column gives the same drops for as many
-# random live latents, and the TopK SAE's (the original code's kind) largest drop.
+# **C9**'s rule lives in `modadd.claims.ch06` (printed below with its version history). In
+# brief, judged on the ReLU SAE (the paper's kind) over every probed layer: *correlate* — at
+# some layer the third-strongest m/position latent reaches association `strong` at the mid and
+# late stages (seed mean); without that, **not supported** (the ablation then tests no task
+# latents). With it: **supported** if zeroing the latents lowers accuracy by less than
+# `small_drop` beyond the reconstruction at every layer and stage (CI upper bound over seeds)
+# *and* the early drop is the largest; **partly** if one of the two holds. The null is the same
+# rule on random live latents in place of the m/position latents; the record shows each
+# control, whether the null passes, and what flips the verdict (the bars moved over their
+# stated ranges, the cell with the highest drop bound left out, the TopK SAE).
 
 # %%
 kind = "relu" if "relu" in settings.kinds else settings.kinds[0]
 order = [stage_name[s] for s in steps]
+c9_tables = ch06.tables_from_probes(table, order, settings.kinds, n_latents, n_train)
+record = claims.evaluate("C9", c9_tables, preset)
+spec = claims.spec("C9")
+display(Markdown("\n".join(f"- rule v{r.version} ({r.date}): {r.text}"
+                            + (f" — *changed because* {r.reason}" if r.reason else "")
+                            for r in (*spec.history, spec.rule))))
+display(record)
+
+# %%
 column = "drop: zero m / positions"
 
 
@@ -258,37 +256,11 @@ by_layer = {layer: drop_stats(kind, layer) for layer in layers}
 worst = max(layers, key=lambda l: max(by_layer[l][st][0] for st in order))
 drop_ci = by_layer[worst]
 random_ci = drop_stats(kind, worst, "drop: zero random")
-label_ci = drop_stats(kind, worst, "drop: zero label / values")
-other = [k for k in settings.kinds if k != kind]
-other_worst = {k: max((drop_stats(k, l)[st][0], l, st) for l in layers for st in order)
-               for k in other}
-counts = n_strong[n_strong.sae == kind]
-strong_mean = {(layer, st): counts[(counts.layer == layer) & (counts.stage == st)].strong.mean()
-               for layer in layers for st in order}
-best_layer = max(layers, key=lambda l: min(strong_mean[(l, st)] for st in order[1:] or order))
-correlate_ok = any(all(strong_mean[(l, st)] >= 3 for st in order[1:] or order) for l in layers)
-small_ok = all(by_layer[l][st][2] < small_drop for l in layers for st in order)
-early_ok = len(order) > 1 and all(drop_ci[order[0]][0] > drop_ci[st][0] for st in order[1:])
-verdict = ("supported" if correlate_ok and small_ok and early_ok else
-           "partly supported" if correlate_ok or small_ok else "not supported")
-fmt = lambda d: ", ".join(f"{st} {d[st][0]:+.3f}" for st in order)   # noqa: E731
-rows = [{
-    "id": "C9",
-    "claim": "a few SAE latents correlate strongly with m/positions, yet zeroing them barely "
-             "changes accuracy (largest drop early)",
-    "verdict": verdict,
-    "effect": f"{kind} SAE: latents with association ≥ {strong} (layer {best_layer}): "
-              + ", ".join(f"{st} {strong_mean[(best_layer, st)]:.1f}" for st in order)
-              + f"; accuracy drop when {n_latents} m/position latents are zeroed (layer "
-                f"{worst}): {fmt(drop_ci)}",
-    "CI": "drop " + "; ".join(f"{st} [{drop_ci[st][1]:.3f}, {drop_ci[st][2]:.3f}]"
-                              for st in order),
-    "control": f"{n_latents} random live latents: {fmt(random_ci)}; label/value latents: "
-               f"{fmt(label_ci)}"
-               + "".join(f"; {k} SAE largest drop {v[0]:+.3f} (layer {v[1]}, {v[2]})"
-                         for k, v in other_worst.items()),
-}]
-ledger.record("06", rows, preset).style.hide(axis="index")
+
+
+def per_stage(d: dict) -> str:
+    return ", ".join(f"{st} {number(d[st][0], 3, signed=True)}" for st in order)
+
 
 # %% [markdown]
 # ## 6. Summary (computed)
@@ -307,12 +279,13 @@ display(Markdown(
     f"{best['label / values']:.2f} with the label or a value (mean over seeds, layers and "
     f"stages).\n"
     f"- **Ablation through the model:** zeroing the {n_latents} m/position latents at layer "
-    f"{worst} lowers accuracy by {fmt(drop_ci)} beyond the reconstruction (negative: raises); "
-    f"random latents by "
-    f"{fmt(random_ci)}. The task latents' drop "
+    f"{worst} lowers accuracy by {per_stage(drop_ci)} beyond the reconstruction (negative: "
+    f"raises); random latents by {per_stage(random_ci)}. The task latents' drop "
     f"{'exceeds' if beats_random else 'does not clearly exceed'} the random one (CI).\n"
     f"- **Reconstruction alone** costs "
-    f"{', '.join(f'{st} {v:+.3f}' for st, v in recon_cost.items())} accuracy.\n"
+    f"{', '.join(f'{st} {number(v, 3, signed=True)}' for st, v in recon_cost.items())} "
+    f"accuracy.\n"
+    f"- **Verdict (C9):** {record.verdict} — {record.why}.\n"
     f"- **Probes:** held-out linear probes on the final residual read m at "
     f"{m_probe[0]:.1%} and the label at {label_probe[0]:.1%} (late; majority rates "
     f"{probe_last[probe_last.target == 'm'].majority.mean():.1%} and "

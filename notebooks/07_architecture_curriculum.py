@@ -44,6 +44,8 @@
 # chapter 3.
 
 # %%
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -53,10 +55,12 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import arms as A
-from modadd import ledger
+from modadd import claims
 from modadd import manifold as MF
+from modadd.claims import ch07
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
+from modadd.report import ci_text, number
 from modadd.stats import mean_ci
 from modadd.model import build_model, count_flops_per_step
 from modadd.task import chance_accuracy, max_markers
@@ -93,13 +97,8 @@ display(Markdown(
     f"Preset `{preset}`: {len(arms['attention-only, mixed'])} seeds per arm "
     f"({len(arms['paper SGD'])} for paper SGD), {cfg.train.n_steps} steps, "
     f"$m \\in$ {M_VALUES}, $C = {cfg.task.C}$ (chance accuracy {chance:.3f})."))
-
-
-def ci_text(values, digits: int = 2) -> str:
-    mean, low, high = mean_ci(values)
-    if np.isnan(low):
-        return f"{mean:.{digits}f} (n=1)"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+ACC = (0.0, 1.0)              # accuracies and forgetting stay in [0, 1] ...
+DIFF = (-1.0, 1.0)            # ... accuracy differences in [-1, 1]
 
 
 def accuracy_panels(frame: pd.DataFrame, arm_names: list, title: str, marks=None):
@@ -121,7 +120,7 @@ def accuracy_panels(frame: pd.DataFrame, arm_names: list, title: str, marks=None
 
 def final_table(frame: pd.DataFrame, arm_names: list) -> pd.DataFrame:
     part = frame[frame.arm.isin(arm_names)]
-    table = part.groupby(["arm", "m"]).value.apply(ci_text).unstack("m")
+    table = part.groupby(["arm", "m"]).value.apply(ci_text, bounds=ACC).unstack("m")
     return table.loc[[a for a in arm_names if a in table.index]]
 
 
@@ -226,7 +225,8 @@ pd.DataFrame({"quantity": [
     "mean [95% CI] over seeds": [ci_text(attn_diff), ci_text(below["attention-only, mixed"]),
                                  ci_text(below["with MLP"]), ci_text(closer_to_null),
                                  ci_text(mlp_below),
-                                 ci_text(acc_gap, 3), ci_text(acc_gap_m, 3)]})
+                                 ci_text(acc_gap, 3, bounds=DIFF),
+                                 ci_text(acc_gap_m, 3, bounds=DIFF)]})
 
 # %% [markdown]
 # ## 2. Mixed training against a curriculum (C11)
@@ -246,9 +246,11 @@ accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curricu
 # %%
 forget = A.forgetting_table(acc[acc.arm.isin(CURRICULUM_ARMS)])
 pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgetting
-           .apply(ci_text).unstack("m"),
-           "final accuracy": forget.groupby(["arm", "m"]).final.apply(ci_text).unstack("m"),
-           "peak accuracy": forget.groupby(["arm", "m"]).peak.apply(ci_text).unstack("m")},
+           .apply(ci_text, bounds=ACC).unstack("m"),
+           "final accuracy": forget.groupby(["arm", "m"]).final.apply(ci_text, bounds=ACC)
+           .unstack("m"),
+           "peak accuracy": forget.groupby(["arm", "m"]).peak.apply(ci_text, bounds=ACC)
+           .unstack("m")},
           axis=1).loc[CURRICULUM_ARMS]
 
 # %% [markdown]
@@ -281,19 +283,17 @@ angles = A.arm_angle_table(angle_arms, k=k, random_draws=random_draws)
 dim = cfg.model.d_model ** 2
 pairs = angles[angles.comparison != "random"]
 per_pair = pairs.groupby(["comparison", "a", "b"], as_index=False)[["mean_cos2", "distance"]].mean()
-def ci_sci(values) -> str:
-    mean, low, high = mean_ci(values)
-    return f"{mean:.2e} [{low:.2e}, {high:.2e}]"
-
-
+ci_sci = partial(ci_text, digits=2, fmt="e", bounds=ACC)     # overlaps lie in [0, 1]
 overlap = per_pair.groupby("comparison").agg(
-    overlap=("mean_cos2", ci_sci), distance=("distance", lambda v: ci_text(v, 4)),
+    overlap=("mean_cos2", ci_sci),
+    distance=("distance", partial(ci_text, digits=4, bounds=(0.0, np.inf))),
     pairs=("a", "size"))
 overlap["overlap / random (k/D)"] = (per_pair.groupby("comparison").mean_cos2.mean()
                                      / (k / dim)).round(0)
 random_distance = angles[angles.comparison == "random"].distance
 display(Markdown(f"Random {k}-subspace pairs of $\\mathbb{{R}}^{{{dim}}}$: distance "
-                 f"{ci_text(random_distance, 4)}, expected overlap $k/D$ = {k / dim:.1e}."))
+                 f"{ci_text(random_distance, 4, bounds=(0.0, np.inf))}, expected overlap "
+                 f"$k/D$ = {k / dim:.1e}."))
 overlap.loc[per_pair.groupby("comparison").mean_cos2.mean().sort_values(ascending=False).index]
 
 # %% [markdown]
@@ -367,86 +367,56 @@ fig.tight_layout()
 sgd_final = final[final.arm == "paper SGD"]
 sgd_last_loss = sgd_loss[sgd_loss.arm == "paper SGD"].groupby("seed").loss.last()
 display(Markdown(
-    f"Paper SGD after {final_step} steps: held-out accuracy {ci_text(sgd_final.value, 3)} "
+    f"Paper SGD after {final_step} steps: held-out accuracy "
+    f"{ci_text(sgd_final.value, 3, bounds=ACC)} "
     f"(mean over m and seeds; chance {chance:.3f}); training loss "
     f"{ci_text(sgd_last_loss, 3)} against $\\log C$ = {np.log(cfg.task.C):.3f}."))
 
 # %% [markdown]
 # ## 5. Claims ledger rows
-# Rules (applied by the code below):
+# The rules live in `modadd.claims.ch07` (printed below, with the date each was fixed); the
+# records below are computed from the tables this chapter built. In brief:
 #
-# - **C10**: two parts. (a) *collapse disrupted*: with MLP, the joint attention $r_{90}$ exceeds
-#   attention-only, or its distance below the random-walk null shrinks (paired CIs above 0), or
-#   the MLP weights' mean $r_{90}$ per matrix lies above the paper's 3–4 band (> 4.5); (b) *generalization hurt*: final accuracy with MLP is lower
-#   (paired CI below 0). *Supported* if both hold, *partly* if one, else *not supported*.
-# - **C11**: *supported* if the curriculum's forgetting on $m = 1$ has a CI above 0.1 while
-#   mixed training's largest forgetting is below 0.05 and mixed training learns every $m$;
-#   *partly* if forgetting is real but small or mixed does not learn every $m$.
-# - **C12**: *supported* if from scratch on the largest $m$ stays below `learned` in every seed
-#   while mixed training reaches it there (same architecture, so capacity suffices); *partly*
-#   if the curriculum also fails to deliver it (the paper says curriculum or mixed succeeds).
+# - **C10**: (a) *collapse disrupted* — with MLP the joint attention $r_{90}$ rises or its
+#   distance below the random-walk null shrinks (paired CIs above 0), or the MLP weights'
+#   $r_{90}$ per matrix lies above the paper's 3–4 band; (b) *generalization hurt* — final
+#   accuracy with MLP lower (paired CI below 0). Both: supported; one: partly. Null: the
+#   attention-only arm in place of the MLP arm.
+# - **C11**: supported if the curriculum's forgetting of the smallest $m$ has a CI above 0.1
+#   while mixed training forgets < 0.05 and learns every $m$; partly if forgetting is real but
+#   not all of that holds. Null: mixed training in place of the curriculum.
+# - **C12**: supported if from scratch on the largest $m$ every seed stays below `learned`
+#   while mixed training and the curriculum reach it; partly if only mixed does. Null: chance
+#   accuracy for every arm.
 
 # %%
-rows = []
-mlp_type_r90 = blocks[(blocks.arm == "with MLP") & (blocks.source == "real")
-                      & blocks.matrix.isin(A.MLP_MATRICES)].groupby("seed")["rank"].mean()
-attn_dim_up = mean_ci(attn_diff)[1] > 0 or mean_ci(closer_to_null)[1] > 0
-mlp_high = mean_ci(mlp_type_r90)[0] > 4.5
-worse = mean_ci(acc_gap)[2] < 0
-held = [attn_dim_up or mlp_high, worse]
-rows.append({
-    "id": "C10", "claim": "MLPs disrupt the low-dimensional collapse and hurt generalization "
-                          "at equal budget",
-    "verdict": "supported" if all(held) else "partly supported" if any(held)
-    else "not supported",
-    "effect": f"joint attention r90 with − without MLP {ci_text(attn_diff)}; MLP-weight r90 "
-              f"{mean_ci(mlp_type_r90)[0]:.2f} per matrix; final accuracy with − without MLP "
-              f"{mean_ci(acc_gap)[0]:+.3f}",
-    "CI": f"accuracy {ci_text(acc_gap, 3).split(' ', 1)[1]}",
-    "control": "attention-only at the same seeds, steps and optimizer; random-walk null"})
-
-cur = forget[forget.arm == "curriculum"]
-f1 = mean_ci(cur[cur.m == min(M_VALUES)].forgetting)
-mixed_forget = forget[forget.arm == "attention-only, mixed"].groupby("m").forgetting.mean().max()
-mixed_learns = (final[final.arm == "attention-only, mixed"].groupby("m").value.mean()
-                >= learned).all()
-seed_overlap = per_pair[per_pair.comparison == "seeds: attention-only, mixed"].mean_cos2.mean()
-cur_overlap = per_pair[per_pair.comparison == "attention-only, mixed vs curriculum"] \
-    .mean_cos2.mean()
-rows.append({
-    "id": "C11", "claim": "mixed training finds one manifold for all m; strict curriculum "
-                          "forgets small m",
-    "verdict": "supported" if f1[1] > 0.1 and mixed_forget < 0.05 and mixed_learns
-    else "partly supported" if f1[1] > 0 else "not supported",
-    "effect": f"forgetting of m={min(M_VALUES)} under curriculum {f1[0]:.2f}; mixed max "
-              f"{mixed_forget:.3f}; subspace overlap mixed vs curriculum (same seed) "
-              f"{cur_overlap:.3f} vs across seeds {seed_overlap:.2e}",
-    "CI": f"[{f1[1]:.2f}, {f1[2]:.2f}]",
-    "control": "mixed at the same seeds; seed-to-seed and random subspace overlaps"})
-
-only_final = final[(final.arm == ONLY) & (final.m == largest)].value
-mixed_final = final[(final.arm == "attention-only, mixed") & (final.m == largest)].value
-cur_final = final[(final.arm == "curriculum") & (final.m == largest)].value
-fails = (only_final < learned).all()
-mixed_ok = mean_ci(mixed_final)[0] >= learned
-cur_ok = mean_ci(cur_final)[0] >= learned
-rows.append({
-    "id": "C12", "claim": "m ≥ 4 from scratch fails; curriculum / mixed succeed "
-                          "(optimization barrier, not capacity)",
-    "verdict": "supported" if fails and mixed_ok and cur_ok else "partly supported"
-    if fails and mixed_ok else "not supported",
-    "effect": f"final accuracy on m={largest}: only m={largest} {mean_ci(only_final)[0]:.3f}, "
-              f"mixed {mean_ci(mixed_final)[0]:.3f}, curriculum {mean_ci(cur_final)[0]:.3f}",
-    "CI": f"only {ci_text(only_final, 3).split(' ', 1)[1]}; mixed "
-          f"{ci_text(mixed_final, 3).split(' ', 1)[1]}",
-    "control": f"chance {chance:.3f}; same architecture trained mixed"})
-ledger.record("07", rows, preset).style.hide(axis="index")
+c7_tables = ch07.tables_from_arms(final, forget, per_pair, dims, mlp_dims, M_VALUES, chance,
+                                  k / dim)
+records = {cid: claims.evaluate(cid, c7_tables, preset) for cid in ("C10", "C11", "C12")}
+display(Markdown("\n".join(f"- **{cid}** rule v{claims.spec(cid).rule.version} "
+                            f"({claims.spec(cid).rule.date}): {claims.spec(cid).rule.text}"
+                            for cid in records)))
+for record in records.values():
+    display(record)
 
 # %% [markdown]
 # ## Where we agree and disagree with the paper
 
 # %%
 sgd_learns = mean_ci(sgd_final.value)[0] >= learned
+mlp_type_r90 = c7_tables["mlp_pairs"].set_index("seed").mlp_r90
+cur = forget[forget.arm == "curriculum"]
+mixed_forget = forget[forget.arm == "attention-only, mixed"].groupby("m").forgetting.mean().max()
+seed_overlap = per_pair[per_pair.comparison == "seeds: attention-only, mixed"].mean_cos2.mean()
+cur_overlap = per_pair[per_pair.comparison == "attention-only, mixed vs curriculum"] \
+    .mean_cos2.mean()
+only_final = final[(final.arm == ONLY) & (final.m == largest)].value
+mixed_final = final[(final.arm == "attention-only, mixed") & (final.m == largest)].value
+cur_final = final[(final.arm == "curriculum") & (final.m == largest)].value
+mixed_ok = mean_ci(mixed_final)[0] >= learned
+cur_ok = mean_ci(cur_final)[0] >= learned
+
+
 def direction(ci, up: str, down: str, none: str) -> str:
     return up if ci[1] > 0 else down if ci[2] < 0 else none
 
@@ -466,18 +436,19 @@ lines = [
     + f" ({ci_text(closer_to_null)}); the MLP weights' own $r_{{90}}$ is "
     f"{ci_text(mlp_type_r90)} per matrix, "
     + ("above" if mlp_r90[0] > 4.5 else "inside or below")
-    + f" the paper's 3–4 band and {abs(mean_ci(mlp_below)[0]):.2f} "
+    + f" the paper's 3–4 band and {number(abs(mean_ci(mlp_below)[0]))} "
     + ("below" if mean_ci(mlp_below)[0] < 0 else "above")
     + " their random-walk null (all MLP weights jointly). Final accuracy "
     + direction(gap_ci, "rises", "falls", "does not change detectably")
-    + f" ({ci_text(acc_gap, 3)}; on m={largest}: {ci_text(acc_gap_m, 3)}). Verdict: "
-    + rows[0]["verdict"] + ".",
+    + f" ({ci_text(acc_gap, 3, bounds=DIFF)}; on m={largest}: "
+      f"{ci_text(acc_gap_m, 3, bounds=DIFF)}). Verdict: {records['C10'].verdict}.",
     f"- **Curriculum (C11).** Under the original curriculum (optimizer reset), m="
-    f"{min(M_VALUES)} is forgotten by {ci_text(forget_1)}; without the reset by "
-    f"{ci_text(forget_1_noreset)}; mixed training forgets at most {mixed_forget:.3f} on any m. "
-    f"On the largest m the curriculum ends at {ci_text(cur_final)}, mixed training at "
-    f"{ci_text(mixed_final)}. Same-seed subspaces of mixed and curriculum runs overlap "
-    f"{cur_overlap:.3f}, seed-to-seed subspaces within mixed training {seed_overlap:.1e} "
+    f"{min(M_VALUES)} is forgotten by {ci_text(forget_1, bounds=ACC)}; without the reset by "
+    f"{ci_text(forget_1_noreset, bounds=ACC)}; mixed training forgets at most "
+    f"{number(mixed_forget, 3)} on any m. On the largest m the curriculum ends at "
+    f"{ci_text(cur_final, bounds=ACC)}, mixed training at {ci_text(mixed_final, bounds=ACC)}. "
+    f"Verdict: {records['C11'].verdict}. Same-seed subspaces of mixed and curriculum runs "
+    f"overlap {cur_overlap:.3f}, seed-to-seed subspaces within mixed training {seed_overlap:.1e} "
     f"(random: {k / dim:.1e}); the curriculum trajectory's joint $r_{{90}}$ minus the mixed "
     f"one, paired by seed: {ci_text(fragment)}: "
     + direction(mean_ci(fragment), "more dimensions, as the paper's fragmentation picture "
@@ -488,17 +459,19 @@ lines = [
        f"{'the same' if cur_overlap < 0.5 else 'entirely different'} execution subspace, "
        f"though sharing the initialisation makes them "
        f"{cur_overlap / max(seed_overlap, k / dim):.0f}× more aligned than different seeds."),
-    f"- **From scratch (C12).** Only m={largest}: {ci_text(only_final, 3)} at the end "
-    f"(chance {chance:.3f}); mixed training reaches {ci_text(mixed_final, 3)} on the same m "
+    f"- **From scratch (C12).** Only m={largest}: {ci_text(only_final, 3, bounds=ACC)} at the "
+    f"end (chance {number(chance, 3)}); mixed training reaches "
+    f"{ci_text(mixed_final, 3, bounds=ACC)} on the same m "
     + ("with the same architecture, so capacity is not the limit. " if mixed_ok else
        "with the same architecture: neither learns it at this budget. ")
     + ("The curriculum also learns it." if cur_ok else
        f"The README's 'curriculum succeeds' does not hold at this budget: the curriculum "
-       f"reaches {ci_text(cur_final, 3)}."),
+       f"reaches {ci_text(cur_final, 3, bounds=ACC)}.")
+    + f" Verdict: {records['C12'].verdict}.",
     "- **The paper's optimizer.** Plain SGD at lr $10^{-3}$, batch 64 "
     + ("learns" if sgd_learns else "does not learn")
     + f" the task within {cfg.train.n_steps} steps (held-out accuracy "
-    f"{ci_text(sgd_final.value, 3)}, chance {chance:.3f})"
+    f"{ci_text(sgd_final.value, 3, bounds=ACC)}, chance {number(chance, 3)})"
     + ("." if sgd_learns else "; at this budget the paper's stated optimizer could not have "
        "produced trained models (the original code used AdamW)."),
 ]

@@ -48,11 +48,12 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import arms as A
-from modadd import ledger
+from modadd import claims
 from modadd import manifold as MF
+from modadd.claims import ch08 as C13
 from modadd.plots import band_plot, point_ci
+from modadd.report import ci_text, fmt_ci
 from modadd.presets import study_configs
-from modadd.stats import mean_ci
 from modadd.task import chance_accuracy
 
 # %% tags=["parameters"]
@@ -103,12 +104,6 @@ acc = A.arm_metrics(arms)
 final = acc[acc.step == acc.step.max()]
 sns.set_theme(style="whitegrid", context="notebook")
 
-
-def ci_text(values, digits: int = 2) -> str:
-    mean, low, high = mean_ci(values)
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for ax, (arm, cfgs) in zip(axes, arms.items()):
     band_plot(acc[acc.arm == arm], x="step", hue="m", ax=ax, label_fmt="m={}")
@@ -120,7 +115,7 @@ fig.suptitle(f"Held-out accuracy per m (mean, 95% CI over {len(arms['mul mod 7']
              "seeds; dotted: chance)", y=1.03)
 fig.tight_layout()
 display(Markdown(f"**Final held-out accuracy** (step {acc.step.max()}), mean [95% CI]:"))
-final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3)).unstack("m")
+final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("m")
 
 # %% [markdown]
 # ## 3. Effective dimension: multiplication against addition
@@ -169,39 +164,37 @@ diff = pd.DataFrame({
     "real: mul − add": wide[("mul mod 7", "real")] - wide[("add mod 7", "real")],
     "null: mul − add": (wide[("mul mod 7", "random walk")]
                         - wide[("add mod 7", "random walk")])}).reset_index()
-diff_summary = diff.groupby("matrix")[["real: mul − add", "null: mul − add"]].agg(ci_text)
+diff_summary = diff.groupby("matrix")[["real: mul − add", "null: mul − add"]].agg(
+    lambda v: ci_text(v, signed=True))
 diff_summary.loc[MATRICES + ["all attention"]]
 
 # %% [markdown]
-# ## 4. Claims ledger row
-# **C13** (multiplication needs 4–6 dimensions against 3–4 for addition): *supported* if the
-# paired difference mul − add of the per-matrix $r_{90}$ (mean over all blocks) has a CI above 0
-# and multiplication's mean lies in $[4, 6]$ with addition's in $[3, 4]$ (±0.5); *partly* if
-# only the difference is positive; *not supported* otherwise.
+# ## 4. Claims ledger rows
+# **C13** (multiplication needs 4–6 dimensions against 3–4 for addition). The rule lives in
+# `modadd.claims.ch08` (version 1): *supported* if the paired difference mul − add of the
+# per-matrix $r_{90}$ (mean over all blocks, one value per seed) has a 95% CI above 0 and
+# multiplication's mean lies in $[4, 6]$ with addition's in $[3, 4]$ (±0.5); *partly* if only
+# the difference is positive; *not supported* otherwise. Its null is the same difference for the
+# random-walk nulls (the runs' own step norms); the record also shows the joint $r_{90}$ of all
+# attention weights as an alternative analysis.
 
 # %%
-per_run = (blocks[blocks.source == "real"].groupby(["arm", "seed"])["rank"].mean()
-           .unstack("arm"))
-gap = mean_ci(per_run["mul mod 7"] - per_run["add mod 7"])
-mul_r, add_r = mean_ci(per_run["mul mod 7"]), mean_ci(per_run["add mod 7"])
-bands = 3.5 <= mul_r[0] <= 6.5 and 2.5 <= add_r[0] <= 4.5
-rows = [{"id": "C13", "claim": "multiplication needs a higher-dimensional manifold (4–6 vs 3–4)",
-         "verdict": "supported" if gap[1] > 0 and bands else "partly supported"
-         if gap[1] > 0 else "not supported",
-         "effect": f"r90 mul {mul_r[0]:.2f}, add {add_r[0]:.2f} (mean over blocks); mul − add "
-                   f"{gap[0]:+.2f}",
-         "CI": f"[{gap[1]:+.2f}, {gap[2]:+.2f}] (paired over seeds)",
-         "control": "addition mod 7, same seeds/initial weights/steps; random-walk null"}]
-ledger.record("08", rows, preset).style.hide(axis="index")
+tables = C13.tables_from_dimensions(dims)
+record = claims.evaluate("C13", tables, preset)
+evidence = C13.measure(tables)
+display(record)
 
 # %% [markdown]
 # ## Where we agree and disagree with the paper
 
 # %%
+per_run = tables["ranks"][tables["ranks"].source == "real"].pivot(index="seed", columns="arm",
+                                                                    values="rank")
+gap = (evidence["gap"], evidence["gap_low"], evidence["gap_high"])
+bands = C13.inside_bands(evidence["mul"], evidence["add"])
 composite = law[(law.task.str.startswith("mul mod 8")) & (law.m == 4)].iloc[0]
 mul_acc = final[final.arm == "mul mod 7"].groupby("seed").value.mean()
 add_acc = final[final.arm == "add mod 7"].groupby("seed").value.mean()
-verdict = rows[0]["verdict"]
 type_gap = diff.groupby("matrix")["real: mul − add"].mean().drop("all attention")
 widest = type_gap.idxmax()
 display(Markdown("\n".join([
@@ -211,12 +204,13 @@ display(Markdown("\n".join([
     f"{composite['entropy (bits)']:.2f} of {composite['max entropy']:.0f} bits. We use $C = 7$, "
     f"values $1..6$ (a group, uniform labels).",
     f"- **Learning.** Final held-out accuracy (mean over m): multiplication "
-    f"{ci_text(mul_acc, 3)}, addition {ci_text(add_acc, 3)}; "
+    f"{ci_text(mul_acc, 3, bounds=(0, 1))}, addition {ci_text(add_acc, 3, bounds=(0, 1))}; "
     + ("both tasks are learned." if min(mul_acc.mean(), add_acc.mean()) >= learned else
        "not both are learned at this budget, so their trajectories are compared part-way."),
-    f"- **Dimension (C13: {verdict}).** Mean $r_{{90}}$ per attention matrix is "
-    f"{ci_text(per_run['mul mod 7'])} for multiplication and {ci_text(per_run['add mod 7'])} for "
-    f"addition; the paired difference is {gap[0]:+.2f} [{gap[1]:+.2f}, {gap[2]:+.2f}]. "
+    f"- **Dimension (C13: {record.verdict}).** Mean $r_{{90}}$ per attention matrix is "
+    f"{ci_text(per_run['mul mod 7'], bounds=(0, np.inf))} for multiplication and "
+    f"{ci_text(per_run['add mod 7'], bounds=(0, np.inf))} for addition; the paired difference "
+    f"is {fmt_ci(gap, signed=True)}. "
     + ("Multiplication is higher-dimensional, as the paper says" if gap[1] > 0 else
        "Multiplication is lower-dimensional, against the paper" if gap[2] < 0 else
        f"No difference is detectable at {len(per_run)} seeds; the point estimate points "

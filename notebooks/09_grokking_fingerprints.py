@@ -51,8 +51,9 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import grokking as G
-from modadd import ledger
-from modadd.stats import mean_ci
+from modadd import claims
+from modadd.claims import ch09 as C14
+from modadd.report import ci_text, fmt_ci, number, pvalue
 
 # %% tags=["parameters"]
 preset: str = "book"          # grokking preset: "smoke" (CI, seconds) | "book" | "fingerprint" | "power" | "nanda"
@@ -82,14 +83,6 @@ wds = sorted(labels.weight_decay.unique())
 cfg = main_runs[0].config
 sns.set_theme(style="whitegrid", context="notebook")
 display(G.grokking_preset_table().loc[[preset]])
-
-
-def ci_text(values, digits: int = 0) -> str:
-    mean, low, high = mean_ci(values)
-    if np.isnan(low):
-        return f"{mean:.{digits}f}" if np.isfinite(mean) else "—"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
 
 # %% [markdown]
 # ## 2. Training curves and steps to grok
@@ -136,13 +129,14 @@ for wd, part in main_labels.groupby("weight_decay"):
     grok_rows.append({
         "weight decay": wd,
         "grokked": f"{int(grokked.sum())}/{len(part)}",
-        "memorised (train acc ≥ 99%) at": ci_text(part.memorise_step.astype(float)),
-        "grokked (held-out acc ≥ 99%) at": ci_text(part.grok_step.astype(float)),
-        "grok − memorise": ci_text((part.grok_step - part.memorise_step).astype(float)),
+        "memorised (train acc ≥ 99%) at": ci_text(part.memorise_step.astype(float), 0),
+        "grokked (held-out acc ≥ 99%) at": ci_text(part.grok_step.astype(float), 0),
+        "grok − memorise": ci_text((part.grok_step - part.memorise_step).astype(float), 0),
         "final held-out accuracy": ci_text([r.metrics[(r.metrics.metric == "accuracy") &
                                                       (r.metrics.step == r.last_step)].value.iloc[0]
-                                            for r in main_runs if r.config.train.weight_decay == wd], 3),
-        "steps trained": ci_text(part.last_step.astype(float)),
+                                            for r in main_runs if r.config.train.weight_decay == wd],
+                                           3, bounds=(0, 1)),
+        "steps trained": ci_text(part.last_step.astype(float), 0),
     })
 grok_table = pd.DataFrame(grok_rows)
 display(Markdown(f"**Steps to grok** (mean [95% CI] over the seeds that grokked; resolution "
@@ -198,7 +192,7 @@ for run, lab in zip(main_runs, labels[labels.role == "main"].itertuples()):
                            "std over time": float(after.std(axis=0).mean())})
 motion = pd.DataFrame(motion, columns=["weight decay", "probes", "std over time"])
 motion_table = (motion.groupby(["weight decay", "probes"])["std over time"]
-                .agg(lambda v: ci_text(v, 3)).unstack("probes"))
+                .agg(lambda v: ci_text(v, 3, bounds=(0, np.inf))).unstack("probes"))
 motion_ratio = (motion[motion.probes == "heldout"]["std over time"].mean() /
                 motion[motion.probes == "train"]["std over time"].mean())
 motion_table
@@ -250,7 +244,7 @@ err = errors.merge(labels[["key", "weight_decay", "role"]], on="key")
 err = err[err.role == "main"]
 metrics_cols = [c for c in errors.columns if c not in ("key", "method")]
 err_table = err.groupby(["weight_decay", "method"])[metrics_cols].agg(
-    lambda v: ci_text(v, 3)).reset_index()
+    lambda v: ci_text(v, 3, bounds=(0, np.inf))).reset_index()
 paired = err.pivot_table(index="key", columns="method", values="one-step")
 rrr_wins = int((paired["rrr"] <= paired["tsvd"] * (1 + 1e-9)).sum())
 display(Markdown(f"RRR's one-step error ≤ TSVD's in **{rrr_wins} of {len(paired)}** runs."))
@@ -277,7 +271,7 @@ tsvd_vs_rrr = np.array([spectral_distance(spectrum(k, "tsvd"), spectrum(k, "rrr"
                         for k in main_keys])
 states = n_delays * len(main_runs[0].fingerprints["quantiles"])
 records = labels[labels.role == "main"].last_step // cfg.train.record_every + 1 - n_delays
-display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4)} (mean over "
+display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4, bounds=(0, np.inf))} (mean over "
                  f"{len(tsvd_vs_rrr)} runs); Hankel state {states} coordinates, "
                  f"{int(records.min())}–{int(records.max())} snapshot pairs per run."))
 
@@ -327,16 +321,15 @@ def separation_rows(eigenvalues, window: str) -> list[dict]:
         pert = G.pair_distances(Dm, fam) if len(fam) > 1 else np.array([np.nan])
         seeds_wd1 = G.pair_distances(Dm, seed_pairs)
         out.append({"window": window, "method": method.upper(),
-                    "within wd": f"{s['within']:.3f} [{s['within CI'][0]:.3f}, {s['within CI'][1]:.3f}]",
-                    "between wd": f"{s['between']:.3f} [{s['between CI'][0]:.3f}, {s['between CI'][1]:.3f}]",
-                    "between / within": f"{s['ratio']:.2f} [{s['ratio CI'][0]:.2f}, {s['ratio CI'][1]:.2f}]",
+                    "within wd": fmt_ci((s["within"], *s["within CI"]), 3),
+                    "between wd": fmt_ci((s["between"], *s["between CI"]), 3),
+                    "between / within": fmt_ci((s["ratio"], *s["ratio CI"])),
                     "p (permutation)": s["p (permutation)"],
-                    "1-NN accuracy": f"{s['1-NN accuracy']:.2f} (chance {s['chance']:.2f})",
-                    "perturbed pairs (wd 1)": ci_text(pert, 3),
-                    "seed pairs (wd 1)": ci_text(seeds_wd1, 3),
-                    "_ratio_low": s["ratio CI"][0], "_p": s["p (permutation)"],
-                    "_between": s["between"], "_pert": float(np.nanmean(pert)),
-                    "_pert_high": mean_ci(pert)[2], "_seed": float(np.mean(seeds_wd1))})
+                    "1-NN accuracy": f"{number(s['1-NN accuracy'])} (chance {number(s['chance'])})",
+                    "perturbed pairs (wd 1)": ci_text(pert, 3, bounds=(0, np.inf)),
+                    "seed pairs (wd 1)": ci_text(seeds_wd1, 3, bounds=(0, np.inf)),
+                    "_p": s["p (permutation)"], "_pert": float(np.nanmean(pert)),
+                    "_seed": float(np.mean(seeds_wd1))})
     return out
 
 
@@ -367,52 +360,35 @@ for nd in sorted({8, 16, n_delays}):
                              order.seed.to_numpy()[main_idx], n_boot=500,
                              n_perm=min(n_perm, 1000))
             sens.append({"delays": nd, "rank": r, "method": method.upper(),
-                         "between / within": f"{s['ratio']:.2f} [{s['ratio CI'][0]:.2f}, "
-                                             f"{s['ratio CI'][1]:.2f}]",
+                         "between / within": fmt_ci((s["ratio"], *s["ratio CI"])),
                          "p": s["p (permutation)"], "1-NN": s["1-NN accuracy"]})
 sens = pd.DataFrame(sens)
 sens.style.hide(axis="index").format({"p": "{:.3f}", "1-NN": "{:.2f}"})
 
 # %% [markdown]
-# ## 6. Claims ledger row
-# **C14** is *supported* if, with RRR DMD, the weight decays separate (permutation p < 0.05 and
-# the between/within ratio's CI above 1) both on whole runs and in the common window, and the
-# perturbed runs lie closer to each other than runs of different weight decays (the upper CI of
-# their mean distance below the between-wd mean); *partly supported* if the separation holds on
-# whole runs only (so run length could explain it) or the perturbations are not stable;
-# *not supported* if the weight decays do not separate on whole runs.
+# ## 6. Claims ledger rows
+# **C14.** The rule lives in `modadd.claims.ch09` (version 2; version 1 is kept and evaluated on
+# the same tables): with RRR DMD, *supported* if the weight decays separate (label-permutation
+# p < 0.05 and the between/within ratio's bootstrap CI over seeds above 1) both on whole runs and
+# in the common window, and the perturbed runs are stable (the upper CI of their distance to the
+# unperturbed run, one value per perturbation, below the between-wd mean; version 1 took the CI
+# over all pairs of the perturbation family, whose pairs share runs); *partly supported* if the
+# separation holds on whole runs only or the perturbations are not stable; *not supported* if
+# the weight decays do not separate on whole runs. The null reassigns the weight-decay labels
+# across conditions; TSVD DMD is shown as an alternative analysis.
 
 # %%
-rrr = sep[sep.method == "RRR"].set_index("window")
-whole, window = rrr.iloc[0], rrr.iloc[1]
-
-
-def separates(row) -> bool:
-    return bool(row["_p"] < 0.05 and row["_ratio_low"] > 1)
-
-
-stable = bool(np.isfinite(whole["_pert_high"]) and whole["_pert_high"] < whole["_between"])
-verdict = ("supported" if separates(whole) and separates(window) and stable else
-           "partly supported" if separates(whole) else "not supported")
-rows = [{"id": "C14",
-         "claim": "DMD spectra of fingerprints separate weight decays and are stable across "
-                  "seeds and 1e-3 init perturbations",
-         "verdict": verdict,
-         "effect": f"RRR between/within-wd distance {whole['between / within'].split(' ')[0]} "
-                   f"(whole runs), {window['between / within'].split(' ')[0]} (first {common} "
-                   f"steps); perturbed pairs {whole['_pert']:.3f} vs seed pairs "
-                   f"{whole['_seed']:.3f}",
-         "CI": f"ratio {whole['between / within'].split(' ', 1)[1]} / "
-               f"{window['between / within'].split(' ', 1)[1]} (bootstrap over seeds); "
-               f"p = {whole['_p']:.4f} / {window['_p']:.4f}",
-         "control": "weight-decay label permutation; common-length window; TSVD DMD"}]
-ledger.record("09", rows, preset).style.hide(axis="index")
+tables = C14.tables_from_spectra(labels, eig, eig_window, common, n_perm)
+record = claims.evaluate("C14", tables, preset)
+evidence = C14.measure(tables)
+display(record)
 
 # %% [markdown]
 # ## Where we agree and disagree with seed 001
 
 # %%
-g = main_labels[main_labels.weight_decay > 0]
+rrr = sep[sep.method == "RRR"].set_index("window")
+whole, window = rrr.iloc[0], rrr.iloc[1]
 display(Markdown("\n".join([
     "- **Grokking.** " + "; ".join(
         f"wd {r['weight decay']:g}: {r['grokked']} seeds grokked, at step "
@@ -430,9 +406,11 @@ display(Markdown("\n".join([
         f"{int(records.max())}), least squares interpolates and both estimators compress the "
         f"same map, so the fork's mislabelled estimator gives nearly RRR's eigenvalues here."
         if states > records.max() else "."),
-    f"- **C14 ({verdict}).** With RRR, between/within-wd distance {whole['between / within']} "
-    f"on whole runs (p = {whole['_p']:.4f}), {window['between / within']} in the first "
-    f"{common} steps (p = {window['_p']:.4f}); 1-NN recovers the weight decay with accuracy "
-    f"{whole['1-NN accuracy']}. Perturbed copies of one run sit at {whole['_pert']:.3f} from "
-    f"each other against {whole['_seed']:.3f} between seeds at the same weight decay.",
+    f"- **C14 ({record.verdict}).** With RRR, between/within-wd distance "
+    f"{whole['between / within']} on whole runs ({pvalue(whole['_p'])}), "
+    f"{window['between / within']} in the first {common} steps ({pvalue(window['_p'])}); 1-NN "
+    f"recovers the weight decay with accuracy {whole['1-NN accuracy']}. Perturbed copies of "
+    f"one run sit at {number(whole['_pert'], 3)} from each other (and "
+    f"{number(evidence['pert'], 3)} from the unperturbed run) against "
+    f"{number(whole['_seed'], 3)} between seeds at the same weight decay.",
 ])))

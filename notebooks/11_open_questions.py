@@ -47,12 +47,15 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import arms as A
-from modadd import ledger
+from modadd import claims
 from modadd import manifold as MF
 from modadd import openq as Q
+from modadd.claims import ch08 as C13
+from modadd.claims import ch11 as C16
 from modadd.plots import point_ci
 from modadd.presets import preset as preset_config
 from modadd.presets import study_configs
+from modadd.report import ci_text, fmt_ci, number, pvalue
 from modadd.stats import mean_ci
 from modadd.task import chance_accuracy
 
@@ -77,14 +80,6 @@ modadd.load_or_train_many(roles["width"] + roles["depth"] + prediction_cfgs + ro
                           n_workers=workers or None)
 sns.set_theme(style="whitegrid", context="notebook")
 warnings.filterwarnings("ignore", category=RuntimeWarning)
-
-
-def ci_text(values, digits: int = 2) -> str:
-    mean, low, high = mean_ci(values)
-    if np.isnan(low):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
 
 base, book = scale.base, preset_config(preset if preset == "smoke" else "book")
 pd.DataFrame({
@@ -132,7 +127,8 @@ accuracy = final_accuracy(roles["width"] + roles["depth"] + roles["width mul"])
 shape = accuracy.assign(shape=lambda f: f.layers.astype(str) + " × " + f.width.astype(str))
 display(Markdown(f"Final held-out accuracy (mean over m), mean [95% CI] over seeds; chance "
                  f"{chance_accuracy(base.task):.3f}:"))
-shape.groupby(["op", "layers", "width"]).accuracy.apply(lambda v: ci_text(v, 3)).unstack("op")
+shape.groupby(["op", "layers", "width"]).accuracy.apply(
+    lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("op")
 
 # %%
 SOURCES = {"real": "#1f4e79", "random walk": "#9dbbd6"}
@@ -180,7 +176,7 @@ for axis, runs, log2 in (("width (per doubling)", width_runs, True),
             fit = Q.trend(runs[runs.source == source], x, measure, log2=log2)
             trend_rows.append({"axis": axis, "measure": measure, "source": source, **fit})
 trends = pd.DataFrame(trend_rows)
-trends.assign(slope=lambda f: [f"{s:+.2f} [{lo:+.2f}, {hi:+.2f}]" for s, lo, hi in
+trends.assign(slope=lambda f: [fmt_ci(ci, signed=True) for ci in
                                zip(f.slope, f.low, f.high)]) \
     .pivot_table(index=["axis", "measure"], columns="source", values="slope", aggfunc="first")
 
@@ -191,7 +187,7 @@ def slope(axis: str, measure: str, source: str = "real") -> pd.Series:
 
 
 def slope_text(s: pd.Series) -> str:
-    return f"{s.slope:+.2f} [{s.low:+.2f}, {s.high:+.2f}]"
+    return fmt_ci((s.slope, s.low, s.high), signed=True)
 
 
 def bounded_text(s: pd.Series, unit: str) -> str:
@@ -260,16 +256,17 @@ display(Markdown(answer_1))
 # below 0.5 — a unit test shows the size of that bias). The headline folds leave out one whole (m, optimizer) cell — every
 # seed of one setting — so each prediction is for a setting the model never saw ("unseen
 # setting"); a second CV leaves out one seed of every cell at a time ("unseen seed": the
-# setting was seen, with other seeds). Intervals bootstrap the runs. The null permutes the
-# outcomes of whole settings among settings (same CV); p is the share of permutations with an
-# AUC at least as high.
+# setting was seen, with other seeds). The table's intervals bootstrap single runs; since the
+# seeds of a setting (almost) always share its outcome, the claim record (section 5) resamples
+# whole settings instead (a cluster bootstrap). The null permutes the outcomes of whole settings
+# among settings (same CV); p is the share of permutations with an AUC at least as high.
 
 # %%
 features = Q.feature_table(prediction_cfgs, success=success)
 cells = features[features.fraction == features.fraction.min()]
 cells.groupby(["m", "optimizer"]).agg(
     runs=("seed", "size"), generalized=("success", "sum"),
-    final_accuracy=("final_accuracy", lambda v: ci_text(v, 3))).unstack("optimizer")
+    final_accuracy=("final_accuracy", lambda v: ci_text(v, 3, bounds=(0, 1)))).unstack("optimizer")
 
 # %%
 FEATURE_SETS = {"training loss (baseline)": list(Q.BASELINE_FEATURES),
@@ -284,12 +281,10 @@ scores = all_scores[all_scores.folds == "unseen setting"]
 single = Q.cv_scores(prediction_cfgs, {f: [f] for f in Q.DIAGNOSTIC_FEATURES + Q.BASELINE_FEATURES},
                      success=success, bootstrap=min(bootstrap, 500), permutations=0)
 table = all_scores.assign(
-    AUC=lambda f: [f"{a:.2f} [{lo:.2f}, {hi:.2f}]" for a, lo, hi in
-                   zip(f.AUC, f["AUC low"], f["AUC high"])],
-    R2=lambda f: [f"{a:.2f} [{lo:.2f}, {hi:.2f}]" for a, lo, hi in
-                  zip(f["R²"], f["R² low"], f["R² high"])],
-    null=lambda f: [f"{q:.2f} (p = {p:.3f})" for q, p in zip(f["AUC null 95%"], f["AUC p"])],
-    delta=lambda f: [("" if np.isnan(d) else f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]") for d, lo, hi
+    AUC=lambda f: [fmt_ci(ci, bounds=(0, 1)) for ci in zip(f.AUC, f["AUC low"], f["AUC high"])],
+    R2=lambda f: [fmt_ci(ci) for ci in zip(f["R²"], f["R² low"], f["R² high"])],
+    null=lambda f: [f"{number(q)} ({pvalue(p)})" for q, p in zip(f["AUC null 95%"], f["AUC p"])],
+    delta=lambda f: [("" if np.isnan(d) else fmt_ci((d, lo, hi), signed=True)) for d, lo, hi
                      in zip(f.get("ΔAUC", np.nan), f.get("ΔAUC low", np.nan),
                             f.get("ΔAUC high", np.nan))])
 table[["folds", "fraction", "features", "n", "successes", "AUC", "null", "delta", "R2"]].rename(
@@ -361,16 +356,17 @@ both_s = score(HEADLINE, "diagnostics + loss")
 
 
 def auc_text(s: pd.Series) -> str:
-    return f"{s.AUC:.2f} [{s['AUC low']:.2f}, {s['AUC high']:.2f}]"
+    """An AUC with its bootstrap interval over runs (the cached table's; see the C16 record
+    for intervals over whole settings)."""
+    return fmt_ci((s.AUC, s["AUC low"], s["AUC high"]), bounds=(0, 1))
 
 
-def delta_text(s: pd.Series) -> str:
-    return f"{s['ΔAUC']:+.2f} [{s['ΔAUC low']:+.2f}, {s['ΔAUC high']:+.2f}]"
-
-
+c16_tables = C16.tables_from_features(features, n_perm=n_perm, bootstrap=bootstrap)
+c16 = C16.measure(c16_tables)
+cluster_auc, cluster_delta = c16.ci.split("; ΔAUC ")
 testable = 0 < base_s.successes < base_s.n
-beats_null = testable and diag_s["AUC p"] < 0.05
-beats_loss = testable and both_s["ΔAUC low"] > 0
+beats_null = testable and c16["p"] < 0.05
+beats_loss = testable and c16["delta_low"] > 0
 best_single = single[single.fraction == HEADLINE].sort_values("AUC", ascending=False).iloc[0]
 if not testable:
     answer_2 = (f"**Answer 2.** Not testable at this preset: {int(base_s.successes)} of "
@@ -379,10 +375,14 @@ else:
     answer_2 = (
         f"**Answer 2.** At {HEADLINE:.0%} of training ({int(base_s.n)} runs, "
         f"{int(base_s.successes)} generalized), the training loss alone predicts "
-        f"generalization with a cross-validated AUC of {auc_text(base_s)} (permutation p = "
-        f"{base_s['AUC p']:.3f}); the diagnostics alone reach {auc_text(diag_s)} (p = "
-        f"{diag_s['AUC p']:.3f}; null 95%: {diag_s['AUC null 95%']:.2f}), and added to the "
-        f"loss they change the AUC by {delta_text(both_s)}. R² for the final accuracy: "
+        f"generalization with a cross-validated AUC of {number(base_s.AUC)} (permutation "
+        f"{pvalue(base_s['AUC p'])}); the diagnostics alone reach {number(c16['auc'])} "
+        f"({cluster_auc.removeprefix('diagnostics ')} resampling whole settings; setting-"
+        f"permutation {pvalue(c16['p'])}, null 95%: {number(diag_s['AUC null 95%'])}), and "
+        f"added to the loss they change the AUC by {number(c16['delta'], signed=True)} "
+        f"{cluster_delta.split(' (')[0]} (over settings). Resampling single runs instead, as "
+        f"the table above does, would give {auc_text(diag_s)} — too narrow, since the seeds of "
+        f"a setting share its outcome. R² for the final accuracy: "
         f"loss {base_s['R²']:.2f}, diagnostics {diag_s['R²']:.2f}, both {both_s['R²']:.2f}. "
         f"The best single feature is {best_single.features} (AUC {best_single.AUC:.2f}; one of "
         f"{len(single.features.unique())} tried, without a null of its own). "
@@ -533,11 +533,9 @@ display(Markdown(answer_3))
 # come from the runs, so a difference in how far the runs move shows there too):
 
 # %%
-chapter8 = ledger.read_ledger(preset)
-c13 = chapter8[chapter8.id == "C13"]
-c13_text = (f"chapter 8 found C13 *{c13.verdict.iloc[0]}* ({c13.effect.iloc[0]}, CI "
-            f"{c13.CI.iloc[0]})" if len(c13) else
-            "chapter 8 has not recorded C13 at this preset")
+# chapter 8's claim, evaluated here from chapter 8's cached tables (no file hand-off)
+c13 = claims.evaluate("C13", C13.load(preset, seeds=min(seeds, C13.SEEDS)), preset)
+c13_text = f"chapter 8 finds C13 *{c13.verdict}* ({c13.effect}, CI {c13.ci})"
 widths = per_run[per_run.layers == base_depth]
 pivot = widths.pivot_table(index=["width", "seed", "source"], columns="op",
                            values="block_r90").dropna().reset_index()
@@ -553,11 +551,11 @@ ax.set(xscale="log", xlabel="width $d$", ylabel="$r_{90}$: mul − add (per bloc
 ax.set_xscale("log", base=2)
 ax.legend(fontsize=8)
 fig.tight_layout()
-gap_table = gap.groupby("width")[list(SOURCES)].agg(ci_text)
+gap_table = gap.groupby("width")[list(SOURCES)].agg(lambda v: ci_text(v, signed=True))
 acc_gap = accuracy[accuracy.layers == base_depth].pivot_table(
     index=["width", "seed"], columns="op", values="accuracy").reset_index()
 gap_table["accuracy: mul − add"] = (acc_gap["mul"] - acc_gap["add"]).groupby(
-    acc_gap.width).apply(lambda v: ci_text(v, 3))
+    acc_gap.width).apply(lambda v: ci_text(v, 3, signed=True))
 gap_table
 
 # %%
@@ -569,8 +567,8 @@ answer_4 = (
     f"**Answer 4.** {c13_text[0].upper() + c13_text[1:]}. Across widths "
     f"{', '.join(map(str, sorted(int(w) for w in gap.width.unique())))}, "
     f"the paired gap mul − add in per-block $r_{{90}}$, averaged over widths, is "
-    f"{pooled[0]:+.2f} [{pooled[1]:+.2f}, {pooled[2]:+.2f}], with a slope of "
-    f"{gap_trend['slope']:+.2f} [{gap_trend['low']:+.2f}, {gap_trend['high']:+.2f}] per "
+    f"{fmt_ci(pooled, signed=True)}, with a slope of "
+    f"{fmt_ci((gap_trend['slope'], gap_trend['low'], gap_trend['high']), signed=True)} per "
     f"doubling of width. "
     + (f"The gap's CI lies above 0 at width(s) {', '.join(str(int(w)) for w in positive)}."
        if positive else
@@ -582,28 +580,20 @@ answer_4 = (
 display(Markdown(answer_4))
 
 # %% [markdown]
-# ## 5. Claims ledger row
-# **C16** (early low-dimensional diagnostics predict eventual success): *supported* if, at
-# 15% of training, the diagnostics added to the training loss raise the cross-validated AUC
-# (ΔAUC interval above 0) and the diagnostics alone beat the permutation null (p < 0.05); *partly* if
-# they beat the null but add nothing to the loss; *not supported* if they do not beat the
-# null; *not testable* if every run (or none) generalized.
+# ## 5. Claims ledger rows
+# **C16** (early low-dimensional diagnostics predict eventual success). The rule lives in
+# `modadd.claims.ch11` (version 2; version 1 is evaluated on the same tables): at 15% of
+# training, *supported* if the diagnostics alone beat the setting-permutation null (p < 0.05)
+# and, added to the training loss, raise the cross-validated AUC (ΔAUC interval above 0);
+# *partly* if they beat the null but add nothing to the loss; *not supported* if they do not
+# beat the null; *not testable* if every run (or none) generalized. Version 1 took the ΔAUC
+# interval from a bootstrap over runs; version 2 resamples whole settings, because outcomes
+# cluster by setting. The null moves the outcomes between whole settings (the chapter's
+# permutation null).
 
 # %%
-verdict = ("not testable" if not testable else "supported" if beats_loss and beats_null
-           else "partly supported" if beats_null else "not supported")
-rows = [{"id": "C16", "claim": "early low-dimensional diagnostics predict eventual success",
-         "verdict": verdict,
-         "effect": (f"at {HEADLINE:.0%} of training: AUC diagnostics {diag_s.AUC:.2f}, "
-                    f"loss {base_s.AUC:.2f}, both {both_s.AUC:.2f}; ΔAUC vs loss "
-                    f"{both_s['ΔAUC']:+.2f}" if testable else "no outcome contrast"),
-         "CI": (f"diagnostics [{diag_s['AUC low']:.2f}, {diag_s['AUC high']:.2f}]; ΔAUC "
-                f"[{both_s['ΔAUC low']:+.2f}, {both_s['ΔAUC high']:+.2f}]" if testable else ""),
-         "control": (f"training loss at the same step; setting-permutation null 95% "
-                     f"{diag_s['AUC null 95%']:.2f} (p = {diag_s['AUC p']:.3f}); "
-                     f"leave-one-setting-out CV over "
-                     f"{int(base_s.n)} runs")}]
-ledger.record("11", rows, preset).style.hide(axis="index")
+c16_record = claims.evaluate("C16", c16_tables, preset)
+display(c16_record)
 
 # %% [markdown]
 # ## Answers

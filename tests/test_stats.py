@@ -73,3 +73,9 @@ def test_holm_against_a_hand_computation():
     assert holm([0.5, 0.6]).tolist() == [1.0, 1.0]      # capped at 1, made monotone
     with pytest.raises(ValueError, match="pvalues"):
         holm([1.5])
+
+
+def test_one_sided_p_of_a_constant_sample_with_round_off_spread():
+    from modadd.stats import one_sided_p
+    x = np.array([0.1 + 0.77] * 5) - np.array([0.0, 1e-17, 0.0, 0.0, 0.0])
+    assert one_sided_p(x, "greater") == 0.0 and one_sided_p(-x, "greater") == 1.0

@@ -113,12 +113,15 @@ def history_verdicts(records: list[VerdictRecord]) -> pd.DataFrame:
             rows.append({"claim": rec.id, "rule": f"v{past['version']}", "date": past["date"],
                          "verdict": past["verdict"],
                          "null passes": "yes" if past["null_passes"] else "no",
+                         "flips under": "; ".join(past.get("flips", [])) or "—",
                          "why": past["why"]})
         if rec.previous:
             rows.append({"claim": rec.id, "rule": f"v{rec.rule_version} (current)",
                          "date": spec(rec.id).rule.date, "verdict": rec.verdict,
-                         "null passes": "yes" if rec.null_passes else "no", "why": rec.why})
-    return pd.DataFrame(rows, columns=["claim", "rule", "date", "verdict", "null passes", "why"])
+                         "null passes": "yes" if rec.null_passes else "no",
+                         "flips under": "; ".join(rec.flips) or "—", "why": rec.why})
+    return pd.DataFrame(rows, columns=["claim", "rule", "date", "verdict", "null passes",
+                                       "flips under", "why"])
 
 
 def record_html(rec: VerdictRecord) -> str:
@@ -134,8 +137,10 @@ def record_html(rec: VerdictRecord) -> str:
              ("flips under", esc("; ".join(rec.flips) or "nothing tried flips it")),
              (f"rule v{rec.rule_version}", esc(rec.rule_text)),
              ("unit of replication", esc(rec.unit))]
-    rows += [(f"earlier rule v{p['version']}", esc(f"{p['verdict']}: {p['why']}"))
-             for p in rec.previous]
+    rows += [(f"earlier rule v{p['version']}", esc(
+        f"{p['verdict']}: {p['why']}" + (" (null passes it)" if p["null_passes"] else "")
+        + (f"; flips under: {'; '.join(p['flips'])}" if p.get("flips") else "")))
+        for p in rec.previous]
     rows += [(f"at {esc(name)}", esc(f"{v.verdict}: {v.why} ({v.effect})"))
              for name, v in rec.variants.items()]
     rows += [(esc(k), esc(v)) for k, v in rec.notes.items()]

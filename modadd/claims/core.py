@@ -132,6 +132,7 @@ class VerdictRecord:
     variants: dict[str, "VerdictRecord"] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     preset: str = ""
+    values: dict[str, float] = field(default_factory=dict)   # the numbers the rule read
 
     def row(self) -> dict:
         """A flat ledger row (strings and numbers)."""
@@ -184,10 +185,11 @@ def apply_rule(spec: ClaimSpec, rule: Rule, tables: Tables) -> dict:
 
 
 def sensitivity(spec: ClaimSpec, tables: Tables, verdict: str,
-                evidence: Optional[Evidence] = None) -> list[str]:
-    """The stated alternatives under which the verdict changes: each threshold at both ends of its
-    range, each named alternative analysis of ``spec.alternatives``."""
-    rule = spec.rule
+                evidence: Optional[Evidence] = None, rule: Optional[Rule] = None) -> list[str]:
+    """The stated alternatives under which ``rule``'s verdict (default: the current rule's)
+    changes: each threshold at both ends of its range, each named alternative analysis of
+    ``spec.alternatives``."""
+    rule = rule or spec.rule
     evidence = evidence or _measure(spec, rule, tables)
     flips = []
     for name, (lo, hi) in rule.ranges.items():
@@ -215,7 +217,9 @@ def evaluate(spec: ClaimSpec, tables: Tables, preset: str = "",
         past = apply_rule(spec, old, tables)
         previous.append({"version": old.version, "date": old.date, "text": old.text,
                          "verdict": past["verdict"], "why": past["why"],
-                         "null_passes": past["null_passes"]})
+                         "null_passes": past["null_passes"],
+                         "flips": sensitivity(spec, tables, past["verdict"], past["evidence"],
+                                              old)})
     record = VerdictRecord(
         id=spec.id, claim=spec.claim, source=spec.source, chapter=spec.chapter,
         verdict=result["verdict"], why=result["why"], effect=evidence.effect, ci=evidence.ci,
@@ -224,7 +228,8 @@ def evaluate(spec: ClaimSpec, tables: Tables, preset: str = "",
         null_why=result["null_decision"].why,
         flips=sensitivity(spec, tables, result["verdict"], evidence),
         rule_version=spec.rule.version, rule_text=spec.rule.text, unit=spec.rule.unit,
-        previous=previous, notes=dict(evidence.notes), preset=preset)
+        previous=previous, notes=dict(evidence.notes), preset=preset,
+        values=dict(evidence.values))
     for name, other in (variant_tables or {}).items():
         record.variants[name] = evaluate(replace(spec, variants=()), other, preset)
     return record

@@ -1,0 +1,675 @@
+"""Chapter 3's claims C1–C5 (paper §4.1, Fig. 1): the dimension of the attention matrices' weight
+trajectories, its stability across seeds, the subspace orientation, the timing of the collapse,
+and W_V, W_O below W_Q, W_K.
+
+Tables (``load`` / :func:`tables_from_analyses`):
+
+- ``r90``: effective rank at 90% of every block (one row per seed × layer × matrix × source;
+  sources ``real``, ``random walk``, ``shuffled increments``; nulls already averaged over their
+  draws within a run), for the schedule under test (``setting``);
+- ``schedules``: the same at each optimisation schedule of the chapter (column ``setting``:
+  ``main``, ``constant lr``, ``original lr``; nulls of 1/4 the draws, as the chapter draws them);
+- ``lock_in``: lock-in fraction of every block (``seed, layer, matrix, source, draw, lock_in``;
+  the random-walk draws kept apart); ``resolution``: one snapshot interval as a fraction of
+  training (the grid lock-in is measured on);
+- ``angles``: top-k subspace overlaps (``comparison, a, b, layer, matrix, overlap``; comparisons
+  ``seed``, ``layer``, ``m (same seed)``, ``seed (same m)``, ``random``); ``k``, ``dim``: the
+  subspace dimension and the ambient dimension ``d^2`` (random overlap expectation ``k/dim``).
+
+Units of replication: seeds (every statistic is first averaged within a seed: over layers and
+blocks, over null draws); for the orientation, runs (per run the mean overlap with the others).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..report import fmt_ci, interval, number
+from ..stats import bounded_mean_ci, mean_ci, one_sided_p
+from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
+
+# the chapter's parameter defaults (notebooks/03_execution_manifold.py, parameters cell)
+SEEDS = 5
+SINGLE_M_SEEDS = 2
+K_SUBSPACE = 4
+NULL_DRAWS = 20
+ANGLE_RANDOM_DRAWS = 50          # random subspace pairs of the angle table (a literal there too)
+
+MATRICES = ("W_Q", "W_K", "W_V", "W_O")
+SCHEDULES = ("main", "constant lr", "original lr")
+VARIANTS = ("original lr", "constant lr")
+SCHEDULE_LABELS = {"main": "preset schedule (book: cosine)", "constant lr": "constant peak rate",
+                   "original lr": "original constant rate 3e-4"}
+POSITIVE = (0.0, float("inf"))   # ranks, ratios: non-negative
+IDS = ("C1", "C2", "C3", "C4", "C5")
+
+
+# ------------------------------------------------------------------------------------- tables
+
+@lru_cache(maxsize=None)
+def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
+         single_m_seeds: int = SINGLE_M_SEEDS, k_subspace: int = K_SUBSPACE,
+         null_draws: int = NULL_DRAWS) -> Tables:
+    """C1–C5's tables at ``preset`` from the cached analyses chapter 3 reads (the same calls
+    with the same arguments, so no null is redrawn); ``variant`` ``"original lr"`` or
+    ``"constant lr"``: the same tables for that schedule's runs (no angle table: no single-m
+    runs or trajectories at those schedules)."""
+    from .. import manifold as MF
+    from ..presets import study_configs
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"variant: must be one of {VARIANTS} or None, got {variant!r}")
+    roles = study_configs(preset, seeds, single_m_seeds)
+    main = roles["main"]
+    steps = MF.block_grams(main[0])[2]
+    k = min(k_subspace, len(steps) - 2)
+    schedules = {role: MF.dimension_summary(roles[role], thresholds=(0.9,),
+                                            null_draws=max(1, null_draws // 4))
+                 for role in SCHEDULES}
+    dim = main[0].model.d_model ** 2
+    if variant is None:
+        mixed = {c.seed: c for c in main}
+        single = {(c.train.single_m, c.seed): c for c in roles["single m"]}
+        return tables_from_analyses(
+            MF.dimension_summary(main, null_draws=null_draws),
+            MF.lock_in_table(main, null_draws=null_draws),
+            MF.angle_table(mixed, single, k=k, random_draws=ANGLE_RANDOM_DRAWS),
+            k=k, dim=dim, steps=steps, schedules=schedules)
+    return tables_from_analyses(schedules[variant],
+                                MF.lock_in_table(roles[variant], null_draws=null_draws), None,
+                                k=k, dim=dim, steps=steps, schedules=schedules, setting=variant)
+
+
+def block_r90(dims: pd.DataFrame) -> pd.DataFrame:
+    """The per-block r90 rows of a :func:`~modadd.manifold.dimension_summary` table."""
+    part = dims[(dims.group == "block") & np.isclose(dims.threshold, 0.9)]
+    return part[["seed", "layer", "matrix", "source", "rank"]].reset_index(drop=True)
+
+
+def tables_from_analyses(dims: pd.DataFrame, lock: pd.DataFrame,
+                         angles: Optional[pd.DataFrame], k: int, dim: int, steps,
+                         schedules: Optional[Mapping[str, pd.DataFrame]] = None,
+                         setting: str = "main") -> Tables:
+    """C1–C5's tables from the chapter's objects: ``dims`` (dimension summary of the tested
+    runs), ``lock`` (their lock-in table), ``angles`` (angle table, or None), the subspace
+    dimension ``k``, ambient dimension ``dim``, snapshot ``steps``, and the dimension summaries
+    of the other schedules (``schedules``: role -> table)."""
+    steps = np.asarray(steps, float)
+    tables = {"r90": block_r90(dims), "setting": setting,
+              "schedules": pd.concat([block_r90(d).assign(setting=name)
+                                      for name, d in (schedules or {}).items()],
+                                     ignore_index=True)
+              if schedules else pd.DataFrame(columns=["seed", "layer", "matrix", "source",
+                                                      "rank", "setting"]),
+              "lock_in": lock[["seed", "layer", "matrix", "source", "draw", "lock_in"]]
+              .reset_index(drop=True),
+              "resolution": float(np.min(np.diff(steps)) / steps[-1]),
+              "k": int(k), "dim": int(dim)}
+    if angles is not None:
+        overlap = np.where(angles.comparison == "random", 1 - angles.distance ** 2,
+                           angles.mean_cos2)
+        tables["angles"] = angles.assign(overlap=overlap)[
+            ["comparison", "a", "b", "layer", "matrix", "overlap"]].reset_index(drop=True)
+    return tables
+
+
+def _wide(r90: pd.DataFrame, by=("seed", "matrix")) -> pd.DataFrame:
+    """Sources as columns, averaged over the blocks within each ``by`` group."""
+    return r90.groupby([*by, "source"])["rank"].mean().unstack("source")
+
+
+def _replace_source(r90: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
+    """``r90`` with the rows of ``target`` replaced by those of ``source`` (relabelled)."""
+    return pd.concat([r90[r90.source != target],
+                      r90[r90.source == source].assign(source=target)], ignore_index=True)
+
+
+def _types(wide: pd.DataFrame) -> list[str]:
+    present = set(wide.index.get_level_values("matrix"))
+    return [m for m in MATRICES if m in present]
+
+
+def _paired_by_type(wide: pd.DataFrame, null: str = "random walk") -> dict:
+    return {m: mean_ci(wide.xs(m, level="matrix")["real"] - wide.xs(m, level="matrix")[null])
+            for m in _types(wide)}
+
+
+def _signed(ci) -> str:
+    return fmt_ci(ci, 2, signed=True)
+
+
+# -------------------------------------------------------------------------------- C1: r90 3–4
+
+C1_THRESHOLDS = {"low": 2.5, "high": 4.5}
+
+
+def measure_c1(tables: Tables) -> Evidence:
+    """Per matrix type: mean r90 over seeds (layers averaged within a seed) and the CI of the
+    per-seed paired difference real − random walk (same run); over all blocks the same, with
+    every control: shuffled increments, and the other schedules' paired differences."""
+    r90 = tables["r90"]
+    wide = _wide(r90)
+    seed = _wide(r90, ("seed",))
+    overall, walk = mean_ci(seed["real"]), mean_ci(seed["random walk"])
+    paired = _paired_by_type(wide)
+    values = {}
+    for m in _types(wide):
+        values[f"mean {m}"] = float(wide.xs(m, level="matrix")["real"].mean())
+        values[f"paired high {m}"] = paired[m][2]
+    diff = seed["real"] - seed["random walk"]
+    values.update({"overall": overall[0], "overall low": overall[1], "overall high": overall[2],
+                   "null": walk[0], "null low": walk[1], "null high": walk[2]})
+    lo, hi = C1_THRESHOLDS["low"], C1_THRESHOLDS["high"]
+    effect = (f"r90 {number(overall[0])} over all blocks (random walk {number(walk[0])}); "
+              f"tested per matrix type: mean r90 in [{lo:g}, {hi:g}] and the CI of real − "
+              f"random walk below 0: "
+              + "; ".join(f"{m} {number(values[f'mean {m}'])} ({_signed(paired[m])})"
+                          for m in _types(wide)))
+    controls = {"random walk (same step norms)":
+                f"{fmt_ci(walk, bounds=POSITIVE)}; real − random walk {_signed(mean_ci(diff))}"}
+    if "shuffled increments" in seed:
+        shuffled = _paired_by_type(wide, "shuffled increments")
+        controls["shuffled increments"] = (
+            f"{fmt_ci(mean_ci(seed['shuffled increments']), bounds=POSITIVE)}; real − shuffled "
+            + "; ".join(f"{m} {_signed(ci)}" for m, ci in shuffled.items()))
+    controls.update(_schedule_controls(tables))
+    return Evidence(values=values, effect=effect, ci=interval(overall, bounds=POSITIVE),
+                    controls=controls, p_value=one_sided_p(diff, "less"),
+                    notes={"C1 p": "one-sided t-test over seeds of real − random walk "
+                                   "(all blocks), direction: below"})
+
+
+def _schedule_controls(tables: Tables) -> dict:
+    out = {}
+    schedules = tables.get("schedules")
+    if schedules is None or len(schedules) == 0:
+        return out
+    for name in SCHEDULES:
+        part = schedules[schedules.setting == name]
+        if name == tables.get("setting", "main") or part.empty:
+            continue
+        wide = _wide(part)
+        seed = _wide(part, ("seed",))
+        out[f"{SCHEDULE_LABELS[name]}, real − random walk per type"] = (
+            f"real {number(seed['real'].mean())} vs null {number(seed['random walk'].mean())}; "
+            + "; ".join(f"{m} {_signed(ci)}" for m, ci in _paired_by_type(wide).items()))
+    return out
+
+
+def _c1_types(ev: Evidence, th, below) -> tuple[list, list]:
+    types = [k.split(" ", 1)[1] for k in ev.values if k.startswith("mean ")]
+    ok = [m for m in types if th["low"] <= ev[f"mean {m}"] <= th["high"] and below(m)]
+    return types, ok
+
+
+def _c1_verdict(types, ok, th, what) -> Decision:
+    tail = (f"{len(ok)}/{len(types)} matrix types have mean r90 in [{th['low']:g}, "
+            f"{th['high']:g}] and {what}" + (f" ({', '.join(ok)})" if ok else ""))
+    if types and len(ok) == len(types):
+        return Decision("supported", tail)
+    return Decision("partly supported" if ok else "not supported", tail)
+
+
+def decide_c1_v2(ev: Evidence, th) -> Decision:
+    types = [k.split(" ", 1)[1] for k in ev.values if k.startswith("mean ")]
+    if not all(finite(ev[f"paired high {m}"]) for m in types):
+        return Decision("not testable", "fewer than 2 seeds: no interval for the paired "
+                                        "difference")
+    types, ok = _c1_types(ev, th, lambda m: ev[f"paired high {m}"] < 0)
+    return _c1_verdict(types, ok, th, "a paired real − random walk CI below 0")
+
+
+def measure_c1_v1(tables: Tables) -> Evidence:
+    """v1: per matrix type, the real CI and the random-walk null's CI side by side (unpaired)."""
+    wide = _wide(tables["r90"])
+    values = {}
+    for m in _types(wide):
+        real, null = mean_ci(wide.xs(m, level="matrix")["real"]), \
+            mean_ci(wide.xs(m, level="matrix")["random walk"])
+        values.update({f"mean {m}": real[0], f"real high {m}": real[2],
+                       f"null low {m}": null[1]})
+    base = measure_c1(tables)
+    return Evidence(values=values, effect=base.effect, ci=base.ci, controls=base.controls,
+                    p_value=base.p_value)
+
+
+def decide_c1_v1(ev: Evidence, th) -> Decision:
+    types, ok = _c1_types(ev, th, lambda m: ev[f"real high {m}"] < ev[f"null low {m}"])
+    return _c1_verdict(types, ok, th, "a CI wholly below the random-walk null's CI")
+
+
+# ------------------------------------------------------------------------- C2: seed stability
+
+def _block_matrix(r90: pd.DataFrame, source: str) -> pd.DataFrame:
+    return r90[r90.source == source].pivot_table(index="seed", columns=["layer", "matrix"],
+                                                 values="rank")
+
+
+def measure_c2_v1(tables: Tables) -> Evidence:
+    """v1: per block, the range (max − min) of the seeds' r90."""
+    real = _block_matrix(tables["r90"], "real")
+    span = real.max() - real.min()
+    base = measure_c2(tables)
+    values = {f"span L{layer} {m}": float(v) for (layer, m), v in span.items()}
+    return Evidence(values=values, effect=base.effect, ci=f"max seed range {number(span.max())}",
+                    controls=base.controls, p_value=base.p_value)
+
+
+def decide_c2_v1(ev: Evidence, th) -> Decision:
+    spans = [v for k, v in ev.values.items() if k.startswith("span ")]
+    share = float(np.mean([s <= th["span"] for s in spans]))
+    why = (f"{share:.0%} of {len(spans)} blocks have a seed range of r90 ≤ {th['span']:g} "
+           f"(largest {max(spans):g})")
+    if share == 1:
+        return Decision("supported", why)
+    return Decision("partly supported" if share >= th["share"] else "not supported", why)
+
+
+def _seed_sd_gap(real: np.ndarray, null: np.ndarray, n_boot: int = 10_000, seed: int = 0):
+    """Mean over blocks of the seed s.d. of real minus that of null (arrays seeds × blocks), and
+    its percentile-bootstrap distribution over seeds (the same seeds resampled for both)."""
+    def gap(r, n):
+        return np.mean(np.std(r, axis=-2, ddof=1), axis=-1) - \
+            np.mean(np.std(n, axis=-2, ddof=1), axis=-1)
+    point = float(gap(real, null))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, real.shape[0], (n_boot, real.shape[0]))
+    return point, gap(real[idx], null[idx])
+
+
+def measure_c2(tables: Tables, null: str = "random walk") -> Evidence:
+    """Per block the s.d. of r90 over seeds, real and null, averaged over blocks; the difference
+    real − null with a percentile bootstrap over seeds (the same seeds for real and null)."""
+    r90 = tables["r90"]
+    real, walk = _block_matrix(r90, "real"), _block_matrix(r90, null)
+    walk = walk.loc[real.index, real.columns]
+    values = {"seeds": float(real.shape[0])}
+    sd_real = float(real.std().mean()) if real.shape[0] > 1 else np.nan
+    sd_null = float(walk.std().mean()) if real.shape[0] > 1 else np.nan
+    if real.shape[0] >= 2:
+        point, boot = _seed_sd_gap(real.to_numpy(float), walk.to_numpy(float))
+        low, high = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
+        p = float(np.mean(boot >= 0))
+    else:
+        point, low, high, p = np.nan, np.nan, np.nan, np.nan
+    values.update({"sd real": sd_real, "sd null": sd_null, "gap": point, "gap low": low,
+                   "gap high": high})
+    controls = {f"{null} null seed s.d.": number(sd_null)}
+    if null == "random walk" and "shuffled increments" in set(r90.source):
+        shuffled = _block_matrix(r90, "shuffled increments").loc[real.index, real.columns]
+        controls["shuffled increments seed s.d."] = number(float(shuffled.std().mean()))
+    return Evidence(
+        values=values,
+        effect=f"seed s.d. of r90 {number(sd_real)} (mean over blocks) vs {number(sd_null)} for "
+               f"the {null} null: real − null {number(point, signed=True)}",
+        ci=interval((point, low, high), signed=True) + " (bootstrap over seeds)",
+        controls=controls, p_value=p,
+        notes={"C2 null": "the null's ranks are means over its draws within each run, which "
+                          "makes their seed spread smaller than one walk's: the comparison "
+                          "favours the null",
+               "C2 p": "bootstrap share of resampled seed sets with real − null ≥ 0"})
+
+
+def decide_c2_v2(ev: Evidence, th) -> Decision:
+    if ev["seeds"] < 3 or not finite(ev["gap high"]):
+        return Decision("not testable", f"{ev['seeds']:g} seeds: too few for a seed spread "
+                                        f"with an interval")
+    why = (f"seed s.d. real − null {number(ev['gap'], signed=True)} "
+           f"[{number(ev['gap low'], signed=True)}, {number(ev['gap high'], signed=True)}]")
+    bound = "0" if th["margin"] == 0 else f"−{th['margin']:g}"
+    if ev["gap high"] < -th["margin"]:
+        return Decision("supported", f"{why}: the CI lies below {bound}, the real "
+                                     f"dimension varies less across seeds than the null's")
+    return Decision("not supported", f"{why}: the CI does not lie below {bound}, so "
+                                     f"the real dimension is not shown to vary less across "
+                                     f"seeds than a matched null's")
+
+
+# ------------------------------------------------------------------------ C3: orientation
+
+C3_THRESHOLDS = {"ratio": 10.0}
+
+
+def _per_run(pairs: pd.DataFrame) -> pd.Series:
+    """Per run, the mean (over its pairs) of each pair's mean overlap over blocks."""
+    pair = pairs.groupby(["a", "b"])["overlap"].mean()
+    rows = [(run, v) for (a, b), v in pair.items() for run in (a, b)]
+    return pd.DataFrame(rows, columns=["run", "overlap"]).groupby("run")["overlap"].mean()
+
+
+def measure_c3(tables: Tables) -> Evidence:
+    """Cross-seed overlap of the top-k subspaces, in units of the random expectation k/D: per
+    block (mean over seed pairs) and per run (its mean overlap with the other seeds; the CI is
+    over runs, i.e. seeds)."""
+    angles, chance = tables["angles"], tables["k"] / tables["dim"]
+    seeds = angles[angles.comparison == "seed"]
+    block = seeds.groupby(["layer", "matrix"])["overlap"].mean() / chance
+    per_run = _per_run(seeds) / chance
+    ci = bounded_mean_ci(per_run, POSITIVE)
+    controls = {}
+    for name, label in (("random", "random k-subspaces"),
+                        ("m (same seed)", "same seed, different m (shared initialisation)"),
+                        ("seed (same m)", "different seed, same m"),
+                        ("layer", "other layers of the same run")):
+        part = angles[angles.comparison == name]
+        if len(part):
+            controls[label] = f"{number(part.overlap.mean() / chance, 1)}× random"
+    return Evidence(
+        values={"max block ratio": float(block.max()), "mean ratio": float(per_run.mean()),
+                "mean ratio low": ci[1], "mean ratio high": ci[2], "runs": float(len(per_run))},
+        effect=f"cross-seed overlap {number(ci[0], 1)}× random (k/D = {tables['k']}/"
+               f"{tables['dim']}); largest block {number(block.max(), 1)}×",
+        ci=interval(ci, 1) + f"× (over {len(per_run)} seeds: per seed the mean overlap with the "
+                              f"others)",
+        controls=controls,
+        p_value=one_sided_p(per_run - C3_THRESHOLDS["ratio"], "less"),
+        notes={"C3 p": f"one-sided t-test over seeds of overlap/(k/D) − "
+                       f"{C3_THRESHOLDS['ratio']:g}, direction: below"})
+
+
+def decide_c3_v1(ev: Evidence, th) -> Decision:
+    if ev["max block ratio"] < th["ratio"]:
+        return Decision("supported", f"every block's cross-seed overlap is below "
+                                     f"{th['ratio']:g}× random (largest "
+                                     f"{ev['max block ratio']:.1f}×)")
+    if ev["mean ratio"] < th["ratio"]:
+        return Decision("partly supported", f"the mean overlap {ev['mean ratio']:.1f}× is below "
+                                            f"{th['ratio']:g}× random, but the largest block's "
+                                            f"{ev['max block ratio']:.1f}× is not")
+    return Decision("not supported", f"the mean cross-seed overlap {ev['mean ratio']:.1f}× is "
+                                     f"not below {th['ratio']:g}× random")
+
+
+# ---------------------------------------------------------------------------- C4: lock-in
+
+def _lock_per_seed(lock: pd.DataFrame) -> pd.DataFrame:
+    """Per seed and source: the median over blocks of the block's lock-in (null draws averaged
+    within the block first), as the chapter computes it."""
+    block = lock.groupby(["seed", "layer", "matrix", "source"], as_index=False)["lock_in"].mean()
+    return block.groupby(["seed", "source"])["lock_in"].median().unstack("source")
+
+
+def measure_c4(tables: Tables) -> Evidence:
+    """Lock-in (fraction of training) per seed, real and random walk, and their paired
+    difference; the snapshot interval it is resolved to."""
+    per_seed = _lock_per_seed(tables["lock_in"])
+    real = bounded_mean_ci(per_seed["real"], (0.0, 1.0))
+    null = bounded_mean_ci(per_seed["random walk"], (0.0, 1.0))
+    diff = per_seed["real"] - per_seed["random walk"]
+    d = mean_ci(diff)
+    res = tables["resolution"]
+    return Evidence(
+        values={"real": real[0], "real low": real[1], "real high": real[2], "null low": null[1],
+                "null high": null[2], "diff": d[0], "diff low": d[1], "diff high": d[2],
+                "resolution": res},
+        effect=f"lock-in at {number(real[0], 3)} of training (random walk {number(null[0], 3)}); "
+               f"paired real − random walk {number(d[0], 3, signed=True)}; one snapshot "
+               f"interval = {number(res, 3)}",
+        ci=interval(real, 3, bounds=(0.0, 1.0)),
+        controls={"random walk (same step norms, own k)": fmt_ci(null, 3, bounds=(0.0, 1.0)),
+                  "paired real − random walk": fmt_ci(d, 3, signed=True)},
+        p_value=one_sided_p(diff, "less"),
+        notes={"C4 p": "one-sided t-test over seeds of real − random-walk lock-in, direction: "
+                       "earlier"})
+
+
+def decide_c4_v1(ev: Evidence, th) -> Decision:
+    if not ev["real high"] <= th["early"]:
+        return Decision("not supported", f"lock-in CI upper bound {ev['real high']:.3f} > "
+                                         f"{th['early']:g}")
+    if ev["real high"] < ev["null low"]:
+        return Decision("supported", f"lock-in CI upper bound {ev['real high']:.3f} ≤ "
+                                     f"{th['early']:g} and below the null's CI "
+                                     f"(from {ev['null low']:.3f})")
+    return Decision("partly supported", f"lock-in CI upper bound {ev['real high']:.3f} ≤ "
+                                        f"{th['early']:g} but not below the null's CI "
+                                        f"(from {ev['null low']:.3f})")
+
+
+def decide_c4_v2(ev: Evidence, th) -> Decision:
+    if not finite(ev["real high"]) or not finite(ev["diff high"]):
+        return Decision("not testable", "fewer than 2 seeds: no interval")
+    paired = (f"paired real − random walk {ev['diff']:+.3f} [{ev['diff low']:+.3f}, "
+              f"{ev['diff high']:+.3f}]")
+    if ev["real high"] > th["early"]:
+        return Decision("not supported", f"lock-in CI upper bound {ev['real high']:.3f} > "
+                                         f"{th['early']:g} of training")
+    band = th["resolution"] * ev["resolution"]
+    if -band <= ev["diff low"] and ev["diff high"] <= band:
+        return Decision("not testable", f"lock-in ≤ {th['early']:g} (CI to "
+                                        f"{ev['real high']:.3f}), but {paired} lies within "
+                                        f"±{band:.3f} ({th['resolution']:g} snapshot interval of "
+                                        f"{ev['resolution']:.3f}): real and null cannot be told "
+                                        f"apart at this snapshot resolution")
+    if ev["diff high"] < 0:
+        return Decision("supported", f"lock-in CI upper bound {ev['real high']:.3f} ≤ "
+                                     f"{th['early']:g} and {paired} below 0, beyond the "
+                                     f"±{band:.3f} snapshot resolution")
+    return Decision("not supported", f"lock-in ≤ {th['early']:g}, but {paired} is not below 0: "
+                                     f"matched random walks lock in as early")
+
+
+# ---------------------------------------------------------------------------- C5: V,O < Q,K
+
+def _qk_minus_vo(r90: pd.DataFrame, source: str = "real", by=("seed",)) -> pd.Series:
+    part = r90[r90.source == source]
+    qk = part[part.matrix.isin(["W_Q", "W_K"])].groupby(list(by))["rank"].mean()
+    vo = part[part.matrix.isin(["W_V", "W_O"])].groupby(list(by))["rank"].mean()
+    return qk - vo
+
+
+def measure_c5(tables: Tables) -> Evidence:
+    """Per seed, mean r90 of W_Q, W_K minus that of W_V, W_O (over layers); per layer the mean
+    over seeds of the same difference."""
+    r90 = tables["r90"]
+    per_seed = _qk_minus_vo(r90)
+    layer = _qk_minus_vo(r90, by=("layer",))
+    d = mean_ci(per_seed)
+    controls = {}
+    for null in ("random walk", "shuffled increments"):
+        if null in set(r90.source):
+            controls[f"{null} (same runs)"] = _signed(mean_ci(_qk_minus_vo(r90, null)))
+    return Evidence(
+        values={"diff": d[0], "diff low": d[1], "diff high": d[2],
+                "min layer": float(layer.min()), "layers": float(len(layer)),
+                "positive layers": float((layer > 0).sum())},
+        effect=f"r90(Q,K) − r90(V,O) = {number(d[0], signed=True)}; positive in "
+               f"{int((layer > 0).sum())}/{len(layer)} layers (smallest "
+               f"{number(layer.min(), signed=True)})",
+        ci=interval(d, signed=True), controls=controls,
+        p_value=one_sided_p(per_seed, "greater"),
+        notes={"C5 per layer": "; ".join(f"L{int(k)} {number(v, signed=True)}"
+                                         for k, v in layer.items())})
+
+
+def decide_c5_v1(ev: Evidence, th) -> Decision:
+    if not finite(ev["diff low"]):
+        return Decision("not testable", "fewer than 2 seeds: no interval")
+    ci = f"{ev['diff']:+.2f} [{ev['diff low']:+.2f}, {ev['diff high']:+.2f}]"
+    if ev["diff low"] > th["margin"] and ev["min layer"] > 0:
+        return Decision("supported", f"paired difference {ci} above {th['margin']:g} and the "
+                                     f"layer-wise difference positive in every layer "
+                                     f"(smallest {ev['min layer']:+.2f})")
+    if ev["diff low"] > th["margin"]:
+        return Decision("partly supported", f"paired difference {ci} above {th['margin']:g}, "
+                                            f"but one layer's difference is "
+                                            f"{ev['min layer']:+.2f}")
+    return Decision("not supported", f"paired difference {ci} not above {th['margin']:g}")
+
+
+# ------------------------------------------------------------------------------------ nulls
+
+def null_random_walk(tables: Tables) -> Tables:
+    """C1, C2, C5: the random-walk ranks in place of the real ones (same runs, same shape)."""
+    return {**tables, "r90": _replace_source(tables["r90"], "real", "random walk")}
+
+
+def null_same_init(tables: Tables) -> Tables:
+    """C3: a positive control for sameness: runs on different m from the same initial weights
+    in place of the cross-seed pairs ("does not vary")."""
+    angles = tables["angles"]
+    same = angles[angles.comparison == "m (same seed)"].assign(comparison="seed")
+    return {**tables, "angles": pd.concat([angles[angles.comparison != "seed"], same],
+                                          ignore_index=True)}
+
+
+def null_lock_in(tables: Tables) -> Tables:
+    """C4: one random-walk draw in place of the real trajectory, the other draws as its null."""
+    lock = tables["lock_in"]
+    walks = lock[lock.source == "random walk"]
+    first = walks.draw.min()
+    rest = walks[walks.draw != first] if walks.draw.nunique() > 1 else walks
+    return {**tables, "lock_in": pd.concat([walks[walks.draw == first].assign(source="real"),
+                                            rest], ignore_index=True)}
+
+
+def alternatives_shuffled(tables: Tables) -> dict:
+    """No per-draw ranks are cached: the other null (shuffled increments) as another null."""
+    if "shuffled increments" not in set(tables["r90"].source):
+        return {}
+    return {"shuffled-increments null in place of the random walk":
+            {**tables, "r90": _replace_source(tables["r90"], "random walk",
+                                              "shuffled increments")}}
+
+
+def alternatives_c3(tables: Tables) -> dict:
+    angles = tables["angles"]
+    same_m = angles[angles.comparison == "seed (same m)"]
+    if same_m.empty:
+        return {}
+    return {"different-seed, same-m single-m pairs in place of the mixed-m seed pairs":
+            {**tables, "angles": pd.concat([angles[angles.comparison != "seed"],
+                                            same_m.assign(comparison="seed")],
+                                           ignore_index=True)}}
+
+
+def alternatives_c4(tables: Tables) -> dict:
+    """Other subsets of the random-walk draws (the lock-in table keeps every draw)."""
+    lock = tables["lock_in"]
+    draws = np.sort(lock[lock.source == "random walk"].draw.unique())
+    if len(draws) < 2:
+        return {}
+    half = len(draws) // 2
+    out = {}
+    for label, keep in ((f"null draws {draws[0]}–{draws[half - 1]} only", draws[:half]),
+                        (f"null draws {draws[half]}–{draws[-1]} only", draws[half:])):
+        out[label] = {**tables, "lock_in": lock[(lock.source == "real")
+                                                | lock.draw.isin(keep)]}
+    return out
+
+
+# ----------------------------------------------------------------------------------- claims
+
+_RW_NULL = "the random-walk ranks of the same runs in place of the real ones"
+
+CLAIMS = (
+    ClaimSpec(
+        id="C1", claim="attention-only trajectories of each W_Q/W_K/W_V/W_O collapse to r90 ≈ 3–4",
+        source="§4.1, Fig 1", chapter="03", tables=("r90", "schedules", "setting"),
+        measure=measure_c1, null_tables=null_random_walk, alternatives=alternatives_shuffled,
+        variants=VARIANTS,
+        history=(Rule(
+            version=1, date="2026-11-21",
+            text="per matrix type (layers averaged within a seed): supported if every type's "
+                 "mean r90 lies in [`low`, `high`] and its CI lies wholly below the random-walk "
+                 "null's CI (unpaired); partly if only some types do; else not supported",
+            statistic="per matrix type: mean r90 and its CI vs the null's CI",
+            unit="seed", direction="lower than the null supports", thresholds=C1_THRESHOLDS,
+            ranges={"low": (2.0, 3.0), "high": (4.0, 5.0)}, decide=decide_c1_v1,
+            null=_RW_NULL, measure=measure_c1_v1),),
+        rule=Rule(
+            version=2, date="2026-11-21",
+            text="per matrix type (layers averaged within a seed): supported if every type's "
+                 "mean r90 lies in [`low`, `high`] and the CI of the per-seed paired difference "
+                 "real − random walk (same run) lies below 0; partly if only some types do; "
+                 "else not supported",
+            statistic="per matrix type: mean r90; CI of the paired real − random-walk r90",
+            unit="seed", direction="lower than the null supports", thresholds=C1_THRESHOLDS,
+            ranges={"low": (2.0, 3.0), "high": (4.0, 5.0)}, decide=decide_c1_v2,
+            null=_RW_NULL,
+            reason="paired test; adopted in the commit that first recorded the book data, i.e. "
+                   "after seeing them")),
+    ClaimSpec(
+        id="C2", claim="that dimension is stable across seeds", source="§4.1", chapter="03",
+        tables=("r90",), measure=measure_c2, null_tables=null_random_walk,
+        alternatives=alternatives_shuffled,
+        variants=VARIANTS,
+        history=(Rule(
+            version=1, date="2026-11-21",
+            text="supported if, in every block, the seeds' r90 span at most `span`; partly if "
+                 "in at least a share `share` of the blocks; else not supported",
+            statistic="per block: max − min of r90 over seeds", unit="seed",
+            direction="smaller spread supports", thresholds={"span": 1.0, "share": 0.5},
+            ranges={"span": (0.5, 1.5), "share": (0.5, 1.0)}, decide=decide_c2_v1,
+            null=_RW_NULL, measure=measure_c2_v1),),
+        rule=Rule(
+            version=2, date="2026-12-01",
+            text="mean over blocks of the seed s.d. of r90, real minus the random-walk null's "
+                 "(same seeds); supported if its 95% bootstrap CI over seeds lies below "
+                 "−`margin` (the dimension varies less across seeds than a matched random "
+                 "walk's); else not supported; not testable with fewer than 3 seeds",
+            statistic="mean block seed s.d. of r90, real − random walk",
+            unit="seed (bootstrap, the same seeds for real and null)",
+            direction="lower than the null supports", thresholds={"margin": 0.0},
+            ranges={"margin": (0.0, 0.1)}, decide=decide_c2_v2, null=_RW_NULL,
+            reason="v1 is passed by its null: every block of a matched random walk spans ≤ 1 "
+                   "across seeds (null seed s.d. 0.37), so 'spans ≤ 1' says nothing about the "
+                   "task; v2 compares the real seed spread with the null's")),
+    ClaimSpec(
+        id="C3", claim="the subspace orientation varies across seeds", source="§4.1",
+        chapter="03", tables=("angles", "k", "dim"), measure=measure_c3,
+        null_tables=null_same_init, alternatives=alternatives_c3,
+        rule=Rule(
+            version=1, date="2026-11-21",
+            text="supported if the cross-seed overlap of the top-k subspaces is below `ratio`× "
+                 "the random expectation k/D in every block (orientations unrelated); partly if "
+                 "the mean over seeds is; else not supported",
+            statistic="cross-seed overlap mean cos²θ / (k/D), per block and per seed",
+            unit="seed (per seed the mean overlap with the other seeds)",
+            direction="lower supports", thresholds=C3_THRESHOLDS, ranges={"ratio": (5.0, 20.0)},
+            decide=decide_c3_v1,
+            null="positive control for sameness: the same-seed, different-m runs (shared "
+                 "initialisation) in place of the cross-seed pairs")),
+    ClaimSpec(
+        id="C4", claim="collapse happens within the first 20–30% of training", source="§4.1",
+        chapter="03", tables=("lock_in", "resolution"), measure=measure_c4,
+        null_tables=null_lock_in, alternatives=alternatives_c4, variants=VARIANTS,
+        history=(Rule(
+            version=1, date="2026-11-21",
+            text="supported if the lock-in CI upper bound is ≤ `early` and below the random-walk "
+                 "null's lock-in CI; partly if ≤ `early` but not distinguishable from the null; "
+                 "else not supported",
+            statistic="lock-in fraction (per seed: median over blocks)", unit="seed",
+            direction="earlier supports", thresholds={"early": 0.3},
+            ranges={"early": (0.2, 0.4)}, decide=decide_c4_v1,
+            null="one random-walk draw per block in place of the real trajectory"),),
+        rule=Rule(
+            version=2, date="2026-12-01",
+            text="not supported if the lock-in CI upper bound exceeds `early`; not testable if "
+                 "the CI of the per-seed paired difference real − random walk lies within ± "
+                 "`resolution` snapshot intervals (real and null the same at this snapshot "
+                 "resolution); supported if that CI lies below 0; else not supported",
+            statistic="lock-in fraction; paired real − random-walk lock-in per seed",
+            unit="seed", direction="earlier than the null supports",
+            thresholds={"early": 0.3, "resolution": 1.0},
+            ranges={"early": (0.2, 0.4), "resolution": (0.5, 2.0)}, decide=decide_c4_v2,
+            null="one random-walk draw per block in place of the real trajectory",
+            reason="v1 said 'partly supported' although matched random walks lock in at the "
+                   "same 0.07 of training, which the chapter says is not evidence of a "
+                   "task-specific manifold (its null passes it); v2 tests the paired difference "
+                   "and says when the snapshot grid cannot resolve it")),
+    ClaimSpec(
+        id="C5", claim="W_V, W_O lower-dimensional than W_Q, W_K; consistent across layers",
+        source="Fig 1", chapter="03", tables=("r90",), measure=measure_c5,
+        null_tables=null_random_walk, variants=VARIANTS,
+        rule=Rule(
+            version=1, date="2026-11-21",
+            text="per seed, mean r90 of W_Q, W_K minus that of W_V, W_O (over layers); supported "
+                 "if the CI is above `margin` and the layer-wise mean difference is positive in "
+                 "every layer; partly if the CI is above `margin` only; else not supported",
+            statistic="paired r90(Q,K) − r90(V,O) per seed", unit="seed",
+            direction="positive supports", thresholds={"margin": 0.0},
+            ranges={"margin": (0.0, 0.5)}, decide=decide_c5_v1, null=_RW_NULL)),
+)

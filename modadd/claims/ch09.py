@@ -1,0 +1,231 @@
+"""Chapter 9's claim C14: "DMD spectra of training fingerprints characterize grokking runs: they
+separate weight decays and are stable across seeds and 1e-3 init perturbations" (seed 001).
+
+Tables (``load`` / :func:`tables_from_spectra`):
+
+- ``runs`` — one row per run, in the chapter's order (columns ``key, weight_decay, seed,
+  perturbation, role``; ``role`` is ``"main"`` or ``"perturbed"``; perturbation -1: none);
+- ``distances`` — ``{"whole run": D, "common window": D}``: the RRR-DMD spectral
+  (Wasserstein-1) distance matrices between the runs of ``runs``, on whole runs and on the
+  records up to the shortest run's last step (the control for run length);
+- ``tsvd`` — the same for TSVD DMD (an alternative analysis);
+- ``n_perm`` — label permutations of the separation test; ``common`` — the window's last step.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..report import fmt_ci, interval, number, pvalue
+from ..stats import clip_interval, mean_ci
+from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
+
+SEEDS, PERTURBATIONS = 5, 5
+N_DELAYS, RANK, RIDGE = 32, 10, 1e-6
+N_PERM = 5000
+WINDOWS = ("whole run", "common window")
+
+
+@lru_cache(maxsize=None)
+def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
+         perturbations: int = PERTURBATIONS, n_delays: int = N_DELAYS, rank: int = RANK,
+         ridge: float = RIDGE, n_perm: int = N_PERM) -> Tables:
+    """C14's tables at grokking preset ``preset`` from chapter 9's cached runs and spectra."""
+    import modadd
+    from .. import grokking as G
+    if variant is not None:
+        raise ValueError(f"variant: C14 has no variants, got {variant!r}")
+    study = G.grokking_study(preset, seeds=seeds, perturbations=perturbations)
+    runs = modadd.load_or_train_many(study["main"] + study["perturbed"], progress=False)
+    labels = G.run_labels(runs)
+    labels["role"] = np.where(labels.perturbation >= 0, "perturbed", "main")
+    common = int(labels.last_step.min())
+    eig, _ = G.spectra_tables(runs, n_delays, rank, ridge)
+    eig_window, _ = G.spectra_tables(runs, n_delays, rank, ridge, until=common)
+    return tables_from_spectra(labels, eig, eig_window, common, n_perm)
+
+
+def run_order(labels: pd.DataFrame) -> pd.DataFrame:
+    """The chapter's run order: role, weight decay, seed, perturbation."""
+    return labels.sort_values(["role", "weight_decay", "seed", "perturbation"]) \
+        .reset_index(drop=True)
+
+
+def tables_from_spectra(labels: pd.DataFrame, eig: pd.DataFrame, eig_window: pd.DataFrame,
+                        common: int, n_perm: int = N_PERM) -> Tables:
+    """C14's tables from the run labels (with ``role``) and both windows' eigenvalue tables
+    (``G.spectra_tables``), as chapter 9 has them."""
+    from .. import grokking as G
+    order = run_order(labels)[["key", "weight_decay", "seed", "perturbation", "role"]]
+    dist = {m: {w: G.distance_matrix(e, order.key, m) for w, e in zip(WINDOWS, (eig, eig_window))}
+            for m in ("rrr", "tsvd")}
+    return {"runs": order, "distances": dist["rrr"], "tsvd": dist["tsvd"],
+            "n_perm": int(n_perm), "common": int(common)}
+
+
+_MEMO: dict = {}
+
+
+def _window(runs: pd.DataFrame, D: np.ndarray, n_perm: int) -> dict:
+    """One window's statistics (memoised on the matrix and labels: the record measures the
+    same tables under every rule version)."""
+    key = (np.asarray(D, float).tobytes(), tuple(runs.weight_decay), tuple(runs.seed),
+           tuple(runs.role), int(n_perm))
+    if key not in _MEMO:
+        if len(_MEMO) > 64:
+            _MEMO.clear()
+        _MEMO[key] = _window_stats(runs, np.asarray(D, float), n_perm)
+    return _MEMO[key]
+
+
+def _window_stats(runs: pd.DataFrame, D: np.ndarray, n_perm: int) -> dict:
+    from .. import grokking as G
+    main = runs.index[runs.role == "main"].to_numpy()
+    s = G.separation(D[np.ix_(main, main)], runs.weight_decay.to_numpy()[main],
+                     runs.seed.to_numpy()[main], n_perm=n_perm)
+    family = runs.index[(runs.weight_decay == 1.0) & (runs.seed == 0)].to_numpy()
+    original = runs.index[(runs.weight_decay == 1.0) & (runs.seed == 0)
+                          & (runs.role == "main")].to_numpy()
+    perturbed = runs.index[runs.role == "perturbed"].to_numpy()
+    seed_pairs = runs.index[(runs.role == "main") & (runs.weight_decay == 1.0)].to_numpy()
+    pairs = G.pair_distances(D, family) if len(family) > 1 else np.array([np.nan])
+    to_original = (D[original[0], perturbed] if len(original) and len(perturbed)
+                   else np.array([np.nan]))
+    return {**s, "pairs": clip_interval(mean_ci(pairs), (0.0, np.inf)),
+            "to_original": clip_interval(mean_ci(to_original), (0.0, np.inf)),
+            "seed_pairs": float(np.mean(G.pair_distances(D, seed_pairs)))
+            if len(seed_pairs) > 1 else np.nan, "n_perturbed": len(perturbed)}
+
+
+def measure(tables: Tables) -> Evidence:
+    """Per window: between/within-weight-decay distance ratio with its bootstrap CI over seeds
+    and the label-permutation p; the perturbed runs' distances (to the unperturbed run: one
+    value per perturbation; among all pairs of the family: v1's statistic) against the
+    between-weight-decay mean.  p: the larger of the two windows' permutation p-values (both
+    must separate: an intersection–union test)."""
+    runs = tables["runs"].reset_index(drop=True)
+    w = {name: _window(runs, tables["distances"][name], tables["n_perm"]) for name in WINDOWS}
+    whole, window = w["whole run"], w["common window"]
+    ratio = {n: (s["ratio"], *s["ratio CI"]) for n, s in w.items()}
+    return Evidence(
+        values={"p_whole": whole["p (permutation)"], "p_window": window["p (permutation)"],
+                "ratio_low_whole": ratio["whole run"][1],
+                "ratio_low_window": ratio["common window"][1],
+                "between": whole["between"], "pert_pairs_high": whole["pairs"][2],
+                "pert_high": whole["to_original"][2], "pert": whole["to_original"][0],
+                "n_perturbed": float(whole["n_perturbed"])},
+        effect=f"RRR between/within-wd distance {number(ratio['whole run'][0])} (whole runs), "
+               f"{number(ratio['common window'][0])} (first {tables['common']} steps); "
+               f"perturbed runs {number(whole['to_original'][0], 3)} from the unperturbed run "
+               f"vs seed pairs {number(whole['seed_pairs'], 3)}",
+        ci=f"ratio {interval(ratio['whole run']) or '—'} / "
+           f"{interval(ratio['common window']) or '—'} (bootstrap over seeds); "
+           f"{pvalue(whole['p (permutation)'])} / {pvalue(window['p (permutation)'])}",
+        controls={"weight-decay label permutation (whole run)": pvalue(whole["p (permutation)"]),
+                  f"common-length window (first {tables['common']} steps)":
+                      pvalue(window["p (permutation)"]),
+                  "between-wd mean distance (whole run)": number(whole["between"], 3),
+                  "perturbed to unperturbed (over perturbations)":
+                      fmt_ci(whole["to_original"], 3),
+                  "all pairs of the perturbation family (v1)": fmt_ci(whole["pairs"], 3),
+                  "1-NN accuracy": f"{number(whole['1-NN accuracy'])} (chance "
+                                   f"{number(whole['chance'])})"},
+        p_value=max(whole["p (permutation)"], window["p (permutation)"]))
+
+
+def null_tables(tables: Tables) -> Tables:
+    """The weight-decay labels of the main runs reassigned across conditions: the k-th seed of
+    the g-th weight decay gets the label of weight decay g + k (cyclically), so every new label
+    holds one run per seed, drawn from all the original weight decays as evenly as possible.
+    The spectra stay; their labels no longer mean anything."""
+    runs = tables["runs"].reset_index(drop=True).copy()
+    main = runs[runs.role == "main"]
+    wds = sorted(main.weight_decay.unique())
+    seeds = sorted(main.seed.unique())
+    new = {i: wds[(wds.index(r.weight_decay) + seeds.index(r.seed)) % len(wds)]
+           for i, r in main.iterrows()}
+    runs.loc[list(new), "weight_decay"] = list(new.values())
+    return {**tables, "runs": runs}
+
+
+def alternatives(tables: Tables) -> dict:
+    """TSVD DMD (the fork's estimator) in place of RRR."""
+    return {"TSVD DMD": {**tables, "distances": tables["tsvd"]}} if "tsvd" in tables else {}
+
+
+def _separates(ev: Evidence, window: str, th) -> tuple[bool, str]:
+    p, low = ev[f"p_{window}"], ev[f"ratio_low_{window}"]
+    ok = bool(p < th["alpha"] and low > th["min_ratio"])
+    return ok, f"{window}: p = {p:.4f}, ratio CI low {low:.2f}"
+
+
+def _decide(ev: Evidence, th, stable_key: str, stable_what: str) -> Decision:
+    whole, whole_text = _separates(ev, "whole", th)
+    window, window_text = _separates(ev, "window", th)
+    high = ev[stable_key]
+    stable = bool(finite(high) and high < ev["between"])
+    stability = (f"{stable_what} upper CI {high:.3f} "
+                 f"{'<' if stable else 'not below'} the between-wd mean {ev['between']:.3f}")
+    need = f"(needs p < {th['alpha']:g} and ratio CI above {th['min_ratio']:g})"
+    if whole and window and stable:
+        return Decision("supported", f"weight decays separate in both windows {need} "
+                                     f"({whole_text}; {window_text}) and {stability}")
+    if whole:
+        return Decision("partly supported", f"separation on whole runs ({whole_text}) but "
+                        + ("not in the common window " + need + f" ({window_text})"
+                           if not window else f"the perturbations are not stable: {stability}"))
+    return Decision("not supported", f"weight decays do not separate on whole runs {need} "
+                                     f"({whole_text})")
+
+
+def decide_v1(ev: Evidence, th) -> Decision:
+    return _decide(ev, th, "pert_pairs_high", "the mean distance over the perturbation "
+                                              "family's pairs has")
+
+
+def decide_v2(ev: Evidence, th) -> Decision:
+    if not ev["n_perturbed"] >= 2:
+        return Decision("not testable", f"{int(ev['n_perturbed'])} perturbed run(s): no interval "
+                                        "over perturbations")
+    return _decide(ev, th, "pert_high", "the perturbed runs' distance to the unperturbed run "
+                                        "(over perturbations) has")
+
+
+_TEXT = ("with RRR DMD, supported if the weight decays separate — label-permutation p < "
+         "`alpha` (0.05) and the between/within distance ratio's bootstrap CI over seeds above "
+         "`min_ratio` (1) — both on whole runs and in the common window, and the perturbed "
+         "runs are stable: {stable} below the between-wd mean; partly supported if the "
+         "separation holds on whole runs only (run length could explain it) or the "
+         "perturbations are not stable; not supported if the weight decays do not separate on "
+         "whole runs")
+_COMMON = dict(statistic="between/within-weight-decay spectral distance ratio; label-"
+                         "permutation p", direction="higher ratio, lower p support",
+               thresholds={"alpha": 0.05, "min_ratio": 1.0},
+               ranges={"alpha": (0.01, 0.1), "min_ratio": (1.0, 1.2)},
+               null="weight-decay labels reassigned across conditions (each new label: one run "
+                    "per seed, from all weight decays); the separation test's own "
+                    "permutation p")
+RULE_V1 = Rule(version=1, date="2026-11-22", decide=decide_v1,
+               text=_TEXT.format(stable="the upper t-CI of the mean distance over all pairs of "
+                                        "the perturbation family (seed 0 at wd 1 and its "
+                                        "perturbed copies)"),
+               unit="seed (bootstrap); pairs of the perturbation family", **_COMMON)
+RULE_V2 = Rule(version=2, date="2026-12-01", decide=decide_v2,
+               text=_TEXT.format(stable="the upper t-CI of the perturbed runs' distance to "
+                                        "the unperturbed run, one value per perturbation"),
+               unit="seed (bootstrap); perturbation (stability)",
+               reason="v1's stability interval treated the pairs among the perturbation "
+                      "family as independent (each run enters several pairs); v2 uses one "
+                      "value per independent perturbation draw", **_COMMON)
+
+CLAIMS = (ClaimSpec(
+    id="C14", claim="DMD spectra of training fingerprints characterize grokking runs: they "
+                    "separate weight decays and are stable across seeds and 1e-3 init "
+                    "perturbations",
+    source="seed 001 (fingerprints)", chapter="09", tables=("runs", "distances", "n_perm",
+                                                           "common"),
+    measure=measure, null_tables=null_tables, rule=RULE_V2, history=(RULE_V1,),
+    alternatives=alternatives),)

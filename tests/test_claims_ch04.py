@@ -1,0 +1,223 @@
+"""C6 and C7 (chapter 4): the readout-entropy drop and its timing against lock-in, on hand-made
+tables (no runs, no data/results)."""
+from __future__ import annotations
+
+import ast
+import inspect
+import math
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from modadd import claims
+from modadd.claims import ch04
+
+T, N_STEPS = 16, 6000
+LN_T = math.log(T)
+
+
+def ramp_entropy(ramps: dict, spacing: int, n_steps: int = N_STEPS, drop=0.8, layers=(0,),
+                 ms=(1, 2)) -> pd.DataFrame:
+    """Entropy falling linearly by ``drop`` × ln T between ``ramps[seed] = (a, b)`` steps (``drop``:
+    a scalar or ``{m: value}``), on steps 0, spacing, 2·spacing, ... n_steps."""
+    steps = np.arange(0, n_steps + 1, spacing)
+    rows = []
+    for seed, (a, b) in ramps.items():
+        for m in ms:
+            d = drop[m] if isinstance(drop, dict) else drop
+            d = d[seed] if isinstance(d, (list, tuple)) else d
+            for layer in layers:
+                fallen = np.clip((steps - a) / (b - a), 0, 1)
+                for step, f in zip(steps, fallen):
+                    rows.append((seed, m, layer, int(step), LN_T * (1 - d * f)))
+    return pd.DataFrame(rows, columns=["seed", "m", "layer", "step", "value"])
+
+
+def tables_for(entropy: pd.DataFrame, lock=None, n_steps: int = N_STEPS) -> dict:
+    if lock is None:
+        lock = pd.DataFrame([(s, l, 1000.0) for s in entropy.seed.unique()
+                             for l in entropy.layer.unique()], columns=["seed", "layer",
+                                                                        "lock_step"])
+    return {"entropy": entropy, "lock": lock, "T": T, "n_steps": n_steps}
+
+
+# ------------------------------------------------------------------------------------ C6
+
+SMOOTH_RAMPS = {s: (1000 + 20 * s, 2000 + 40 * s) for s in range(5)}
+
+
+def test_c6_large_resolved_slow_drop_is_supported():
+    tables = tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10))
+    rec = claims.evaluate("C6", tables)
+    assert rec.verdict == "supported", rec.why
+    assert rec.null_passes is False and rec.null_verdict == "not supported"
+    assert "smooth" in rec.why
+
+
+def test_c6_the_null_itself_is_not_supported():
+    flat = ramp_entropy(SMOOTH_RAMPS, spacing=10, drop=0.0)
+    rec = claims.evaluate("C6", tables_for(flat))
+    assert rec.verdict == "not supported"
+    null = ch04.null_c6(tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10)))
+    assert np.allclose(null["entropy"].value, LN_T)
+
+
+def test_c6_same_transition_untestable_at_coarse_snapshots_decided_at_dense_ones():
+    # a true 10-90% window of ~200 steps: at 100-step snapshots it spans 2 intervals (not
+    # resolved); at 10-step snapshots the same rule resolves it and calls it abrupt (< 300 steps)
+    ramps = {s: (100 + 5 * s, 350 + 5 * s) for s in range(5)}
+    coarse = claims.evaluate("C6", tables_for(ramp_entropy(ramps, spacing=100)))
+    assert coarse.verdict == "partly supported"
+    assert "not testable at 100-step snapshots" in coarse.why
+    dense = claims.evaluate("C6", tables_for(ramp_entropy(ramps, spacing=10)))
+    assert dense.verdict == "partly supported"
+    assert "abrupt" in dense.why and "not testable" not in dense.why
+
+
+def test_c6_drop_threshold_mutation_flips():
+    # every seed drops 0.52 ln T: just above the rule's 0.5, below the range end 0.6
+    tables = tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10, drop=0.52))
+    rec = claims.evaluate("C6", tables)
+    assert rec.verdict == "supported"
+    assert "drop = 0.6 (rule: 0.5) → partly supported" in rec.flips
+    ev = ch04.measure_c6(tables)
+    rule = ch04.CLAIMS[0].rule
+    assert rule.decide(ev, {**rule.thresholds, "drop": 0.53}).verdict == "partly supported"
+
+
+def test_c6_one_weak_m_fails_the_drop_and_v1_is_kept():
+    drop = {1: [0.4, 0.45, 0.5, 0.42, 0.48], 2: 0.8}
+    rec = claims.evaluate("C6", tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10, drop=drop)))
+    assert rec.verdict == "partly supported" and "m=1" in rec.why    # smooth, drop fails
+    assert [p["version"] for p in rec.previous] == [1]
+
+
+def test_c6_measure_matches_a_hand_computation():
+    drop = {1: [0.6, 0.7, 0.8, 0.65, 0.75], 2: 0.9}
+    tables = tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10, drop=drop))
+    ev = ch04.measure_c6(tables)
+    # linear ramp a -> b on a 10-step grid: 10% at a + 0.1 (b - a), 90% at a + 0.9 (b - a),
+    # each rounded up to the grid
+    widths = []
+    for a, b in SMOOTH_RAMPS.values():
+        start = math.ceil((a + 0.1 * (b - a)) / 10 - 1e-9) * 10
+        end = math.ceil((a + 0.9 * (b - a)) / 10 - 1e-9) * 10
+        widths.append(end - start)
+    w = np.array(widths, float)
+    half = stats.t.ppf(0.975, 4) * w.std(ddof=1) / math.sqrt(5)
+    assert ev["width"] == pytest.approx(w.mean())
+    assert ev["width_low"] == pytest.approx(w.mean() - half)
+    assert ev["width_high"] == pytest.approx(w.mean() + half)
+    assert ev["spacing"] == 10
+    d1 = np.array(drop[1])
+    low1 = d1.mean() - stats.t.ppf(0.975, 4) * d1.std(ddof=1) / math.sqrt(5)
+    assert ev["weakest_m"] == 1 and ev["min_drop_low"] == pytest.approx(low1)
+    assert ev.p_value == pytest.approx(stats.ttest_1samp(d1 - 0.5, 0, alternative="greater")
+                                       .pvalue)
+
+
+def test_c6_intervals_respect_ranges():
+    # drops near 1 ln T with spread: the upper bound is cut at 1; widths near 0 cut at 0
+    drop = {1: [0.99, 0.9, 1.0, 0.95, 0.999], 2: 1.0}
+    ramps = {0: (100, 110), 1: (100, 110), 2: (100, 110), 3: (100, 110), 4: (100, 3000)}
+    ev = ch04.measure_c6(tables_for(ramp_entropy(ramps, spacing=10, drop=drop)))
+    assert ev["width_low"] >= 0
+    rec = claims.evaluate("C6", tables_for(ramp_entropy(ramps, spacing=10, drop=drop)))
+    highs = [float(part.split(", ")[1].rstrip("]")) for part in rec.ci.split("; ")
+             if part.startswith(("drop per m: m=", "m="))]
+    assert highs and max(highs) <= 1.0
+
+
+# ------------------------------------------------------------------------------------ C7
+
+def timing_tables(mids: list, lock_offsets: list, spacing: int = 10, layers=(0, 1)):
+    """Ramps centred on ``mids[seed]`` (400 steps wide); lock-in at mid + offset (+ 20 per
+    layer)."""
+    ramps = {s: (m - 200, m + 200) for s, m in enumerate(mids)}
+    entropy = ramp_entropy(ramps, spacing, layers=layers)
+    lock = pd.DataFrame([(s, l, mids[s] + lock_offsets[s] + 20 * l) for s in range(len(mids))
+                         for l in layers], columns=["seed", "layer", "lock_step"])
+    return tables_for(entropy, lock)
+
+
+MIDS = [1000, 1200, 1400, 1600, 1800]
+
+
+def test_c7_correlated_timing_over_seeds_is_supported():
+    tables = timing_tables(MIDS, [100, 80, 120, 90, 110])
+    rec = claims.evaluate("C7", tables)
+    assert rec.verdict == "supported", rec.why
+    assert rec.null_passes is False and rec.null_verdict == "not supported"
+    assert rec.p_value == pytest.approx(1 / 120)       # the observed pairing is the best of 5!
+
+
+def test_c7_broken_pairing_itself_is_not_supported():
+    tables = timing_tables(MIDS, [100, 80, 120, 90, 110])
+    rec = claims.evaluate("C7", ch04.null_c7(tables))
+    assert rec.verdict == "not supported"
+
+
+def test_c7_midpoints_on_one_snapshot_are_not_testable():
+    # every midpoint on the same 100-step snapshot: any r could only come from the lock-in
+    ramps = {s: (150, 250) for s in range(5)}
+    lock = pd.DataFrame([(s, 0, 300.0 + 50 * s) for s in range(5)],
+                        columns=["seed", "layer", "lock_step"])
+    rec = claims.evaluate("C7", tables_for(ramp_entropy(ramps, 100), lock))
+    assert rec.verdict == "not testable" and "100-step snapshots" in rec.why
+
+
+def test_c7_off_mode_threshold_mutation_flips():
+    # 10 seeds, 7 with the midpoint at step 200 and 3 at 300 (30% off the mode), lock-in tracking
+    mids = [200] * 7 + [300] * 3
+    ramps = {s: (m - 60, m + 40) for s, m in enumerate(mids)}
+    lock = pd.DataFrame([(s, 0, m + 50.0 + s) for s, m in enumerate(mids)],
+                        columns=["seed", "layer", "lock_step"])
+    tables = tables_for(ramp_entropy(ramps, 100, layers=(0,)), lock)
+    ev = ch04.measure_c7(tables)
+    assert ev["off_mode"] == pytest.approx(0.3) and ev["mode"] == 200
+    rec = claims.evaluate("C7", tables)
+    assert rec.verdict == "supported"
+    assert "min_off_mode = 0.5 (rule: 0.25) → not testable" in rec.flips
+
+
+def test_c7_measure_matches_a_hand_computation():
+    offsets = [100, 80, 120, 90, 110]
+    tables = timing_tables(MIDS, offsets)
+    ev = ch04.measure_c7(tables)
+    # seed unit: layer-mean lock-in = mid + offset + 10; midpoints exactly on the 10-step grid
+    x = np.array([m + o + 10 for m, o in zip(MIDS, offsets)], float)
+    y = np.array(MIDS, float)
+    r = np.corrcoef(x, y)[0, 1]
+    z, half = np.arctanh(r), 1.959963984540054 / math.sqrt(2)
+    assert ev["r"] == pytest.approx(r)
+    assert ev["r_low"] == pytest.approx(np.tanh(z - half))
+    assert ev["off_mode"] == pytest.approx(0.8)          # 5 distinct midpoints, each 2 of 10
+    gap = -np.array(offsets, float) - 10
+    assert f"{gap.mean():+.0f}" in ev.controls["midpoint − lock-in"]
+
+
+def test_c7_v1_is_evaluated_on_the_same_tables():
+    tables = timing_tables(MIDS, [100, 80, 120, 90, 110], layers=(0, 1, 2, 3))
+    rec = claims.evaluate("C7", tables)
+    assert [p["version"] for p in rec.previous] == [1]
+    # v1 pools the 20 seed × layer points: r high and the gap (-130 steps) within ±600
+    assert rec.previous[0]["verdict"] == "supported"
+    ev = ch04.measure_c7_v1(tables)
+    assert -160 < ev["gap_low"] < -130 < ev["gap_high"] < -100
+
+
+# ------------------------------------------------------------------------------------ notebook
+
+def test_notebook_defaults_match_the_loader():
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "04_attention_bubbling.py"
+    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
+    defaults = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
+                if isinstance(n, ast.AnnAssign)}
+    loader = inspect.signature(ch04.load.__wrapped__).parameters
+    assert defaults["preset"] == loader["preset"].default
+    assert defaults["seeds"] == loader["seeds"].default == ch04.SEEDS
+    assert defaults["smooth_fraction"] == ch04.CLAIMS[0].rule.thresholds["smooth_fraction"]
