@@ -74,7 +74,7 @@ book: $(STAMP) $(MATHJAX)
 
 unit: $(STAMP)
 	mkdir -p .cache
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests
 
 # CI: every page is executed (no jupyter-cache reuse), warnings are errors; then the browser check
 test: unit $(MATHJAX)

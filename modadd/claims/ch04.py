@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..report import fmt_ci, interval, number, pvalue
 from ..stats import bounded_mean_ci, clip_interval, mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
 SEEDS = 5                # chapter 4's default seed count
 SMOOTH_FRACTION = 0.05   # chapter 4's `smooth_fraction`: abrupt if the 10-90% window <= 5% of training
@@ -361,13 +361,6 @@ def null_c7(tables: Tables) -> Tables:
 def alternatives_c7(tables: Tables) -> dict:
     return {"last layer only (the paper's)": {**tables, "layers": "last"},
             "another broken pairing as null (shift by 2 seeds)": {**tables, "null_shift": 2}}
-
-
-def finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 # ------------------------------------------------------------------------------------ rules

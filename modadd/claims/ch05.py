@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..report import fmt_ci, interval, number, pvalue
 from ..stats import bounded_mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
 SEEDS, PAIRS, K_MAIN, EARLY, LATE = 5, 9, 3, 0.2, 0.2   # chapter 5's defaults
 RANDOM = "random (same blocks)"
@@ -225,13 +225,6 @@ def alternatives(tables: Tables) -> dict:
     out = {"final-trajectory basis instead of causal": {**tables, "basis": "final"}}
     out.update({f"k = {k} per block": {**tables, "k": int(k)} for k in ks})
     return out
-
-
-def finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 V1 = Rule(
