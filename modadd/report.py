@@ -84,3 +84,11 @@ def ci_relation(ci: Sequence[float], ref: float = 0.0, more: str = "above", less
 def verdict_style(verdict: str) -> str:
     """CSS for a verdict cell (background colour by verdict)."""
     return f"background-color: {VERDICT_COLOURS.get(verdict, '#ffffff')}"
+
+
+def percent(value: float, digits: int = 0) -> str:
+    """A fraction as a percentage: ``percent(0.973)`` -> ``"97%"``, ``percent(0.973, 1)`` ->
+    ``"97.3%"``; NaN/inf -> ``"—"``."""
+    if value is None or not math.isfinite(float(value)):
+        return DASH
+    return f"{float(value):.{digits}%}"

@@ -53,7 +53,7 @@ from modadd import manifold as MF
 from modadd.claims import ch03
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
-from modadd.report import ci_relation, fmt_ci
+from modadd.report import fmt_ci
 from modadd.stats import mean_ci, seed_summary
 
 # %% tags=["parameters"]
@@ -354,91 +354,5 @@ display(Markdown("\n".join([
     "| setting | matrices | $r_{90}$ (mean over layers) | real − random walk |",
     "|---|---|---|---|", *lines])))
 
-ev = {cid: claims.spec(cid).measure(tables) for cid in ch03.IDS}
-c1, c3, c4, c5 = ev["C1"].values, ev["C3"].values, ev["C4"].values, ev["C5"].values
-overall = (c1["overall"], c1["overall low"], c1["overall high"])
-null_overall = (c1["null"], c1["null low"], c1["null high"])
-gap = null_overall[0] - overall[0]
-c1_text = (f"below the null by {gap:.2f} dimensions: part of the low dimension is specific to "
-           f"these trajectories, but most of the distance from the ambient {dim} to "
-           f"{overall[0]:.1f} is what any wandering trajectory shows at this snapshot count"
-           if overall[2] < null_overall[1] else
-           "not distinguishable from the null: at this snapshot count a random walk is as "
-           "low-dimensional")
-c4_text = ("earlier than the matched random walks, beyond the snapshot resolution"
-           if records["C4"].verdict == "supported" else
-           "but matched random walks lock in as early (within one snapshot interval, "
-           f"{c4['resolution']:.3f} of training), so early lock-in is not evidence of a "
-           "task-specific manifold")
-m_same = angles[angles.comparison == "m (same seed)"]["overlap"].mean() / (k_subspace / dim)
-c3_text = ("Orientation is set by the initialisation far more than by the task variant."
-           if m_same > 10 * max(c3["mean ratio high"], 1.0) else
-           "Sharing the initialisation does not make the subspaces much more alike.")
-mid = layer_mean[(layer_mean.fraction >= 0.3) & (layer_mean.fraction <= 0.8)]
-mid = mid.groupby("seed")[["sliding", "sliding_null"]].mean()
-local = mean_ci(mid["sliding"] - mid["sliding_null"])
-local_text = ci_relation(local, 0.0, "higher than", "lower than", "indistinguishable from")
-
-
-def schedule_words(cid):
-    """How a claim's verdict depends on the schedule, in words."""
-    record = records[cid]
-    by_setting = {"the preset's schedule": record.verdict,
-                  **{name: v.verdict for name, v in record.variants.items()}}
-    if len(set(by_setting.values())) == 1:
-        return f"{record.verdict} at all {len(by_setting)} schedules"
-    return "; ".join(f"{outcome} at {name}" for name, outcome in by_setting.items())
-
-
-def below_null(role):
-    """The matrix types whose paired real − random-walk CI lies below 0 at schedule ``role``."""
-    values = claims.spec("C1").measure(variant_tables[role]).values
-    return [m for m in MATRICES if values[f"paired high {m}"] < 0]
-
-
-peak_below, original_below = below_null("constant lr"), below_null("original lr")
-peak_text = (f"below it at the constant peak rate: {', '.join(peak_below) or 'none'}; at the "
-             f"original constant rate 3e-4: {', '.join(original_below) or 'none'}"
-             + (" — whether $W_Q, W_K$ fall below their null depends on the learning rate, not "
-                "on the task alone" if {"W_Q", "W_K"} - set(peak_below) else ""))
-
-
-def versus_shuffled(claim_tables):
-    """Per seed, r90 of the real trajectory minus that of its shuffled increments (all blocks)."""
-    seed = claim_tables["r90"].groupby(["seed", "source"])["rank"].mean().unstack("source")
-    return mean_ci(seed["real"] - seed["shuffled increments"])
-
-
-shuffled_text = "; ".join(f"{name} {fmt_ci(versus_shuffled(t), signed=True)}"
-                          for name, t in {"preset schedule": tables, **variant_tables}.items())
-c2_v1 = records["C2"].previous[0]
-c2_text = (f"under rule v1 (seed range ≤ 1 in every block) it was {c2_v1['verdict']}"
-           + (", because a matched random walk passes that rule too" if c2_v1["null_passes"]
-              else ""))
-
-
-display(Markdown(
-    f"- **Local dimension.** In sliding windows of {window} snapshots between 30% and 80% of "
-    f"training, $r_{{90}}$ is {local_text} that of matched random walks (difference "
-    f"{fmt_ci(local, signed=True)}): "
-    + ("motion stays confined to fewer directions than a random walk's even mid-training.\n"
-       if local[2] < 0 else
-       "the low whole-trajectory dimension comes from the large early moves, not from motion "
-       "confined to a few directions throughout.\n")
-    + f"- **Dimension (C1).** The paper reports $r_{{90}}$ of 3–4 (3–5 in its Fig. 1 caption). "
-    f"Over all blocks we measure {fmt_ci(overall)}; a random walk with the same step norms "
-    f"gives {fmt_ci(null_overall)}, {c1_text}. C1 is {schedule_words('C1')}: the table above "
-    f"gives each schedule's matrices against their null; the types with a paired CI "
-    f"{peak_text}. Real minus shuffled increments (the same steps in random order): "
-    f"{shuffled_text}; where this is not below 0, the low dimension lies in the directions "
-    f"of the steps, not in their order.\n"
-    f"- **Stability across seeds (C2).** Compared with the null's seed spread, C2 is "
-    f"{schedule_words('C2')}; {c2_text}.\n"
-    f"- **Timing (C4).** Trajectories lock into their final subspace at "
-    f"{c4['real']:.2f} of training, {c4_text}. C4 is {schedule_words('C4')}.\n"
-    f"- **Orientation (C3).** Across seeds the top-{k_subspace} subspaces overlap "
-    f"{c3['mean ratio']:.1f}× as much as random subspaces; runs trained on different $m$ from "
-    f"the same initial weights overlap {m_same:.1f}× random. {c3_text}\n"
-    f"- **W_V, W_O vs W_Q, W_K (C5).** The difference is "
-    f"{fmt_ci((c5['diff'], c5['diff low'], c5['diff high']))} effective dimensions, positive in "
-    f"{c5['positive layers']:.0f}/{c5['layers']:.0f} layers; C5 is {schedule_words('C5')}."))
+display(Markdown(ch03.summary(records, tables, variant_tables,
+                              ch03.local_dimension(layer_mean), window)))

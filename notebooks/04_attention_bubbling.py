@@ -41,7 +41,7 @@ from modadd import manifold as MF
 from modadd import metrics as M
 from modadd.claims import ch04 as C67
 from modadd.plots import band_plot, entropy_panels
-from modadd.report import fmt_ci, number
+from modadd.report import fmt_ci
 from modadd.stats import bounded_mean_ci, mean_ci
 
 # %% tags=["parameters"]
@@ -94,13 +94,7 @@ for (layer, m), part in trans.groupby(["layer", "m"]):
         row[label] = fmt_ci(bounded_mean_ci(part[column], bounds))
     row["abrupt seeds"] = f"{(part.width_fraction <= smooth_fraction).sum()}/{len(part)}"
     table.append(row)
-display(Markdown(
-    f"**Time resolution.** Snapshots are {cfg.train.snapshot_every} steps apart; the median "
-    f"10–90% window is {number(np.nanmedian(trans.width) / cfg.train.snapshot_every, 1)} snapshot "
-    f"intervals and the median midpoint is at step {number(np.nanmedian(trans['mid']), 0)}. A window of "
-    f"a few intervals is at the resolution limit: 'abrupt' here means 'faster than the snapshot "
-    f"spacing can resolve', and finer snapshots early in training would be needed to see its "
-    f"shape."))
+display(Markdown(C67.resolution_text(trans, cfg.train.snapshot_every)))
 pd.DataFrame(table).set_index(["layer", "m"])
 
 # %% [markdown]
@@ -204,13 +198,7 @@ ax.set(xlabel="lock-in step (chapter 3)", ylabel="entropy transition midpoint (s
        title=f"r = {fmt_ci(r_all[:3], bounds=(-1, 1))} over {r_all[3]} seed×layer points")
 ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
 fig.tight_layout()
-display(Markdown(
-    f"Entropy midpoint minus lock-in step: {fmt_ci(gap, 0, signed=True)} steps "
-    f"(mean over layers, CI over seeds). Last layer, across seeds: r = "
-    f"{fmt_ci(r_last[:3], bounds=(-1, 1))} (n = {r_last[3]}). Of the "
-    f"{trans['mid'].notna().sum()} seed × layer × m midpoints, "
-    f"{(trans['mid'] == trans['mid'].mode().min()).mean():.0%} sit on one snapshot (step "
-    f"{number(trans['mid'].mode().min(), 0)})."))
+display(Markdown(C67.timing_text(gap, r_last, trans["mid"])))
 
 # %% [markdown]
 # ## 5. Top-$k$ attention ablation

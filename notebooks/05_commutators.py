@@ -53,7 +53,7 @@ from modadd import commutator as CM
 from modadd.claims import ch05 as C8
 from modadd.model import Transformer
 from modadd.plots import band_plot
-from modadd.report import ci_relation, fmt_ci, number
+from modadd.report import fmt_ci
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
@@ -293,50 +293,19 @@ record
 # ## 7. Summary (computed)
 
 # %%
-c8 = C8.measure(c8_tables)
-fair = {w: (c8[f"fair_{w}"], c8[f"fair_{w}_low"], c8[f"fair_{w}_high"]) for w in ("early", "late")}
-rho_phase = {w: (c8[f"rho_{w}"], c8[f"rho_{w}_low"], c8[f"rho_{w}_high"])
-             for w in ("early", "late")}
 causal = rho[(rho.basis == "causal") & (rho.k == k_main) & (rho.step > 0)]
 grad_ratio = causal[causal.vector.isin(["g_a", "g_b"])].groupby(["seed", "step", "pair"]) \
     .ratio.mean().rename("grad_ratio").reset_index()
 specific = causal[causal.vector == "delta"].merge(grad_ratio, on=["seed", "step", "pair"])
 specific["specificity"] = specific.ratio / specific.grad_ratio
 specific["phase"] = CM.phase(specific.step, n_steps, early, late)
-spec = {w: seed_stat(specific, "specificity", w) for w in ("early", "late")}
-delta32_orig = {w: seed_stat(compare[compare.vector == names["delta32"]],
-                             "original-style ratio", w) for w in ("early", "late")}
-f32_late = f32_error["late"][0]
-held = {w: seed_stat(main_rho[main_rho.basis == "held-out seed"], "ratio", w)
-        for w in ("early", "late")}
-held_null = all(ci_relation(held[w], 1.0) == "indistinguishable from" for w in held)
-spec_words = {ci_relation(spec[w], 1.0, "more", "less", "about as") for w in spec}
-spec_word = spec_words.pop() if len(spec_words) == 1 else "about as"
-artefact = delta32_orig["late"][2] < fair["late"][1]
-defect = {w: seed_stat(scalars, c, w) for w in ("early", "late")
-          for c in ("defect_original",)}
-hess = {w: seed_stat(scalars, "defect_hessian", w) for w in ("early", "late")}
-display(Markdown(
-    f"- **Perpendicular, but so is a random direction:** the commutator's norm fraction in the "
-    f"execution subspace is ρ = {number(rho_phase['early'][0], 3)} early and "
-    f"{number(rho_phase['late'][0], 3)} late (k = {k_main} per block), so at least "
-    f"{c8['perp_min']:.1%} of its norm is perpendicular; random directions in the same blocks "
-    f"give ρ = {number(c8['rho_random_early'], 4)} and {number(c8['rho_random_late'], 4)} "
-    f"({c8['perp_min_random']:.2%} perpendicular).\n"
-    f"- **Enrichment, fairly measured:** against random directions in the same attention "
-    f"blocks the commutator is {fmt_ci(fair['early'], 1, bounds=(0, np.inf))}× enriched early "
-    f"and {fmt_ci(fair['late'], 1, bounds=(0, np.inf))}× late (late/early "
-    f"{number(c8['ratio_change'])}); C8 is **{record.verdict}**.\n"
-    f"- **The original's arithmetic** (float32 difference form, √(K/P) with the dead MLP "
-    f"coordinates) gives {delta32_orig['early'][0]:.1f}× early and "
-    f"{delta32_orig['late'][0]:.1f}× late on these runs"
-    + (f"; its late value lies below the fair one because late in training the float32 "
-       f"commutator is mostly rounding noise (median error {f32_late:.0f}× its norm).\n"
-       if artefact else ".\n")
-    + f"- **Control:** the commutator is {spec_word} enriched than the gradients it is built "
-    f"from (ratio of enrichments {spec['early'][0]:.2f} early, {spec['late'][0]:.2f} late)"
-    + (", and a basis from another seed gives no enrichment, so the enrichment reflects where "
-       "this run's gradients and weights move." if held_null else ".")
-    + f"\n- **Defect:** the original's normalised defect goes from {defect['early'][0]:.1f} to "
-    f"{defect['late'][0]:.1f}, the Hessian-scale defect from {hess['early'][0]:.3g} to "
-    f"{hess['late'][0]:.3g}."))
+phases = ("early", "late")
+display(Markdown(C8.summary(
+    record, k_main,
+    specificity={w: seed_stat(specific, "specificity", w) for w in phases},
+    original={w: seed_stat(compare[compare.vector == names["delta32"]], "original-style ratio",
+                           w) for w in phases},
+    f32_late=f32_error["late"][0],
+    held={w: seed_stat(main_rho[main_rho.basis == "held-out seed"], "ratio", w) for w in phases},
+    defect={w: seed_stat(scalars, "defect_original", w) for w in phases},
+    hessian={w: seed_stat(scalars, "defect_hessian", w) for w in phases})))

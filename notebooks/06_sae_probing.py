@@ -54,7 +54,7 @@ from modadd import claims
 from modadd import sae as S
 from modadd.claims import ch06
 from modadd.plots import band_plot, point_ci
-from modadd.report import ci_text, number
+from modadd.report import ci_text
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
@@ -238,9 +238,7 @@ order = [stage_name[s] for s in steps]
 c9_tables = ch06.tables_from_probes(table, order, settings.kinds, n_latents, n_train)
 record = claims.evaluate("C9", c9_tables, preset)
 spec = claims.spec("C9")
-display(Markdown("\n".join(f"- rule v{r.version} ({r.date}): {r.text}"
-                            + (f" — *changed because* {r.reason}" if r.reason else "")
-                            for r in (*spec.history, spec.rule))))
+display(Markdown(ch06.rules_markdown(spec)))
 display(record)
 
 # %%
@@ -257,11 +255,6 @@ worst = max(layers, key=lambda l: max(by_layer[l][st][0] for st in order))
 drop_ci = by_layer[worst]
 random_ci = drop_stats(kind, worst, "drop: zero random")
 
-
-def per_stage(d: dict) -> str:
-    return ", ".join(f"{st} {number(d[st][0], 3, signed=True)}" for st in order)
-
-
 # %% [markdown]
 # ## 6. Summary (computed)
 
@@ -271,22 +264,8 @@ recon_cost = drops[drops.sae == kind].groupby("stage", observed=True)["reconstru
 probe_last = probes[(probes.step == steps[-1]) & (probes.layer == cfg.model.n_layers)]
 m_probe = mean_ci(probe_last[probe_last.target == "m"].test_accuracy)
 label_probe = mean_ci(probe_last[probe_last.target == "label"].test_accuracy)
-beats_random = all(drop_ci[st][1] > random_ci[st][2] for st in order[1:] or order)
 best = assoc[(assoc.sae == kind) & (assoc.draw == 0)].groupby("selection").value.mean()
-display(Markdown(
-    f"- **Associations:** with the {kind} SAE, the best latent reaches |r| ≈ "
-    f"{best['m / positions']:.2f} with m or a marker position, and a correlation ratio ≈ "
-    f"{best['label / values']:.2f} with the label or a value (mean over seeds, layers and "
-    f"stages).\n"
-    f"- **Ablation through the model:** zeroing the {n_latents} m/position latents at layer "
-    f"{worst} lowers accuracy by {per_stage(drop_ci)} beyond the reconstruction (negative: "
-    f"raises); random latents by {per_stage(random_ci)}. The task latents' drop "
-    f"{'exceeds' if beats_random else 'does not clearly exceed'} the random one (CI).\n"
-    f"- **Reconstruction alone** costs "
-    f"{', '.join(f'{st} {number(v, 3, signed=True)}' for st, v in recon_cost.items())} "
-    f"accuracy.\n"
-    f"- **Verdict (C9):** {record.verdict} — {record.why}.\n"
-    f"- **Probes:** held-out linear probes on the final residual read m at "
-    f"{m_probe[0]:.1%} and the label at {label_probe[0]:.1%} (late; majority rates "
-    f"{probe_last[probe_last.target == 'm'].majority.mean():.1%} and "
-    f"{probe_last[probe_last.target == 'label'].majority.mean():.1%})."))
+majority = probe_last.groupby("target").majority.mean()
+display(Markdown(ch06.summary(
+    record, kind, n_latents, worst, drop_ci, random_ci, recon_cost.to_dict(), best.to_dict(),
+    probes={"m": (m_probe[0], majority["m"]), "label": (label_probe[0], majority["label"])})))

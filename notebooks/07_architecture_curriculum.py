@@ -60,8 +60,7 @@ from modadd import manifold as MF
 from modadd.claims import ch07
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
-from modadd.report import ci_text, number
-from modadd.stats import mean_ci
+from modadd.report import ci_text
 from modadd.model import build_model, count_flops_per_step
 from modadd.task import chance_accuracy, max_markers
 
@@ -403,76 +402,7 @@ for record in records.values():
 # ## Where we agree and disagree with the paper
 
 # %%
-sgd_learns = mean_ci(sgd_final.value)[0] >= learned
-mlp_type_r90 = c7_tables["mlp_pairs"].set_index("seed").mlp_r90
-cur = forget[forget.arm == "curriculum"]
-mixed_forget = forget[forget.arm == "attention-only, mixed"].groupby("m").forgetting.mean().max()
-seed_overlap = per_pair[per_pair.comparison == "seeds: attention-only, mixed"].mean_cos2.mean()
-cur_overlap = per_pair[per_pair.comparison == "attention-only, mixed vs curriculum"] \
-    .mean_cos2.mean()
-only_final = final[(final.arm == ONLY) & (final.m == largest)].value
-mixed_final = final[(final.arm == "attention-only, mixed") & (final.m == largest)].value
-cur_final = final[(final.arm == "curriculum") & (final.m == largest)].value
-mixed_ok = mean_ci(mixed_final)[0] >= learned
-cur_ok = mean_ci(cur_final)[0] >= learned
-
-
-def direction(ci, up: str, down: str, none: str) -> str:
-    return up if ci[1] > 0 else down if ci[2] < 0 else none
-
-
 real_r90 = arm_r90["real"].unstack("arm")
 fragment = real_r90["curriculum"] - real_r90["attention-only, mixed"]
-attn_ci, gap_ci, mlp_r90 = mean_ci(attn_diff), mean_ci(acc_gap), mean_ci(mlp_type_r90)
-shared_init = cur_overlap > 10 * max(seed_overlap, k / dim)
-forget_1 = cur[cur.m == min(M_VALUES)].forgetting
-forget_1_noreset = forget[(forget.arm == "curriculum (no reset)")
-                          & (forget.m == min(M_VALUES))].forgetting
-lines = [
-    "- **MLPs (C10).** With MLPs, the joint attention $r_{90}$ "
-    + direction(attn_ci, "rises", "falls", "does not change detectably")
-    + f" ({ci_text(attn_diff)}, paired over seeds) and its distance below the random-walk null "
-    + direction(mean_ci(closer_to_null), "shrinks", "grows", "does not change detectably")
-    + f" ({ci_text(closer_to_null)}); the MLP weights' own $r_{{90}}$ is "
-    f"{ci_text(mlp_type_r90)} per matrix, "
-    + ("above" if mlp_r90[0] > 4.5 else "inside or below")
-    + f" the paper's 3–4 band and {number(abs(mean_ci(mlp_below)[0]))} "
-    + ("below" if mean_ci(mlp_below)[0] < 0 else "above")
-    + " their random-walk null (all MLP weights jointly). Final accuracy "
-    + direction(gap_ci, "rises", "falls", "does not change detectably")
-    + f" ({ci_text(acc_gap, 3, bounds=DIFF)}; on m={largest}: "
-      f"{ci_text(acc_gap_m, 3, bounds=DIFF)}). Verdict: {records['C10'].verdict}.",
-    f"- **Curriculum (C11).** Under the original curriculum (optimizer reset), m="
-    f"{min(M_VALUES)} is forgotten by {ci_text(forget_1, bounds=ACC)}; without the reset by "
-    f"{ci_text(forget_1_noreset, bounds=ACC)}; mixed training forgets at most "
-    f"{number(mixed_forget, 3)} on any m. On the largest m the curriculum ends at "
-    f"{ci_text(cur_final, bounds=ACC)}, mixed training at {ci_text(mixed_final, bounds=ACC)}. "
-    f"Verdict: {records['C11'].verdict}. Same-seed subspaces of mixed and curriculum runs "
-    f"overlap {cur_overlap:.3f}, seed-to-seed subspaces within mixed training {seed_overlap:.1e} "
-    f"(random: {k / dim:.1e}); the curriculum trajectory's joint $r_{{90}}$ minus the mixed "
-    f"one, paired by seed: {ci_text(fragment)}: "
-    + direction(mean_ci(fragment), "more dimensions, as the paper's fragmentation picture "
-                "predicts; ", "fewer dimensions, against the paper's fragmentation picture; ",
-                "no detectable difference in dimension; ")
-    + (f"{'nearly orthogonal' if cur_overlap < 0.1 else 'partly shared' if cur_overlap < 0.5 else 'largely shared'} "
-       f"subspaces: mixed and curriculum training do not reach "
-       f"{'the same' if cur_overlap < 0.5 else 'entirely different'} execution subspace, "
-       f"though sharing the initialisation makes them "
-       f"{cur_overlap / max(seed_overlap, k / dim):.0f}× more aligned than different seeds."),
-    f"- **From scratch (C12).** Only m={largest}: {ci_text(only_final, 3, bounds=ACC)} at the "
-    f"end (chance {number(chance, 3)}); mixed training reaches "
-    f"{ci_text(mixed_final, 3, bounds=ACC)} on the same m "
-    + ("with the same architecture, so capacity is not the limit. " if mixed_ok else
-       "with the same architecture: neither learns it at this budget. ")
-    + ("The curriculum also learns it." if cur_ok else
-       f"The README's 'curriculum succeeds' does not hold at this budget: the curriculum "
-       f"reaches {ci_text(cur_final, 3, bounds=ACC)}.")
-    + f" Verdict: {records['C12'].verdict}.",
-    "- **The paper's optimizer.** Plain SGD at lr $10^{-3}$, batch 64 "
-    + ("learns" if sgd_learns else "does not learn")
-    + f" the task within {cfg.train.n_steps} steps (held-out accuracy "
-    f"{ci_text(sgd_final.value, 3, bounds=ACC)}, chance {number(chance, 3)})"
-    + ("." if sgd_learns else "; at this budget the paper's stated optimizer could not have "
-       "produced trained models (the original code used AdamW)."),
-]
-display(Markdown("\n".join(lines)))
+display(Markdown(ch07.summary(records, c7_tables, mlp_below, fragment, sgd_final.value,
+                              cfg.train.n_steps, learned)))

@@ -53,7 +53,7 @@ import modadd
 from modadd import grokking as G
 from modadd import claims
 from modadd.claims import ch09 as C14
-from modadd.report import ci_text, fmt_ci, number, pvalue
+from modadd.report import ci_text, fmt_ci, number
 
 # %% tags=["parameters"]
 preset: str = "book"          # grokking preset: "smoke" (CI, seconds) | "book" | "fingerprint" | "power" | "nanda"
@@ -380,37 +380,12 @@ sens.style.hide(axis="index").format({"p": "{:.3f}", "1-NN": "{:.2f}"})
 # %%
 tables = C14.tables_from_spectra(labels, eig, eig_window, common, n_perm)
 record = claims.evaluate("C14", tables, preset)
-evidence = C14.measure(tables)
 display(record)
 
 # %% [markdown]
 # ## Where we agree and disagree with seed 001
 
 # %%
-rrr = sep[sep.method == "RRR"].set_index("window")
-whole, window = rrr.iloc[0], rrr.iloc[1]
-display(Markdown("\n".join([
-    "- **Grokking.** " + "; ".join(
-        f"wd {r['weight decay']:g}: {r['grokked']} seeds grokked, at step "
-        f"{r['grokked (held-out acc ≥ 99%) at']}" for r in grok_rows) +
-    f" (resolution {cfg.train.snapshot_every} steps, cap {cfg.train.n_steps}).",
-    f"- **Fingerprints.** After memorisation the held-out fingerprint moves "
-    f"{motion_ratio:.1f}× as much as the training-probe fingerprint (std over time, section 3): "
-    + ("training probes saturate, so the fork's training-split probes see little of grokking."
-       if motion_ratio > 2 else "both probe sets keep moving at this scale."),
-    f"- **TSVD vs RRR.** RRR's one-step error is at most TSVD's in {rrr_wins} of {len(paired)} "
-    f"runs. The two spectra of one run lie {np.mean(tsvd_vs_rrr):.4f} apart against "
-    f"{float(sep.loc[(sep.method == 'RRR') & (sep.window == 'whole run'), '_seed'].iloc[0]):.3f} "
-    f"between seeds" + (
-        f": with more Hankel coordinates ({states}) than snapshot pairs (at most "
-        f"{int(records.max())}), least squares interpolates and both estimators compress the "
-        f"same map, so the fork's mislabelled estimator gives nearly RRR's eigenvalues here."
-        if states > records.max() else "."),
-    f"- **C14 ({record.verdict}).** With RRR, between/within-wd distance "
-    f"{whole['between / within']} on whole runs ({pvalue(whole['_p'])}), "
-    f"{window['between / within']} in the first {common} steps ({pvalue(window['_p'])}); 1-NN "
-    f"recovers the weight decay with accuracy {whole['1-NN accuracy']}. Perturbed copies of "
-    f"one run sit at {number(whole['_pert'], 3)} from each other (and "
-    f"{number(evidence['pert'], 3)} from the unperturbed run) against "
-    f"{number(whole['_seed'], 3)} between seeds at the same weight decay.",
-])))
+display(Markdown(C14.summary(record, grok_table, sep, motion_ratio, rrr_wins, len(paired),
+                             tsvd_vs_rrr, states, int(records.max()), cfg.train.snapshot_every,
+                             cfg.train.n_steps, common)))

@@ -316,7 +316,6 @@ fig.tight_layout()
 # %%
 tables = C15.tables_from_series(grid_runs, series)
 record = claims.evaluate("C15", tables, "book" if preset == "detect" else preset)
-evidence = C15.measure_v2(tables)
 evidence_v1 = C15.measure_v1(tables)
 display(record)
 
@@ -324,26 +323,5 @@ display(record)
 # ## Where we agree and disagree with seed 002
 
 # %%
-best_v1 = C15._best_v1(evidence_v1.values, C15.RULE_V1.thresholds)
-best = comparison[comparison.detector == best_v1].iloc[0]
-best_wd = within_decay[within_decay.detector == best_v1].iloc[0]
-s002 = comparison[comparison.detector.str.startswith("seed 002")].iloc[0]
-display(Markdown("\n".join([
-    f"- **Gradient flow.** Read before the optimizer step, the gradients are not empty: the "
-    f"showcase's attention-block gradient norm spans "
-    f"{grad[grad.group == 'attention'].value.min():.2g}–{grad[grad.group == 'attention'].value.max():.2g} "
-    f"over training.",
-    f"- **Seed 002's early-grokking score** fires in {s002['TP / FP / miss / TN'].split(' / ')[1]} "
-    f"of the {len(grid_runs) - n_pos} runs that never grok (precision {s002['precision']}, "
-    f"recall {s002['recall']}).",
-    f"- **C15 ({record.verdict}).** Picked after the fact over all runs (rule v1), the best "
-    f"detector is {best.detector} ({best.signal} signal) with precision {best['precision']}, "
-    f"recall {best['recall']} and median lead {best['median lead (steps)']} steps (a share "
-    f"{best['lead / grok step']} of the grokking step); but among the weight-decayed runs that "
-    f"do not grok it fires in a share {best_wd['false-positive rate']}, and v1's own null "
-    f"passes it. Under rule v2 the detector is {evidence.effect[0].lower() + evidence.effect[1:]}"
-    f". {record.why[0].upper() + record.why[1:]}.",
-    f"- **The jump is gradual here**: held-out accuracy passes 0.5 a median "
-    f"{comparison.loc[comparison.detector.str.startswith('held-out accuracy'), 'median lead (steps)'].iloc[0]} "
-    f"steps before 0.99, so 'before the jump' and 'before 99%' differ.",
-])))
+display(Markdown(C15.summary(record, evidence_v1, comparison, within_decay, grad,
+                             len(grid_runs), n_pos)))

@@ -56,7 +56,6 @@ from modadd.plots import point_ci
 from modadd.presets import preset as preset_config
 from modadd.presets import study_configs
 from modadd.report import ci_text, fmt_ci, number, pvalue
-from modadd.stats import mean_ci
 from modadd.task import chance_accuracy
 
 # %% tags=["parameters"]
@@ -181,56 +180,8 @@ trends.assign(slope=lambda f: [fmt_ci(ci, signed=True) for ci in
     .pivot_table(index=["axis", "measure"], columns="source", values="slope", aggfunc="first")
 
 # %%
-def slope(axis: str, measure: str, source: str = "real") -> pd.Series:
-    return trends[(trends.axis == axis) & (trends.measure == measure)
-                  & (trends.source == source)].iloc[0]
-
-
-def slope_text(s: pd.Series) -> str:
-    return fmt_ci((s.slope, s.low, s.high), signed=True)
-
-
-def bounded_text(s: pd.Series, unit: str) -> str:
-    if s.high < 0:
-        return f"falls ({slope_text(s)} {unit})"
-    if s.low > 0:
-        return f"grows ({slope_text(s)} {unit})"
-    return f"shows no trend ({slope_text(s)} {unit})"
-
-
 n_snap = len(modadd.load_or_train(roles["width"][0], progress=False).snapshot_steps)
-block_w = slope("width (per doubling)", "block_r90")
-joint_w = slope("width (per doubling)", "joint_r90")
-block_d = slope("depth (per layer)", "block_r90")
-joint_d = slope("depth (per layer)", "joint_r90")
-real_w = width_runs[width_runs.source == "real"]
-real_d = depth_runs[depth_runs.source == "real"]
-null_w = width_runs[width_runs.source == "random walk"]
-widest, narrowest = int(real_w.width.max()), int(real_w.width.min())
-gap_to_null = (real_w.set_index(["width", "seed"]).block_r90
-               - null_w.set_index(["width", "seed"]).block_r90).groupby("width")
-below_null_everywhere = all(mean_ci(v)[2] < 0 for _, v in gap_to_null)
-deepest = real_d.layers.max()
-answer_1 = (
-    f"**Answer 1.** Per attention matrix, $r_{{90}}$ {bounded_text(block_w, 'per doubling of d')}"
-    f" with width and {bounded_text(block_d, 'per layer')} with depth; it ranges from "
-    f"{ci_text(real_w[real_w.width == narrowest].block_r90)} at d = {narrowest} to "
-    f"{ci_text(real_w[real_w.width == widest].block_r90)} at d = {widest} (random walk at "
-    f"d = {widest}: {ci_text(null_w[null_w.width == widest].block_r90)}; cap "
-    f"{n_snap - 1} with {n_snap} snapshots). Jointly over all attention weights, $r_{{90}}$ "
-    f"{bounded_text(joint_w, 'per doubling')} with width and "
-    f"{bounded_text(joint_d, 'per layer')} with depth (at {deepest} layers: "
-    f"{ci_text(real_d[real_d.layers == deepest].joint_r90)}). Over a "
-    f"{widest // narrowest}× range of width, where a block's parameter count grows "
-    f"{(widest // narrowest) ** 2}×, the per-block dimension stays within a few directions and "
-    + ("below its random-walk null at every width" if below_null_everywhere else
-       "not always below its random-walk null")
-    + ": bounded in this range"
-    + (f", though not constant — it grows about logarithmically with width (the null grows "
-       f"{slope_text(slope('width (per doubling)', 'block_r90', 'random walk'))} per doubling)."
-       if block_w.low > 0 else ".")
-    + " These runs do not all learn the task equally well (table above), so part of any trend "
-    "may be how far training got, not size itself.")
+answer_1 = C16.answer_1(trends, width_runs, depth_runs, n_snap)
 display(Markdown(answer_1))
 
 # %% [markdown]
@@ -337,71 +288,8 @@ fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out
 fig.tight_layout()
 
 # %%
-def score(fraction: float, name: str) -> pd.Series:
-    return scores[(scores.fraction == fraction) & (scores.features == name)].iloc[0]
-
-
-per_cell = head.groupby(["m", "optimizer"]).success.agg(["min", "max"])
-n_cells, mixed_cells = len(per_cell), int((per_cell["min"] != per_cell["max"]).sum())
-
-
-def seen(name: str) -> pd.Series:
-    return all_scores[(all_scores.folds == "unseen seed") & (all_scores.fraction == HEADLINE)
-                      & (all_scores.features == name)].iloc[0]
-
-
-base_s = score(HEADLINE, "training loss (baseline)")
-diag_s = score(HEADLINE, "diagnostics")
-both_s = score(HEADLINE, "diagnostics + loss")
-
-
-def auc_text(s: pd.Series) -> str:
-    """An AUC with its bootstrap interval over runs (the cached table's; see the C16 record
-    for intervals over whole settings)."""
-    return fmt_ci((s.AUC, s["AUC low"], s["AUC high"]), bounds=(0, 1))
-
-
 c16_tables = C16.tables_from_features(features, n_perm=n_perm, bootstrap=bootstrap)
-c16 = C16.measure(c16_tables)
-cluster_auc, cluster_delta = c16.ci.split("; ΔAUC ")
-testable = 0 < base_s.successes < base_s.n
-beats_null = testable and c16["p"] < 0.05
-beats_loss = testable and c16["delta_low"] > 0
-best_single = single[single.fraction == HEADLINE].sort_values("AUC", ascending=False).iloc[0]
-if not testable:
-    answer_2 = (f"**Answer 2.** Not testable at this preset: {int(base_s.successes)} of "
-                f"{int(base_s.n)} runs generalized.")
-else:
-    answer_2 = (
-        f"**Answer 2.** At {HEADLINE:.0%} of training ({int(base_s.n)} runs, "
-        f"{int(base_s.successes)} generalized), the training loss alone predicts "
-        f"generalization with a cross-validated AUC of {number(base_s.AUC)} (permutation "
-        f"{pvalue(base_s['AUC p'])}); the diagnostics alone reach {number(c16['auc'])} "
-        f"({cluster_auc.removeprefix('diagnostics ')} resampling whole settings; setting-"
-        f"permutation {pvalue(c16['p'])}, null 95%: {number(diag_s['AUC null 95%'])}), and "
-        f"added to the loss they change the AUC by {number(c16['delta'], signed=True)} "
-        f"{cluster_delta.split(' (')[0]} (over settings). Resampling single runs instead, as "
-        f"the table above does, would give {auc_text(diag_s)} — too narrow, since the seeds of "
-        f"a setting share its outcome. R² for the final accuracy: "
-        f"loss {base_s['R²']:.2f}, diagnostics {diag_s['R²']:.2f}, both {both_s['R²']:.2f}. "
-        f"The best single feature is {best_single.features} (AUC {best_single.AUC:.2f}; one of "
-        f"{len(single.features.unique())} tried, without a null of its own). "
-        f"{mixed_cells} of {n_cells} settings had seeds that disagreed, so the outcome is "
-        f"(almost) a property of the setting: the unseen-setting folds ask whether the early "
-        f"signals extrapolate to a new setting, with {n_cells} settings as the effective "
-        f"sample size — hence the wide null. "
-        f"When the setting was seen with other seeds (\"unseen seed\" folds), the loss gives "
-        f"{auc_text(seen('training loss (baseline)'))} and diagnostics + loss "
-        f"{auc_text(seen('diagnostics + loss'))} — but there any feature that identifies the "
-        f"setting predicts its outcome, so their nulls are high too "
-        f"({seen('diagnostics + loss')['AUC null 95%']:.2f}). "
-        + ("Early diagnostics predict success, and beyond what the loss says."
-           if beats_loss and beats_null else
-           "Early diagnostics predict success above chance, but not beyond the training loss "
-           "at the same time." if beats_null else
-           "Early diagnostics do not predict success above the permutation null"
-           + (", although adding them to the loss raises the AUC on these runs."
-              if both_s["ΔAUC low"] > 0 else ".")))
+answer_2 = C16.answer_2(C16.measure(c16_tables), all_scores, single, head, HEADLINE)
 display(Markdown(answer_2))
 
 # %% [markdown]
@@ -471,57 +359,11 @@ fig.tight_layout()
 
 
 # %%
-def overlap_mean(view: str, label: str) -> float:
-    part = overlaps[(overlaps.view == view) & (overlaps.comparison == label)].overlap
-    return float(part.mean())
-
-
-SAME_OVERLAP = 0.5     # overlap counted as "the same subspace" (1 = identical, k/D = random)
-mixed_cur = "mixed vs curriculum (same seed)"
-control = f"control: mixed vs {ONLY} (same seed)"
-fin_cur, fin_ctl = overlap_mean("final", mixed_cur), overlap_mean("final", control)
-fin_seed = overlap_mean("final", "seeds within mixed")
-whole_cur, whole_ctl = overlap_mean("whole trajectory", mixed_cur), \
-    overlap_mean("whole trajectory", control)
-cur_vals = overlaps[(overlaps.view == "final") & (overlaps.comparison == mixed_cur)] \
-    .set_index("pair").overlap
-ctl_vals = overlaps[(overlaps.view == "final") & (overlaps.comparison == control)] \
-    .set_index("pair").overlap
-paired = (cur_vals.rename(lambda p: p.split(" s")[-1])
-          - ctl_vals.rename(lambda p: p.split(" s")[-1])).dropna()
-paired_ci = mean_ci(paired)
-same_attractor = fin_cur >= SAME_OVERLAP
 last_stage = A.stage_starts(angle_arms["curriculum"][0])[-1]
 final_start = int(modadd.load_or_train(book_cfg, progress=False).snapshot_steps[
     MF.late_window(n_snapshots, last_fraction).start])
-reset_pair = overlap_mean("final", "curriculum vs no reset (same seed)")
-answer_3 = (
-    "**Answer 3.** "
-    + ("Yes: the same final subspace. " if same_attractor else
-       "No shared attractor in weight space. ")
-    + f"At the end of training the "
-    f"subspaces of mixed and curriculum runs of the same seed overlap {fin_cur:.2e} "
-    f"({fin_cur / (k / dim):.0f}× random), against {fin_ctl:.2e} for the control pair "
-    f"(mixed vs {ONLY}, which shares the initialisation but not the solution; paired "
-    f"difference {paired_ci[0]:+.1e} [{paired_ci[1]:+.1e}, {paired_ci[2]:+.1e}]) and "
-    f"{fin_seed:.2e} between seeds of mixed training. Over whole trajectories the "
-    f"same-seed overlap is {whole_cur:.2e} ({whole_ctl:.2e} for the control). For "
-    f"reference, the two curricula (with and without optimizer resets, same data order) "
-    f"overlap {reset_pair:.2f} at the end. An overlap of 1 is the same subspace; "
-    + (f"mixed and curriculum runs reach ≥ {SAME_OVERLAP}." if same_attractor else
-       f"mixed and curriculum runs stay below {SAME_OVERLAP}, so the two schedules end in "
-       "different execution subspaces")
-    + ("" if same_attractor else
-       ", and their same-seed excess over random is not detectably larger than what the "
-       "shared initialisation alone gives." if np.isnan(paired_ci[1]) or paired_ci[1] <= 0
-       else "; they share more than the initialisation alone gives, but little.")
-    + f" Caveat: the curriculum's last stage (m = {last_stage[1]} alone) starts at step "
-    f"{last_stage[0]} of {book_cfg.train.n_steps}, so its final subspace "
-    + ("is that stage's" if last_stage[0] <= final_start else "spans its last two stages")
-    + f" — the m = {last_stage[1]} solution reached from the earlier stages' weights."
-    + " Seeds differ in their initial weights (and residual-stream basis), so the seed-to-seed "
-    "overlap cannot distinguish 'different solution' from 'same solution in another basis'; "
-    "the same-seed comparisons can.")
+answer_3 = C16.answer_3(overlaps, ONLY, k / dim, last_stage, book_cfg.train.n_steps,
+                        final_start)
 display(Markdown(answer_3))
 
 # %% [markdown]
@@ -535,7 +377,6 @@ display(Markdown(answer_3))
 # %%
 # chapter 8's claim, evaluated here from chapter 8's cached tables (no file hand-off)
 c13 = claims.evaluate("C13", C13.load(preset, seeds=min(seeds, C13.SEEDS)), preset)
-c13_text = f"chapter 8 finds C13 *{c13.verdict}* ({c13.effect}, CI {c13.ci})"
 widths = per_run[per_run.layers == base_depth]
 pivot = widths.pivot_table(index=["width", "seed", "source"], columns="op",
                            values="block_r90").dropna().reset_index()
@@ -559,24 +400,8 @@ gap_table["accuracy: mul − add"] = (acc_gap["mul"] - acc_gap["add"]).groupby(
 gap_table
 
 # %%
-gap_real = gap.rename(columns={"real": "gap"})
-gap_trend = Q.trend(gap_real, "width", "gap", log2=True)
-pooled = mean_ci(gap.groupby("seed").real.mean())
-positive = [w for w, part in gap.groupby("width") if mean_ci(part.real)[1] > 0]
-answer_4 = (
-    f"**Answer 4.** {c13_text[0].upper() + c13_text[1:]}. Across widths "
-    f"{', '.join(map(str, sorted(int(w) for w in gap.width.unique())))}, "
-    f"the paired gap mul − add in per-block $r_{{90}}$, averaged over widths, is "
-    f"{fmt_ci(pooled, signed=True)}, with a slope of "
-    f"{fmt_ci((gap_trend['slope'], gap_trend['low'], gap_trend['high']), signed=True)} per "
-    f"doubling of width. "
-    + (f"The gap's CI lies above 0 at width(s) {', '.join(str(int(w)) for w in positive)}."
-       if positive else
-       "At no width is the gap's CI above 0.")
-    + " So the question's premise — a dimension difference to carry across widths — "
-    + ("holds here." if pooled[1] > 0 else "does not hold at this scale either.")
-    + " Multiplication mod 7 is addition mod 6 in relabelled tokens (chapter 8), so a "
-    "difference would have to come from the group order or the unused class.")
+gap_trend = Q.trend(gap.rename(columns={"real": "gap"}), "width", "gap", log2=True)
+answer_4 = C16.answer_4(c13, gap, gap_trend)
 display(Markdown(answer_4))
 
 # %% [markdown]
@@ -607,9 +432,12 @@ display(Markdown("\n\n".join([answer_1, answer_2, answer_3, answer_4])))
 # %% tags=["remove-output"]
 from modadd.sweep import record
 
-record("block_r90_slope_per_width_doubling", block_w.slope)
-record("block_r90_slope_per_layer", block_d.slope)
-for name, s in (("loss", base_s), ("diagnostics", diag_s), ("diagnostics_loss", both_s)):
-    record(f"auc_{name}", s.AUC)
-record("final_overlap_mixed_curriculum", fin_cur)
-record("mul_minus_add_r90", pooled[0])
+record("block_r90_slope_per_width_doubling",
+       C16.trend_row(trends, "width (per doubling)", "block_r90").slope)
+record("block_r90_slope_per_layer", C16.trend_row(trends, "depth (per layer)", "block_r90").slope)
+for name, features_name in (("loss", "training loss (baseline)"), ("diagnostics", "diagnostics"),
+                            ("diagnostics_loss", "diagnostics + loss")):
+    record(f"auc_{name}", C16.score_row(scores, HEADLINE, features_name).AUC)
+record("final_overlap_mixed_curriculum",
+       C16.overlap_mean(overlaps, "final", "mixed vs curriculum (same seed)"))
+record("mul_minus_add_r90", C16.pooled_gap(gap)[0])

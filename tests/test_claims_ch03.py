@@ -302,3 +302,84 @@ def test_notebook_defaults_match_the_loader():
     for name in ("seeds", "single_m_seeds", "k_subspace", "null_draws"):
         assert defaults[name] == sig.parameters[name].default, name
     assert defaults["preset"] == sig.parameters["preset"].default
+
+
+# -------------------------------------------------------------------------------------- prose
+
+def prose_inputs(real=3.5, walk=5.0, same_init=100.0, lock=None, variant_real=3.5):
+    """Records of C1–C5 on hand-made tables at the preset schedule and two variants."""
+    main = tables(r90_table(real, walk), lock=lock, angles=angle_table(1.0, same_init))
+    variants = {role: {**tables(r90_table(variant_real, walk), lock=lock), "setting": role}
+                for role in ch03.VARIANTS}
+    records = {cid: claims.evaluate(cid, main, "test",
+                                    {v: variants[v] for v in claims.spec(cid).variants})
+               for cid in ch03.IDS}
+    return records, main, variants
+
+
+def test_summary_below_the_null_and_confined_motion():
+    records, main, variants = prose_inputs()
+    text = ch03.summary(records, main, variants, (-0.5, -0.8, -0.2), 15)
+    assert "below the null by 1.50 dimensions" in text
+    assert "$r_{90}$ is lower than that of matched random walks" in text
+    assert "motion stays confined to fewer directions" in text
+    assert "sliding windows of 15 snapshots between 30% and 80%" in text
+    # every type is below its null at the constant peak rate: no learning-rate caveat
+    assert "at the constant peak rate: W_Q, W_K, W_V, W_O" in text
+    assert "depends on the learning rate" not in text
+    assert "Orientation is set by the initialisation" in text
+    assert "overlap 100.0× random" in text
+
+
+def test_summary_at_the_null_says_so():
+    records, main, variants = prose_inputs(real=5.0, same_init=1.0, variant_real=5.0)
+    text = ch03.summary(records, main, variants, (0.2, -0.1, 0.5), 15)
+    assert "not distinguishable from the null" in text and "below the null by" not in text
+    assert "indistinguishable from that of matched random walks" in text
+    assert "comes from the large early moves" in text
+    assert "at the constant peak rate: none" in text
+    assert "depends on the learning rate, not on the task alone" in text
+    assert "Sharing the initialisation does not make the subspaces much more alike." in text
+
+
+def test_summary_numbers_come_from_the_inputs():
+    lock = lock_table([0.1416] * 5, [0.3] * 5)
+    records, main, variants = prose_inputs(real=3.1416, lock=lock, variant_real=3.1416)
+    text = ch03.summary(records, main, variants, (-2.7183, -3.0, -2.5), 7)
+    assert "we measure 3.14 [" in text and "ambient 16384 to 3.1 " in text
+    assert f"below the null by {5.0 - 3.1416:.2f} dimensions" in text       # 1.86
+    assert "difference -2.72 [-3.00, -2.50]" in text and "of 7 snapshots" in text
+    assert "lock into their final subspace at 0.14 of training" in text
+    assert "earlier than the matched random walks" in text        # C4 supported here
+    # real minus shuffled increments is real minus the (same) null: -1.86 at every schedule
+    assert text.count("-1.86 [-1.86, -1.86]") == 3
+
+
+def test_c4_sentence_states_the_resolution_when_not_supported():
+    lock = lock_table([0.07] * 5, [0.07] * 5)
+    records, main, variants = prose_inputs(lock=lock)
+    text = ch03.summary(records, main, variants, (0.0, -0.1, 0.1), 15)
+    assert records["C4"].verdict == "not testable"
+    assert "matched random walks lock in as early (within one snapshot interval, 0.017" in text
+
+
+def test_schedule_words():
+    records, *_ = prose_inputs()
+    assert ch03.schedule_words(records["C1"]) == "supported at all 3 schedules"
+    records, *_ = prose_inputs(variant_real=5.0)
+    assert ch03.schedule_words(records["C1"]) == (
+        "supported at the preset's schedule; not supported at original lr; not supported at "
+        "constant lr")
+
+
+def test_local_dimension_and_c2_history_in_the_summary():
+    rows = [(s, f, 4.0 + 0.1 * s, 5.0) for s in range(3) for f in (0.1, 0.5, 0.9)]
+    layer_mean = pd.DataFrame(rows, columns=["seed", "fraction", "sliding", "sliding_null"])
+    ci = ch03.local_dimension(layer_mean)
+    d = np.array([-1.0, -0.9, -0.8])                 # only the fraction 0.5 is mid-training
+    assert ci[0] == pytest.approx(d.mean())
+    assert ci[2] == pytest.approx(d.mean() + stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3))
+    records, main, variants = prose_inputs()
+    text = ch03.summary(records, main, variants, ci, 15)
+    v1 = records["C2"].previous[0]
+    assert f"under rule v1 (seed range ≤ 1 in every block) it was {v1['verdict']}" in text

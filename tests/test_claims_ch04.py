@@ -221,3 +221,42 @@ def test_notebook_defaults_match_the_loader():
     assert defaults["preset"] == loader["preset"].default
     assert defaults["seeds"] == loader["seeds"].default == ch04.SEEDS
     assert defaults["smooth_fraction"] == ch04.CLAIMS[0].rule.thresholds["smooth_fraction"]
+
+
+# -------------------------------------------------------------------------------------- prose
+
+def test_timing_text_before_and_indistinguishable_wordings():
+    mids = pd.Series([200.0] * 9 + [300.0, float("nan")])
+    before = ch04.timing_text((-231.4, -293.0, -169.0), (0.04, -0.87, 0.89, 5), mids)
+    assert "-231 [-293, -169] steps" in before
+    assert "the entropy falls before the weights lock in" in before
+    assert "r = 0.04 [-0.87, 0.89] (n = 5)" in before
+    # 9 of the 11 rows sit on the modal step 200; 10 midpoints are defined
+    assert f"Of the 10 seed × layer × m midpoints, {9 / 11:.0%} sit on one snapshot (step 200)" \
+        in before
+    same = ch04.timing_text((31.4159, -50.0, 120.0), (0.5, 0.1, 0.8, 6), mids)
+    assert "+31 [-50, +120] steps" in same
+    assert "at the same step as the weights lock in, within the CI" in same
+    assert "before the weights" not in same
+    after = ch04.timing_text((300.0, 100.0, 500.0), (0.5, 0.1, 0.8, 6), mids)
+    assert "falls after the weights lock in" in after
+
+
+def test_timing_text_keeps_r_inside_its_range():
+    text = ch04.timing_text((-1.0, -2.0, 0.5), (0.9, 0.2, 1.3, 4), pd.Series([100.0, 200.0]))
+    assert "r = 0.90 [0.20, 1.00] (n = 4)" in text
+    assert "50% sit on one snapshot (step 100)" in text      # the smaller of two modes
+
+
+def test_resolution_text_numbers_come_from_the_inputs():
+    trans = pd.DataFrame({"width": [150.0, 314.16, float("nan")], "mid": [200.0, 271.8, 400.0]})
+    text = ch04.resolution_text(trans, 100)
+    assert "Snapshots are 100 steps apart" in text
+    assert f"median 10–90% window is {np.median([150, 314.16]) / 100:.1f} snapshot" in text
+    assert "median midpoint is at step 272" in text
+
+
+def test_report_percent():
+    from modadd.report import percent
+    assert percent(0.973) == "97%" and percent(0.973, 1) == "97.3%"
+    assert percent(float("nan")) == "—"

@@ -137,3 +137,65 @@ def test_notebook_defaults_match_the_loader():
     loader = inspect.signature(ch05.load.__wrapped__).parameters
     for name in ("preset", "seeds", "pairs", "k_main", "early", "late"):
         assert defaults[name] == loader[name].default, name
+
+
+# -------------------------------------------------------------------------------------- prose
+
+def verdict_record(verdict: str, values: dict):
+    from modadd.claims.core import VerdictRecord
+    return VerdictRecord(id="C8", claim="", source="", chapter="05", verdict=verdict, why="",
+                         effect="", ci="", controls={}, p_value=float("nan"), null_passes=False,
+                         null_verdict="not supported", null_why="", flips=[], rule_version=2,
+                         rule_text="", unit="seed", values=values)
+
+
+C8_VALUES = {"rho_early": 0.06512, "rho_late": 0.05431, "perp_min": 0.99712,
+             "rho_random_early": 0.008912, "rho_random_late": 0.012934,
+             "perp_min_random": 0.99991, "ratio_change": 0.6631,
+             "fair_early": 6.3, "fair_early_low": 5.8, "fair_early_high": 6.8,
+             "fair_late": 4.2, "fair_late_low": 3.8, "fair_late_high": 4.5}
+
+
+def prose(specificity, held, original_late=(2.0, 1.5, 2.5), verdict="partly supported"):
+    phase = {"early": (5.1, 4.0, 6.0), "late": (6.2, 5.0, 7.0)}
+    return ch05.summary(verdict_record(verdict, C8_VALUES), 3, specificity,
+                        {"early": (5.5, 5.0, 6.0), "late": original_late}, 26.1, held, phase,
+                        {"early": (0.08791, 0.05, 0.1), "late": (0.007213, 0.005, 0.009)})
+
+
+def test_summary_less_enriched_than_the_gradients_and_no_held_out_enrichment():
+    text = prose({"early": (0.81, 0.7, 0.9), "late": (0.93, 0.88, 0.98)},
+                 {"early": (1.02, 0.8, 1.2), "late": (0.99, 0.9, 1.1)})
+    assert "the commutator is less enriched than the gradients" in text
+    assert "ratio of enrichments 0.81 early, 0.93 late" in text
+    assert "a basis from another seed gives no enrichment" in text
+    assert "mostly rounding noise (median error 26× its norm)" in text      # 2.5 < 3.8
+
+
+def test_summary_mixed_specificity_enriched_held_out_and_no_artefact():
+    text = prose({"early": (1.3, 1.1, 1.5), "late": (0.93, 0.88, 0.98)},
+                 {"early": (3.0, 2.0, 4.0), "late": (0.99, 0.9, 1.1)},
+                 original_late=(4.0, 3.9, 4.1))
+    assert "the commutator is about as enriched as the gradients" in text
+    assert "another seed" not in text
+    assert "rounding noise" not in text and "4.0× late on these runs." in text
+
+
+def test_summary_numbers_come_from_the_inputs():
+    text = prose({"early": (1.3, 1.1, 1.5), "late": (1.2, 1.1, 1.3)},
+                 {"early": (1.02, 0.8, 1.2), "late": (0.99, 0.9, 1.1)})
+    assert "more enriched than the gradients" in text
+    assert "ρ = 0.065 early and 0.054 late (k = 3 per block)" in text
+    assert "at least 99.7% of its norm" in text and "(99.99% perpendicular)" in text
+    assert "ρ = 0.0089 and 0.0129" in text
+    assert "6.3 [5.8, 6.8]× enriched early and 4.2 [3.8, 4.5]× late (late/early 0.66)" in text
+    assert "C8 is **partly supported**" in text
+    assert "gives 5.5× early and 2.0× late" in text
+    assert "goes from 5.1 to 6.2, the Hessian-scale defect from 0.0879 to 0.00721" in text
+
+
+def test_specificity_word():
+    assert ch05.specificity_word({"early": (2, 1.5, 2.5), "late": (3, 2, 4)}) == "more"
+    assert ch05.specificity_word({"early": (0.5, 0.4, 0.6), "late": (0.8, 0.7, 0.9)}) == "less"
+    assert ch05.specificity_word({"early": (2, 1.5, 2.5), "late": (0.8, 0.7, 0.9)}) == "about as"
+    assert ch05.specificity_word({"early": (1, 0.5, 1.5), "late": (1, 0.5, 1.5)}) == "about as"

@@ -183,3 +183,60 @@ def test_tables_from_probes_keeps_the_m_position_associations():
     assert tables["association"]["value"].tolist() == [0.7, 0.6, 0.55]
     assert tables["drops"][ch06.DROP].iloc[0] == pytest.approx(0.05)
     assert ch06.stage_names([10, 20, 30]) == {10: "early", 20: "mid", 30: "late"}
+
+
+# -------------------------------------------------------------------------------------- prose
+
+def verdict_record(verdict: str, why: str):
+    from modadd.claims.core import VerdictRecord
+    return VerdictRecord(id="C9", claim="", source="", chapter="06", verdict=verdict, why=why,
+                         effect="", ci="", controls={}, p_value=float("nan"), null_passes=False,
+                         null_verdict="not supported", null_why="", flips=[], rule_version=2,
+                         rule_text="", unit="seed")
+
+
+def prose(drop_ci, random_ci, verdict="not supported", why="fewer than 3 latents correlate"):
+    return ch06.summary(verdict_record(verdict, why), "relu", 6, 2, drop_ci, random_ci,
+                        {"early": 0.00912, "mid": 0.012, "late": -0.0031},
+                        {"m / positions": 0.3912, "label / values": 0.6234},
+                        {"m": (0.94213, 0.25), "label": (0.99071, 0.13333)})
+
+
+RANDOM = {"early": (0.002, -0.001, 0.005), "mid": (0.005, 0.0, 0.01), "late": (0.006, 0.0, 0.012)}
+
+
+def test_summary_drop_not_clearly_above_random():
+    drop = {"early": (0.011, 0.0, 0.02), "mid": (0.014, 0.005, 0.023), "late": (0.026, 0.0, 0.05)}
+    text = prose(drop, RANDOM)
+    assert "The task latents' drop does not clearly exceed the random one (CI)." in text
+    assert "lowers accuracy by early +0.011, mid +0.014, late +0.026 beyond" in text
+    assert "random latents by early +0.002, mid +0.005, late +0.006." in text
+
+
+def test_summary_drop_above_random_after_the_first_stage():
+    # early overlaps random; mid and late lie above: "exceeds" (the first stage is not read)
+    drop = {"early": (0.003, 0.0, 0.006), "mid": (0.05, 0.03, 0.07), "late": (0.06, 0.02, 0.1)}
+    text = prose(drop, RANDOM, "supported", "every part holds")
+    assert "The task latents' drop exceeds the random one (CI)." in text
+    assert "**Verdict (C9):** supported — every part holds." in text
+    assert ch06.exceeds_random({"only": (0.1, 0.05, 0.15)}, {"only": (0.0, -0.01, 0.01)})
+    assert not ch06.exceeds_random({"only": (0.1, 0.0, 0.15)}, {"only": (0.0, -0.01, 0.01)})
+
+
+def test_summary_numbers_come_from_the_inputs():
+    drop = {"early": (0.031416, 0.0, 0.06), "mid": (0.0, -0.01, 0.01)}
+    text = prose(drop, {"early": (0.0, -0.01, 0.01), "mid": (0.0, -0.01, 0.01)})
+    assert "early +0.031, mid +0.000" in text
+    assert "zeroing the 6 m/position latents at layer 2" in text and "relu SAE" in text
+    assert "|r| ≈ 0.39 with m" in text and "correlation ratio ≈ 0.62 with the label" in text
+    assert "costs early +0.009, mid +0.012, late -0.003 accuracy" in text
+    assert "read m at 94.2% and the label at 99.1% (late; majority rates 25.0% and 13.3%)" \
+        in text
+    assert "**Verdict (C9):** not supported — fewer than 3 latents correlate." in text
+
+
+def test_rules_markdown_lists_every_version_with_its_reason():
+    text = ch06.rules_markdown(claims.spec("C9"))
+    lines = text.splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["- rule v1", "- rule v2"]
+    assert "*changed because*" not in lines[0] and "— *changed because* v1 is passed" in lines[1]

@@ -228,3 +228,45 @@ def test_tables_from_arms_pairs_by_seed():
     assert pairs.loc[0, "attn_type_plain"] == pytest.approx(3.7)    # attention-only arm only
     assert pairs.loc[0, "acc_mlp"] == pytest.approx(0.825)          # mean over m = 1, 4
     assert pairs.loc[0, "acc_plain_m"] == pytest.approx(0.95)
+
+
+# ------------------------------------------------------------------------------ prose
+
+def summary_inputs(attn_up=1.0, gap=-0.1, only=0.12, mixed=0.99, cur=0.95, overlap=0.03):
+    tables = {**c10_tables(attn_up=attn_up, gap=gap), **c11_tables(),
+              **c12_tables(only=only, mixed=mixed, cur=cur)}
+    tables["overlaps"] = tables["overlaps"].assign(
+        mean_cos2=lambda f: np.where(f.comparison.str.startswith("seeds"), 2.5e-4, overlap))
+    records = {cid: claims.evaluate(cid, tables) for cid in ("C10", "C11", "C12")}
+    return records, tables
+
+
+def test_summary_wording_follows_the_numbers():
+    mlp_below, fragment = -1.0 + 0 * OFFSETS, 3.1416 + OFFSETS
+    records, tables = summary_inputs()
+    text = ch07.summary(records, tables, mlp_below, fragment, [0.126] * 3, 2000)
+    assert "joint attention $r_{90}$ rises (+1.00" not in text          # ci_text, not signed
+    assert "joint attention $r_{90}$ rises (1.00 [" in text
+    assert "Final accuracy falls" in text
+    assert "1.00 below their random-walk null" in text
+    assert f"paired by seed: {ch07.ci_text(fragment)}: more dimensions" in text
+    assert "3.14 [" in text                                              # 3.1416, 2 decimals
+    assert "nearly orthogonal subspaces" in text and "do not reach the same" in text
+    assert f"{0.03 / 2.5e-4:.0f}× more aligned" in text                  # 120×
+    assert "so capacity is not the limit. The curriculum also learns it." in text
+    assert "does not learn the task within 2000 steps" in text
+    assert "chance 0.125" in text
+    for cid in ("C10", "C11", "C12"):
+        assert f"Verdict: {records[cid].verdict}." in text
+
+    records, tables = summary_inputs(attn_up=0.0, gap=0.0, mixed=0.5, cur=0.5, overlap=0.7)
+    other = ch07.summary(records, tables, -mlp_below, -fragment, [0.97] * 3, 2000)
+    assert "joint attention $r_{90}$ does not change detectably" in other
+    assert "Final accuracy does not change detectably" in other
+    assert "1.00 above their random-walk null" in other
+    assert "fewer dimensions, against the paper's fragmentation picture" in other
+    assert "largely shared subspaces" in other and "entirely different execution" in other
+    assert ": neither learns it at this budget." in other
+    assert "curriculum reaches 0.500 [" in other
+    assert "learns the task within 2000 steps (held-out accuracy 0.970" in other
+    assert "could not have produced" not in other

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
+from types import SimpleNamespace
 
 import jupytext
 import numpy as np
@@ -404,3 +405,227 @@ def test_c16_v1_uses_runs_and_v2_settings():
     assert ch11.decide_v1(ev, th).verdict == "supported"
     assert ch11.decide_v2(ev, th).verdict == "partly supported"
     assert ch11.decide_v2(evidence(**{**ev.values, "p": 0.124}), th).verdict == "not supported"
+
+
+# ------------------------------------------------------------------------------ prose
+def _rec(verdict="supported", **kw):
+    return SimpleNamespace(verdict=verdict, why=kw.pop("why", "it held"), values=kw, effect="",
+                           ci="", previous=[])
+
+
+def c8_prose_inputs(mul_rank, add_rank, acc):
+    ranks, accuracy, diff = [], [], []
+    for seed, off in enumerate((-0.1, 0.0, 0.1)):
+        for arm, rank in (("mul mod 7", mul_rank), ("add mod 7", add_rank)):
+            ranks.append((arm, seed, "real", rank + off))
+            accuracy.append((arm, seed, 1, acc))
+        for matrix, real in (("W_Q", 0.2), ("W_V", 0.6), ("all attention", 0.1)):
+            diff.append((seed, matrix, real + off, 0.03))
+    composite = pd.Series({"most frequent": 0, "P(most frequent label)": 0.31416,
+                           "entropy (bits)": 1.2345, "max entropy": 3.0}, dtype=object)
+    return ({"ranks": pd.DataFrame(ranks, columns=["arm", "seed", "source", "rank"])},
+            composite, pd.DataFrame(accuracy, columns=["arm", "seed", "m", "value"]),
+            pd.DataFrame(diff, columns=["seed", "matrix", "real: mul − add", "null: mul − add"]))
+
+
+def test_c13_summary_wording_follows_the_numbers():
+    tables, composite, accuracy, diff = c8_prose_inputs(5.0, 3.5, 0.95)
+    rec = _rec(gap=1.5, gap_low=1.2, gap_high=1.8, mul=5.0, add=3.5)
+    text = ch08.summary(rec, tables, composite, accuracy, diff)
+    assert "a constant guess of 0 is right with probability 0.314, and the label carries 1.23 of 3 bits" in text
+    assert "both tasks are learned." in text
+    assert "(C13: supported)" in text and "+1.50 [+1.20, +1.80]" in text
+    assert "higher-dimensional, as the paper says (both means lie inside" in text
+    assert "Largest per-type gap: W_V +0.60 [" in text      # the widest type, signed
+    assert "all attention is +0.03 [+0.03, +0.03]" in text
+
+    tables, composite, accuracy, diff = c8_prose_inputs(3.0, 3.0, 0.5)
+    rec = _rec("not supported", gap=-0.05, gap_low=-0.3, gap_high=0.2, mul=3.0, add=3.0)
+    other = ch08.summary(rec, tables, composite, accuracy, diff)
+    assert "not both are learned at this budget" in other
+    assert "No difference is detectable at 3 seeds; the point estimate points against the " \
+        "paper; the paper's bands (4–6 vs 3–4) are not reproduced." in other
+
+
+def c9_prose_inputs(p_whole=0.002):
+    grok = pd.DataFrame({"weight decay": [0.0, 1.0], "grokked": ["0/5", "5/5"],
+                         "grokked (held-out acc ≥ 99%) at": ["—", "3141 [3000, 3282]"]})
+    sep = pd.DataFrame({"method": ["TSVD", "RRR", "RRR"],
+                        "window": ["whole run", "whole run", "first 900 steps"],
+                        "between / within": ["x", "2.72 [1.50, 3.90]", "1.10 [0.90, 1.30]"],
+                        "1-NN accuracy": ["y", "0.93 (chance 0.33)", "z"],
+                        "_p": [0.5, p_whole, 0.2], "_pert": [9.0, 0.0123, 0.0],
+                        "_seed": [9.0, 0.4567, 0.0]})
+    return grok, sep
+
+
+def test_c14_summary_wording_follows_the_numbers():
+    grok, sep = c9_prose_inputs()
+    rec = _rec(pert=0.0271)
+    text = ch09.summary(rec, grok, sep, 3.14, 7, 10, [0.001, 0.003], 76, 40, 100, 5000, 900)
+    assert "wd 0: 0/5 seeds grokked, at step —; wd 1: 5/5 seeds grokked, at step 3141" in text
+    assert "(resolution 100 steps, cap 5000)" in text
+    assert "moves 3.1× as much" in text and "training probes saturate" in text
+    assert "in 7 of 10 runs" in text and "lie 0.0020 apart against 0.457 between" in text
+    assert "more Hankel coordinates (76) than snapshot pairs (at most 40)" in text
+    assert "2.72 [1.50, 3.90] on whole runs (p = 0.002)" in text
+    assert "in the first 900 steps (p = 0.200)" in text
+    assert "at 0.012 from each other (and 0.027 from the unperturbed run)" in text
+
+    grok, sep = c9_prose_inputs(p_whole=0.0001)
+    other = ch09.summary(_rec("partly supported", pert=0.0), grok, sep, 1.5, 7, 10,
+                         [0.001], 20, 40, 100, 5000, 900)
+    assert "both probe sets keep moving at this scale." in other
+    assert "between seeds." in other and "Hankel" not in other
+    assert "(C14 (partly supported)" not in other and "**C14 (partly supported).**" in other
+    assert "(p < 0.001)" in other
+
+
+def c10_prose_inputs():
+    comparison = pd.DataFrame({
+        "detector": ["Σw² drop", "seed 002 score", "held-out accuracy ≥ 0.5"],
+        "signal": ["training", "training", "held-out"],
+        "TP / FP / miss / TN": ["9 / 3 / 1 / 11", "8 / 13 / 2 / 1", "10 / 0 / 0 / 14"],
+        "precision": ["0.75 [0.5, 0.9]", "0.38 [0.2, 0.6]", "1"],
+        "recall": ["0.90 [0.6, 1.0]", "0.80 [0.5, 0.9]", "1"],
+        "median lead (steps)": ["314", "50", "271"], "lead / grok step": ["0.1", "0", "0"]})
+    within = pd.DataFrame({"detector": ["Σw² drop"], "false-positive rate": ["0.60 [0.3, 0.8]"]})
+    grad = pd.DataFrame({"group": ["attention", "attention", "mlp"],
+                         "value": [0.0031416, 2.7182, 99.0]})
+    v1 = SimpleNamespace(values={"Σw² drop|precision_low": 0.6, "Σw² drop|recall_low": 0.6,
+                                 "Σw² drop|lead": 314.0, "Σw² drop|training": 1.0,
+                                 "Σw² drop|fpr_wd": 0.6, "Σw² drop|recall": 0.9})
+    return v1, comparison, within, grad
+
+
+def test_c15_summary_wording_follows_the_numbers():
+    v1, comparison, within, grad = c10_prose_inputs()
+    rec = SimpleNamespace(verdict="not supported", why="its recall on the odd seeds is low",
+                          effect="Σw² drop, chosen on the even seeds", values={},
+                          previous=[{"version": 1, "null_passes": True}])
+    text = ch10.summary(rec, v1, comparison, within, grad, 24, 10)
+    assert "gradient norm spans 0.0031–2.7 over training" in text
+    assert "fires in 13 of the 14 runs that never grok" in text
+    assert "the best detector is Σw² drop (training signal) with precision 0.75" in text
+    assert "median lead 314 steps" in text and "a share 0.60 [0.3, 0.8]" in text
+    assert "v1's own null passes it" in text
+    assert "the detector is σw² drop, chosen on the even seeds. Its recall" in text
+    assert "passes 0.5 a median 271 steps before 0.99" in text
+    rec.previous = [{"version": 1, "null_passes": False}]
+    assert "v1's own null does not pass it" in ch10.summary(rec, v1, comparison, within, grad,
+                                                           24, 10)
+
+
+def c11_trends(block_low):
+    rows = []
+    for axis in ("width (per doubling)", "depth (per layer)"):
+        for measure in ("block_r90", "joint_r90"):
+            for source in ("real", "random walk"):
+                rows.append((axis, measure, source, 0.31416, block_low, 0.9))
+    return pd.DataFrame(rows, columns=["axis", "measure", "source", "slope", "low", "high"])
+
+
+def c11_runs(null_offset):
+    width, depth = [], []
+    for seed in range(3):
+        for w in (32, 128):
+            width.append(("real", w, seed, 3.0 + seed * 0.1, 4.0))
+            width.append(("random walk", w, seed, 3.0 + seed * 0.1 + null_offset, 5.0))
+        for layers in (1, 4):
+            depth.append(("real", layers, seed, 3.0, 6.5 + seed * 0.1))
+    cols = ["source", "width", "seed", "block_r90", "joint_r90"]
+    return (pd.DataFrame(width, columns=cols),
+            pd.DataFrame(depth, columns=["source", "layers", "seed", "block_r90", "joint_r90"]))
+
+
+def test_c16_answer_1_wording_follows_the_numbers():
+    width, depth = c11_runs(null_offset=2.0)
+    text = ch11.answer_1(c11_trends(0.1), width, depth, 11)
+    assert "grows (+0.31 [+0.10, +0.90] per doubling of d) with width" in text
+    assert "cap 10 with 11 snapshots" in text and "at 4 layers: 6.60 [" in text
+    assert "4× range of width, where a block's parameter count grows 16×" in text
+    assert "below its random-walk null at every width" in text
+    assert "grows about logarithmically" in text
+    width, depth = c11_runs(null_offset=0.0)
+    other = ch11.answer_1(c11_trends(-0.2), width, depth, 11)
+    assert "shows no trend (+0.31 [-0.20, +0.90] per doubling of d)" in other
+    assert "not always below its random-walk null: bounded in this range." in other
+
+
+def c11_scores(successes=6):
+    rows = []
+    for folds in ("unseen setting", "unseen seed"):
+        for name, auc in (("training loss (baseline)", 0.61), ("diagnostics", 0.7314),
+                          ("diagnostics + loss", 0.75)):
+            rows.append({"folds": folds, "fraction": 0.15, "features": name, "AUC": auc,
+                         "AUC low": auc - 0.1, "AUC high": auc + 0.1, "AUC p": 0.04,
+                         "AUC null 95%": 0.66, "R²": 0.123, "ΔAUC low": -0.05,
+                         "successes": successes, "n": 12})
+    single = pd.DataFrame({"fraction": [0.15, 0.15], "features": ["attn entropy", "r90"],
+                           "AUC": [0.58, 0.81]})
+    head = pd.DataFrame({"m": [1, 1, 2, 2], "optimizer": ["adam"] * 4,
+                         "success": [1, 0, 1, 1]})
+    return pd.DataFrame(rows), single, head
+
+
+def test_c16_answer_2_wording_follows_the_numbers():
+    scores, single, head = c11_scores()
+    c16 = SimpleNamespace(values={"auc": 0.7314, "p": 0.01, "delta": 0.14, "delta_low": 0.02},
+                          ci="diagnostics [0.55, 0.88]; ΔAUC [+0.02, +0.30] (cluster bootstrap)")
+    text = ch11.answer_2(c16, scores, single, head, 0.15)
+    assert "At 15% of training (12 runs, 6 generalized)" in text
+    assert "diagnostics alone reach 0.73 ([0.55, 0.88] resampling whole settings; " \
+        "setting-permutation p = 0.010, null 95%: 0.66)" in text
+    assert "change the AUC by +0.14 [+0.02, +0.30] (over settings)" in text
+    assert "best single feature is r90 (AUC 0.81; one of 2 tried" in text
+    assert "1 of 2 settings had seeds that disagreed" in text
+    assert "R² for the final accuracy: loss 0.12" in text
+    assert text.endswith("Early diagnostics predict success, and beyond what the loss says.")
+    c16.values = {**c16.values, "p": 0.3}
+    assert ch11.answer_2(c16, scores, single, head, 0.15).endswith(
+        "do not predict success above the permutation null.")
+    scores, single, head = c11_scores(successes=12)
+    assert "Not testable at this preset: 12 of 12 runs generalized." in \
+        ch11.answer_2(c16, scores, single, head, 0.15)
+
+
+def c11_overlaps(cur, ctl):
+    rows = []
+    for view in ("final", "whole trajectory"):
+        for seed, off in enumerate((-1e-4, 0.0, 1e-4)):
+            rows += [(view, "mixed vs curriculum (same seed)", f"m s{seed}", cur + off),
+                     (view, "control: mixed vs m=4 only (same seed)", f"c s{seed}", ctl + off),
+                     (view, "seeds within mixed", f"s{seed}", 2.6e-4),
+                     (view, "curriculum vs no reset (same seed)", f"r s{seed}", 0.31416)]
+    return pd.DataFrame(rows, columns=["view", "comparison", "pair", "overlap"])
+
+
+def test_c16_answer_3_wording_follows_the_numbers():
+    text = ch11.answer_3(c11_overlaps(2.5e-3, 2.5e-3), "m=4 only", 2.5e-4, (3000, 4), 4000,
+                         3500)
+    assert text.startswith("**Answer 3.** No shared attractor in weight space.")
+    assert "overlap 2.50e-03 (10× random)" in text and "overlap 0.31 at the end" in text
+    assert "paired difference +0.0e+00 [+0.0e+00, +0.0e+00]" in text
+    assert "not detectably larger than what the shared initialisation" in text
+    assert "starts at step 3000 of 4000, so its final subspace is that stage's" in text
+    other = ch11.answer_3(c11_overlaps(0.6, 2.5e-3), "m=4 only", 2.5e-4, (3800, 4), 4000,
+                          3500)
+    assert other.startswith("**Answer 3.** Yes: the same final subspace.")
+    assert "mixed and curriculum runs reach ≥ 0.5." in other
+    assert "spans its last two stages" in other
+
+
+def test_c16_answer_4_wording_follows_the_numbers():
+    c13 = SimpleNamespace(verdict="not supported", effect="mul − add +0.05", ci="[-0.2, +0.3]")
+    gap = pd.DataFrame({"width": [32, 32, 32, 64, 64, 64], "seed": [0, 1, 2] * 2,
+                        "real": [0.3, 0.31416, 0.33, -0.1, 0.0, 0.1]})
+    trend = {"slope": -0.2718, "low": -0.5, "high": 0.1}
+    text = ch11.answer_4(c13, gap, trend)
+    assert text.startswith("**Answer 4.** Chapter 8 finds C13 *not supported* "
+                           "(mul − add +0.05, CI [-0.2, +0.3]). Across widths 32, 64,")
+    assert "slope of -0.27 [-0.50, +0.10] per doubling" in text
+    assert "The gap's CI lies above 0 at width(s) 32." in text
+    assert f"is {ch11.fmt_ci(mean_ci(gap.groupby('seed').real.mean()), signed=True)}" in text
+    other = ch11.answer_4(c13, gap.assign(real=gap.real - 0.5), trend)
+    assert "At no width is the gap's CI above 0." in other
+    assert "does not hold at this scale either." in other

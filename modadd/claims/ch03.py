@@ -27,7 +27,7 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from ..report import fmt_ci, interval, number
+from ..report import ci_relation, fmt_ci, interval, number
 from ..stats import bounded_mean_ci, mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
 
@@ -673,3 +673,157 @@ CLAIMS = (
             direction="positive supports", thresholds={"margin": 0.0},
             ranges={"margin": (0.0, 0.5)}, decide=decide_c5_v1, null=_RW_NULL)),
 )
+
+
+# ------------------------------------------------------------------------------------- prose
+# The chapter's conclusions ("Where we agree and disagree with the paper") from its verdict
+# records and tables: every number through modadd.report, every word that depends on a result
+# chosen here (tested in tests/test_claims_ch03.py), none in the notebook.
+
+LOCAL_WINDOW = (0.3, 0.8)        # "mid-training": the fractions of training the local r90 reads
+
+
+def schedule_words(record) -> str:
+    """How a claim's verdict depends on the optimisation schedule, in words: ``"supported at all
+    3 schedules"``, or each schedule's verdict."""
+    by_setting = {"the preset's schedule": record.verdict,
+                  **{name: v.verdict for name, v in record.variants.items()}}
+    if len(set(by_setting.values())) == 1:
+        return f"{record.verdict} at all {len(by_setting)} schedules"
+    return "; ".join(f"{outcome} at {name}" for name, outcome in by_setting.items())
+
+
+def local_dimension(layer_mean: pd.DataFrame, window=LOCAL_WINDOW) -> tuple:
+    """Mid-training local dimension against the null: per seed, the mean sliding-window r90 minus
+    the matched random walks' over the snapshots at fractions ``window`` of training (columns
+    ``seed, fraction, sliding, sliding_null``; blocks averaged first); mean and CI over seeds."""
+    lo, hi = window
+    mid = layer_mean[(layer_mean.fraction >= lo) & (layer_mean.fraction <= hi)]
+    mid = mid.groupby("seed")[["sliding", "sliding_null"]].mean()
+    return mean_ci(mid["sliding"] - mid["sliding_null"])
+
+
+def versus_shuffled(tables: Tables) -> tuple:
+    """Per seed, r90 of the real trajectory minus that of its shuffled increments (all blocks);
+    mean and CI over seeds."""
+    seed = _wide(tables["r90"], ("seed",))
+    return mean_ci(seed["real"] - seed["shuffled increments"])
+
+
+def below_null(values) -> list[str]:
+    """The matrix types whose paired real − random-walk CI lies below 0 (C1's values)."""
+    return [m for m in MATRICES if finite(values.get(f"paired high {m}", float("nan")))
+            and values[f"paired high {m}"] < 0]
+
+
+def same_init_ratio(tables: Tables) -> float:
+    """Mean overlap of same-seed, different-m runs (shared initialisation), × random (k/D)."""
+    angles = tables["angles"]
+    part = angles[angles.comparison == "m (same seed)"]
+    return float(part["overlap"].mean() / (tables["k"] / tables["dim"]))
+
+
+def _local_sentence(local, window: int) -> str:
+    relation = ci_relation(local, 0.0, "higher than", "lower than", "indistinguishable from")
+    tail = ("motion stays confined to fewer directions than a random walk's even mid-training."
+            if local[2] < 0 else
+            "the low whole-trajectory dimension comes from the large early moves, not from "
+            "motion confined to a few directions throughout.")
+    lo, hi = LOCAL_WINDOW
+    return (f"- **Local dimension.** In sliding windows of {window} snapshots between "
+            f"{lo:.0%} and {hi:.0%} of training, $r_{{90}}$ is {relation} that of matched random "
+            f"walks (difference {fmt_ci(local, signed=True)}): {tail}")
+
+
+def _c1_sentence(record, tables: Tables, variant_tables: Mapping[str, Tables]) -> str:
+    v = record.values
+    overall = (v["overall"], v["overall low"], v["overall high"])
+    null = (v["null"], v["null low"], v["null high"])
+    if overall[2] < null[1]:
+        versus = (f"below the null by {number(null[0] - overall[0])} dimensions: part of the low "
+                  f"dimension is specific to these trajectories, but most of the distance from "
+                  f"the ambient {tables['dim']} to {number(overall[0], 1)} is what any wandering "
+                  f"trajectory shows at this snapshot count")
+    else:
+        versus = ("not distinguishable from the null: at this snapshot count a random walk is as "
+                  "low-dimensional")
+    by_rate = {role: below_null(record.variants[role].values)
+               for role in ("constant lr", "original lr") if role in record.variants}
+    rates = ""
+    if by_rate:
+        labels = {"constant lr": "at the constant peak rate",
+                  "original lr": "at the original constant rate 3e-4"}
+        rates = ("; the types with a paired CI below it "
+                 + "; ".join(f"{labels[role]}: {', '.join(types) or 'none'}"
+                             for role, types in by_rate.items()))
+        if "constant lr" in by_rate and {"W_Q", "W_K"} - set(by_rate["constant lr"]):
+            rates += (" — whether $W_Q, W_K$ fall below their null depends on the learning "
+                      "rate, not on the task alone")
+    shuffled = "; ".join(f"{name} {fmt_ci(versus_shuffled(t), signed=True)}"
+                         for name, t in {"preset schedule": tables, **variant_tables}.items())
+    return (f"- **Dimension (C1).** The paper reports $r_{{90}}$ of 3–4 (3–5 in its Fig. 1 "
+            f"caption). Over all blocks we measure {fmt_ci(overall)}; a random walk with the "
+            f"same step norms gives {fmt_ci(null)}, {versus}. C1 is {schedule_words(record)}: "
+            f"the table above gives each schedule's matrices against their null{rates}. Real "
+            f"minus shuffled increments (the same steps in random order): {shuffled}; where "
+            f"this is not below 0, the low dimension lies in the directions of the steps, not "
+            f"in their order.")
+
+
+def _c2_sentence(record) -> str:
+    text = (f"- **Stability across seeds (C2).** Compared with the null's seed spread, C2 is "
+            f"{schedule_words(record)}")
+    if record.previous:
+        v1 = record.previous[0]
+        text += (f"; under rule v1 (seed range ≤ 1 in every block) it was {v1['verdict']}"
+                 + (", because a matched random walk passes that rule too"
+                    if v1["null_passes"] else ""))
+    return text + "."
+
+
+def _c4_sentence(record) -> str:
+    v = record.values
+    if record.verdict == "supported":
+        versus = "earlier than the matched random walks, beyond the snapshot resolution"
+    else:
+        versus = (f"but matched random walks lock in as early (within one snapshot interval, "
+                  f"{number(v['resolution'], 3)} of training), so early lock-in is not "
+                  f"evidence of a task-specific manifold")
+    return (f"- **Timing (C4).** Trajectories lock into their final subspace at "
+            f"{number(v['real'])} of training, {versus}. C4 is {schedule_words(record)}.")
+
+
+def _c3_sentence(record, tables: Tables) -> str:
+    v = record.values
+    same = same_init_ratio(tables)
+    conclusion = ("Orientation is set by the initialisation far more than by the task variant."
+                  if same > 10 * max(v["mean ratio high"], 1.0) else
+                  "Sharing the initialisation does not make the subspaces much more alike.")
+    return (f"- **Orientation (C3).** Across seeds the top-{tables['k']} subspaces overlap "
+            f"{number(v['mean ratio'], 1)}× as much as random subspaces; runs trained on "
+            f"different $m$ from the same initial weights overlap {number(same, 1)}× random. "
+            f"{conclusion}")
+
+
+def _c5_sentence(record) -> str:
+    v = record.values
+    return (f"- **W_V, W_O vs W_Q, W_K (C5).** The difference is "
+            f"{fmt_ci((v['diff'], v['diff low'], v['diff high']))} effective dimensions, "
+            f"positive in {v['positive layers']:.0f}/{v['layers']:.0f} layers; C5 is "
+            f"{schedule_words(record)}.")
+
+
+def summary(records: Mapping, tables: Tables, variant_tables: Mapping[str, Tables],
+            local, window: int) -> str:
+    """The chapter's conclusions as Markdown: from the verdict records of C1–C5 (``records``;
+    their ``values`` are the numbers each rule read, ``variants`` the other schedules'
+    records), the preset schedule's tables and the other schedules' (``variant_tables``), the
+    mid-training local dimension against the null (``local``: :func:`local_dimension`) and the
+    sliding-window width in snapshots."""
+    return "\n".join([
+        _local_sentence(local, window),
+        _c1_sentence(records["C1"], tables, variant_tables),
+        _c2_sentence(records["C2"]),
+        _c4_sentence(records["C4"]),
+        _c3_sentence(records["C3"], tables),
+        _c5_sentence(records["C5"])])

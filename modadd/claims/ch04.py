@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..report import fmt_ci, interval, number, pvalue
+from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, clip_interval, mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
@@ -448,3 +448,34 @@ CLAIMS = (
               measure=measure_c7, null_tables=null_c7, rule=C7_V2, history=(C7_V1,),
               alternatives=alternatives_c7),
 )
+
+
+# ------------------------------------------------------------------------------------- prose
+# The chapter's computed sentences, from its tables: numbers through modadd.report, words that
+# depend on a result chosen here (tested in tests/test_claims_ch04.py), none in the notebook.
+
+def resolution_text(trans: pd.DataFrame, snapshot_every: int) -> str:
+    """How the transition windows compare with the snapshot spacing (``trans``: the
+    seed × layer × m transitions, columns ``width`` and ``mid`` in steps)."""
+    return (f"**Time resolution.** Snapshots are {snapshot_every} steps apart; the median 10–90% "
+            f"window is {number(np.nanmedian(trans.width) / snapshot_every, 1)} snapshot "
+            f"intervals and the median midpoint is at step {number(np.nanmedian(trans['mid']), 0)}. "
+            f"A window of a few intervals is at the resolution limit: 'abrupt' here means "
+            f"'faster than the snapshot spacing can resolve', and finer snapshots early in "
+            f"training would be needed to see its shape.")
+
+
+def timing_text(gap, r_last, mids: pd.Series) -> str:
+    """Entropy midpoint against lock-in: ``gap`` the (mean, low, high) over seeds of the
+    midpoint minus the lock-in step (layers averaged within a seed), ``r_last`` the last
+    layer's (r, low, high, n) across seeds, ``mids`` every seed × layer × m midpoint (steps)."""
+    order = ci_relation(gap, 0.0, "after the weights lock in", "before the weights lock in",
+                        "at the same step as the weights lock in, within the CI")
+    mids = pd.Series(mids, dtype=float)
+    mode = float(mids.mode().min()) if mids.notna().any() else float("nan")
+    return (f"Entropy midpoint minus lock-in step: {fmt_ci(gap, 0, signed=True)} steps (mean "
+            f"over layers, CI over seeds): the entropy falls {order}. Last layer, across "
+            f"seeds: r = {fmt_ci(r_last[:3], bounds=(-1, 1))} (n = {r_last[3]}). Of the "
+            f"{int(mids.notna().sum())} seed × layer × m midpoints, "
+            f"{percent(float((mids == mode).mean()))} sit on one snapshot (step "
+            f"{number(mode, 0)}).")

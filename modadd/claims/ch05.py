@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..report import fmt_ci, interval, number, pvalue
+from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
@@ -273,3 +273,65 @@ CLAIMS = (ClaimSpec(
     tables=("rho", "n_steps", "early", "late", "k", "n_blocks", "P_original"),
     measure=measure, null_tables=null_tables, rule=V2, history=(V1,),
     alternatives=alternatives),)
+
+
+# ------------------------------------------------------------------------------------- prose
+# The chapter's computed summary, from C8's verdict record and the chapter's per-phase numbers:
+# numbers through modadd.report, words that depend on a result chosen here (tested in
+# tests/test_claims_ch05.py), none in the notebook.
+
+def _triple(values, name: str) -> tuple:
+    return (values[name], values[f"{name}_low"], values[f"{name}_high"])
+
+
+def specificity_word(specificity) -> str:
+    """``"more"``/``"less"`` if the commutator's enrichment over the gradients' (per phase, a
+    (mean, low, high) ratio) lies above/below 1 in every phase; ``"about as"`` otherwise."""
+    words = {ci_relation(specificity[w], 1.0, "more", "less", "about as") for w in PHASES}
+    return words.pop() if len(words) == 1 else "about as"
+
+
+_ENRICHED = {"more": "more enriched than", "less": "less enriched than",
+             "about as": "about as enriched as"}
+
+
+def summary(record, k_main: int, specificity, original, f32_late: float, held, defect,
+            hessian) -> str:
+    """The chapter's summary as Markdown, from C8's verdict ``record`` (its ``values``: the
+    numbers the rule read) and, per phase (``"early"``, ``"late"``: (mean, low, high) over
+    seeds): ``specificity`` (the commutator's fair ratio over the gradients'), ``original``
+    (the original's float32 ratio against √(K/P) with dead weights), ``held`` (the fair ratio
+    in a held-out seed's basis), ``defect`` and ``hessian`` (the two defects); ``f32_late``:
+    the float32 form's median relative error late; ``k_main``: directions per block."""
+    v = record.values
+    fair = {w: _triple(v, f"fair_{w}") for w in PHASES}
+    artefact = original["late"][2] < fair["late"][1]
+    held_null = all(ci_relation(held[w], 1.0) == "indistinguishable from" for w in PHASES)
+    arithmetic = (f"; its late value lies below the fair one because late in training the "
+                  f"float32 commutator is mostly rounding noise (median error "
+                  f"{number(f32_late, 0)}× its norm)." if artefact else ".")
+    other_seed = (", and a basis from another seed gives no enrichment, so the enrichment "
+                  "reflects where this run's gradients and weights move." if held_null else ".")
+    positive = (0.0, math.inf)
+    return "\n".join([
+        f"- **Perpendicular, but so is a random direction:** the commutator's norm fraction in "
+        f"the execution subspace is ρ = {number(v['rho_early'], 3)} early and "
+        f"{number(v['rho_late'], 3)} late (k = {k_main} per block), so at least "
+        f"{percent(v['perp_min'], 1)} of its norm is perpendicular; random directions in the "
+        f"same blocks give ρ = {number(v['rho_random_early'], 4)} and "
+        f"{number(v['rho_random_late'], 4)} ({percent(v['perp_min_random'], 2)} "
+        f"perpendicular).",
+        f"- **Enrichment, fairly measured:** against random directions in the same attention "
+        f"blocks the commutator is {fmt_ci(fair['early'], 1, bounds=positive)}× enriched early "
+        f"and {fmt_ci(fair['late'], 1, bounds=positive)}× late (late/early "
+        f"{number(v['ratio_change'])}); C8 is **{record.verdict}**.",
+        f"- **The original's arithmetic** (float32 difference form, √(K/P) with the dead MLP "
+        f"coordinates) gives {number(original['early'][0], 1)}× early and "
+        f"{number(original['late'][0], 1)}× late on these runs{arithmetic}",
+        f"- **Control:** the commutator is {_ENRICHED[specificity_word(specificity)]} the "
+        f"gradients it is built from (ratio of enrichments {number(specificity['early'][0])} "
+        f"early, {number(specificity['late'][0])} late){other_seed}",
+        f"- **Defect:** the original's normalised defect goes from "
+        f"{number(defect['early'][0], 1)} to {number(defect['late'][0], 1)}, the Hessian-scale "
+        f"defect from {number(hessian['early'][0], 3, 'g')} to "
+        f"{number(hessian['late'][0], 3, 'g')}."])

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..report import fmt_ci, interval, number
+from ..report import fmt_ci, interval, number, percent
 from ..stats import bounded_mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables
 
@@ -385,3 +385,61 @@ CLAIMS = (ClaimSpec(
     tables=("drops", "association", "stages", "kind", "n_latents", "n_train"),
     measure=measure, null_tables=null_tables, rule=RULE_V2, history=(RULE_V1,),
     alternatives=alternatives),)
+
+
+# ------------------------------------------------------------------------------------- prose
+# The chapter's rule list and computed summary: numbers through modadd.report, words that
+# depend on a result chosen here (tested in tests/test_claims_ch06.py), none in the notebook.
+
+def rules_markdown(spec) -> str:
+    """Every rule version of ``spec`` (oldest first) as a Markdown list, with why it changed."""
+    lines = []
+    for rule in (*spec.history, spec.rule):
+        line = f"- rule v{rule.version} ({rule.date}): {rule.text}"
+        if rule.reason:
+            line += f" — *changed because* {rule.reason}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def per_stage(ci: dict, digits: int = 3) -> str:
+    """``"early +0.011, mid +0.014"``: the mean of each stage's (mean, low, high), signed."""
+    return ", ".join(f"{stage} {number(value[0], digits, signed=True)}"
+                     for stage, value in ci.items())
+
+
+def exceeds_random(drop_ci: dict, random_ci: dict) -> bool:
+    """Whether the task latents' drop CI lies above the random latents' at every stage after the
+    first (at the only stage if there is one)."""
+    stages = list(drop_ci)
+    return all(drop_ci[st][1] > random_ci[st][2] for st in stages[1:] or stages)
+
+
+def summary(record, kind: str, n_latents: int, layer: int, drop_ci: dict, random_ci: dict,
+            reconstruction: dict, association: dict, probes: dict) -> str:
+    """The chapter's summary as Markdown, from C9's verdict ``record`` and: the SAE ``kind``;
+    the ``n_latents`` m/position latents zeroed at ``layer`` (the layer with the largest drop),
+    their per-stage accuracy drop beyond the reconstruction (``drop_ci``: stage -> (mean, low,
+    high) over seeds) and that of as many random latents (``random_ci``); the reconstruction's
+    own cost per stage (``reconstruction``: stage -> mean); the best latent's association
+    (``association``: ``"m / positions"`` -> |r|, ``"label / values"`` -> correlation ratio);
+    and the final-residual probes (``probes``: ``"m"``/``"label"`` -> (accuracy, majority
+    rate))."""
+    verb = "exceeds" if exceeds_random(drop_ci, random_ci) else "does not clearly exceed"
+    recon = ", ".join(f"{stage} {number(value, 3, signed=True)}"
+                      for stage, value in reconstruction.items())
+    (m_acc, m_major), (label_acc, label_major) = probes["m"], probes["label"]
+    return "\n".join([
+        f"- **Associations:** with the {kind} SAE, the best latent reaches |r| ≈ "
+        f"{number(association['m / positions'])} with m or a marker position, and a "
+        f"correlation ratio ≈ {number(association['label / values'])} with the label or a "
+        f"value (mean over seeds, layers and stages).",
+        f"- **Ablation through the model:** zeroing the {n_latents} m/position latents at layer "
+        f"{layer} lowers accuracy by {per_stage(drop_ci)} beyond the reconstruction (negative: "
+        f"raises); random latents by {per_stage(random_ci)}. The task latents' drop {verb} "
+        f"the random one (CI).",
+        f"- **Reconstruction alone** costs {recon} accuracy.",
+        f"- **Verdict (C9):** {record.verdict} — {record.why}.",
+        f"- **Probes:** held-out linear probes on the final residual read m at "
+        f"{percent(m_acc, 1)} and the label at {percent(label_acc, 1)} (late; majority rates "
+        f"{percent(m_major, 1)} and {percent(label_major, 1)})."])

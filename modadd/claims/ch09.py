@@ -229,3 +229,45 @@ CLAIMS = (ClaimSpec(
                                                            "common"),
     measure=measure, null_tables=null_tables, rule=RULE_V2, history=(RULE_V1,),
     alternatives=alternatives),)
+
+
+# ---- prose
+
+def summary(record, grok_table: pd.DataFrame, sep: pd.DataFrame, motion_ratio: float,
+            rrr_wins: int, n_compared: int, tsvd_vs_rrr, states: int, max_pairs: int,
+            snapshot_every: int, n_steps: int, common: int) -> str:
+    """Chapter 9's "where we agree and disagree with seed 001" list (Markdown) from the C14
+    record and the chapter's tables: ``grok_table`` (per weight decay: ``"weight decay"``,
+    ``"grokked"``, ``"grokked (held-out acc ≥ 99%) at"``), ``sep`` (the separation rows: method,
+    window, ``"between / within"``, ``"1-NN accuracy"``, ``_p``, ``_pert``, ``_seed``; RRR's
+    whole-run row first), the held-out/training fingerprint ``motion_ratio``, the runs where
+    RRR's one-step error ≤ TSVD's (``rrr_wins`` of ``n_compared``), the per-run TSVD-to-RRR
+    spectral distances, the Hankel state size ``states`` against the most snapshot pairs of a
+    run ``max_pairs``, the snapshot resolution, the step cap and the common window."""
+    rrr = sep[sep.method == "RRR"].set_index("window")
+    whole, window = rrr.iloc[0], rrr.iloc[1]
+    grokking = "; ".join(f"wd {number(r['weight decay'], 6, 'g')}: {r['grokked']} seeds "
+                         f"grokked, at step {r['grokked (held-out acc ≥ 99%) at']}"
+                         for _, r in grok_table.iterrows())
+    return "\n".join([
+        f"- **Grokking.** {grokking} (resolution {snapshot_every} steps, cap {n_steps}).",
+        f"- **Fingerprints.** After memorisation the held-out fingerprint moves "
+        f"{number(motion_ratio, 1)}× as much as the training-probe fingerprint (std over time, "
+        "section 3): "
+        + ("training probes saturate, so the fork's training-split probes see little of "
+           "grokking." if motion_ratio > 2 else "both probe sets keep moving at this scale."),
+        f"- **TSVD vs RRR.** RRR's one-step error is at most TSVD's in {rrr_wins} of "
+        f"{n_compared} runs. The two spectra of one run lie {number(np.mean(tsvd_vs_rrr), 4)} "
+        f"apart against {number(whole['_seed'], 3)} between seeds"
+        + (f": with more Hankel coordinates ({states}) than snapshot pairs (at most "
+           f"{max_pairs}), least squares interpolates and both estimators compress the same "
+           "map, so the fork's mislabelled estimator gives nearly RRR's eigenvalues here."
+           if states > max_pairs else "."),
+        f"- **C14 ({record.verdict}).** With RRR, between/within-wd distance "
+        f"{whole['between / within']} on whole runs ({pvalue(whole['_p'])}), "
+        f"{window['between / within']} in the first {common} steps ({pvalue(window['_p'])}); "
+        f"1-NN recovers the weight decay with accuracy {whole['1-NN accuracy']}. Perturbed "
+        f"copies of one run sit at {number(whole['_pert'], 3)} from each other (and "
+        f"{number(record.values['pert'], 3)} from the unperturbed run) against "
+        f"{number(whole['_seed'], 3)} between seeds at the same weight decay.",
+    ])
