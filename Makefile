@@ -38,7 +38,7 @@ endef
 
 CHROMIUM ?= chromium
 
-.PHONY: help venv mathjax book test unit study bench sweep clean distclean test-browser
+.PHONY: help venv mathjax book test unit study bench sweep clean distclean test-browser mutants
 
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
@@ -46,6 +46,7 @@ help:
 	@echo "              + make test-browser"
 	@echo "make test-browser - open every page of _build/html in headless Chromium and check it"
 	@echo "make study  - retrain every run at the book preset, then build the book"
+	@echo "make mutants - each claims-rule threshold, mutated, must fail a claims test (~5 min)"
 	@echo "make bench  - training throughput, FLOP rate vs. matmul rate, data-generation share"
 	@echo "make sweep SPEC=sweeps/smoke.yaml - run a notebook over a parameter grid (resumable)"
 
@@ -93,6 +94,11 @@ study: $(STAMP)
 	mkdir -p .cache
 	$(BIN)/python -m modadd.study
 	$(MAKE) book
+
+# Every rule threshold moved to the ends of its sensitivity range must fail a claims test (~5 min).
+mutants: $(STAMP)
+	mkdir -p .cache
+	$(BIN)/python tests/mutate_thresholds.py
 
 bench: $(STAMP)
 	mkdir -p .cache
