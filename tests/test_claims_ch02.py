@@ -1,16 +1,14 @@
 """R0 (chapter 2): 'training converges by about step 5000 with ~100% accuracy', on hand-made tables."""
 from __future__ import annotations
 
-import ast
-from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
 
 from modadd import claims
 from modadd.claims import ch02
+from notebook_params import notebook_defaults
 
 
 def accuracy_table(final: dict, seeds=5, steps=(0, 2500, 5000, 6000), start=0.125):
@@ -66,9 +64,6 @@ def test_interval_stays_inside_zero_one():
 
 
 def test_notebook_defaults_match_the_loader():
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "02_training.py"
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    defaults = {t.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-                if isinstance(n, ast.AnnAssign) for t in [n.target]}
+    defaults = notebook_defaults("02")
     assert defaults["seeds"] == ch02.SEEDS
     assert defaults["target_accuracy"] == ch02.CLAIMS[0].rule.thresholds["target"]

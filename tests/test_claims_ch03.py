@@ -1,10 +1,7 @@
 """C1–C5 (chapter 3, execution manifolds) on hand-made tables: rules, nulls, thresholds, measures."""
 from __future__ import annotations
 
-import ast
-from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +9,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch03
+from notebook_params import notebook_defaults
 
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
 JITTER = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])       # per-seed offsets, mean 0
@@ -293,10 +291,7 @@ def test_variants_are_declared():
 
 
 def test_notebook_defaults_match_the_loader():
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "03_execution_manifold.py"
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    defaults = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-                if isinstance(n, ast.AnnAssign)}
+    defaults = notebook_defaults("03")
     import inspect
     sig = inspect.signature(ch03.load.__wrapped__)
     for name in ("seeds", "single_m_seeds", "k_subspace", "null_draws"):

@@ -2,12 +2,9 @@
 tables (no runs, no data/results)."""
 from __future__ import annotations
 
-import ast
 import inspect
 import math
-from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +12,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch04
+from notebook_params import notebook_defaults
 
 T, N_STEPS = 16, 6000
 LN_T = math.log(T)
@@ -213,10 +211,7 @@ def test_c7_v1_is_evaluated_on_the_same_tables():
 # ------------------------------------------------------------------------------------ notebook
 
 def test_notebook_defaults_match_the_loader():
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "04_attention_bubbling.py"
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    defaults = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-                if isinstance(n, ast.AnnAssign)}
+    defaults = notebook_defaults("04")
     loader = inspect.signature(ch04.load.__wrapped__).parameters
     assert defaults["preset"] == loader["preset"].default
     assert defaults["seeds"] == loader["seeds"].default == ch04.SEEDS

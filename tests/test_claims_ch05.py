@@ -2,12 +2,9 @@
 same blocks, on hand-made ρ tables (no runs, no data/results)."""
 from __future__ import annotations
 
-import ast
 import inspect
 import math
-from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +12,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch05
+from notebook_params import notebook_defaults
 
 N_STEPS = 6000
 EARLY_STEPS, LATE_STEPS = (600, 1000), (5000, 6000)
@@ -130,10 +128,7 @@ def test_alternatives_cover_other_k_and_the_final_basis():
 
 
 def test_notebook_defaults_match_the_loader():
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "05_commutators.py"
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    defaults = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-                if isinstance(n, ast.AnnAssign)}
+    defaults = notebook_defaults("05")
     loader = inspect.signature(ch05.load.__wrapped__).parameters
     for name in ("preset", "seeds", "pairs", "k_main", "early", "late"):
         assert defaults[name] == loader[name].default, name

@@ -2,11 +2,8 @@
 accuracy, largest drop early -- on hand-made tables."""
 from __future__ import annotations
 
-import ast
 import inspect
-from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +11,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch06
+from notebook_params import notebook_defaults
 
 STAGES = ("early", "mid", "late")
 LAYERS = (2, 4)
@@ -152,10 +150,7 @@ def test_ablation_drops_by_hand():
 
 
 def test_notebook_defaults_match_the_loader_and_the_rule():
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "06_sae_probing.py"
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    defaults = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-                if isinstance(n, ast.AnnAssign)}
+    defaults = notebook_defaults("06")
     signature = inspect.signature(ch06.load.__wrapped__).parameters
     for name in ("seeds", "stages", "layers", "n_train", "n_eval", "n_latents", "random_draws",
                  "sae_steps"):

@@ -2,11 +2,8 @@
 -- on hand-made tables."""
 from __future__ import annotations
 
-import ast
 import inspect
-from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +11,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch07
+from notebook_params import notebook_defaults
 
 SEEDS = np.arange(5)
 OFFSETS = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
@@ -192,10 +190,7 @@ def test_c12_measure_by_hand_and_bounded():
 
 
 def test_notebook_defaults_match_the_loader_and_the_rules():
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "07_architecture_curriculum.py"
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    defaults = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-                if isinstance(n, ast.AnnAssign)}
+    defaults = notebook_defaults("07")
     signature = inspect.signature(ch07.load.__wrapped__).parameters
     for name in ("seeds", "few_seeds", "sgd_seeds", "null_draws", "k_subspace", "random_draws"):
         assert signature[name].default == defaults[name], name

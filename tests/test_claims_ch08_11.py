@@ -3,12 +3,8 @@ threshold-mutation cases, measure() against hand computations, and the notebooks
 defaults against the loaders'."""
 from __future__ import annotations
 
-import ast
-import inspect
-from pathlib import Path
 from types import SimpleNamespace
 
-import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,21 +14,7 @@ from modadd import claims
 from modadd import openq as Q
 from modadd.claims import ch08, ch09, ch10, ch11
 from modadd.stats import mean_ci, wilson_ci
-
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-def notebook_defaults(stem: str) -> dict:
-    path = next(NOTEBOOKS.glob(f"{stem}_*.py"))
-    cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
-    return {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-            if isinstance(n, ast.AnnAssign)}
-
-
-def loader_defaults(module) -> dict:
-    return {k: p.default for k, p in inspect.signature(module.load.__wrapped__).parameters.items()
-            if k not in ("variant",)}
-
+from notebook_params import loader_defaults, notebook_defaults
 
 @pytest.mark.parametrize("stem, module, names", [
     ("08", ch08, {"preset", "seeds", "null_draws"}),
