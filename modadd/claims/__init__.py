@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import importlib
 import pkgutil
+from dataclasses import replace
 from typing import Optional
 
 import pandas as pd
@@ -54,7 +55,6 @@ def _registry() -> dict[str, ClaimSpec]:
 
 
 def _with_load(spec: ClaimSpec, load) -> ClaimSpec:
-    from dataclasses import replace
     return replace(spec, load=load)
 
 
