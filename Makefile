@@ -37,6 +37,8 @@ define book_build
 endef
 
 CHROMIUM ?= chromium
+# make study PRECISION=bf16: retrain at bf16 mixed precision (other run keys; the book reads fp32)
+PRECISION ?= fp32
 
 .PHONY: help venv mathjax book test unit study bench sweep clean distclean test-browser mutants
 
@@ -46,6 +48,7 @@ help:
 	@echo "              + make test-browser"
 	@echo "make test-browser - open every page of _build/html in headless Chromium and check it"
 	@echo "make study  - retrain every run at the book preset, then build the book"
+	@echo "              (PRECISION=bf16: bf16 mixed precision; validated on the precision page)"
 	@echo "make mutants - each claims-rule threshold, mutated, must fail a claims test (~5 min)"
 	@echo "make bench  - training throughput, FLOP rate vs. matmul rate, data-generation share"
 	@echo "make sweep SPEC=sweeps/smoke.yaml - run a notebook over a parameter grid (resumable)"
@@ -92,7 +95,7 @@ test-browser: $(STAMP)
 
 study: $(STAMP)
 	mkdir -p .cache
-	$(BIN)/python -m modadd.study
+	$(BIN)/python -m modadd.study --precision $(PRECISION)
 	$(MAKE) book
 
 # Every rule threshold moved to the ends of its sensitivity range must fail a claims test (~5 min).
@@ -102,7 +105,7 @@ mutants: $(STAMP)
 
 bench: $(STAMP)
 	mkdir -p .cache
-	$(BIN)/python -m modadd.bench
+	$(BIN)/python -m modadd.bench --profile
 
 # SPEC: a sweep spec (sweeps/*.yaml); ARGS: e.g. --workers 2, --dask-local 2, --retry-failed.
 sweep: $(STAMP)

@@ -10,11 +10,15 @@ run, not across runs.
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .ensemble import StackedModels, data_generators, ensemble_batches, initial_model
 from .model import build_model, count_flops_per_step
@@ -32,35 +36,139 @@ def _seconds_per_call(fn, repeats: int, warmup: int = 3) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def matmul_gflops(m: int, k: int, n: int, repeats: int = 50) -> float:
-    """Measured fp32 GFLOP/s of an ``[m,k] @ [k,n]`` matmul on the current threads."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    return 2 * m * k * n / _seconds_per_call(lambda: a @ b, repeats) / 1e9
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# the training-step variants timed: (label, precision, lean_step)
+MODES = (("fp32", "fp32", False), ("fp32 lean", "fp32", True), ("bf16", "bf16", False))
 
 
-def bench_preset(name: str, steps: int) -> dict:
-    """Steps/s, FLOP rate and data-generation share of one training step of preset ``name``."""
-    cfg = preset(name)
+def matmul_gflops(m: int, k: int, n: int, repeats: int = 50, dtype=torch.float32,
+                  batch: int = 0) -> float:
+    """Measured GFLOP/s of an ``[m,k] @ [k,n]`` matmul (``batch`` > 0: a batched matmul of that
+    many) in ``dtype`` on the current threads."""
+    shape = (batch,) if batch else ()
+    a, b = torch.randn(*shape, m, k).to(dtype), torch.randn(*shape, k, n).to(dtype)
+    return 2 * max(batch, 1) * m * k * n / _seconds_per_call(lambda: a @ b, repeats) / 1e9
+
+
+def step_matmuls(cfg, lean: bool = False, precision: str = "fp32") -> list[tuple]:
+    """Every matmul of one training step of ``cfg``, forward and backward:
+    ``(batch, m, k, n, count, dtype)`` (``batch`` 0 for a plain matmul).  Each forward product
+    ``[m,k]@[k,n]`` has two backward products of the same FLOPs (input and weight gradients),
+    listed with their own shapes; the attention core runs in float32 in the lean step."""
+    c, d, T = cfg.model, cfg.model.d_model, cfg.task.seq_len
+    B, H, dh, C = cfg.train.batch_size, c.n_heads, c.d_head, cfg.task.n_classes
+    low = DTYPES[precision]
+    core = torch.float32 if lean else low
+
+    def linear(m, k, n, count=1):          # forward, grad of input, grad of weight
+        return [(0, m, k, n, count, low), (0, m, n, k, count, low), (0, n, m, k, count, low)]
+
+    def bmm(batch, m, k, n, count=1):
+        return [(batch, m, k, n, count, core), (batch, m, n, k, count, core),
+                (batch, k, m, n, count, core)]
+
+    full, rows = c.n_layers - (1 if lean else 0), B * T
+    out = linear(rows, d, 3 * d, full) + linear(rows, d, d, full)
+    out += bmm(B * H, T, dh, T, full) + bmm(B * H, T, T, dh, full)
+    if not c.attention_only:
+        out += linear(rows, d, c.mlp_width, full) + linear(rows, c.mlp_width, d, full)
+    if lean:                                # the last block: keys/values everywhere, one query
+        out += linear(rows, d, 2 * d) + linear(B, d, d) + linear(B, d, d)
+        out += bmm(B * H, 1, dh, T) + bmm(B * H, 1, T, dh)
+        if not c.attention_only:
+            out += linear(B, d, c.mlp_width) + linear(B, c.mlp_width, d)
+    return out + linear(B, d, C)
+
+
+def matmul_bound(cfg, lean: bool = False, precision: str = "fp32", repeats: int = 20
+                 ) -> tuple[float, float]:
+    """(GFLOP per step, GFLOP/s) of the step's own matmuls (:func:`step_matmuls`) timed alone,
+    back to back: the rate a step would reach if it were nothing but its matmuls."""
+    flops = seconds = 0.0
+    rates: dict[tuple, float] = {}
+    for batch, m, k, n, count, dtype in step_matmuls(cfg, lean, precision):
+        key = (batch, m, k, n, dtype)
+        if key not in rates:
+            rates[key] = matmul_gflops(m, k, n, repeats, dtype, batch)
+        work = 2 * max(batch, 1) * m * k * n * count
+        flops += work
+        seconds += work / (rates[key] * 1e9)
+    return flops / 1e9, flops / seconds / 1e9
+
+
+def _timed_modes(cfg, batches: list, rounds: int = 3) -> dict[str, float]:
+    """Median seconds per training step of each of :data:`MODES`, the modes interleaved in
+    ``rounds`` rounds (so drifting machine load hits them alike); same model, batches, threads."""
+    steps = len(batches)
+    per_round = max(2, steps // rounds)
+    trainers = {}
+    for label, precision, lean in MODES:
+        mode_cfg = replace(cfg, train=replace(cfg.train, precision=precision, lean_step=lean))
+        model = build_model(cfg.model, cfg.task, 0)
+        trainers[label] = (mode_cfg, model, make_optimizer(mode_cfg, model))
+    times: dict[str, list[float]] = {label: [] for label in trainers}
+    for round_index in range(rounds):
+        for label, (mode_cfg, model, optimizer) in trainers.items():
+            cycle = iter(batches[round_index::rounds] * (2 + per_round))
+            times[label].append(_seconds_per_call(
+                lambda: _step(mode_cfg, model, optimizer, next(cycle)), per_round,
+                warmup=2 if round_index == 0 else 1))
+    return {label: float(np.median(values)) for label, values in times.items()}
+
+
+def bench_preset(name: str, steps: int, cfg=None) -> dict:
+    """Steps/s of preset ``name``'s training step at fp32, fp32 lean and bf16 (interleaved,
+    one run), each step's achieved GFLOP/s against the matmul rate of its own shapes at its
+    precision (:func:`matmul_bound`), the data-generation and evaluation shares (evaluation is
+    float32 at every precision) and the minutes per run."""
+    cfg = cfg or preset(name)
+    generator = torch.Generator().manual_seed(0)
+    data_s = _seconds_per_call(lambda: training_batch(cfg, 0, generator), max(steps, 5))
+    step_s = _timed_modes(cfg, [training_batch(cfg, i, generator) for i in range(steps)])
+    model = build_model(cfg.model, cfg.task, 0)
+    probes = probe_sets(cfg)
+    eval_s = _seconds_per_call(lambda: evaluate(model, probes, 0), 2, warmup=1)
+    row = {"preset": name, "data share of step (fp32)": data_s / (step_s["fp32"] + data_s)}
+    for label, precision, lean in MODES:
+        flops, bound = matmul_bound(cfg, lean, precision)
+        total_s = step_s[label] + data_s + eval_s / cfg.train.snapshot_every
+        row.update({f"{label}: steps/s (train only)": 1 / (step_s[label] + data_s),
+                    f"{label}: steps/s (with evaluation)": 1 / total_s,
+                    f"{label}: achieved GFLOP/s": flops / step_s[label],
+                    f"{label}: matmul GFLOP/s (own shapes)": bound,
+                    f"{label}: achieved / matmul": flops / step_s[label] / bound,
+                    f"{label}: evaluation share": eval_s / cfg.train.snapshot_every / total_s,
+                    f"{label}: minutes per run": cfg.train.n_steps * total_s / 60})
+    row["bf16 / fp32 (train only)"] = (row["bf16: steps/s (train only)"]
+                                       / row["fp32: steps/s (train only)"])
+    row["fp32 lean / fp32 (train only)"] = (row["fp32 lean: steps/s (train only)"]
+                                            / row["fp32: steps/s (train only)"])
+    return row
+
+
+def step_profile(cfg, precision: str = "fp32", lean: bool = False, steps: int = 10,
+                 top: int = 8) -> pd.DataFrame:
+    """Where one training step's time goes: the ``top`` operators by self CPU time over
+    ``steps`` profiled steps (torch.profiler), as ``[operator, ms per step, share]`` plus a
+    row for the rest."""
+    from torch.profiler import ProfilerActivity, profile
+    cfg = replace(cfg, train=replace(cfg.train, precision=precision, lean_step=lean))
     model = build_model(cfg.model, cfg.task, 0)
     optimizer = make_optimizer(cfg, model)
     generator = torch.Generator().manual_seed(0)
-    batches = [training_batch(cfg, i, generator) for i in range(steps)]
-    data_s = _seconds_per_call(lambda: training_batch(cfg, 0, generator), steps)
-    cycle = iter(batches * 2)
-    step_s = _seconds_per_call(lambda: _step(cfg, model, optimizer, next(cycle)), steps)
-    probes = probe_sets(cfg)
-    eval_s = _seconds_per_call(lambda: evaluate(model, probes, 0), 2, warmup=1)
-    flops = count_flops_per_step(cfg.model, cfg.task.seq_len, cfg.task.n_classes,
-                                 cfg.train.batch_size)
-    total_s = step_s + data_s + eval_s / cfg.train.snapshot_every
-    return {
-        "preset": name, "steps/s (train only)": 1 / (step_s + data_s),
-        "steps/s (with evaluation)": 1 / total_s,
-        "GFLOP per step": flops / 1e9, "achieved GFLOP/s": flops / step_s / 1e9,
-        "data share of step": data_s / (step_s + data_s),
-        "evaluation share": eval_s / cfg.train.snapshot_every / total_s,
-        "minutes per run": cfg.train.n_steps * total_s / 60,
-    }
+    batches = [training_batch(cfg, i, generator) for i in range(steps + 3)]
+    for batch in batches[:3]:
+        _step(cfg, model, optimizer, batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for batch in batches[3:]:
+            _step(cfg, model, optimizer, batch)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = [(e.key, e.self_cpu_time_total / 1e3 / steps, e.self_cpu_time_total / total)
+            for e in events[:top]]
+    rest = total - sum(e.self_cpu_time_total for e in events[:top])
+    rows.append(("(all other operators)", rest / 1e3 / steps, rest / total))
+    return pd.DataFrame(rows, columns=["operator", "ms per step", "share"])
 
 
 def bench_commutator(name: str, repeats: int = 5) -> dict:
@@ -86,19 +194,18 @@ def bench_commutator(name: str, repeats: int = 5) -> dict:
 
 
 def bench_grokking(name: str, steps: int) -> dict:
-    """Chapters 9-10: steps/s of grokking preset ``name`` and the cost of what is measured
-    alongside training (evaluation on both whole splits, one fingerprint, one diagnostic record)
+    """Chapters 9-10: steps/s of grokking preset ``name`` (fp32, and the fp32-lean and bf16 steps
+    interleaved with it) and the cost of what is measured alongside training (evaluation on both whole splits, one fingerprint, one diagnostic record)
     as shares of a run's time at the preset's intervals."""
     from .diagnostics import Diagnostics
     from .grokking import grokking_preset
     from .train import AlgorithmicData, evaluate_algorithmic, record_fingerprint
     cfg = grokking_preset(name)
     model = build_model(cfg.model, cfg.task, 0)
-    optimizer = make_optimizer(cfg, model)
     data = AlgorithmicData(cfg)
     generator = torch.Generator().manual_seed(0)
-    step_s = _seconds_per_call(
-        lambda: _step(cfg, model, optimizer, training_batch(cfg, 0, generator, data)), steps)
+    modes = _timed_modes(cfg, [training_batch(cfg, i, generator, data) for i in range(steps)])
+    step_s = modes["fp32"]
     eval_s = _seconds_per_call(lambda: evaluate_algorithmic(model, data, 0), 3, warmup=1)
     fp_s = _seconds_per_call(lambda: record_fingerprint(model, data, cfg), 5, warmup=1)
     probe = Diagnostics(model, data.probes["heldout"].tokens)
@@ -107,11 +214,88 @@ def bench_grokking(name: str, steps: int) -> dict:
     t = cfg.train
     run_s = step_s + eval_s / t.snapshot_every + (fp_s / t.record_every if t.record_every else 0)
     return {"grokking preset": name, "steps/s (train only)": 1 / step_s,
+            "fp32 lean: steps/s (train only)": 1 / modes["fp32 lean"],
+            "bf16: steps/s (train only)": 1 / modes["bf16"],
+            "bf16 / fp32 (train only)": step_s / modes["bf16"],
             "steps/s (with measurements)": 1 / run_s,
             "evaluation share": eval_s / t.snapshot_every / run_s,
             "fingerprint share": (fp_s / t.record_every / run_s) if t.record_every else 0.0,
             "one diagnostic record / one step": diag_s / step_s,
             "minutes per 1000 steps": 1000 * run_s / 60}
+
+
+COST_VERSION = 1
+
+
+def step_costs(cfg, steps: int = 20) -> dict:
+    """Seconds per training step of ``cfg`` at fp32 and bf16, measurements included: the step
+    (the two precisions interleaved, :func:`_timed_modes`), batch drawing, and the evaluation
+    (and, for algorithmic tasks, fingerprint) amortised over its interval.  Measured on
+    ``cfg``'s own shapes; evaluation is float32 at both precisions."""
+    from .algorithmic import AlgorithmicTask
+    from .train import AlgorithmicData, evaluate_algorithmic, record_fingerprint
+    t = cfg.train
+    model = build_model(cfg.model, cfg.task, 0)
+    generator = torch.Generator().manual_seed(0)
+    data = AlgorithmicData(cfg) if isinstance(cfg.task, AlgorithmicTask) else None
+    batches = [training_batch(cfg, i, generator, data) for i in range(steps)]
+    data_s = _seconds_per_call(lambda: training_batch(cfg, 0, generator, data), 5, warmup=1)
+    modes = _timed_modes(cfg, batches, rounds=2)
+    if data is None:
+        probes = probe_sets(cfg)
+        extra = _seconds_per_call(lambda: evaluate(model, probes, 0), 1, warmup=1) \
+            / t.snapshot_every
+    else:
+        extra = _seconds_per_call(lambda: evaluate_algorithmic(model, data, 0), 1, warmup=1) \
+            / t.snapshot_every
+        if t.record_every:
+            extra += _seconds_per_call(lambda: record_fingerprint(model, data, cfg), 2,
+                                       warmup=1) / t.record_every
+    return {"fp32 s/step": modes["fp32"] + data_s + extra,
+            "bf16 s/step": modes["bf16"] + data_s + extra,
+            "measurement share (fp32)": extra / (modes["fp32"] + data_s + extra)}
+
+
+def study_cost(preset_name: str = "book", steps: int = 20) -> pd.DataFrame:
+    """The study's training cost per role (``modadd.study.all_roles``), cached for the book.
+
+    Per role: its runs and optimizer steps (a run's stored ``last_step`` where it stopped early);
+    the committed runs' summed wall time (hours of one single-thread process each; the study ran
+    up to 5 such processes on 2 cores, so this overstates core time by up to 2.5x, and runs
+    committed before ``cpu_s`` existed record nothing better); and the core-hours at fp32 and
+    bf16 estimated from :func:`step_costs` of the role's first run (one thread, one process:
+    core-seconds), times the role's steps.  The measured subset is the role's first run for
+    ``steps`` steps per precision; the whole study at bf16 was not retrained.
+    """
+    from .store import find_run, run_key
+    from .study import all_roles
+    roles = all_roles(preset_name)
+    inputs = {"preset": preset_name, "steps": steps,
+              "roles": {role: [run_key(c) for c in cfgs] for role, cfgs in roles.items()}}
+
+    def compute() -> pd.DataFrame:
+        rows = []
+        for role, cfgs in tqdm(roles.items(), desc="study cost per role", unit="role"):
+            runs = [find_run(c) for c in cfgs]
+            run_steps = [int(r.meta.get("last_step", c.train.n_steps)) if r else c.train.n_steps
+                         for r, c in zip(runs, cfgs)]
+            costs = step_costs(cfgs[0], steps)
+            rows.append({"role": role, "runs": len(cfgs), "steps": sum(run_steps),
+                         "committed runs": sum(r is not None for r in runs),
+                         "committed wall hours": sum(r.meta["wall_s"] for r in runs
+                                                     if r is not None) / 3600,
+                         "fp32 s/step": costs["fp32 s/step"], "bf16 s/step": costs["bf16 s/step"],
+                         "fp32 core-hours": sum(run_steps) * costs["fp32 s/step"] / 3600,
+                         "bf16 core-hours": sum(run_steps) * costs["bf16 s/step"] / 3600,
+                         "measurement share (fp32)": costs["measurement share (fp32)"],
+                         "measured on": f"{os.cpu_count()} cores, {torch.get_num_threads()} "
+                                        f"thread(s), torch {torch.__version__}"})
+        table = pd.DataFrame(rows)
+        table["bf16 / fp32 cost"] = table["bf16 core-hours"] / table["fp32 core-hours"]
+        return table
+
+    from .store import cached
+    return cached("study-cost", COST_VERSION, inputs, compute)
 
 
 def bench_ensemble(name: str = "paper", seeds: int = 20, steps: int = 5, warmup: int = 2,
@@ -161,21 +345,34 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--ensemble-seeds", type=int, default=20, help="seeds per ensemble")
     parser.add_argument("--ensemble-steps", type=int, default=5,
                         help="timed steps per seed (ensembles; the sequential seeds are slow)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where the first preset's step spends its time")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [bench_preset(name, args.steps) for name in args.presets]
     cfg = preset(args.presets[0])
     tokens = cfg.train.batch_size * cfg.task.seq_len
-    peak_model = matmul_gflops(tokens, cfg.model.d_model, 3 * cfg.model.d_model)
-    peak_square = matmul_gflops(1024, 1024, 1024, repeats=10)
+    d = cfg.model.d_model
+    peak = {label: matmul_gflops(tokens, d, 3 * d, dtype=DTYPES[label])
+            for label in ("fp32", "bf16")}
     table = pd.DataFrame(rows).set_index("preset")
-    table["matmul GFLOP/s (model shape)"] = peak_model
-    table["ratio achieved / matmul"] = table["achieved GFLOP/s"] / peak_model
     pd.set_option("display.width", 200)
-    print(f"torch {torch.__version__}, {args.threads} thread(s); "
-          f"fp32 matmul [{tokens}x{cfg.model.d_model}]@[{cfg.model.d_model}x"
-          f"{3 * cfg.model.d_model}]: {peak_model:.1f} GFLOP/s; 1024^3: {peak_square:.1f} GFLOP/s")
+    print(f"torch {torch.__version__}, {args.threads} thread(s); matmul "
+          f"[{tokens}x{d}]@[{d}x{3 * d}]: fp32 {peak['fp32']:.1f} GFLOP/s, bf16 "
+          f"{peak['bf16']:.1f} GFLOP/s ({peak['bf16'] / peak['fp32']:.2f}x)")
     print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\ntargets (benchmark, not a test):")
+    for name, row in table.iterrows():
+        ratio, share = row["bf16 / fp32 (train only)"], row["fp32: achieved / matmul"]
+        print(f"  {name}: bf16 / fp32 = {ratio:.2f}x (target >= 2.5x: "
+              f"{'met' if ratio >= 2.5 else 'missed'}); fp32 achieved / matmul of its shapes = "
+              f"{share:.0%} (target >= 70%: {'met' if share >= 0.7 else 'missed'})")
+    if args.profile:
+        for precision, lean in (("fp32", False), ("bf16", True)):
+            print(f"\nwhere one {args.presets[0]} step's time goes ({precision}"
+                  f"{', lean' if lean and precision == 'fp32' else ''}):")
+            print(step_profile(cfg, precision, lean).to_string(
+                index=False, float_format=lambda v: f"{v:.3f}"))
     commutators = pd.DataFrame([bench_commutator(name) for name in args.presets])
     print("\nchapter 5 measurement costs (batch of the preset):")
     print(commutators.set_index("preset").T.to_string(float_format=lambda v: f"{v:.4f}"))

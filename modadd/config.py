@@ -16,6 +16,7 @@ SCHEDULES = ("mixed", "curriculum", "single")
 MIXED_PER = ("batch", "example")
 LR_SCHEDULES = ("constant", "cosine", "cyclic", "plateau")
 WD_SCHEDULES = ("constant", "linear")
+PRECISIONS = ("fp32", "bf16")
 
 # Fields added after schema 1, per config section: they enter the cache key only when set away
 # from this default, so every run keyed before they existed keeps its key (and its results).
@@ -26,7 +27,8 @@ _KEY_OMIT_IF_DEFAULT = {
               "fingerprint_train": False, "fingerprint_directions": 0, "fingerprint_seed": 0,
               "cycle_steps": 0, "plateau_patience": 1000, "plateau_factor": 0.5,
               "wd_schedule": "constant", "wd_final_ratio": 1.0, "wd_ramp_steps": 0,
-              "operand_curriculum": (), "diagnostics_every": 0},
+              "operand_curriculum": (), "diagnostics_every": 0,
+              "precision": "fp32", "lean_step": False},
     "model": {"layer_norm": True, "activation": "gelu", "d_mlp": 0},
 }
 AnyTask = Union[TaskConfig, AlgorithmicTask]
@@ -85,6 +87,13 @@ class TrainConfig:
     # -- diagnostics (modadd.diagnostics): grad/param norms, update ratios, activation statistics,
     #    readout attention, sum of w^2, every this many steps (0 = off)
     diagnostics_every: int = 0
+    # -- arithmetic of the training step (evaluation, snapshots and every measurement are float32
+    #    or float64 whatever these say; the fp32 exact step is the original's, bit for bit)
+    precision: str = "fp32"           # "fp32" | "bf16": bfloat16 autocast of the step's matmuls
+                                      # (projections, MLP, head) with float32 master weights,
+                                      # optimizer state, attention core, losses and gradients
+    lean_step: bool = False           # True: the lean forward (fused attention, last block on
+                                      # the readout row only) in float32 too; bf16 always uses it
 
     def __post_init__(self) -> None:
         stages = tuple((int(m), int(n)) for m, n in self.curriculum)
@@ -106,6 +115,9 @@ class TrainConfig:
         _check_choice("mixed_per", self.mixed_per, MIXED_PER)
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("wd_schedule", self.wd_schedule, WD_SCHEDULES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.lean_step, bool):
+            raise ValueError(f"lean_step: must be True or False, got {self.lean_step!r}")
         for name in ("cycle_steps", "wd_ramp_steps", "diagnostics_every"):
             _check_int(name, getattr(self, name), 0)
         _check_int("plateau_patience", self.plateau_patience, 1)
@@ -172,6 +184,11 @@ class TrainConfig:
                              f"got schedule={self.schedule!r}")
         if self.schedule == "single" and self.single_m is None:
             raise ValueError("single_m: schedule='single' needs the m to train on, got None")
+
+    @property
+    def lean(self) -> bool:
+        """Whether training takes the lean forward (:meth:`Transformer.lean_logits`)."""
+        return self.lean_step or self.precision != "fp32"
 
     def lr_at_step(self, step: int) -> float:
         """Learning rate of the update taken at ``step`` (0-based), a pure function of the step.

@@ -48,7 +48,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .algorithmic import AlgorithmicTask
-from .config import RunConfig, stream_seed
+from .config import PRECISIONS, RunConfig, stream_seed
 from .model import Transformer, build_model
 from .train import (_initial_state, _Recorder, evaluate, make_optimizer, perturb_parameters,
                     probe_sets, snapshot_steps, training_batch)
@@ -118,7 +118,8 @@ class StackedModels:
     builds the run's optimizer over all seeds at once.
     """
 
-    def __init__(self, models: list[Transformer], device: Device = "cpu"):
+    def __init__(self, models: list[Transformer], device: Device = "cpu",
+                 precision: str = "fp32", lean: bool = False):
         params, buffers = stack_module_state(models)
         self.size = len(models)
         self.params = {name: p.detach().to(device).requires_grad_(True)
@@ -127,9 +128,19 @@ class StackedModels:
         self.device = torch.device(device)
         base = copy.deepcopy(models[0]).to("meta")    # the architecture only, no storage
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: must be one of {PRECISIONS}, got {precision!r}")
+        lean = lean or precision != "fp32"
+        bf16 = precision == "bf16"
+        device_type = self.device.type
+
         def loss(params: dict, buffers: dict, tokens: torch.Tensor,
                  labels: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(functional_call(base, (params, buffers), (tokens,)), labels)
+            # as modadd.train.training_logits: bf16 autocast of the lean forward, fp32 loss
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                logits = functional_call(base, (params, buffers), (tokens,),
+                                         {"lean": lean, "fused": False})
+            return F.cross_entropy(logits.float(), labels)
 
         self._losses = vmap(loss)
 
@@ -223,7 +234,7 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
     models = [initial_model(cfg) for cfg in cfgs]
-    stacked = StackedModels(models, device)
+    stacked = StackedModels(models, device, t.precision, t.lean_step)
     optimizer = make_optimizer(cfgs[0], stacked)
     generators = data_generators(cfgs)
     probes = [probe_sets(cfg) for cfg in cfgs]
@@ -243,7 +254,7 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
                 state["metrics"] += evaluate(model, probes[index], step)
 
     measure(0)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for step in range(t.n_steps):
         if _stage_changes(cfgs[0], step):
             optimizer = make_optimizer(cfgs[0], stacked)
@@ -256,10 +267,11 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
         measure(step + 1)
         if progress is not None:
             progress(size)
-    wall_s = time.perf_counter() - started
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     for model, recorder, state, run_dir in zip(models, recorders, states, run_dirs):
         recorder.flush()
-        state.update(step=t.n_steps, wall_s=wall_s, done=True, last_step=t.n_steps, arrays={})
+        state.update(step=t.n_steps, wall_s=wall_s, cpu_s=cpu_s, done=True, last_step=t.n_steps,
+                     arrays={}, device=str(stacked.device), ensemble_size=size)
         torch.save(model.state_dict(), run_dir / "final_model.pt")  # synced at the last snapshot
     return states
 

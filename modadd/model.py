@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
@@ -93,6 +94,25 @@ class Attention(nn.Module):
         return self.out(mixed), probs
 
 
+def _fp32_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                    fused: bool = True) -> torch.Tensor:
+    """Softmax attention ``[B,H,Tq,dh]`` in (at least) float32 whatever the autocast state (a bf16
+    attention core of these tiny shapes is slower on CPU, and its softmax less accurate):
+    one fused ``scaled_dot_product_attention`` call, or (``fused=False``, for ``torch.func.vmap``,
+    which has no batching rule for the fused CPU kernel) the same in plain matmuls."""
+    with torch.autocast(q.device.type, enabled=False):
+        dtype = torch.promote_types(q.dtype, torch.float32)      # float64 models stay float64
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+        if fused:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        if causal:
+            length = scores.shape[-1]
+            future = torch.ones(length, length, dtype=torch.bool, device=q.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores.softmax(dim=-1) @ v
+
+
 def _norm(cfg: ModelConfig) -> nn.Module:
     return nn.LayerNorm(cfg.d_model) if cfg.layer_norm else nn.Identity()
 
@@ -141,9 +161,53 @@ class Transformer(nn.Module):
         """A model whose vocabulary, length and classes match ``task``."""
         return cls(cfg, task.vocab_size, task.seq_len, task.n_classes)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``tokens [B,T] long`` → readout logits ``[B, n_classes]``."""
+    def forward(self, tokens: torch.Tensor, lean: bool = False, fused: bool = True
+                ) -> torch.Tensor:
+        """``tokens [B,T] long`` → readout logits ``[B, n_classes]`` (``lean``: by
+        :meth:`lean_logits`, ``fused`` passed on)."""
+        if lean:
+            return self.lean_logits(tokens, fused)
         return self.run_with_cache(tokens, keep_cache=False)[0]
+
+    def lean_logits(self, tokens: torch.Tensor, fused: bool = True) -> torch.Tensor:
+        """Readout logits ``[B, n_classes]`` by the lean training forward: equal to
+        :meth:`forward` up to float rounding (~1e-7 relative in float32), not bit for bit.
+
+        Two changes: the attention core (scores, causal softmax, mixing) is one fused
+        ``scaled_dot_product_attention`` call, always in float32 (under bf16 autocast only the
+        projections, MLP and head run in bfloat16); and the last block computes only the readout
+        row, the one the head reads: keys and values of every position, the query, attention
+        output, residual update and MLP of the last position alone.  Used by training when
+        ``precision="bf16"`` or ``lean_step=True`` (:func:`modadd.train.forward_for_training`);
+        evaluation and every measurement use the exact :meth:`run_with_cache`.  ``fused=False``:
+        the attention core in plain matmuls (what seed ensembles use under ``vmap``).
+        """
+        if tokens.dim() != 2 or tokens.shape[1] != self.seq_len:
+            raise ValueError(f"tokens: expected shape [B, {self.seq_len}], got "
+                             f"{tuple(tokens.shape)}")
+        batch, length = tokens.shape
+        x = self.embed(tokens) + self.pos_embed.weight[:length]
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            h = block.ln_attn(x)
+            attention = block.attn
+            heads, d_head, width = attention.n_heads, attention.d_head, self.cfg.d_model
+            if index < last:
+                q, k, v = attention.qkv(h).view(batch, length, 3, heads, d_head) \
+                    .permute(2, 0, 3, 1, 4)
+                mixed = _fp32_attention(q, k, v, True, fused)
+                x = x + attention.out(mixed.transpose(1, 2).reshape(batch, length, width))
+            else:       # the readout row only: its query against every position's key
+                weight, bias = attention.qkv.weight, attention.qkv.bias
+                k, v = F.linear(h, weight[width:], bias[width:]) \
+                    .view(batch, length, 2, heads, d_head).permute(2, 0, 3, 1, 4)
+                q = F.linear(h[:, -1:], weight[:width], bias[:width]) \
+                    .view(batch, 1, heads, d_head).transpose(1, 2)
+                mixed = _fp32_attention(q, k, v, False, fused)   # the last row sees all
+                x = x[:, -1:] + attention.out(mixed.reshape(batch, 1, width))
+            if block.mlp is not None:
+                x = x + block.mlp(block.ln_mlp(x))
+        return self.head(self.ln_final(x[:, -1]))
 
     def run_with_cache(self, tokens: torch.Tensor,
                        resid_hooks: Optional[dict[int, ResidHook]] = None,
@@ -249,16 +313,21 @@ def readout_entropy(attn: torch.Tensor) -> torch.Tensor:
     return -(row * torch.log(row.clamp_min(1e-30))).sum(dim=-1)
 
 
-def count_flops_per_step(cfg: ModelConfig, seq_len: int, n_classes: int, batch_size: int
-                         ) -> int:
+def count_flops_per_step(cfg: ModelConfig, seq_len: int, n_classes: int, batch_size: int,
+                         lean: bool = False) -> int:
     """Matmul FLOPs of one training step (forward + backward ≈ 3× forward), 2 FLOPs per MAC.
 
     Counts the QKV/O projections, the two attention matmuls, the MLP (if any) and the head; the
     embedding lookups, LayerNorms, softmax and optimizer are elementwise and not counted.
+    ``lean``: the step of :meth:`Transformer.lean_logits`, whose last block computes the keys
+    and values of every position but the query, output projection and MLP of the readout row
+    only (the causal mask is not exploited by either: full ``T×T`` score matrices).
     """
     d, T = cfg.d_model, seq_len
-    per_layer = 2 * T * (3 * d * d + d * d) + 2 * 2 * T * T * d
-    if not cfg.attention_only:
-        per_layer += 2 * T * 2 * d * cfg.mlp_width
-    forward = batch_size * (cfg.n_layers * per_layer + 2 * d * n_classes)
+    mlp = 0 if cfg.attention_only else 2 * 2 * d * cfg.mlp_width     # per position
+    per_layer = 2 * T * (3 * d * d + d * d) + 2 * 2 * T * T * d + T * mlp
+    last = per_layer
+    if lean:
+        last = 2 * T * 2 * d * d + 2 * (d * d + d * d) + 2 * 2 * T * d + mlp
+    forward = batch_size * ((cfg.n_layers - 1) * per_layer + last + 2 * d * n_classes)
     return 3 * forward

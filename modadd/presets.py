@@ -98,6 +98,12 @@ def paper_optimizer(cfg: RunConfig) -> RunConfig:
                                       warmup_steps=0, lr_final_ratio=0.0))
 
 
+def with_precision(cfg: RunConfig, precision: str) -> RunConfig:
+    """``cfg`` trained at ``precision`` ("fp32" | "bf16"; see ``TrainConfig.precision``): same
+    seed, data, initial weights and probes, another run key unless "fp32"."""
+    return replace(cfg, train=replace(cfg.train, precision=precision))
+
+
 def with_task(cfg: RunConfig, **changes) -> RunConfig:
     """``cfg`` with task fields replaced (validated), e.g. ``with_task(cfg, op="mul", C=7)``."""
     return replace(cfg, task=replace(cfg.task, **changes))
@@ -149,15 +155,16 @@ BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params", "
 
 def study_configs(name: str = "book", seeds: int | None = None,
                   single_m_seeds: int = 2, few_seeds: int = 1,
-                  sgd_seeds: int = 3) -> dict[str, list[RunConfig]]:
+                  sgd_seeds: int = 3, precision: str = "fp32") -> dict[str, list[RunConfig]]:
     """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its
     learning-rate controls (constant peak rate; constant original rate 3e-4), single-m runs
     (every m of the task, seeds ``0..single_m_seeds-1``), and the preset's seeds again storing
     full parameter vectors (chapter 4; identical training), and chapter 7's arms: with MLPs,
     curriculum with and without optimizer resets, the largest m alone from scratch, the paper's
     SGD (``sgd_seeds`` seeds) and the difficulty grid (``few_seeds`` seeds); chapter 8's
-    multiplication and addition at the same modulus."""
-    main = preset_seeds(name, seeds)
+    multiplication and addition at the same modulus.  ``precision``: every run at that training
+    precision (:func:`with_precision`)."""
+    main = [with_precision(c, precision) for c in preset_seeds(name, seeds)]
     original_lr = _ORIGINAL.train.lr
     return {
         "main": main,

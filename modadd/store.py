@@ -198,13 +198,14 @@ def load_or_train(cfg: RunConfig, trajectories: bool = False, progress: bool = T
 
 def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = None,
                        trajectories: bool = False, progress: bool = True,
-                       ensemble: bool = False) -> list[Run]:
+                       ensemble: bool = False, device: str = "cpu") -> list[Run]:
     """Runs of all ``cfgs``, training the missing ones in parallel processes (one thread each).
 
     ``n_workers`` defaults to ``MODADD_WORKERS`` or the number of CPU cores.  ``ensemble=True``
     first trains missing runs that differ only by seed as seed ensembles in this process
     (:func:`modadd.ensemble.train_and_store_ensembles`; stored exactly like sequential runs,
-    equal to them up to float rounding); the rest trains as usual.
+    equal to them up to float rounding); the rest trains as usual.  ``device``: where missing
+    runs train (:func:`modadd.train.train`; keys and stored results do not depend on it).
     """
     cfgs = list(cfgs)
     keys = [run_key(c) for c in cfgs]
@@ -220,12 +221,13 @@ def load_or_train_many(cfgs: Iterable[RunConfig], n_workers: Optional[int] = Non
     todo = [cfgs[i] for i in missing]
     if ensemble and todo:
         from .ensemble import train_and_store_ensembles
-        todo = train_and_store_ensembles(todo, progress)
-    _train_missing(todo, max(1, min(workers, len(todo))), progress)
+        todo = train_and_store_ensembles(todo, progress, device=device)
+    _train_missing(todo, max(1, min(workers, len(todo))), progress, device)
     return [found[i] or find_run(cfgs[i], trajectories) for i in range(len(cfgs))]
 
 
-def _train_missing(cfgs: list[RunConfig], workers: int, progress: bool) -> None:
+def _train_missing(cfgs: list[RunConfig], workers: int, progress: bool,
+                   device: str = "cpu") -> None:
     if not cfgs:
         return
     total = sum(c.train.n_steps for c in cfgs)
@@ -233,19 +235,19 @@ def _train_missing(cfgs: list[RunConfig], workers: int, progress: bool) -> None:
               disable=not progress, mininterval=1.0) as bar:
         if workers == 1:
             for cfg in cfgs:
-                train_and_store(cfg, bar.update)
+                train_and_store(cfg, bar.update, device)
             return
-        _train_in_pool(cfgs, workers, bar)
+        _train_in_pool(cfgs, workers, bar, device)
 
 
-def _train_in_pool(cfgs: list[RunConfig], workers: int, bar: tqdm) -> None:
+def _train_in_pool(cfgs: list[RunConfig], workers: int, bar: tqdm, device: str = "cpu") -> None:
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         updates = manager.Queue()
         with futures.ProcessPoolExecutor(workers, mp_context=context,
                                          initializer=_worker_init,
-                                         initargs=(updates,)) as pool:
-            pending = {pool.submit(_worker_train, c.to_dict()) for c in cfgs}
+                                         initargs=(updates, workers)) as pool:
+            pending = {pool.submit(_worker_train, c.to_dict(), str(device)) for c in cfgs}
             while pending:
                 done, pending = futures.wait(pending, timeout=0.5)
                 _drain(updates, bar)
@@ -261,15 +263,18 @@ def _drain(updates, bar: tqdm) -> None:
 
 
 _WORKER_QUEUE = None
+# training processes running side by side in this process's pool (recorded in meta.json: with
+# more processes than cores, wall time overstates a run's core time; cpu_s does not)
+_CONCURRENT = 1
 
 
-def _worker_init(updates) -> None:
-    global _WORKER_QUEUE
-    _WORKER_QUEUE = updates
+def _worker_init(updates, workers: int = 1) -> None:
+    global _WORKER_QUEUE, _CONCURRENT
+    _WORKER_QUEUE, _CONCURRENT = updates, workers
     torch.set_num_threads(1)
 
 
-def _worker_train(cfg_dict: dict) -> str:
+def _worker_train(cfg_dict: dict, device: str = "cpu") -> str:
     pending = [0]
 
     def report(n: int) -> None:
@@ -279,15 +284,17 @@ def _worker_train(cfg_dict: dict) -> str:
             pending[0] = 0
 
     cfg = RunConfig.from_dict(cfg_dict)
-    train_and_store(cfg, report)
+    train_and_store(cfg, report, device)
     _WORKER_QUEUE.put(pending[0])
     return run_key(cfg)
 
 
-def train_and_store(cfg: RunConfig, progress: Optional[Callable[[int], None]] = None) -> Path:
-    """Train ``cfg`` (resuming a partial run) and publish it to the cache and results dirs."""
+def train_and_store(cfg: RunConfig, progress: Optional[Callable[[int], None]] = None,
+                    device: str = "cpu") -> Path:
+    """Train ``cfg`` (resuming a partial run) on ``device`` and publish it to the cache and
+    results dirs."""
     partial = partial_run_dir(run_key(cfg))
-    return store_trained(cfg, train(cfg, partial, progress=progress), partial)
+    return store_trained(cfg, train(cfg, partial, progress=progress, device=device), partial)
 
 
 def partial_run_dir(key: str) -> Path:
@@ -326,6 +333,10 @@ def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
             "steps_per_s": round(last / max(log["wall_s"], 1e-9), 2),
             **({"last_step": last, "reached_at": log.get("reached_at")}
                if last != cfg.train.n_steps or log.get("reached_at") is not None else {}),
+            **({"cpu_s": round(log["cpu_s"], 2)} if "cpu_s" in log else {}),
+            "precision": cfg.train.precision, "device": log.get("device", "cpu"),
+            "cpu_count": os.cpu_count(), "concurrent_processes": _CONCURRENT,
+            "ensemble_size": log.get("ensemble_size", 1),   # seeds trained as one model
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "processor": platform.processor(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

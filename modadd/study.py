@@ -1,7 +1,7 @@
 """``make study``: (re)train every run the book draws from, at the ``book`` preset.
 
 Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]
-[--ensemble]``.
+[--ensemble] [--precision fp32|bf16] [--device cpu|cuda]``.
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
 its single-m runs, its seeds again with full parameter vectors (chapter 4), and the arms of
 chapters 7 and 8, chapters 9-10's grokking runs and chapter 11's sweeps.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
@@ -17,7 +17,8 @@ import time
 from . import arms, commutator, openq, sae
 from .grokking import GROKKING_PRESETS, detection_study, grokking_study
 from .manifold import increment_grams
-from .presets import BOOK_ROLES, PRESETS, study_configs
+from .config import PRECISIONS
+from .presets import BOOK_ROLES, PRESETS, study_configs, with_precision
 from .store import load_or_train_many
 
 # roles whose attention Grams no chapter reads (chapter 4 reads the full-params runs' weights;
@@ -31,9 +32,13 @@ OPEN_ROLES = ("open width", "open depth", "open width mul", "open prediction")
 NO_GRAMS = ("full params", "difficulty", "paper sgd") + GROKKING_ROLES + OPEN_ROLES
 
 
-def all_roles(preset: str = "book", seeds: int | None = None) -> dict:
+def all_roles(preset: str = "book", seeds: int | None = None, precision: str = "fp32") -> dict:
     """The study's runs by role: :func:`study_configs`, chapters 9-10's grokking runs and
-    chapter 11's open-question sweeps (``open *``)."""
+    chapter 11's open-question sweeps (``open *``), every run at training ``precision``."""
+    if precision != "fp32":
+        by_role = all_roles(preset, seeds)
+        return {role: [with_precision(c, precision) for c in cfgs]
+                for role, cfgs in by_role.items()}
     by_role = study_configs(preset, seeds)
     grok = grokking_study(preset if preset in GROKKING_PRESETS else "book",
                           seeds=5 if seeds is None else seeds)
@@ -62,9 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ensemble", action="store_true",
                         help="train runs that differ only by seed as one stacked model each "
                              "(modadd.ensemble; equal up to float rounding; for GPUs)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="training precision of every run (TrainConfig.precision; bf16: "
+                             "validated against fp32 on the book's main runs, see the methods "
+                             "page; other run keys, so the committed fp32 runs stay)")
+    parser.add_argument("--device", default="cpu",
+                        help="where runs train: cpu (default) or cuda[:n]")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    by_role = all_roles(args.preset, args.seeds)
+    by_role = all_roles(args.preset, args.seeds, args.precision)
     for role in args.roles.split(","):
         if role not in by_role:
             parser.error(f"--roles: {role!r} is not one of {', '.join(by_role)}")
@@ -72,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         # One single-threaded process per run: on 2 cores, 5 concurrent runs lose ~12% throughput
         # against 2 (measured) but finish together instead of leaving a core idle in a last round.
         runs = load_or_train_many(configs, n_workers=args.workers or min(len(configs), 5),
-                                  trajectories=True, ensemble=args.ensemble)
+                                  trajectories=True, ensemble=args.ensemble, device=args.device)
         for run in runs:
             if role not in NO_GRAMS:    # chapters 3, 7, 8 read the attention Grams
                 increment_grams(run.config)

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from .model import MATRIX_NAMES, Transformer, build_model, readout_entropy
 from .task import Batch, sample_batch
 
 ProgressFn = Callable[[int], None]
+DeviceLike = Union[str, torch.device]
 
 
 def snapshot_steps(cfg: RunConfig) -> np.ndarray:
@@ -61,12 +62,13 @@ def evaluate(model: Transformer, probes: dict[int, Batch], step: int,
     """
     was_training = model.training
     model.eval()
+    device = model_device(model)
     rows = []
     for m, batch in probes.items():
         losses, correct, entropies = [], [], []
         for start in range(0, batch.tokens.shape[0], chunk):
-            tokens = batch.tokens[start:start + chunk]
-            labels = batch.labels[start:start + chunk]
+            tokens = batch.tokens[start:start + chunk].to(device)
+            labels = batch.labels[start:start + chunk].to(device)
             logits, cache = model.run_with_cache(tokens)
             losses.append(F.cross_entropy(logits, labels, reduction="sum"))
             correct.append((logits.argmax(-1) == labels).sum())
@@ -177,9 +179,10 @@ def evaluate_algorithmic(model: Transformer, data: AlgorithmicData, step: int,
     for split, prefix in (("heldout", ""), ("train", "train_")):
         tokens, labels = data.splits[split]
         loss = correct = 0.0
+        device = model_device(model)
         for start in range(0, len(labels), chunk):
-            logits = model(tokens[start:start + chunk])
-            target = labels[start:start + chunk]
+            logits = model(tokens[start:start + chunk].to(device))
+            target = labels[start:start + chunk].to(device)
             loss += float(F.cross_entropy(logits, target, reduction="sum"))
             correct += float((logits.argmax(-1) == target).sum())
         rows.append(dict(step=step, m=0, metric=prefix + "loss", layer=-1,
@@ -203,14 +206,16 @@ def record_fingerprint(model: Transformer, data: AlgorithmicData, cfg: RunConfig
     splits = ("heldout", "train") if cfg.train.fingerprint_train else ("heldout",)
     for split in splits:
         probe = data.probes[split]
-        logits, cache = model.run_with_cache(probe.tokens,
+        device = model_device(model)
+        logits, cache = model.run_with_cache(probe.tokens.to(device),
                                              keep_cache=split == "heldout" and
                                              data.directions is not None)
+        logits = logits.cpu()
         out[split] = fp.quantile_fingerprint(fp.answer_logprobs(logits, probe.labels))
         if split == "heldout":
             out["heldout_accuracy"] = float((logits.argmax(-1) == probe.labels).double().mean())
             if data.directions is not None:
-                hidden = cache["resid"][-1][:, cfg.task.answer_position].double().numpy()
+                hidden = cache["resid"][-1][:, cfg.task.answer_position].double().cpu().numpy()
                 out["sliced"] = fp.sliced_quantile_embedding(hidden, data.directions)
     model.train(was_training)
     return out
@@ -222,7 +227,7 @@ def perturb_parameters(model: Transformer, eps: float, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.mul_(1.0 + eps * torch.randn(p.shape, generator=generator))
+            p.mul_(1.0 + eps * torch.randn(p.shape, generator=generator).to(p.device))
 
 
 class _Recorder:
@@ -245,16 +250,16 @@ class _Recorder:
 
     def record(self, model: Transformer, step: int) -> None:
         i = self.index[step]
-        self.weights[i] = model.attention_matrices().numpy()
+        self.weights[i] = model.attention_matrices().cpu().numpy()
         if self.params is not None:
-            self.params[i] = model.flat_parameters().numpy()
+            self.params[i] = model.flat_parameters().cpu().numpy()
 
     def record_update(self, model: Transformer, step: int) -> None:
         """After the update that follows snapshot ``step - 1``: store ``θ(step) − θ(step-1)``."""
         i = self.index.get(step - 1)
         if self.updates is None or i is None or i >= len(self.updates):
             return
-        after = model.flat_parameters().double().numpy()
+        after = model.flat_parameters().double().cpu().numpy()
         self.updates[i] = after - np.asarray(self.params[i], np.float64)
 
     def flush(self) -> None:
@@ -276,24 +281,34 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
-          stop_after: Optional[int] = None) -> dict:
+          stop_after: Optional[int] = None, device: DeviceLike = "cpu") -> dict:
     """Train ``cfg`` in ``run_dir`` (resuming from ``checkpoint.pt`` if present).
+
+    ``device``: where the model, batches and probes live ("cpu", "cuda", "cuda:1", ...).  Every
+    RNG stream stays on the CPU (batches are drawn there and moved), so a run's data, init and
+    probes do not depend on the device; results agree with the CPU run up to float rounding.
 
     ``progress(n)`` is called with the number of steps just completed; ``stop_after`` ends the
     call after that global step's checkpoint (for tests of resumption). Returns the logs:
     ``{"metrics": rows, "train_loss": [n_steps], "grad_norm": [n_steps], "wall_s", "done",
-    "last_step", "reached_at", "arrays"}``; ``last_step`` is ``n_steps`` unless the run stopped
+    "last_step", "reached_at", "arrays", "cpu_s", "device"}``; ``cpu_s`` is the process CPU time
+    spent training (all threads; accumulated over resumptions); ``last_step`` is ``n_steps`` unless the run stopped
     early, ``reached_at`` the first evaluation step at which held-out accuracy reached
     ``early_stop_accuracy`` (algorithmic tasks with early stopping, else None) and ``arrays`` the
     extra files to store (``{"fingerprints.npz": {...}}`` for algorithmic tasks).
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    device = check_device(device)
     t = cfg.train
+    if t.diagnostics_every and device.type != "cpu":
+        raise ValueError(f"diagnostics_every: diagnostics run on the CPU only; got "
+                         f"{t.diagnostics_every} with device={str(device)!r} (set it to 0)")
+    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
     model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
     if t.init_perturbation:
         perturb_parameters(model, t.init_perturbation,
                            stream_seed(cfg.seed, f"perturb:{t.perturbation_seed}"))
+    model = model.to(device)
     optimizer = make_optimizer(cfg, model)
     generator = torch.Generator().manual_seed(stream_seed(cfg.seed, "data"))
     data = AlgorithmicData(cfg) if isinstance(cfg.task, AlgorithmicTask) else None
@@ -301,7 +316,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     resume = checkpoint_path.exists()
     state = _initial_state(cfg)
     if resume:
-        state = {**state, **torch.load(checkpoint_path, weights_only=False)}
+        state = {**state, **torch.load(checkpoint_path, weights_only=False,
+                                       map_location=device)}
         model.load_state_dict(state.pop("model"))
         optimizer.load_state_dict(state.pop("optimizer"))
         generator.set_state(state.pop("generator"))
@@ -333,6 +349,7 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     if state["step"] == 0:
         measure(0)
     started = time.perf_counter() - state["wall_s"]
+    cpu_started = time.process_time() - state["cpu_s"]
     while state["step"] < state["end"]:
         step = state["step"]
         if step > 0 and t.schedule == "curriculum" and t.reset_optimizer \
@@ -343,8 +360,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
             if t.wd_schedule != "constant":
                 group["weight_decay"] = t.wd_at_step(step)
         inspect = diagnostics if diagnostics and step % t.diagnostics_every == 0 else None
-        loss, grad_norm = _step(cfg, model, optimizer, training_batch(cfg, step, generator, data),
-                                inspect, step, state["metrics"])
+        batch = to_device(training_batch(cfg, step, generator, data), device)
+        loss, grad_norm = _step(cfg, model, optimizer, batch, inspect, step, state["metrics"])
         if plateau is not None:
             plateau.update(loss)
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
@@ -355,6 +372,7 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         if step % t.checkpoint_every == 0 or step >= state["end"] or stopping:
             recorder.flush()
             state["wall_s"] = time.perf_counter() - started
+            state["cpu_s"] = time.process_time() - cpu_started
             _save_atomic({**state, "model": model.state_dict(),
                           "optimizer": optimizer.state_dict(),
                           "generator": generator.get_state()}, checkpoint_path)
@@ -364,6 +382,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
             break
     recorder.flush()
     state["wall_s"] = time.perf_counter() - started
+    state["cpu_s"] = time.process_time() - cpu_started
+    state["device"] = str(device)
     state["done"] = state["step"] >= state["end"]
     state["last_step"] = state["step"]
     state["arrays"] = {} if data is None else {"fingerprints.npz": _fingerprint_arrays(
@@ -371,7 +391,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     if state["done"]:
         if state["end"] < t.n_steps and progress is not None:
             progress(t.n_steps - state["end"])     # steps skipped by the early stop
-        torch.save(model.state_dict(), run_dir / "final_model.pt")
+        torch.save({name: value.cpu() for name, value in model.state_dict().items()},
+                   run_dir / "final_model.pt")
     return state
 
 
@@ -396,7 +417,7 @@ def _fingerprint_arrays(cfg: RunConfig, data: AlgorithmicData, records: list) ->
 
 def _initial_state(cfg: RunConfig) -> dict:
     n = cfg.train.n_steps
-    return {"step": 0, "metrics": [], "wall_s": 0.0,
+    return {"step": 0, "metrics": [], "wall_s": 0.0, "cpu_s": 0.0,
             "train_loss": np.full(n, np.nan, np.float32),
             "grad_norm": np.full(n, np.nan, np.float32),
             "end": n, "reached_at": None, "fingerprints": [],
@@ -411,8 +432,7 @@ def _step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimizer,
     With ``inspect``, its diagnostic rows for ``step`` (gradients before the optimizer step,
     update ratios after it, then activations) are appended to ``rows``.
     """
-    logits = model(batch.tokens)
-    loss = F.cross_entropy(logits, batch.labels)
+    loss = F.cross_entropy(training_logits(cfg, model, batch.tokens), batch.labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -424,6 +444,48 @@ def _step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimizer,
         rows += inspect.after_step(step)
         rows += inspect.activations(step)
     return float(loss.detach()), float(grad_norm)
+
+
+def training_logits(cfg: RunConfig, model: Transformer, tokens: torch.Tensor) -> torch.Tensor:
+    """The training step's readout logits ``[B, C]``, float32: the exact forward by default, the
+    lean forward (:meth:`Transformer.lean_logits`) with ``lean_step``, and the lean forward under
+    bfloat16 autocast with ``precision="bf16"`` (float32 master weights; gradients arrive in
+    float32; the loss is taken on float32 logits)."""
+    t = cfg.train
+    if not t.lean:
+        return model(tokens)
+    with torch.autocast(tokens.device.type, dtype=torch.bfloat16,
+                        enabled=t.precision == "bf16"):
+        logits = model.lean_logits(tokens)
+    return logits.float()
+
+
+def check_device(device: DeviceLike) -> torch.device:
+    """``device`` as a ``torch.device``; a clear error when it does not exist here."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device: not a torch device, got {device!r} ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {str(device)!r} requested but CUDA is not available here "
+                         f"(use 'cpu')")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: must be 'cpu' or 'cuda[:n]', got {str(device)!r}")
+    return device
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters live."""
+    return next(model.parameters()).device
+
+
+def to_device(batch, device: torch.device):
+    """``batch`` (any dataclass of tensors) with its tensors on ``device``; itself on the CPU."""
+    if device.type == "cpu":
+        return batch
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).to(device)
+                                         for f in dataclasses.fields(batch)
+                                         if isinstance(getattr(batch, f.name), torch.Tensor)})
 
 
 def snapshot_index(cfg: RunConfig) -> list[tuple[int, str]]:

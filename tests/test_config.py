@@ -106,7 +106,8 @@ FIELD_CHANGES = {
                   record_every=5, fingerprint_train=True, fingerprint_directions=4,
                   fingerprint_seed=2, cycle_steps=50, plateau_patience=10, plateau_factor=0.3,
                   wd_schedule="linear", wd_final_ratio=10.0, wd_ramp_steps=500,
-                  operand_curriculum=((0.3, 100),), diagnostics_every=10),
+                  operand_curriculum=((0.3, 100),), diagnostics_every=10,
+                  precision="bf16", lean_step=True),
 }
 # fields that only an algorithmic task accepts
 ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions",

@@ -62,8 +62,13 @@ def test_mean_ci_matches_scipy():
 
 def test_bench_runs_on_smoke_preset():
     row = bench_preset("smoke", steps=3)
-    assert 0 < row["data share of step"] < 1
-    assert row["GFLOP per step"] > 0 and row["steps/s (train only)"] > 0
+    assert 0 < row["data share of step (fp32)"] < 1
+    for mode in ("fp32", "fp32 lean", "bf16"):
+        assert row[f"{mode}: steps/s (train only)"] > 0
+        assert 0 < row[f"{mode}: evaluation share"] < 1
+        assert row[f"{mode}: matmul GFLOP/s (own shapes)"] > 0
+    assert row["bf16 / fp32 (train only)"] == pytest.approx(
+        row["bf16: steps/s (train only)"] / row["fp32: steps/s (train only)"])
     from modadd.bench import bench_commutator
     costs = bench_commutator("smoke", repeats=1)
     assert all(v > 0 for k, v in costs.items() if k != "preset")
@@ -169,3 +174,18 @@ def test_chapter7_and_8_extra_arms():
 def replace_task(cfg, **changes):
     from dataclasses import replace
     return replace(cfg, task=replace(cfg.task, **changes))
+
+
+@pytest.mark.parametrize("arch", ["attention", "mlp"])
+def test_step_matmuls_add_up_to_the_flop_count(arch):
+    """The benchmark's list of the step's matmuls (forward and both backward products) holds
+    exactly the FLOPs ``count_flops_per_step`` counts, exact and lean."""
+    from modadd.bench import step_matmuls
+    from modadd.model import count_flops_per_step
+    from modadd.presets import with_mlp
+    cfg = preset("book") if arch == "attention" else with_mlp(preset("book"))
+    for lean in (False, True):
+        listed = sum(2 * max(b, 1) * m * k * n * count
+                     for b, m, k, n, count, _ in step_matmuls(cfg, lean, "bf16"))
+        assert listed == count_flops_per_step(cfg.model, cfg.task.seq_len, cfg.task.n_classes,
+                                              cfg.train.batch_size, lean=lean)
