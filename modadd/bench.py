@@ -23,17 +23,26 @@ from tqdm.auto import tqdm
 from .ensemble import StackedModels, data_generators, ensemble_batches, initial_model
 from .model import build_model, count_flops_per_step
 from .presets import preset
-from .train import _step, evaluate, make_optimizer, probe_sets, training_batch
+from .train import (_step, check_device, evaluate, make_optimizer, probe_sets, to_device,
+                    training_batch)
 
 
 def _seconds_per_call(fn, repeats: int, warmup: int = 3) -> float:
     """Mean wall-clock seconds per call of ``fn`` over ``repeats`` calls, after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
+    _synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    _synchronize()
     return (time.perf_counter() - start) / repeats
+
+
+def _synchronize() -> None:
+    """Wait for queued CUDA work (GPU timings would otherwise measure only the launches)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -42,11 +51,12 @@ MODES = (("fp32", "fp32", False), ("fp32 lean", "fp32", True), ("bf16", "bf16", 
 
 
 def matmul_gflops(m: int, k: int, n: int, repeats: int = 50, dtype=torch.float32,
-                  batch: int = 0) -> float:
+                  batch: int = 0, device: str = "cpu") -> float:
     """Measured GFLOP/s of an ``[m,k] @ [k,n]`` matmul (``batch`` > 0: a batched matmul of that
-    many) in ``dtype`` on the current threads."""
+    many) in ``dtype`` on the current threads (or ``device``)."""
     shape = (batch,) if batch else ()
-    a, b = torch.randn(*shape, m, k).to(dtype), torch.randn(*shape, k, n).to(dtype)
+    a = torch.randn(*shape, m, k).to(device=device, dtype=dtype)
+    b = torch.randn(*shape, k, n).to(device=device, dtype=dtype)
     return 2 * max(batch, 1) * m * k * n / _seconds_per_call(lambda: a @ b, repeats) / 1e9
 
 
@@ -80,8 +90,8 @@ def step_matmuls(cfg, lean: bool = False, precision: str = "fp32") -> list[tuple
     return out + linear(B, d, C)
 
 
-def matmul_bound(cfg, lean: bool = False, precision: str = "fp32", repeats: int = 20
-                 ) -> tuple[float, float]:
+def matmul_bound(cfg, lean: bool = False, precision: str = "fp32", repeats: int = 20,
+                 device: str = "cpu") -> tuple[float, float]:
     """(GFLOP per step, GFLOP/s) of the step's own matmuls (:func:`step_matmuls`) timed alone,
     back to back: the rate a step would reach if it were nothing but its matmuls."""
     flops = seconds = 0.0
@@ -89,22 +99,24 @@ def matmul_bound(cfg, lean: bool = False, precision: str = "fp32", repeats: int 
     for batch, m, k, n, count, dtype in step_matmuls(cfg, lean, precision):
         key = (batch, m, k, n, dtype)
         if key not in rates:
-            rates[key] = matmul_gflops(m, k, n, repeats, dtype, batch)
+            rates[key] = matmul_gflops(m, k, n, repeats, dtype, batch, device)
         work = 2 * max(batch, 1) * m * k * n * count
         flops += work
         seconds += work / (rates[key] * 1e9)
     return flops / 1e9, flops / seconds / 1e9
 
 
-def _timed_modes(cfg, batches: list, rounds: int = 3) -> dict[str, float]:
+def _timed_modes(cfg, batches: list, rounds: int = 3, device: str = "cpu") -> dict[str, float]:
     """Median seconds per training step of each of :data:`MODES`, the modes interleaved in
     ``rounds`` rounds (so drifting machine load hits them alike); same model, batches, threads."""
+    device = check_device(device)
+    batches = [to_device(batch, device) for batch in batches]
     steps = len(batches)
     per_round = max(2, steps // rounds)
     trainers = {}
     for label, precision, lean in MODES:
         mode_cfg = replace(cfg, train=replace(cfg.train, precision=precision, lean_step=lean))
-        model = build_model(cfg.model, cfg.task, 0)
+        model = build_model(cfg.model, cfg.task, 0).to(device)
         trainers[label] = (mode_cfg, model, make_optimizer(mode_cfg, model))
     times: dict[str, list[float]] = {label: [] for label in trainers}
     for round_index in range(rounds):
@@ -116,7 +128,7 @@ def _timed_modes(cfg, batches: list, rounds: int = 3) -> dict[str, float]:
     return {label: float(np.median(values)) for label, values in times.items()}
 
 
-def bench_preset(name: str, steps: int, cfg=None) -> dict:
+def bench_preset(name: str, steps: int, cfg=None, device: str = "cpu") -> dict:
     """Steps/s of preset ``name``'s training step at fp32, fp32 lean and bf16 (interleaved,
     one run), each step's achieved GFLOP/s against the matmul rate of its own shapes at its
     precision (:func:`matmul_bound`), the data-generation and evaluation shares (evaluation is
@@ -124,13 +136,15 @@ def bench_preset(name: str, steps: int, cfg=None) -> dict:
     cfg = cfg or preset(name)
     generator = torch.Generator().manual_seed(0)
     data_s = _seconds_per_call(lambda: training_batch(cfg, 0, generator), max(steps, 5))
-    step_s = _timed_modes(cfg, [training_batch(cfg, i, generator) for i in range(steps)])
-    model = build_model(cfg.model, cfg.task, 0)
+    step_s = _timed_modes(cfg, [training_batch(cfg, i, generator) for i in range(steps)],
+                          device=device)
+    model = build_model(cfg.model, cfg.task, 0).to(device)
     probes = probe_sets(cfg)
     eval_s = _seconds_per_call(lambda: evaluate(model, probes, 0), 2, warmup=1)
-    row = {"preset": name, "data share of step (fp32)": data_s / (step_s["fp32"] + data_s)}
+    row = {"preset": name, "device": str(device),
+           "data share of step (fp32)": data_s / (step_s["fp32"] + data_s)}
     for label, precision, lean in MODES:
-        flops, bound = matmul_bound(cfg, lean, precision)
+        flops, bound = matmul_bound(cfg, lean, precision, device=device)
         total_s = step_s[label] + data_s + eval_s / cfg.train.snapshot_every
         row.update({f"{label}: steps/s (train only)": 1 / (step_s[label] + data_s),
                     f"{label}: steps/s (with evaluation)": 1 / total_s,
@@ -299,7 +313,7 @@ def study_cost(preset_name: str = "book", steps: int = 20) -> pd.DataFrame:
 
 
 def bench_ensemble(name: str = "paper", seeds: int = 20, steps: int = 5, warmup: int = 2,
-                   device: str = "cpu") -> dict:
+                   device: str = "cpu", precision: str = "fp32") -> dict:
     """Model-steps/s (seeds × steps / wall seconds) of ``seeds`` seeds of preset ``name`` trained
     as one stacked model (:mod:`modadd.ensemble`) and trained one after another, and their ratio.
 
@@ -308,11 +322,12 @@ def bench_ensemble(name: str = "paper", seeds: int = 20, steps: int = 5, warmup:
     ensemble alike.  On a CPU the stacked model does the same FLOPs in larger matmuls (expect about
     1×); on a GPU (``device="cuda"``) it fills the device that one small model leaves idle.
     """
-    cfgs = [preset(name, seed) for seed in range(seeds)]
+    from .presets import with_precision
+    cfgs = [with_precision(preset(name, seed), precision) for seed in range(seeds)]
     generators = data_generators(cfgs)
     batches = [ensemble_batches(cfgs, step, generators, device) for step in range(warmup + steps)]
     models = [initial_model(cfg) for cfg in cfgs]
-    stacked = StackedModels(models, device)
+    stacked = StackedModels(models, device, precision)
     ensemble_optimizer = make_optimizer(cfgs[0], stacked)
     cycle = iter(batches)
     stacked_s = _seconds_per_call(lambda: stacked.step(ensemble_optimizer, *next(cycle)), steps,
@@ -326,7 +341,8 @@ def bench_ensemble(name: str = "paper", seeds: int = 20, steps: int = 5, warmup:
         sequential_s += _seconds_per_call(
             lambda: _step(cfg, model, optimizer, next(seed_batches)), steps, warmup)
     sequential_rate, stacked_rate = seeds / sequential_s, seeds / stacked_s
-    return {"preset": name, "seeds": seeds, "timed steps": steps, "device": str(device),
+    return {"preset": name, "precision": precision, "seeds": seeds, "timed steps": steps,
+            "device": str(device),
             "torch threads": torch.get_num_threads(),
             "sequential model-steps/s": sequential_rate, "stacked model-steps/s": stacked_rate,
             "stacked / sequential": stacked_rate / sequential_rate}
@@ -345,15 +361,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--ensemble-seeds", type=int, default=20, help="seeds per ensemble")
     parser.add_argument("--ensemble-steps", type=int, default=5,
                         help="timed steps per seed (ensembles; the sequential seeds are slow)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda[:n]: the presets' steps and the ensembles")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the first preset's step spends its time")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [bench_preset(name, args.steps) for name in args.presets]
+    rows = [bench_preset(name, args.steps, device=args.device) for name in args.presets]
     cfg = preset(args.presets[0])
     tokens = cfg.train.batch_size * cfg.task.seq_len
     d = cfg.model.d_model
-    peak = {label: matmul_gflops(tokens, d, 3 * d, dtype=DTYPES[label])
+    peak = {label: matmul_gflops(tokens, d, 3 * d, dtype=DTYPES[label],
+                                 device=args.device)
             for label in ("fp32", "bf16")}
     table = pd.DataFrame(rows).set_index("preset")
     pd.set_option("display.width", 200)
@@ -383,10 +402,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(grokking.set_index("grokking preset").T.to_string(
             float_format=lambda v: f"{v:.3f}"))
     if args.ensemble:
-        ensembles = pd.DataFrame([bench_ensemble(name, args.ensemble_seeds, args.ensemble_steps)
-                                  for name in args.ensemble])
+        ensembles = pd.DataFrame([bench_ensemble(name, args.ensemble_seeds, args.ensemble_steps,
+                                                 device=args.device, precision=precision)
+                                  for name in args.ensemble for precision in ("fp32", "bf16")])
+        ensembles.index = ensembles.preset + " " + ensembles.precision
         print("\nseed ensembles (one stacked model) against the same seeds one by one:")
-        print(ensembles.set_index("preset").T.to_string(float_format=lambda v: f"{v:.3f}"))
+        print(ensembles.drop(columns=["preset", "precision"]).T.to_string(
+            float_format=lambda v: f"{v:.3f}"))
     return table
 
 

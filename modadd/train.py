@@ -90,7 +90,7 @@ def make_optimizer(cfg: RunConfig, model: Transformer) -> torch.optim.Optimizer:
     t = cfg.train
     if t.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
-                                 betas=(0.9, t.beta2))
+                                 betas=(0.9, t.beta2), foreach=True)
     return torch.optim.SGD(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
                            momentum=t.momentum)
 
@@ -316,8 +316,10 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     resume = checkpoint_path.exists()
     state = _initial_state(cfg)
     if resume:
+        # on the CPU: the data generator's state must stay there; load_state_dict moves the
+        # model's and the optimizer's tensors to the parameters' device
         state = {**state, **torch.load(checkpoint_path, weights_only=False,
-                                       map_location=device)}
+                                       map_location="cpu")}
         model.load_state_dict(state.pop("model"))
         optimizer.load_state_dict(state.pop("optimizer"))
         generator.set_state(state.pop("generator"))

@@ -221,3 +221,26 @@ def test_compare_pairs_seeds_and_applies_floors():
     ref = a[a.quantity == "r90 W_Q"].set_index("seed").value
     expected = np.mean([ref[(s + 1) % 6] - ref[s] for s in range(6)])
     assert repaired.loc["r90 W_Q", "difference"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_validation_end_to_end_on_smoke_runs():
+    """The whole validation on the smoke preset (2 seeds, trained here): every table present,
+    the null re-pairs seeds, the claims evaluated at both precisions."""
+    result = P.validation("smoke", seeds=2)
+    comparison = result["comparison"].set_index("quantity")
+    assert {"accuracy m=1", "r90 W_Q", "participation W_O (random walk)", "lock-in",
+            "entropy drop (last layer)", "final loss"} <= set(comparison.index)
+    assert comparison.seeds.eq(2).all() and comparison.verdict.isin(P.VERDICTS).all()
+    fp32, bf16 = (result["values"][k].pivot(index="seed", columns="quantity", values="value")
+                  for k in ("fp32", "bf16"))
+    for quantity in ("accuracy m=2", "r90 W_K"):
+        assert comparison.loc[quantity, "difference"] == pytest.approx(
+            (bf16[quantity] - fp32[quantity]).mean())
+    null = result["null"].set_index("quantity")
+    # two seeds: s -> s+1 pairs each seed with the other (differences ±gap, not 0 and 0)
+    gap = abs(fp32["final loss"].iloc[1] - fp32["final loss"].iloc[0])
+    assert gap > 0 and null.loc["final loss", "difference"] == pytest.approx(0.0, abs=1e-12)
+    assert null.loc["final loss", "difference high"] > gap
+    verdicts = result["verdicts"]
+    assert verdicts.claim.tolist() == list(P.MAIN_ONLY_CLAIMS)
+    assert isinstance(result["agrees"], bool)

@@ -69,6 +69,10 @@ def test_bench_runs_on_smoke_preset():
         assert row[f"{mode}: matmul GFLOP/s (own shapes)"] > 0
     assert row["bf16 / fp32 (train only)"] == pytest.approx(
         row["bf16: steps/s (train only)"] / row["fp32: steps/s (train only)"])
+    from modadd.bench import step_costs
+    costs = step_costs(preset("smoke"), steps=4)
+    assert costs["fp32 s/step"] > 0 and costs["bf16 s/step"] > 0
+    assert 0 < costs["measurement share (fp32)"] < 1
     from modadd.bench import bench_commutator
     costs = bench_commutator("smoke", repeats=1)
     assert all(v > 0 for k, v in costs.items() if k != "preset")
