@@ -5,7 +5,7 @@ Modules (imports go downward only): ``task`` ← ``model`` ← ``config`` ← ``
 """
 from .config import RunConfig, TrainConfig, stream_seed
 from .model import ModelConfig, Transformer, build_model
-from .presets import PRESETS, preset, preset_seeds
+from .presets import PRESETS, preset, preset_seeds, with_precision
 from .store import CacheMiss, Run, cached, load_or_train, load_or_train_many, run_key
 from .task import Batch, TaskConfig, describe, sample_batch
 
@@ -13,5 +13,6 @@ __all__ = [
     "Batch", "CacheMiss", "ModelConfig", "PRESETS", "Run", "RunConfig", "TaskConfig",
     "TrainConfig", "Transformer", "build_model", "cached", "describe", "load_or_train",
     "load_or_train_many", "preset", "preset_seeds", "run_key", "sample_batch", "stream_seed",
+    "with_precision",
 ]
 __version__ = "0.1.0"
