@@ -169,18 +169,20 @@ def _resolution(cfg) -> float:
     return float(np.min(np.diff(steps)) / steps[-1])
 
 
-def validation(preset: str = "book", seeds: int = 5) -> dict:
+def validation(preset: str = "book", seeds: int = 5, null_draws: int = NULL_DRAWS) -> dict:
     """The bf16 validation at ``preset``: ``{"values"}`` (per-seed values of every run set),
     ``"comparison"`` (fp32 vs bf16, same seeds), ``"null"`` (fp32 vs fp32 of the next seed),
     ``"positive control"`` (fp32 vs constant peak rate, same seeds), ``"verdicts"`` (the claims
-    measured on the main runs alone, by both precisions) and ``"agrees"`` (bool)."""
+    measured on the main runs alone, by both precisions) and ``"agrees"`` (bool).
+    ``null_draws``: null draws per run (chapter 3's count reuses its cached analyses)."""
     cfgs = validation_configs(preset, seeds)
     resolution = _resolution(cfgs["fp32"][0])
-    values = {name: per_seed_values(cfgs[name]) for name in ("fp32", "bf16", "constant lr")}
+    values = {name: per_seed_values(cfgs[name], null_draws)
+              for name in ("fp32", "bf16", "constant lr")}
     seed_ids = [c.seed for c in cfgs["fp32"]]
     shifted = {s: seed_ids[(i + 1) % len(seed_ids)] for i, s in enumerate(seed_ids)}
     comparison = compare(values["fp32"], values["bf16"], resolution)
-    verdicts = claim_verdicts(cfgs["fp32"], cfgs["bf16"], cfgs["single m"])
+    verdicts = claim_verdicts(cfgs["fp32"], cfgs["bf16"], cfgs["single m"], null_draws)
     agrees = bool((comparison.verdict != "different").all() and
                   (verdicts["fp32"] == verdicts["bf16"]).all())
     return {"values": values, "comparison": comparison,
@@ -196,7 +198,7 @@ MAIN_ONLY_CLAIMS = ("R0", "C1", "C2", "C3", "C4", "C5", "C6", "C7")
 ANGLE_COMPARISONS = ("seed", "layer", "random")
 
 
-def _claim_tables(cfgs, single=None) -> dict:
+def _claim_tables(cfgs, single=None, null_draws: int = NULL_DRAWS) -> dict:
     """Every :data:`MAIN_ONLY_CLAIMS` claim's tables built from the runs ``cfgs``, by the
     chapters' own table builders.  C3's subspace overlaps keep the comparisons among ``cfgs``
     (:data:`ANGLE_COMPARISONS`); ``single`` (``(m, seed) -> config``) only lets the fp32 side
@@ -210,14 +212,14 @@ def _claim_tables(cfgs, single=None) -> dict:
     cfg = cfgs[0]
     steps = MF.block_grams(cfg)[2]
     k = min(ch03.K_SUBSPACE, len(steps) - 2)
-    lock = MF.lock_in_table(cfgs, null_draws=NULL_DRAWS)
+    lock = MF.lock_in_table(cfgs, null_draws=null_draws)
     ch3 = ch03.tables_from_analyses(
-        MF.dimension_summary(cfgs, null_draws=NULL_DRAWS), lock,
+        MF.dimension_summary(cfgs, null_draws=null_draws), lock,
         _angles_among(MF.angle_table({c.seed: c for c in cfgs}, single or {}, k=k,
                                      random_draws=ch03.ANGLE_RANDOM_DRAWS)),
         k=k, dim=cfg.model.d_model ** 2, steps=steps,
         schedules={"main": MF.dimension_summary(cfgs, thresholds=(0.9,),
-                                                null_draws=max(1, NULL_DRAWS // 4))})
+                                                null_draws=max(1, null_draws // 4))})
     metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)
     ch4 = ch04.tables_from_metrics(metrics, MF.lock_in_table(cfgs, null_draws=1),
                                    cfg.task.seq_len, cfg.train.n_steps)
@@ -229,12 +231,13 @@ def _angles_among(angles: pd.DataFrame) -> pd.DataFrame:
     return angles[angles.comparison.isin(ANGLE_COMPARISONS)].reset_index(drop=True)
 
 
-def claim_verdicts(reference, other, single=None) -> pd.DataFrame:
+def claim_verdicts(reference, other, single=None, null_draws: int = NULL_DRAWS) -> pd.DataFrame:
     """``[claim, fp32, bf16, fp32 why, bf16 why]``: each :data:`MAIN_ONLY_CLAIMS` claim's verdict
     from the tables of the runs ``reference`` and of ``other`` (built identically; ``single``:
     see :func:`_claim_tables`, for ``reference`` only)."""
     from . import claims
-    tables = {"fp32": _claim_tables(reference, single), "bf16": _claim_tables(other)}
+    tables = {"fp32": _claim_tables(reference, single, null_draws),
+              "bf16": _claim_tables(other, None, null_draws)}
     rows = []
     for claim in MAIN_ONLY_CLAIMS:
         spec = replace(claims.spec(claim), variants=())

@@ -242,7 +242,7 @@ def _train_missing(cfgs: list[RunConfig], workers: int, progress: bool,
 
 def _train_in_pool(cfgs: list[RunConfig], workers: int, bar: tqdm, device: str = "cpu") -> None:
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager:
+    with single_threaded_children(), context.Manager() as manager:
         updates = manager.Queue()
         with futures.ProcessPoolExecutor(workers, mp_context=context,
                                          initializer=_worker_init,
@@ -406,11 +406,34 @@ def run_parallel(worker: Callable, jobs: list, workers: int = 1, desc: str = "jo
         for job in tqdm(jobs, desc=desc, disable=not jobs):
             worker(job)
         return
-    with ProcessPoolExecutor(min(workers, len(jobs)), initializer=torch.set_num_threads,
-                             initargs=(1,),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with single_threaded_children(), \
+            ProcessPoolExecutor(min(workers, len(jobs)), initializer=torch.set_num_threads,
+                                initargs=(1,),
+                                mp_context=multiprocessing.get_context("spawn")) as pool:
         for _ in tqdm(pool.map(worker, jobs), total=len(jobs), desc=desc):
             pass
+
+
+# the thread-count variables of the BLAS/OpenMP runtimes numpy, scipy and torch load
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_children():
+    """While open, processes spawned from here start with one BLAS/OpenMP thread (numpy's
+    OpenBLAS otherwise starts one spinning thread per core in every worker: with one worker per
+    core they compete with each other, e.g. in scipy's eigsh).  This process is unaffected
+    (its libraries read the variables once, at import)."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def is_cached(name: str, version: int, inputs: Any) -> bool:

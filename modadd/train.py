@@ -477,8 +477,9 @@ def check_device(device: DeviceLike) -> torch.device:
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    """Where ``model``'s parameters live."""
-    return next(model.parameters()).device
+    """Where ``model``'s parameters live (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def to_device(batch, device: torch.device):

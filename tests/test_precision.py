@@ -226,7 +226,7 @@ def test_compare_pairs_seeds_and_applies_floors():
 def test_validation_end_to_end_on_smoke_runs():
     """The whole validation on the smoke preset (2 seeds, trained here): every table present,
     the null re-pairs seeds, the claims evaluated at both precisions."""
-    result = P.validation("smoke", seeds=2)
+    result = P.validation("smoke", seeds=2, null_draws=4)
     comparison = result["comparison"].set_index("quantity")
     assert {"accuracy m=1", "r90 W_Q", "participation W_O (random walk)", "lock-in",
             "entropy drop (last layer)", "final loss"} <= set(comparison.index)
