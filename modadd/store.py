@@ -419,13 +419,10 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 
 
 @contextlib.contextmanager
-def single_threaded_children():
-    """While open, processes spawned from here start with one BLAS/OpenMP thread (numpy's
-    OpenBLAS otherwise starts one spinning thread per core in every worker: with one worker per
-    core they compete with each other, e.g. in scipy's eigsh).  This process is unaffected
-    (its libraries read the variables once, at import)."""
-    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
+def environment(values: dict[str, str]):
+    """While open, ``os.environ`` holds ``values`` (restored afterwards, absent ones removed)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -434,6 +431,14 @@ def single_threaded_children():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def single_threaded_children():
+    """While open, processes spawned from here start with one BLAS/OpenMP thread (numpy's
+    OpenBLAS otherwise starts one spinning thread per core in every worker: with one worker per
+    core they compete with each other, e.g. in scipy's eigsh).  This process is unaffected
+    (its libraries read the variables once, at import)."""
+    return environment({name: "1" for name in _THREAD_VARIABLES})
 
 
 def is_cached(name: str, version: int, inputs: Any) -> bool:

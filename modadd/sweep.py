@@ -63,7 +63,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import paths
-from .store import atomic_write_text
+from .store import atomic_write_text, environment
 
 SPEC_FIELDS = ("name", "notebook", "parameters", "grid", "points", "description")
 STATUSES = ("pending", "running", "done", "failed")
@@ -281,20 +281,6 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
 
 
 # ---- one point (runs in a worker) ---------------------------------------------------------------
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _error_record(exc: BaseException) -> dict:
     from papermill.exceptions import PapermillExecutionError
     if isinstance(exc, PapermillExecutionError):
@@ -328,7 +314,7 @@ def run_point(task: dict) -> dict:
     started, clock = _now(), time.perf_counter()
     outcome = {"key": task["key"], "started": started, "output": None, "error": None}
     try:
-        with _environment(task["env"]):
+        with environment(task["env"]):
             nb = read_notebook(Path(task["notebook"]))
             executed = papermill.execute_notebook(
                 nb, tmp, parameters=task["parameters"], kernel_name="python3",
