@@ -28,7 +28,7 @@ _KEY_OMIT_IF_DEFAULT = {
               "cycle_steps": 0, "plateau_patience": 1000, "plateau_factor": 0.5,
               "wd_schedule": "constant", "wd_final_ratio": 1.0, "wd_ramp_steps": 0,
               "operand_curriculum": (), "diagnostics_every": 0,
-              "precision": "fp32", "lean_step": False},
+              "precision": "fp32", "lean_step": False, "dense_every": 0, "dense_until": 0},
     "model": {"layer_norm": True, "activation": "gelu", "d_mlp": 0},
 }
 AnyTask = Union[TaskConfig, AlgorithmicTask]
@@ -63,6 +63,8 @@ class TrainConfig:
     reset_optimizer: bool = True      # curriculum: fresh optimizer at each stage (original)
     single_m: Optional[int] = None    # single: the one m trained on
     snapshot_every: int = 100         # steps between weight snapshots and evaluations, >= 1
+    dense_every: int = 0              # extra snapshots/evaluations every this many steps ...
+    dense_until: int = 0              # ... up to this step (both 0: none); a dense early phase
     store_full_params: bool = False   # also store the full parameter vector at each snapshot
     probe_size: int = 1024            # held-out probe examples per m, >= 1
     checkpoint_every: int = 1000      # steps between resumable checkpoints, >= 1
@@ -118,7 +120,8 @@ class TrainConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.lean_step, bool):
             raise ValueError(f"lean_step: must be True or False, got {self.lean_step!r}")
-        for name in ("cycle_steps", "wd_ramp_steps", "diagnostics_every"):
+        for name in ("cycle_steps", "wd_ramp_steps", "diagnostics_every", "dense_every",
+                     "dense_until"):
             _check_int(name, getattr(self, name), 0)
         _check_int("plateau_patience", self.plateau_patience, 1)
         if self.lr_schedule == "cyclic" and self.cycle_steps < 2:
@@ -167,6 +170,16 @@ class TrainConfig:
         if not isinstance(self.fingerprint_train, bool):
             raise ValueError(f"fingerprint_train: must be True or False, "
                              f"got {self.fingerprint_train!r}")
+        if (self.dense_every == 0) != (self.dense_until == 0):
+            raise ValueError(f"dense_every, dense_until: set both (a dense early phase) or "
+                             f"neither, got dense_every={self.dense_every}, "
+                             f"dense_until={self.dense_until}")
+        if self.dense_until > self.n_steps:
+            raise ValueError(f"dense_until: must be in [0, n_steps={self.n_steps}], "
+                             f"got {self.dense_until}")
+        if self.dense_every and self.early_stop_accuracy:
+            raise ValueError("dense_every: a dense early phase cannot be combined with early "
+                             "stopping (early_stop_accuracy > 0): a run must end on a snapshot")
         if self.warmup_steps >= self.n_steps:
             raise ValueError(f"warmup_steps: must be in [0, n_steps={self.n_steps}), "
                              f"got {self.warmup_steps}")

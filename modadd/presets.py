@@ -104,6 +104,14 @@ def with_precision(cfg: RunConfig, precision: str) -> RunConfig:
     return replace(cfg, train=replace(cfg.train, precision=precision))
 
 
+def dense_early(cfg: RunConfig, every: int = 10, until: int = 1000) -> RunConfig:
+    """``cfg`` with extra snapshots and evaluations every ``every`` steps up to ``until`` (issue
+    22's time resolution for the early transitions); training is identical, only what is
+    recorded differs (``tests/test_train.py``)."""
+    return replace(cfg, train=replace(cfg.train, dense_every=every,
+                                      dense_until=min(until, cfg.train.n_steps)))
+
+
 def with_task(cfg: RunConfig, **changes) -> RunConfig:
     """``cfg`` with task fields replaced (validated), e.g. ``with_task(cfg, op="mul", C=7)``."""
     return replace(cfg, task=replace(cfg.task, **changes))

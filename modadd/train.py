@@ -39,10 +39,27 @@ DeviceLike = Union[str, torch.device]
 
 
 def snapshot_steps(cfg: RunConfig) -> np.ndarray:
-    """Steps at which weights are stored and probes evaluated: ``[n_snapshots] int``."""
-    every, total = cfg.train.snapshot_every, cfg.train.n_steps
+    """Steps at which weights are stored and probes evaluated: ``[n_snapshots] int``, sorted.
+
+    Every ``snapshot_every`` steps from 0 and the final step; with a dense early phase also every
+    ``dense_every`` steps up to ``dense_until`` (the regular grid stays a subset, so an analysis
+    can be repeated at the regular spacing by keeping only those steps: :func:`regular_steps`).
+    """
+    t = cfg.train
+    every, total = t.snapshot_every, t.n_steps
     steps = np.arange(0, total + 1, every)
-    return steps if steps[-1] == total else np.append(steps, total)
+    if steps[-1] != total:
+        steps = np.append(steps, total)
+    if t.dense_every:
+        steps = np.union1d(steps, np.arange(0, t.dense_until + 1, t.dense_every))
+    return steps
+
+
+def regular_steps(cfg: RunConfig) -> np.ndarray:
+    """Boolean mask over :func:`snapshot_steps`: the steps of the regular ``snapshot_every`` grid
+    (and the final step), i.e. the snapshots a run without the dense phase would hold."""
+    steps = snapshot_steps(cfg)
+    return (steps % cfg.train.snapshot_every == 0) | (steps == cfg.train.n_steps)
 
 
 def probe_sets(cfg: RunConfig) -> dict[int, Batch]:

@@ -107,7 +107,7 @@ FIELD_CHANGES = {
                   fingerprint_seed=2, cycle_steps=50, plateau_patience=10, plateau_factor=0.3,
                   wd_schedule="linear", wd_final_ratio=10.0, wd_ramp_steps=500,
                   operand_curriculum=((0.3, 100),), diagnostics_every=10,
-                  precision="bf16", lean_step=True),
+                  precision="bf16", lean_step=True, dense_every=10, dense_until=200),
 }
 # fields that only an algorithmic task accepts
 ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions",
@@ -127,6 +127,10 @@ def _changed_configs(base: RunConfig):
                 new = replace(sub, schedule="single", single_m=1)
             elif name == "positions" and part == "task":
                 new = replace(sub, positions="per_batch")
+            elif name == "dense_every":
+                new = replace(sub, dense_every=10, dense_until=200)
+            elif name == "dense_until":
+                new = replace(sub, dense_every=5, dense_until=100)
             elif name in ALGORITHMIC_ONLY:
                 continue
             else:

@@ -184,3 +184,19 @@ def test_window_ranks_and_lock_in():
     assert M.lock_in_index(np.array([np.nan, 0.9, 0.2, 0.5, 0.1, 0.1]), 0.3) == 4
     assert M.lock_in_index(np.array([np.nan, 0.1, 0.2]), 0.3) == 0
     assert M.lock_in_index(np.array([0.1, 0.2, 0.9]), 0.3) is None
+
+
+def test_random_walk_null_on_uneven_intervals_matches_its_closed_form():
+    """Snapshots at uneven spacing (dense early, sparse late) give increments of very different
+    norms; the matched walk keeps each interval's own norm.  Its Gram has the closed form
+    E[G_ij] = sum_{k <= min(i, j)} n_k^2 (independent isotropic steps), and its diagonal is that
+    exactly up to the chi-square spread of each step's squared norm."""
+    rng = np.random.default_rng(7)
+    norms = np.concatenate([np.full(10, 0.1), np.full(5, 1.0), [3.0]])   # dense, then sparse
+    cumulative = np.concatenate([[0.0], np.cumsum(norms ** 2)])
+    expected = np.minimum.outer(cumulative, cumulative)
+    draws = np.mean([M.random_walk_gram(norms, 4000, rng) for _ in range(200)], axis=0)
+    np.testing.assert_allclose(draws, expected, rtol=0.02, atol=5e-3)
+    one = M.random_walk_gram(norms, 4000, rng)
+    steps = np.diag(one)[1:] + np.diag(one)[:-1] - 2 * np.diag(one, 1)    # |S_i - S_{i-1}|^2
+    np.testing.assert_allclose(np.sqrt(steps), norms, rtol=1e-9)          # each interval's norm

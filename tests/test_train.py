@@ -246,3 +246,41 @@ def test_curriculum_optimizer_reset_gives_a_fresh_adam_step_at_the_boundary(tmp_
     assert moved.max() < lr * (1 + 1e-4)
     carried = np.abs(np.load(tmp_path / "False" / "updates.npy")[1])
     assert np.abs(carried[fresh > 1e-3 * lr] - lr).max() > 0.1 * lr
+
+
+DENSE = replace(TINY, train=replace(TINY.train, n_steps=40, snapshot_every=10, dense_every=2,
+                                    dense_until=9))
+
+
+def test_dense_early_schedule_steps_and_validation():
+    from modadd.train import regular_steps
+    steps = snapshot_steps(DENSE)
+    assert steps.tolist() == [0, 2, 4, 6, 8, 10, 20, 30, 40]
+    assert steps[regular_steps(DENSE)].tolist() == snapshot_steps(TINY).tolist()
+    # the default enters no key: the regular schedule keeps its key; the dense one gets another
+    assert replace(TINY.train, dense_every=0, dense_until=0) == TINY.train
+    assert DENSE.key(1) != TINY.key(1)
+    with pytest.raises(ValueError, match="dense_every, dense_until: set both"):
+        TrainConfig(dense_every=10)
+    with pytest.raises(ValueError, match=r"dense_until: must be in \[0, n_steps=100\]"):
+        TrainConfig(n_steps=100, dense_every=10, dense_until=200)
+
+
+def test_dense_snapshots_change_measurement_not_training(tmp_path):
+    regular = train(TINY, tmp_path / "regular")
+    dense = train(DENSE, tmp_path / "dense")
+    np.testing.assert_array_equal(regular["train_loss"], dense["train_loss"])
+    np.testing.assert_array_equal(regular["grad_norm"], dense["grad_norm"])
+    snaps = np.load(tmp_path / "dense" / "snapshots.npy")
+    from modadd.train import regular_steps
+    np.testing.assert_array_equal(snaps[regular_steps(DENSE)],
+                                  np.load(tmp_path / "regular" / "snapshots.npy"))
+    steps = sorted({r["step"] for r in dense["metrics"]})
+    assert steps == snapshot_steps(DENSE).tolist()
+
+
+def test_dense_schedule_resumes_bit_identically(tmp_path):
+    whole = train(DENSE, tmp_path / "whole")
+    train(DENSE, tmp_path / "parts", stop_after=7)
+    resumed = train(DENSE, tmp_path / "parts")
+    assert_runs_equal(tmp_path / "whole", whole, tmp_path / "parts", resumed)
