@@ -23,7 +23,7 @@ __all__ = ["LEDGER_COLUMNS", "NOT_MEASURED", "VERDICTS", "assemble_ledger", "cha
 
 NOT_MEASURED = "not yet measured"
 LEDGER_COLUMNS = ["id", "claim", "source", "verdict", "why", "effect", "CI", "controls",
-                  "null passes", "flips under", "p", "p (Holm)", "rule", "other schedules",
+                  "null passes", "flips under", "p", "p (Holm)", "rule", "other settings",
                   "preset", "chapter", "page", "section"]
 _LEDGER_HEADING = re.compile(r"^# #+ (?P<title>(?:\d+\.\s*)?Claims ledger rows?)\s*$", re.M)
 
@@ -57,7 +57,7 @@ def _not_measured(claim_id: str, preset: str, error: Exception) -> dict:
     return {"id": claim_id, "claim": spec.claim, "source": spec.source, "verdict": NOT_MEASURED,
             "why": f"no cached tables at preset {preset!r}: {error}", "effect": "", "CI": "",
             "controls": spec.rule.null, "null passes": "—", "flips under": "", "p": np.nan,
-            "rule": f"v{spec.rule.version}", "other schedules": "", "chapter": spec.chapter,
+            "rule": f"v{spec.rule.version}", "other settings": "", "chapter": spec.chapter,
             "preset": ""}
 
 
@@ -85,7 +85,7 @@ def assemble_ledger(preset: str = "book",
                     ) -> pd.DataFrame:
     """One row per registered claim (ledger order), ``LEDGER_COLUMNS``: verdict, why, effect, CI,
     every control, whether the null passes the rule, what flips it, its primary p-value and the
-    Holm-adjusted one over all claims with a test, rule version, verdicts at the other schedules,
+    Holm-adjusted one over all claims with a test, rule version, verdicts at the other settings (schedules, snapshot grids),
     and the chapter's ledger section (``page``, ``section``)."""
     _check_preset(preset)
     records = ledger_records(preset) if records is None else records

@@ -282,6 +282,162 @@ def _lock_in_table(cfgs: list[RunConfig], level: float, threshold: float,
                                        "lock_in"])
 
 
+# ------------------------------------------------------------- lock-in at dense-snapshot resolution
+
+DENSE_VERSION = 1       # cached per-run lock-in arrays of dense-snapshot runs
+# the grids (and nulls) of dense_lock_in: chapter 3's regular grid; every snapshot with the
+# walks' steps matched to the real per-interval norms; every snapshot with walks whose steps are
+# rescaled within each regular interval so its displacement matches the real one (the regular
+# grid's null, refined in time)
+GRIDS = ("regular", "dense", "dense, regular-matched null")
+
+
+def _lock_in_steps(g: np.ndarray, regular: np.ndarray, steps: np.ndarray, level: float,
+                   threshold: float, dense: bool) -> tuple[int, float, np.ndarray]:
+    """For one trajectory Gram ``g`` over every snapshot: (k, lock-in step, outside fraction at
+    every snapshot; NaN where not measured).  k and the final subspace come from the regular
+    snapshots alone (as a run without the dense phase defines them); ``dense``: the lock-in is
+    the first of *all* snapshots from which every later one stays inside that subspace, else
+    the first regular one."""
+    g_reg = g[np.ix_(regular, regular)]
+    k = M.rank_at(M.spectrum_from_gram(g_reg), threshold)
+    if dense:
+        outside, on = M.outside_fraction_against(g, k, regular), steps
+    else:
+        outside = np.full(len(steps), np.nan)
+        outside[regular] = M.outside_fraction_from_gram(g_reg, k)
+        on = steps[regular]
+    index = M.lock_in_index(outside if dense else outside[regular], level)
+    return k, np.nan if index is None else float(on[index]), outside
+
+
+def regular_matched_norms(dense_norms: np.ndarray, regular_norms: np.ndarray,
+                          regular: np.ndarray) -> np.ndarray:
+    """Per-interval step norms of a walk on every snapshot whose steps within each regular
+    interval are the real ``dense_norms`` rescaled by one factor, so that an isotropic walk's
+    displacement over the interval has the real regular displacement ``regular_norms`` in
+    expectation of its square (``sum c^2 n_j^2 = N^2``)."""
+    index = np.cumsum(regular)[:-1] - 1         # regular interval of each dense interval
+    power = np.bincount(index, weights=dense_norms ** 2, minlength=len(regular_norms))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(power > 0, regular_norms / np.sqrt(power), 0.0)
+    return dense_norms * scale[index]
+
+
+def _dense_lock_in(cfg: RunConfig, level: float, threshold: float, null_draws: int) -> dict:
+    from .train import regular_steps
+    run = load_or_train(cfg, trajectories=True, progress=False)
+    snapshots, steps = run.snapshots, np.asarray(run.snapshot_steps)
+    regular = regular_steps(cfg)
+    if len(steps) != len(regular) or regular.all():
+        raise ValueError(f"cfg: run {run_key(cfg)} has no dense snapshots (dense_every "
+                         f"{cfg.train.dense_every}); use lock_in_table")
+    n, layers = snapshots.shape[:2]
+    dim = cfg.model.d_model ** 2
+    # the regular grid's walks from chapter 3's stream (the same draws on the same norms)
+    names = ("measure:manifold-lock-in", "measure:manifold-lock-in-dense",
+             "measure:manifold-lock-in-dense-matched")
+    rngs = [np.random.default_rng(stream_seed(cfg.seed, name)) for name in names]
+    sources = 1 + null_draws
+    lock = np.full((len(GRIDS), layers, 4, sources), np.nan)
+    ks = np.zeros((len(GRIDS), layers, 4, sources), np.int64)
+    out_real = np.zeros((layers, 4, n))
+    out_null = np.zeros((len(GRIDS) - 1, layers, 4, n))
+    for layer in range(layers):
+        for b in range(4):
+            X = M.trajectory_matrix(snapshots[:, layer, b])
+            g = X @ X.T
+            norms = {"dense": np.linalg.norm(np.diff(X, axis=0), axis=1),
+                     "regular": np.linalg.norm(np.diff(X[regular], axis=0), axis=1)}
+            norms["matched"] = regular_matched_norms(norms["dense"], norms["regular"], regular)
+            for source in range(sources):
+                for gi in range(len(GRIDS)):
+                    if source == 0:
+                        walk = g
+                    elif gi == 0:       # a walk on the regular grid only, embedded
+                        walk = np.zeros_like(g)
+                        walk[np.ix_(regular, regular)] = M.random_walk_gram(
+                            norms["regular"], dim, rngs[0])
+                    else:
+                        walk = M.random_walk_gram(norms["dense" if gi == 1 else "matched"],
+                                                  dim, rngs[gi])
+                    k, at, outside = _lock_in_steps(walk, regular, steps, level, threshold,
+                                                    dense=gi > 0)
+                    lock[gi, layer, b, source], ks[gi, layer, b, source] = at, k
+                    if source == 0 and gi == 1:
+                        out_real[layer, b] = outside
+                    elif source > 0 and gi > 0:
+                        out_null[gi - 1, layer, b] += outside / null_draws
+    return {"lock_step": lock, "k": ks, "outside_real": out_real, "outside_null": out_null,
+            "steps": steps.astype(np.int64), "regular": regular}
+
+
+def dense_lock_in(cfg: RunConfig, level: float = LOCK_IN_LEVEL, threshold: float = 0.9,
+                  null_draws: int = 20) -> dict:
+    """Lock-in of every block of a dense-snapshot run (``presets.dense_early``) on both grids,
+    cached per run (a few kB; computing it needs the run's trajectories):
+
+    - ``lock_step [3, L, 4, 1 + null_draws]``: grid (:data:`GRIDS`) × layer × block × source
+      (0: the real trajectory; then matched random walks), the lock-in step (NaN if never).
+      ``regular``: exactly :func:`lock_in_table`'s statistic on the regular snapshots (k,
+      subspace and walks from them, the walks from the same stream).  ``dense``: k and the final
+      top-k subspace from the regular snapshots, the outside fraction at *every* snapshot
+      against it (:func:`modadd.metrics.outside_fraction_against`), so only the time resolution
+      changes; its walks take the real per-interval step norms of the uneven intervals and
+      define their own k and subspace the same way.  ``dense, regular-matched null``: the same
+      real values, walks whose steps are rescaled per regular interval
+      (:func:`regular_matched_norms`): the regular grid's null, refined in time.
+    - ``k``: the subspace dimension used (same shape); ``outside_real [L, 4, n]``,
+      ``outside_null [2, L, 4, n]``: the outside fraction at every snapshot, real and the mean
+      over each dense grid's walks; ``steps [n]``, ``regular [n]`` (mask of the regular grid)."""
+    inputs = {"run": run_key(cfg), "level": level, "threshold": threshold,
+              "null_draws": null_draws}
+    return cached("dense-lock-in", DENSE_VERSION, inputs,
+                  lambda: _dense_lock_in(cfg, level, threshold, null_draws))
+
+
+def dense_lock_in_table(cfgs: Iterable[RunConfig], level: float = LOCK_IN_LEVEL,
+                        threshold: float = 0.9, null_draws: int = 20) -> pd.DataFrame:
+    """:func:`dense_lock_in` of every run as :func:`lock_in_table`'s rows plus a ``grid``
+    column (:data:`GRIDS`) and the lock-in ``step``: seed, layer, matrix, source, draw, k,
+    lock_in (fraction of training), step, grid."""
+    rows = []
+    for cfg in cfgs:
+        out = dense_lock_in(cfg, level, threshold, null_draws)
+        lock, ks = out["lock_step"], out["k"]
+        total = float(cfg.train.n_steps)
+        for gi, grid in enumerate(GRIDS):
+            for layer in range(lock.shape[1]):
+                for b, name in enumerate(MATRIX_NAMES):
+                    for source in range(lock.shape[3]):
+                        step = float(lock[gi, layer, b, source])
+                        rows.append((cfg.seed, layer, name,
+                                     "real" if source == 0 else "random walk",
+                                     0 if source == 0 else source - 1,
+                                     int(ks[gi, layer, b, source]), step / total, step, grid))
+    return pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "draw", "k",
+                                       "lock_in", "step", "grid"])
+
+
+def dense_outside_curves(cfgs: Iterable[RunConfig], null_draws: int = 20) -> pd.DataFrame:
+    """The outside fraction of every block at every snapshot of dense-snapshot runs against the
+    final subspace (real, and the mean over the walks matched to the real per-interval norms):
+    seed, layer, matrix, step, regular (bool), real, null."""
+    frames = []
+    for cfg in cfgs:
+        out = dense_lock_in(cfg, null_draws=null_draws)
+        L, _, n = out["outside_real"].shape
+        idx = pd.MultiIndex.from_product([range(L), MATRIX_NAMES, range(n)],
+                                         names=["layer", "matrix", "i"])
+        frame = pd.DataFrame({"real": out["outside_real"].ravel(),
+                              "null": out["outside_null"][0].ravel()}, index=idx).reset_index()
+        frame["step"] = out["steps"][frame.pop("i")]
+        frame["regular"] = out["regular"][np.searchsorted(out["steps"], frame.step)]
+        frames.append(frame.assign(seed=cfg.seed))
+    return pd.concat(frames, ignore_index=True)[["seed", "layer", "matrix", "step", "regular",
+                                                 "real", "null"]]
+
+
 # ------------------------------------------------------------------------------------- angles
 
 def late_window(n: int, last_fraction: float) -> slice:

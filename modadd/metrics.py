@@ -146,6 +146,29 @@ def outside_fraction_from_gram(G: np.ndarray, k: int) -> np.ndarray:
         return np.where(norms2 > _EPS * max(norms2.max(), _EPS), np.sqrt(outside), np.nan)
 
 
+def outside_fraction_against(G: np.ndarray, k: int, basis: np.ndarray) -> np.ndarray:
+    """``distance_to_subspace`` of *every* row onto the top-k uncentred singular subspace of the
+    rows ``basis`` (a boolean mask or indices) only, from the Gram matrix ``G [n, n]`` of all
+    rows: ``[n]`` (NaN for zero rows).  With the subspace of rows ``B`` (``X_B = U S V^T``),
+    ``V_k^T x_t = S_k^{-1} U_k^T G[B, t]``, so rows outside ``B`` (a denser snapshot grid) are
+    measured against the subspace the coarser grid defines; ``basis`` = every row gives
+    :func:`outside_fraction_from_gram`."""
+    G = np.asarray(G, dtype=np.float64)
+    rows = np.arange(len(G))[basis]
+    if len(rows) == 0:
+        raise ValueError("basis: selects no rows")
+    if not 1 <= k <= len(rows):
+        raise ValueError(f"k: must be in [1, {len(rows)}] (rows in basis), got {k!r}")
+    values, vectors = _eigh_desc(G[np.ix_(rows, rows)])
+    keep = values[:k] > _EPS * max(values[0], _EPS)
+    coords = vectors[:, :k][:, keep].T @ G[rows]                # [k', n]
+    captured = (coords ** 2 / values[:k][keep, None]).sum(axis=0)
+    norms2 = np.clip(np.diag(G), 0.0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        outside = np.clip(1.0 - captured / norms2, 0.0, 1.0)
+        return np.where(norms2 > _EPS * max(norms2.max(), _EPS), np.sqrt(outside), np.nan)
+
+
 def random_angle_baseline(k: int, dim: int, draws: int,
                           rng: np.random.Generator) -> np.ndarray:
     """``subspace_distance`` between pairs of uniformly random k-dim subspaces of R^dim:

@@ -104,12 +104,24 @@ def with_precision(cfg: RunConfig, precision: str) -> RunConfig:
     return replace(cfg, train=replace(cfg.train, precision=precision))
 
 
-def dense_early(cfg: RunConfig, every: int = 10, until: int = 1000) -> RunConfig:
+def dense_early(cfg: RunConfig, every: int | None = None, until: int | None = None
+                ) -> RunConfig:
     """``cfg`` with extra snapshots and evaluations every ``every`` steps up to ``until`` (issue
-    22's time resolution for the early transitions); training is identical, only what is
-    recorded differs (``tests/test_train.py``)."""
-    return replace(cfg, train=replace(cfg.train, dense_every=every,
-                                      dense_until=min(until, cfg.train.n_steps)))
+    22's time resolution for the early transitions; defaults scale with ``cfg``: a tenth of its
+    snapshot spacing, to a sixth of training — every 10 steps to step 1000 at the book preset);
+    training is identical, only what is recorded differs (``tests/test_train.py``)."""
+    t = cfg.train
+    every = max(1, t.snapshot_every // 10) if every is None else every
+    until = t.n_steps // 6 if until is None else until
+    return replace(cfg, train=replace(t, dense_every=every, dense_until=min(until, t.n_steps)))
+
+
+def longer_budget(cfg: RunConfig, factor: int = 2) -> RunConfig:
+    """``cfg`` trained ``factor`` times as many steps (the cosine schedule stretched over them,
+    snapshots at the same spacing): issue 22's convergence arm."""
+    if factor < 1:
+        raise ValueError(f"factor: must be an integer >= 1, got {factor!r}")
+    return replace(cfg, train=replace(cfg.train, n_steps=cfg.train.n_steps * factor))
 
 
 def with_task(cfg: RunConfig, **changes) -> RunConfig:
@@ -161,8 +173,24 @@ BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params", "
               "mul C7", "add C7")
 
 
+# replication seeds added by issue 22 train at bf16 (validated against fp32 on the book's main
+# runs, book/precision.md); the seeds trained before it stay fp32: single-m seeds 0-1, the
+# difficulty grid's seed 0.  The longer-budget arm is bf16 too, compared with the bf16 book runs.
+REPLICATION_PRECISION = "bf16"
+_FP32_SINGLE_M_SEEDS, _FP32_FEW_SEEDS = 2, 1
+
+
+def _replicated(cfgs: list[RunConfig], fp32_count: int, precision: str) -> list[RunConfig]:
+    """``cfgs`` (one per seed, in seed order) with those past the first ``fp32_count`` at
+    :data:`REPLICATION_PRECISION` (all at ``precision`` when that is not fp32)."""
+    if precision != "fp32":
+        return cfgs
+    return [c if i < fp32_count else with_precision(c, REPLICATION_PRECISION)
+            for i, c in enumerate(cfgs)]
+
+
 def study_configs(name: str = "book", seeds: int | None = None,
-                  single_m_seeds: int = 2, few_seeds: int = 1,
+                  single_m_seeds: int = 5, few_seeds: int = 3,
                   sgd_seeds: int = 3, precision: str = "fp32") -> dict[str, list[RunConfig]]:
     """Every run the chapters draw from at preset ``name``, by role: the preset's seeds, its
     learning-rate controls (constant peak rate; constant original rate 3e-4), single-m runs
@@ -178,7 +206,9 @@ def study_configs(name: str = "book", seeds: int | None = None,
         "main": main,
         "constant lr": [constant_lr(c) for c in main],
         "original lr": [constant_lr(c, original_lr) for c in main],
-        "single m": [single_m(c, m) for c in main[:single_m_seeds] for m in c.task.m_values],
+        "single m": [single_m(c, m) for c in
+                     _replicated(main[:single_m_seeds], _FP32_SINGLE_M_SEEDS, precision)
+                     for m in c.task.m_values],
         "full params": [replace(c, train=replace(c.train, store_full_params=True))
                         for c in main],
         # chapter 7: architecture and curriculum arms, same seeds and steps
@@ -189,7 +219,14 @@ def study_configs(name: str = "book", seeds: int | None = None,
         "curriculum (no reset)": [curriculum(c, reset_optimizer=False) for c in main],
         "largest m only": [single_m(c, max(c.task.m_values)) for c in main],
         "paper sgd": [paper_optimizer(c) for c in main[:sgd_seeds]],
-        "difficulty": [arm for c in main[:few_seeds] for arm in difficulty_arms(c).values()],
+        "difficulty": [arm for c in _replicated(main[:few_seeds], _FP32_FEW_SEEDS, precision)
+                       for arm in difficulty_arms(c).values()],
+        # issue 22: the main runs with dense early snapshots (identical training; chapters 3-4
+        # measure lock-in and the entropy transition on them), at bf16 (the longer arm's
+        # baseline), and trained twice as long
+        "dense snapshots": [dense_early(c) for c in main],
+        "main bf16": [with_precision(c, REPLICATION_PRECISION) for c in main],
+        "longer budget": [longer_budget(with_precision(c, REPLICATION_PRECISION)) for c in main],
         # chapter 8
         "mul C7": [operation_arms(c)["mul C7"] for c in main],
         "add C7": [operation_arms(c)["add C7"] for c in main],

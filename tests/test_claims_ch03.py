@@ -287,7 +287,9 @@ def test_unknown_variant_is_refused():
 
 def test_variants_are_declared():
     assert claims.spec("C1").variants == ("original lr", "constant lr")
+    assert claims.spec("C4").variants == ("original lr", "constant lr", ch03.REGULAR)
     assert claims.spec("C3").variants == ()
+    assert claims.spec("C6").variants == claims.spec("C7").variants == (ch03.REGULAR,)
 
 
 def test_notebook_defaults_match_the_loader():
@@ -306,6 +308,7 @@ def prose_inputs(real=3.5, walk=5.0, same_init=100.0, lock=None, variant_real=3.
     main = tables(r90_table(real, walk), lock=lock, angles=angle_table(1.0, same_init))
     variants = {role: {**tables(r90_table(variant_real, walk), lock=lock), "setting": role}
                 for role in ch03.VARIANTS}
+    variants[ch03.REGULAR] = main
     records = {cid: claims.evaluate(cid, main, "test",
                                     {v: variants[v] for v in claims.spec(cid).variants})
                for cid in ch03.IDS}
@@ -344,8 +347,11 @@ def test_summary_numbers_come_from_the_inputs():
     assert "we measure 3.14 [" in text and "ambient 16384 to 3.1 " in text
     assert f"below the null by {5.0 - 3.1416:.2f} dimensions" in text       # 1.86
     assert "difference -2.72 [-3.00, -2.50]" in text and "of 7 snapshots" in text
-    assert "lock into their final subspace at 0.14 of training" in text
+    assert "lock into their final subspace at 0.142 of training" in text
     assert "earlier than the matched random walks" in text        # C4 supported here
+    # the regular grid's record is named with its own resolution and lock-in
+    assert "at the regular snapshots only (0.017 of training apart) it is supported (lock-in " \
+           "0.142)" in text
     # real minus shuffled increments is real minus the (same) null: -1.86 at every schedule
     assert text.count("-1.86 [-1.86, -1.86]") == 3
 
@@ -355,7 +361,43 @@ def test_c4_sentence_states_the_resolution_when_not_supported():
     records, main, variants = prose_inputs(lock=lock)
     text = ch03.summary(records, main, variants, (0.0, -0.1, 0.1), 15)
     assert records["C4"].verdict == "not testable"
-    assert "matched random walks lock in as early (within one snapshot interval, 0.017" in text
+    assert ("matched random walks lock in within one snapshot interval (0.0167 of training) "
+            "of it") in text
+    assert "On snapshots 0.0167 of training apart where the lock-ins lie" in text
+    # a rule that finds real and null apart says so without the resolution caveat
+    lock = lock_table([0.07] * 5, [0.2, 0.25, 0.3, 0.2, 0.22])
+    records, main, variants = prose_inputs(lock=lock)
+    text = ch03.summary(records, main, variants, (0.0, -0.1, 0.1), 15)
+    assert records["C4"].verdict == "supported", records["C4"].why
+    assert "earlier than the matched random walks, beyond the snapshot resolution" in text
+
+
+def test_dense_lock_in_tables_and_resolution():
+    """with_dense_lock_in takes the dense grid's rows and the spacing where the lock-ins lie;
+    the regular-matched null is an alternative that can flip C4."""
+    steps = np.union1d(np.arange(0, 61, 6), np.arange(0, 13, 1))    # dense to 12, then 6
+    rows = []
+    for seed in range(5):
+        for grid, real, walk in (("regular", 6, 6), ("dense", 4, 9 + seed),
+                                 ("dense, regular-matched null", 4, 4 + (seed % 2))):
+            for layer in range(2):
+                for matrix in ch03.MATRICES:
+                    rows.append((seed, layer, matrix, "real", 0, 2, real / 60, real, grid))
+                    for draw in range(2):
+                        rows.append((seed, layer, matrix, "random walk", draw, 2, walk / 60,
+                                     walk, grid))
+    dense = pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "draw", "k",
+                                        "lock_in", "step", "grid"])
+    base = tables(r90_table(3.5, 5.0), lock=lock_table([0.1] * 5, [0.1] * 5))
+    out = ch03.with_dense_lock_in(base, dense, steps)
+    assert out["resolution"] == pytest.approx(1 / 60)        # real lock-ins at step 4 (dense)
+    assert set(out["lock_in"].lock_in.round(6)) == {round(4 / 60, 6)} | {
+        round((9 + s) / 60, 6) for s in range(5)}
+    rec = claims.evaluate("C4", out, "test")
+    assert rec.verdict == "supported", rec.why
+    assert any("matched per regular interval" in f and "not supported" in f
+               for f in rec.flips), rec.flips
+    assert ch03.grid_spacing(steps, 30) == 6 and ch03.grid_spacing(steps, 5) == 1
 
 
 def test_schedule_words():

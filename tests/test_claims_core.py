@@ -71,7 +71,7 @@ def test_alternatives_and_variants_are_evaluated():
     assert rec.flips == ["bar = 1.5 (rule: 0) → not supported",
                          "first seed left out → not supported"]
     assert rec.variants["other schedule"].verdict == "not supported"
-    assert rec.row()["other schedules"] == "other schedule: not supported"
+    assert rec.row()["other settings"] == "other schedule: not supported"
 
 
 def test_bad_rules_and_tables_name_the_field():

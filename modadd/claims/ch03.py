@@ -11,7 +11,11 @@ Tables (``load`` / :func:`tables_from_analyses`):
   ``main``, ``constant lr``, ``original lr``; nulls of 1/4 the draws, as the chapter draws them);
 - ``lock_in``: lock-in fraction of every block (``seed, layer, matrix, source, draw, lock_in``;
   the random-walk draws kept apart); ``resolution``: one snapshot interval as a fraction of
-  training (the grid lock-in is measured on);
+  training (the grid lock-in is measured on, where the lock-ins lie).  At ``variant=None`` the
+  lock-in is measured on the dense-snapshot copies of the main runs (``presets.dense_early``:
+  every 10 steps to step 1000 at the book preset; identical training) and ``lock_in_grids``
+  holds every grid of :func:`modadd.manifold.dense_lock_in_table`; variant
+  :data:`REGULAR` gives the regular snapshots only (chapter 3 before issue 22);
 - ``angles``: top-k subspace overlaps (``comparison, a, b, layer, matrix, overlap``; comparisons
   ``seed``, ``layer``, ``m (same seed)``, ``seed (same m)``, ``random``); ``k``, ``dim``: the
   subspace dimension and the ambient dimension ``d^2`` (random overlap expectation ``k/dim``).
@@ -41,6 +45,8 @@ ANGLE_RANDOM_DRAWS = 50          # random subspace pairs of the angle table (a l
 MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 SCHEDULES = ("main", "constant lr", "original lr")
 VARIANTS = ("original lr", "constant lr")
+REGULAR = "regular snapshots only"   # C4 at the preset's snapshot spacing (no dense phase)
+DENSE_GRID, MATCHED_GRID = "dense", "dense, regular-matched null"   # manifold.GRIDS
 SCHEDULE_LABELS = {"main": "preset schedule (book: cosine)", "constant lr": "constant peak rate",
                    "original lr": "original constant rate 3e-4"}
 POSITIVE = (0.0, float("inf"))   # ranks, ratios: non-negative
@@ -59,8 +65,9 @@ def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS
     runs or trajectories at those schedules)."""
     from .. import manifold as MF
     from ..presets import study_configs
-    if variant is not None and variant not in VARIANTS:
-        raise ValueError(f"variant: must be one of {VARIANTS} or None, got {variant!r}")
+    if variant is not None and variant not in (*VARIANTS, REGULAR):
+        raise ValueError(f"variant: must be one of {(*VARIANTS, REGULAR)} or None, got "
+                         f"{variant!r}")
     roles = study_configs(preset, seeds, single_m_seeds)
     main = roles["main"]
     steps = MF.block_grams(main[0])[2]
@@ -69,17 +76,48 @@ def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS
                                             null_draws=max(1, null_draws // 4))
                  for role in SCHEDULES}
     dim = main[0].model.d_model ** 2
-    if variant is None:
+    if variant in (None, REGULAR):
         mixed = {c.seed: c for c in main}
         single = {(c.train.single_m, c.seed): c for c in roles["single m"]}
-        return tables_from_analyses(
+        regular = tables_from_analyses(
             MF.dimension_summary(main, null_draws=null_draws),
             MF.lock_in_table(main, null_draws=null_draws),
             MF.angle_table(mixed, single, k=k, random_draws=ANGLE_RANDOM_DRAWS),
             k=k, dim=dim, steps=steps, schedules=schedules)
+        if variant == REGULAR:
+            return regular
+        dense = roles["dense snapshots"]
+        return with_dense_lock_in(regular, MF.dense_lock_in_table(dense, null_draws=null_draws),
+                                  MF.dense_lock_in(dense[0], null_draws=null_draws)["steps"])
     return tables_from_analyses(schedules[variant],
                                 MF.lock_in_table(roles[variant], null_draws=null_draws), None,
                                 k=k, dim=dim, steps=steps, schedules=schedules, setting=variant)
+
+
+def grid_spacing(steps, upto: float) -> float:
+    """The coarsest spacing of the snapshot ``steps`` up to step ``upto`` (at least the first
+    interval): the resolution of an event observed by then on an uneven grid."""
+    steps = np.sort(np.asarray(steps, float))
+    if steps.size < 2:
+        return float("nan")
+    upto = max(float(upto), float(steps[1])) if np.isfinite(upto) else float(steps[-1])
+    gaps = np.diff(steps[steps <= upto])
+    return float(gaps.max()) if gaps.size else float(np.diff(steps).max())
+
+
+def with_dense_lock_in(tables: Tables, dense: pd.DataFrame, steps) -> Tables:
+    """``tables`` with C4's lock-in measured on a dense snapshot grid: ``dense`` is
+    :func:`modadd.manifold.dense_lock_in_table` of the same seeds, ``steps`` their snapshot
+    steps.  ``lock_in`` becomes its ``dense`` grid (real trajectory and the walks matched to
+    the real per-interval norms), ``resolution`` the grid's spacing where the real lock-ins lie
+    (as a fraction of training), ``lock_in_grids`` keeps every grid (alternatives)."""
+    steps = np.asarray(steps, float)
+    part = dense[dense.grid == DENSE_GRID]
+    latest = part[part.source == "real"].step.max()
+    return {**tables, "lock_in": part[["seed", "layer", "matrix", "source", "draw", "lock_in"]]
+            .reset_index(drop=True),
+            "resolution": grid_spacing(steps, latest) / steps[-1],
+            "lock_in_grids": dense.reset_index(drop=True)}
 
 
 def block_r90(dims: pd.DataFrame) -> pd.DataFrame:
@@ -546,13 +584,20 @@ def alternatives_c3(tables: Tables) -> dict:
 
 
 def alternatives_c4(tables: Tables) -> dict:
-    """Other subsets of the random-walk draws (the lock-in table keeps every draw)."""
+    """Other subsets of the random-walk draws (the lock-in table keeps every draw); on a dense
+    grid, also the regular grid's null refined in time (walks matched per regular interval)."""
     lock = tables["lock_in"]
     draws = np.sort(lock[lock.source == "random walk"].draw.unique())
-    if len(draws) < 2:
-        return {}
-    half = len(draws) // 2
     out = {}
+    grids = tables.get("lock_in_grids")
+    if grids is not None and MATCHED_GRID in set(grids.grid):
+        matched = grids[grids.grid == MATCHED_GRID]
+        out["walks matched per regular interval (the regular grid's null, refined in time)"] = {
+            **tables, "lock_in": matched[["seed", "layer", "matrix", "source", "draw",
+                                          "lock_in"]].reset_index(drop=True)}
+    if len(draws) < 2:
+        return out
+    half = len(draws) // 2
     for label, keep in ((f"null draws {draws[0]}–{draws[half - 1]} only", draws[:half]),
                         (f"null draws {draws[half]}–{draws[-1]} only", draws[half:])):
         out[label] = {**tables, "lock_in": lock[(lock.source == "real")
@@ -635,7 +680,7 @@ CLAIMS = (
     ClaimSpec(
         id="C4", claim="collapse happens within the first 20–30% of training", source="§4.1",
         chapter="03", tables=("lock_in", "resolution"), measure=measure_c4,
-        null_tables=null_lock_in, alternatives=alternatives_c4, variants=VARIANTS,
+        null_tables=null_lock_in, alternatives=alternatives_c4, variants=(*VARIANTS, REGULAR),
         history=(Rule(
             version=1, date="2026-11-21",
             text="supported if the lock-in CI upper bound is ≤ `early` and below the random-walk "
@@ -685,9 +730,10 @@ LOCAL_WINDOW = (0.3, 0.8)        # "mid-training": the fractions of training the
 
 def schedule_words(record) -> str:
     """How a claim's verdict depends on the optimisation schedule, in words: ``"supported at all
-    3 schedules"``, or each schedule's verdict."""
+    3 schedules"``, or each schedule's verdict (the :data:`REGULAR` grid is not a schedule)."""
     by_setting = {"the preset's schedule": record.verdict,
-                  **{name: v.verdict for name, v in record.variants.items()}}
+                  **{name: v.verdict for name, v in record.variants.items()
+                     if name != REGULAR}}
     if len(set(by_setting.values())) == 1:
         return f"{record.verdict} at all {len(by_setting)} schedules"
     return "; ".join(f"{outcome} at {name}" for name, outcome in by_setting.items())
@@ -759,8 +805,10 @@ def _c1_sentence(record, tables: Tables, variant_tables: Mapping[str, Tables]) -
         if "constant lr" in by_rate and {"W_Q", "W_K"} - set(by_rate["constant lr"]):
             rates += (" — whether $W_Q, W_K$ fall below their null depends on the learning "
                       "rate, not on the task alone")
+    schedules = {"preset schedule": tables,
+                 **{n: t for n, t in variant_tables.items() if n != REGULAR}}
     shuffled = "; ".join(f"{name} {fmt_ci(versus_shuffled(t), signed=True)}"
-                         for name, t in {"preset schedule": tables, **variant_tables}.items())
+                         for name, t in schedules.items())
     return (f"- **Dimension (C1).** The paper reports $r_{{90}}$ of 3–4 (3–5 in its Fig. 1 "
             f"caption). Over all blocks we measure {fmt_ci(overall)}; a random walk with the "
             f"same step norms gives {fmt_ci(null)}, {versus}. C1 is {schedule_words(record)}: "
@@ -785,12 +833,24 @@ def _c4_sentence(record) -> str:
     v = record.values
     if record.verdict == "supported":
         versus = "earlier than the matched random walks, beyond the snapshot resolution"
+    elif record.verdict == "not testable":
+        versus = (f"but matched random walks lock in within one snapshot interval "
+                  f"({number(v['resolution'], 4)} of training) of it, so early lock-in is not "
+                  f"evidence of a task-specific manifold at this resolution")
     else:
-        versus = (f"but matched random walks lock in as early (within one snapshot interval, "
-                  f"{number(v['resolution'], 3)} of training), so early lock-in is not "
-                  f"evidence of a task-specific manifold")
-    return (f"- **Timing (C4).** Trajectories lock into their final subspace at "
-            f"{number(v['real'])} of training, {versus}. C4 is {schedule_words(record)}.")
+        versus = ("but matched random walks lock in as early, so early lock-in is not "
+                  "evidence of a task-specific manifold")
+    text = (f"- **Timing (C4).** On snapshots {number(v['resolution'], 4)} of training apart "
+            f"where the lock-ins lie, trajectories lock into their final subspace at "
+            f"{number(v['real'], 3)} of training, {versus}. C4 is {schedule_words(record)}")
+    regular = record.variants.get(REGULAR)
+    if regular is not None:
+        text += (f"; at the regular snapshots only ({number(regular.values['resolution'], 3)} "
+                 f"of training apart) it is {regular.verdict} (lock-in "
+                 f"{number(regular.values['real'], 3)})")
+    if record.flips:
+        text += f". It flips under: {'; '.join(record.flips)}"
+    return text + "."
 
 
 def _c3_sentence(record, tables: Tables) -> str:

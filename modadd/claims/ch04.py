@@ -9,6 +9,12 @@ rules need is read from its steps); ``lock`` — chapter 3's lock-in step per se
 over the layer's four attention matrices; columns ``seed, layer, lock_step``); ``T`` — the
 sequence length (uniform causal attention at the readout has entropy ln T); ``n_steps`` — the
 training budget.  Optional ``layers``: ``"last"`` (default: the paper's layer) or ``"all"``.
+
+At ``variant=None`` both come from the dense-snapshot copies of the main runs
+(``presets.dense_early``: snapshots and evaluations every 10 steps to step 1000 at the book
+preset, identical training), the lock-in on their dense grid (chapter 3's
+:func:`~modadd.claims.ch03.with_dense_lock_in`); variant :data:`REGULAR` gives the regular
+snapshots only (chapter 4 before issue 22).
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import pandas as pd
 
 from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, clip_interval, mean_ci, one_sided_p
+from .ch03 import DENSE_GRID, NULL_DRAWS, REGULAR
 from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
 SEEDS = 5                # chapter 4's default seed count
@@ -38,16 +45,28 @@ def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS
     (trains only on a miss, never under ``MODADD_NO_TRAIN=1``)."""
     import modadd
     from .. import manifold as MF
-    if variant is not None:
-        raise ValueError(f"variant: C6/C7 have no variants, got {variant!r}")
+    from ..presets import dense_early
+    if variant not in (None, REGULAR):
+        raise ValueError(f"variant: must be None or {REGULAR!r}, got {variant!r}")
     main = modadd.preset_seeds(preset, seeds)
-    # chapter 4 reads the full-parameter copies of these runs; their metrics are identical
-    # (the chapter checks it), so the lighter runs suffice here
-    runs = modadd.load_or_train_many(main, progress=False)
-    metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)
-    lock = MF.lock_in_table(main, null_draws=1)
     cfg = main[0]
+    if variant == REGULAR:
+        # chapter 4 reads the full-parameter copies of these runs; their metrics are identical
+        # (the chapter checks it), so the lighter runs suffice here
+        runs = modadd.load_or_train_many(main, progress=False)
+        lock = MF.lock_in_table(main, null_draws=1)
+    else:
+        dense = [dense_early(c) for c in main]
+        runs = modadd.load_or_train_many(dense, progress=False)
+        lock = dense_lock(MF.dense_lock_in_table(dense, null_draws=NULL_DRAWS))
+    metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)
     return tables_from_metrics(metrics, lock, cfg.task.seq_len, cfg.train.n_steps)
+
+
+def dense_lock(table: pd.DataFrame) -> pd.DataFrame:
+    """The real trajectories' lock-in on the dense grid of a
+    :func:`modadd.manifold.dense_lock_in_table` (the rows :func:`tables_from_metrics` reads)."""
+    return table[(table.grid == DENSE_GRID) & (table.source == "real")].reset_index(drop=True)
 
 
 def tables_from_metrics(metrics: pd.DataFrame, lock: pd.DataFrame, T: int, n_steps: int
@@ -442,11 +461,11 @@ CLAIMS = (
                              "smoothly",
               source="§4.2, Fig 2", chapter="04", tables=("entropy", "T", "n_steps"),
               measure=measure_c6, null_tables=null_c6, rule=C6_V2, history=(C6_V1,),
-              alternatives=alternatives_c6),
+              alternatives=alternatives_c6, variants=(REGULAR,)),
     ClaimSpec(id="C7", claim="bubble timing correlates with manifold stabilization",
               source="§4.2", chapter="04", tables=("entropy", "lock", "n_steps"),
               measure=measure_c7, null_tables=null_c7, rule=C7_V2, history=(C7_V1,),
-              alternatives=alternatives_c7),
+              alternatives=alternatives_c7, variants=(REGULAR,)),
 )
 
 

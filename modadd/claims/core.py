@@ -142,7 +142,7 @@ class VerdictRecord:
                 "null passes": {True: "yes", False: "no", None: "—"}[self.null_passes],
                 "flips under": "; ".join(self.flips) or "nothing tried flips it",
                 "p": self.p_value, "rule": f"v{self.rule_version}",
-                "other schedules": "; ".join(f"{name}: {rec.verdict}"
+                "other settings": "; ".join(f"{name}: {rec.verdict}"
                                              for name, rec in self.variants.items()),
                 "chapter": self.chapter, "preset": self.preset}
 
