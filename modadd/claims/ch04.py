@@ -475,13 +475,58 @@ CLAIMS = (
 
 def resolution_text(trans: pd.DataFrame, snapshot_every: int) -> str:
     """How the transition windows compare with the snapshot spacing (``trans``: the
-    seed × layer × m transitions, columns ``width`` and ``mid`` in steps)."""
-    return (f"**Time resolution.** Snapshots are {snapshot_every} steps apart; the median 10–90% "
-            f"window is {number(np.nanmedian(trans.width) / snapshot_every, 1)} snapshot "
-            f"intervals and the median midpoint is at step {number(np.nanmedian(trans['mid']), 0)}. "
-            f"A window of a few intervals is at the resolution limit: 'abrupt' here means "
-            f"'faster than the snapshot spacing can resolve', and finer snapshots early in "
-            f"training would be needed to see its shape.")
+    seed × layer × m transitions, columns ``width`` and ``mid`` in steps; ``snapshot_every``:
+    the spacing of the grid they were measured on, where the transitions lie)."""
+    intervals = np.nanmedian(trans.width) / snapshot_every
+    resolved = intervals > C6_V2.thresholds["resolved_intervals"]
+    text = (f"**Time resolution.** Snapshots are {snapshot_every} steps apart here; the median "
+            f"10–90% window is {number(intervals, 1)} snapshot intervals "
+            f"({number(np.nanmedian(trans.width), 0)} steps) and the median midpoint is at step "
+            f"{number(np.nanmedian(trans['mid']), 0)}. ")
+    if resolved:
+        return text + (f"More than {C6_V2.thresholds['resolved_intervals']:g} intervals: the "
+                       f"window's shape is resolved at this spacing.")
+    return text + ("A window of a few intervals is at the resolution limit: 'abrupt' here means "
+                   "'faster than the snapshot spacing can resolve', and finer snapshots early "
+                   "in training are needed to see its shape.")
+
+
+def resolution_table(transitions_by_grid: dict, spacing: dict, n_steps: int) -> pd.DataFrame:
+    """Per layer and grid: the 10–90% window (steps, share of training, snapshot intervals),
+    midpoint and rebound, each per seed the mean over m, then mean and 95% CI over seeds.
+    ``transitions_by_grid``: grid label -> :func:`transitions`-like table; ``spacing``: grid
+    label -> its snapshot spacing (steps) where the transitions lie."""
+    rows = []
+    for grid, trans in transitions_by_grid.items():
+        per_seed = trans.groupby(["layer", "seed"], as_index=False)[
+            ["width", "mid", "rebound"]].mean()
+        for layer, part in per_seed.groupby("layer"):
+            width = mean_ci(part.width)
+            rows.append({"layer": int(layer), "grid": grid,
+                         "10–90% window (steps)": fmt_ci(clip_interval(width, (0, n_steps)), 0),
+                         "window / training": fmt_ci(tuple(np.clip(np.asarray(width) / n_steps,
+                                                                   0, 1)), 3),
+                         "snapshot intervals": number(width[0] / spacing[grid], 1),
+                         "midpoint (step)": fmt_ci(mean_ci(part["mid"]), 0),
+                         "rebound / drop": fmt_ci(bounded_mean_ci(part.rebound, (0, 1)))})
+    return pd.DataFrame(rows).set_index(["layer", "grid"])
+
+
+def resolution_verdicts(records: dict) -> str:
+    """C6's and C7's verdicts at the dense and at the regular snapshots, one line each
+    (``records``: claim id -> record with a :data:`REGULAR` variant)."""
+    lines = []
+    for cid, rec in records.items():
+        regular = rec.variants.get(REGULAR)
+        spacing = rec.values.get("spacing", float("nan"))
+        line = (f"- **{cid}** at {number(spacing, 0)}-step snapshots: *{rec.verdict}* "
+                f"({rec.why})")
+        if regular is not None:
+            same = "the same" if regular.verdict == rec.verdict else "a different"
+            line += (f"; at the regular {number(regular.values.get('spacing'), 0)}-step "
+                     f"snapshots only: *{regular.verdict}* ({regular.why}) — {same} verdict")
+        lines.append(line + ".")
+    return "\n".join(lines)
 
 
 def timing_text(gap, r_last, mids: pd.Series) -> str:
