@@ -512,6 +512,30 @@ def angle_table(mixed: dict[int, RunConfig], single: dict[tuple[int, int], RunCo
     return pair_angle_table(named, pairs, k, random_draws, mixed[min(mixed)].seed)
 
 
+def replicated_angle_table(mixed: dict[int, RunConfig],
+                           single: dict[tuple[int, int], RunConfig], k: int = 4,
+                           random_draws: int = 50, kept_from: int = 2) -> pd.DataFrame:
+    """:func:`angle_table` when the single-m runs of seeds below ``kept_from`` have no stored
+    trajectories any more (only their summaries are committed) and later seeds were added: the
+    table of the mixed runs with the single-m seeds ``< kept_from`` (as before, same cache
+    key), plus the single-m pairs among the seeds ``>= kept_from`` ("m (same seed)" and
+    "seed (same m)"); pairs between the two groups are not computed.  Same columns."""
+    old = {key: c for key, c in single.items() if key[1] < kept_from}
+    new = {key: c for key, c in single.items() if key[1] >= kept_from}
+    base = angle_table(mixed, old, k=k, random_draws=random_draws)
+    if not new:
+        return base
+    named = {f"m{m} s{s}": c for (m, s), c in new.items()}
+    pairs = []
+    for (m1, s1), (m2, s2) in combinations(sorted(new), 2):
+        if s1 == s2:
+            pairs.append(("m (same seed)", f"m{m1} s{s1}", f"m{m2} s{s2}"))
+        elif m1 == m2:
+            pairs.append(("seed (same m)", f"m{m1} s{s1}", f"m{m2} s{s2}"))
+    extra = pair_angle_table(named, pairs, k, random_draws=0, seed=min(s for _, s in new))
+    return pd.concat([base, extra], ignore_index=True)
+
+
 def pair_angle_table(named: dict[str, RunConfig], pairs: list[tuple[str, str, str]],
                      k: int = 4, random_draws: int = 50, seed: int = 0,
                      last_fraction: float = 1.0) -> pd.DataFrame:

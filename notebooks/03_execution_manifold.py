@@ -59,7 +59,7 @@ from modadd.stats import mean_ci, seed_summary
 # %% tags=["parameters"]
 preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
 seeds: int = 5                # independent training seeds of the mixed-m runs (0..seeds-1)
-single_m_seeds: int = 2       # seeds of the single-m runs (orientation across m)
+single_m_seeds: int = 5       # seeds of the single-m runs (orientation across m)
 k_subspace: int = 4           # dimension of the subspaces compared by principal angles
 null_draws: int = 20          # null trajectories per run and block
 window: int = 15              # sliding-window width in snapshots (time-resolved r90)
@@ -68,7 +68,7 @@ workers: int = 0              # training processes on a cache miss (0: one per r
 # %%
 roles = study_configs(preset, seeds, single_m_seeds)
 used = ["main", "constant lr", "original lr", "single m"]      # the roles this chapter reads
-# (and "dense snapshots", §3)
+# (and "dense snapshots", §3; "main bf16" and "longer budget", §5)
 modadd.load_or_train_many([c for r in used for c in roles[r]], n_workers=workers or None)
 main = roles["main"]
 cfg = main[0]
@@ -269,9 +269,10 @@ curve_seed = curves.groupby(["seed", "step"], as_index=False)[["real", "null"]].
 dense_until = dense_cfgs[0].train.dense_until
 fig, ax = plt.subplots(figsize=(8, 3.4))
 shown = curve_seed[curve_seed.step <= 1.5 * dense_until]
-band_plot(shown.melt(["seed", "step"], var_name="series", value_name="outside"), x="step",
-          hue="series", value="outside", ax=ax,
-          palette={"real": "#1f4e79", "null": "#b0b0b0"})
+long = (shown.rename(columns={"null": "random walk"})
+        .melt(["seed", "step"], var_name="series", value_name="outside"))
+band_plot(long, x="step", hue="series", value="outside", ax=ax,
+          palette=["#b0b0b0", "#1f4e79"])      # levels in sorted order: random walk, real
 regular_points = shown[shown.step % cfg.train.snapshot_every == 0].groupby("step").real.mean()
 ax.plot(regular_points.index, regular_points.values, "o", color="#e69f00", ms=5,
         label=f"regular snapshots ({cfg.train.snapshot_every} steps)")
@@ -313,13 +314,16 @@ pd.DataFrame(rows).set_index("grid and null")
 # - **seed**: the same block in two mixed-$m$ runs with different seeds;
 # - **layer**: the same matrix type at two layers of one run (same coordinates, different weights);
 # - **m (same seed)**: single-$m$ runs trained on different $m$ from the *same* initial weights;
-# - **seed (same m)**: single-$m$ runs with the same $m$ and different seeds;
+# - **seed (same m)**: single-$m$ runs with the same $m$ and different seeds (seeds 0–1, and the
+#   pairs among seeds 2–4, added later at bf16 precision; seeds 0–1's trajectories were not kept,
+#   so pairs across the two groups are not computed);
 # - **random**: pairs of uniformly random $k$-dimensional subspaces in the same $D$ coordinates.
 
 # %%
 mixed = {c.seed: c for c in main}
 single = {(c.train.single_m, c.seed): c for c in roles["single m"]}
-angles = MF.angle_table(mixed, single, k=k_subspace, random_draws=50)
+angles = MF.replicated_angle_table(mixed, single, k=k_subspace, random_draws=50,
+                                   kept_from=ch03.SINGLE_M_KEPT_FROM)
 COMPARISONS = ["seed", "layer", "m (same seed)", "seed (same m)", "random"]
 dim = cfg.model.d_model ** 2
 angles["overlap"] = np.where(angles.comparison == "random", 1 - angles.distance ** 2,
@@ -346,7 +350,55 @@ overlap.loc[[c for c in COMPARISONS if c in overlap.index]].style.format(
      "× random (k/D)": "{:.1f}"})
 
 # %% [markdown]
-# ## 5. Claims ledger rows
+# Cross-seed overlap at equal $m$, per $m$ (single-$m$ runs; one row per $m$, the pairs of
+# seeds available, see the list above):
+
+# %%
+same_m = angles[angles.comparison == "seed (same m)"].copy()
+same_m["m"] = same_m.a.str.extract(r"^m(\d+)", expand=False).astype(int)
+per_pair_m = same_m.groupby(["m", "a", "b"], as_index=False).overlap.mean()
+(per_pair_m.groupby("m").overlap.agg(["mean", "min", "max", "count"])
+ .rename(columns={"count": "seed pairs"})
+ .assign(**{"mean / random (k/D)": lambda t: t["mean"] / (k_subspace / dim)})
+ .style.format({"mean": "{:.2e}", "min": "{:.2e}", "max": "{:.2e}",
+                "mean / random (k/D)": "{:.1f}"}))
+
+# %% [markdown]
+# ## 5. Twice the budget: do the verdicts depend on convergence?
+# At 6000 steps the book's runs are still improving on their largest $m$ (chapter 2). The
+# **longer-budget arm** trains the same seeds for twice the steps (the cosine schedule stretched
+# over them, snapshots at the same spacing; `presets.longer_budget`). It trains in bf16 mixed
+# precision (validated against fp32 on the book's main runs, see the precision page), so it is
+# compared with the same seeds at the book budget *also in bf16*; the budget is then the only
+# difference. The fp32 book runs are listed for the accuracies. Per seed, the final held-out
+# accuracy of each $m$:
+
+# %%
+from modadd import convergence
+
+short_label = f"{cfg.train.n_steps} steps, bf16"
+long_label = f"{roles['longer budget'][0].train.n_steps} steps, bf16"
+budget_arms = {f"{cfg.train.n_steps} steps, fp32 (the book's runs)": main,
+               short_label: roles["main bf16"], long_label: roles["longer budget"]}
+modadd.load_or_train_many(roles["main bf16"] + roles["longer budget"],
+                          n_workers=workers or None)
+final_acc = convergence.final_accuracy(budget_arms)
+convergence.accuracy_table(final_acc)
+
+# %% [markdown]
+# Chapter 3's claims that need no single-$m$ runs (C1, C2, C4, C5), by the same rules with the
+# same nulls, at both budgets (regular snapshots: neither arm has a dense phase):
+
+# %%
+budget_recs = convergence.budget_records({short_label: roles["main bf16"],
+                                          long_label: roles["longer budget"]},
+                                         null_draws=null_draws)
+display(Markdown(convergence.summary_text(final_acc, budget_recs, short_label, long_label,
+                                          max(cfg.task.m_values))))
+convergence.budget_summary(budget_recs)
+
+# %% [markdown]
+# ## 6. Claims ledger rows
 # The verdict rules live in `modadd.claims.ch03`, as tested library code: each rule is stated
 # before it is applied, versioned, and run on its own null (C1, C2, C5: the random-walk ranks of
 # the same runs in place of the real ones; C3: the same-seed, different-$m$ runs, which share

@@ -37,7 +37,9 @@ from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
 
 # the chapter's parameter defaults (notebooks/03_execution_manifold.py, parameters cell)
 SEEDS = 5
-SINGLE_M_SEEDS = 2
+SINGLE_M_SEEDS = 5
+# single-m seeds whose trajectories were kept only from this seed on (seeds 0-1: summaries only)
+SINGLE_M_KEPT_FROM = 2
 K_SUBSPACE = 4
 NULL_DRAWS = 20
 ANGLE_RANDOM_DRAWS = 50          # random subspace pairs of the angle table (a literal there too)
@@ -82,7 +84,8 @@ def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS
         regular = tables_from_analyses(
             MF.dimension_summary(main, null_draws=null_draws),
             MF.lock_in_table(main, null_draws=null_draws),
-            MF.angle_table(mixed, single, k=k, random_draws=ANGLE_RANDOM_DRAWS),
+            MF.replicated_angle_table(mixed, single, k=k, random_draws=ANGLE_RANDOM_DRAWS,
+                                      kept_from=SINGLE_M_KEPT_FROM),
             k=k, dim=dim, steps=steps, schedules=schedules)
         if variant == REGULAR:
             return regular
