@@ -418,15 +418,17 @@ role_dims = {ROLE[name]: schedule_dims[schedule_dims.setting == name] for name i
 regular_tables = ch03.tables_from_analyses(dims, lock, angles, k=k_subspace, dim=dim,
                                            steps=steps, schedules=role_dims)
 # C4 reads the dense-snapshot lock-in (§3); the regular snapshots are its variant
-tables = ch03.with_dense_lock_in(regular_tables, dense_lock,
-                                 MF.dense_lock_in(dense_cfgs[0], null_draws=null_draws)["steps"])
+grids = MF.dense_lock_in(dense_cfgs[0], null_draws=null_draws)
+tables = ch03.with_dense_lock_in(regular_tables, dense_lock, grids["steps"], grids["regular"])
 variant_tables = {
     role: ch03.tables_from_analyses(role_dims[role],
                                     MF.lock_in_table(roles[role], null_draws=null_draws), None,
                                     k=k_subspace, dim=dim, steps=steps, schedules=role_dims,
                                     setting=role)
     for role in ch03.VARIANTS}
-variant_tables[ch03.REGULAR] = regular_tables
+# the same dense-snapshot runs at the regular spacing only: only the resolution differs
+variant_tables[ch03.REGULAR] = ch03.with_dense_lock_in(regular_tables, dense_lock, grids["steps"],
+                                                       grids["regular"], "regular")
 display(Markdown("\n".join(
     f"- **{cid}** (rule v{claims.spec(cid).rule.version}, {claims.spec(cid).rule.date}): "
     f"{claims.spec(cid).rule.text} ("

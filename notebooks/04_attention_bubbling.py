@@ -69,6 +69,10 @@ dense_runs = modadd.load_or_train_many(dense_cfgs, n_workers=workers or None)
 dense_metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in dense_runs],
                           ignore_index=True)
 sns.set_theme(style="whitegrid", context="notebook")
+# where the dense runs' training losses first differ from the committed book runs' (per seed)
+diverge = [int(np.flatnonzero(d.train_log.loss.to_numpy() != r.train_log.loss.to_numpy())[0])
+           if (d.train_log.loss.to_numpy() != r.train_log.loss.to_numpy()).any() else None
+           for d, r in zip(dense_runs, main_runs)]
 display(Markdown(f"Training metrics identical with and without full-parameter snapshots in all "
                  f"{len(main)} seeds: **{same}**."))
 
@@ -106,12 +110,14 @@ pd.DataFrame(table).set_index(["layer", "m"])
 # %% [markdown]
 # ### 1b. The transition at 10-step resolution
 # The same seeds trained again with snapshots and evaluations every tenth of the regular spacing
-# up to a sixth of training (book: every 10 steps to step 1000; `presets.dense_early`); training
-# is the same computation, only what is recorded differs. Solid lines: the dense evaluations;
-# dots: the regular snapshots the chapter used so far (the same runs' values at those steps).
-# The last layer, the paper's, per $m$.
+# up to a sixth of training (book: every 10 steps to step 1000; `presets.dense_early`). Training
+# is the same computation, only what is recorded differs: with today's code a run with and
+# without the dense phase has bit-identical losses and weights (`tests/test_train.py`). Solid
+# lines: the dense evaluations; dots: the same runs' values at the regular snapshots. The last
+# layer, the paper's, per $m$.
 
 # %%
+display(Markdown(C67.divergence_text(diverge)))
 dense_until = dense_cfgs[0].train.dense_until
 early = dense_metrics[(dense_metrics.metric == "entropy")
                       & (dense_metrics.layer == cfg.model.n_layers - 1)
@@ -129,14 +135,16 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
-# The transition per layer at both resolutions (per seed the mean over $m$; mean and 95% CI over
-# seeds; width and midpoint in steps, and the width in snapshot intervals of the grid it was
-# measured on):
+# The transition per layer at both resolutions, on the same dense-snapshot runs (their regular
+# snapshots alone, and all of them; per seed the mean over $m$; mean and 95% CI over seeds; width
+# and midpoint in steps, and the width in snapshot intervals of the grid it was measured on):
 
 # %%
 dense_trans = B.transitions(dense_metrics)
+sparse_trans = B.transitions(C67.on_regular_steps(dense_metrics, cfg.train.snapshot_every,
+                                                  cfg.train.n_steps))
 display(Markdown(C67.resolution_text(dense_trans, dense_cfgs[0].train.dense_every)))
-C67.resolution_table({f"every {cfg.train.snapshot_every} steps": trans,
+C67.resolution_table({f"every {cfg.train.snapshot_every} steps": sparse_trans,
                       f"every {dense_cfgs[0].train.dense_every} steps": dense_trans},
                      {f"every {cfg.train.snapshot_every} steps": cfg.train.snapshot_every,
                       f"every {dense_cfgs[0].train.dense_every} steps":
@@ -226,7 +234,6 @@ last = profiles[profiles.step == profiles.step.max()]
 # (section 6) takes the seed as its unit.
 
 # %%
-regular_lock = MF.lock_in_table(main, null_draws=1)
 dense_lock = C67.dense_lock(MF.dense_lock_in_table(dense_cfgs, null_draws=C67.NULL_DRAWS))
 lock = dense_lock.groupby(["seed", "layer"], as_index=False)["lock_in"].median()
 lock["lock_step"] = lock.lock_in * cfg.train.n_steps
@@ -287,7 +294,11 @@ fig.tight_layout()
 display(Markdown("\n".join(f"- **{spec.id}**, rule v{spec.rule.version} ({spec.rule.date}): "
                             f"{spec.rule.text}." for spec in C67.CLAIMS)))
 tables = C67.tables_from_metrics(dense_metrics, dense_lock, T, cfg.train.n_steps)
-regular = {C67.REGULAR: C67.tables_from_metrics(metrics, regular_lock, T, cfg.train.n_steps)}
+# the same dense-snapshot runs at the regular spacing only: only the resolution differs
+regular = {C67.REGULAR: C67.tables_from_metrics(
+    C67.on_regular_steps(dense_metrics, cfg.train.snapshot_every, cfg.train.n_steps),
+    C67.dense_lock(MF.dense_lock_in_table(dense_cfgs, null_draws=C67.NULL_DRAWS), "regular"),
+    T, cfg.train.n_steps)}
 records = {cid: claims.evaluate(cid, tables, preset, regular) for cid in ("C6", "C7")}
 display(Markdown(C67.resolution_verdicts(records)))
 display(records["C6"])

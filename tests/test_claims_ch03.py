@@ -389,8 +389,15 @@ def test_dense_lock_in_tables_and_resolution():
     dense = pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "draw", "k",
                                         "lock_in", "step", "grid"])
     base = tables(r90_table(3.5, 5.0), lock=lock_table([0.1] * 5, [0.1] * 5))
-    out = ch03.with_dense_lock_in(base, dense, steps)
+    regular = steps % 6 == 0
+    out = ch03.with_dense_lock_in(base, dense, steps, regular)
     assert out["resolution"] == pytest.approx(1 / 60)        # real lock-ins at step 4 (dense)
+    coarse = ch03.with_dense_lock_in(base, dense, steps, regular, "regular")
+    assert coarse["resolution"] == pytest.approx(6 / 60)     # the regular grid's own spacing
+    assert set(coarse["lock_in"].lock_in.round(6)) == {round(6 / 60, 6)}
+    assert claims.evaluate("C4", coarse, "test").verdict == "not testable"
+    with pytest.raises(ValueError, match="grid: must be one of"):
+        ch03.with_dense_lock_in(base, dense, steps, regular, "bogus")
     assert set(out["lock_in"].lock_in.round(6)) == {round(4 / 60, 6)} | {
         round((9 + s) / 60, 6) for s in range(5)}
     rec = claims.evaluate("C4", out, "test")

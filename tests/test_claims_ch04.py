@@ -251,6 +251,48 @@ def test_resolution_text_numbers_come_from_the_inputs():
     assert "median midpoint is at step 272" in text
 
 
+def test_resolution_text_says_whether_the_window_is_resolved():
+    trans = pd.DataFrame({"width": [150.0, 250.0], "mid": [120.0, 130.0]})
+    assert "at the resolution limit" in ch04.resolution_text(trans, 100)      # 2 intervals
+    text = ch04.resolution_text(trans, 10)                                    # 20 intervals
+    assert "20.0 snapshot intervals (200 steps)" in text and "is resolved" in text
+
+
+def test_resolution_table_per_layer_and_grid():
+    rows = [(seed, m, layer, 100.0 * (1 + layer) + 10 * seed, 200.0 + m, 0.1)
+            for seed in range(4) for m in (1, 2) for layer in (0, 1)]
+    trans = pd.DataFrame(rows, columns=["seed", "m", "layer", "width", "mid", "rebound"])
+    table = ch04.resolution_table({"coarse": trans, "fine": trans},
+                                  {"coarse": 100, "fine": 10}, 6000)
+    assert list(table.index) == [(0, "coarse"), (1, "coarse"), (0, "fine"), (1, "fine")]
+    width = ch04.mean_ci(np.array([100.0, 110, 120, 130]))
+    assert table.loc[(0, "coarse"), "10–90% window (steps)"] == ch04.fmt_ci(width, 0)
+    assert table.loc[(0, "fine"), "snapshot intervals"] == "11.5"        # 115 / 10
+    assert table.loc[(1, "coarse"), "snapshot intervals"] == "2.1"       # 215 / 100
+    assert table.loc[(1, "coarse"), "midpoint (step)"].startswith("202 ")
+
+
+def test_on_regular_steps_and_divergence_text():
+    metrics = pd.DataFrame({"step": [0, 10, 20, 100, 150, 200, 250], "value": range(7)})
+    assert ch04.on_regular_steps(metrics, 100, 250).step.tolist() == [0, 100, 200, 250]
+    assert "up to step 6 (first difference per seed: 6, 9, none)" in \
+        ch04.divergence_text([6, 9, None])
+    assert "equal the book runs' at every step in all 2 seeds" in \
+        ch04.divergence_text([None, None])
+
+
+def test_resolution_verdicts_name_both_grids():
+    ramps = {s: (100 + 10 * s, 300 + 10 * s) for s in range(5)}
+    fine, coarse = ramp_entropy(ramps, spacing=10), ramp_entropy(ramps, spacing=100)
+    rec = claims.evaluate("C6", tables_for(fine), "test",
+                          {ch04.REGULAR: tables_for(coarse)})
+    text = ch04.resolution_verdicts({"C6": rec})
+    assert text.startswith("- **C6** at 10-step snapshots: *")
+    assert "at the regular 100-step snapshots only: *" in text
+    same = rec.verdict == rec.variants[ch04.REGULAR].verdict
+    assert ("the same verdict" if same else "a different verdict") in text
+
+
 def test_report_percent():
     from modadd.report import percent
     assert percent(0.973) == "97%" and percent(0.973, 1) == "97.3%"

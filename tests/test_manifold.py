@@ -132,3 +132,108 @@ def test_sensitivity_full_count_equals_the_dimension_table(runs):
     ref = dims[(dims.source == "real") & (dims.group == "block")].set_index(["layer", "matrix"])
     pd.testing.assert_series_equal(real["rank"].astype(float).sort_index(),
                                    ref["rank"].astype(float).sort_index())
+
+
+# ------------------------------------------------------------- dense snapshots (issue 22)
+
+DENSE_TINY = replace(TINY, train=replace(TINY.train, n_steps=40, snapshot_every=8,
+                                         dense_every=2, dense_until=16))
+
+
+def test_outside_fraction_against_a_subset_matches_explicit_projection():
+    """Rows outside the basis are measured against the top-k uncentred subspace of the basis
+    rows: the Gram-only formula against an explicit SVD and projection; all rows as the basis
+    gives outside_fraction_from_gram."""
+    rng = np.random.default_rng(0)
+    X = np.cumsum(rng.standard_normal((13, 40)) * np.linspace(2, 0.2, 13)[:, None], axis=0)
+    X[0] = 0.0                                      # W_0 - W_0: a zero row (NaN)
+    basis = np.zeros(13, bool)
+    basis[::3] = True
+    G = X @ X.T
+    for k in (1, 2, 4):
+        _, _, vt = np.linalg.svd(X[basis], full_matrices=False)
+        P = vt[:k].T @ vt[:k]
+        norms = np.linalg.norm(X, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = np.linalg.norm(X - X @ P, axis=1) / norms
+        got = M.outside_fraction_against(G, k, basis)
+        assert np.isnan(got[0]) and np.isnan(expected[0])
+        np.testing.assert_allclose(got[1:], expected[1:], atol=1e-6)   # sqrt of rounding
+        np.testing.assert_allclose(M.outside_fraction_against(G, k, np.ones(13, bool)),
+                                   M.outside_fraction_from_gram(G, k), atol=1e-6)
+    with pytest.raises(ValueError, match="k: must be in"):
+        M.outside_fraction_against(G, 6, basis)
+
+
+def test_regular_matched_norms_keep_each_regular_interval():
+    """Within each regular interval the dense norms are rescaled by one factor so that their
+    squares sum to the real regular displacement's square."""
+    regular = np.array([1, 0, 0, 1, 0, 1, 1], bool)      # intervals of 3, 2 and 1 dense steps
+    dense = np.array([1.0, 2.0, 2.0, 3.0, 4.0, 0.5])
+    reg = np.array([6.0, 10.0, 2.0])
+    out = MF.regular_matched_norms(dense, reg, regular)
+    np.testing.assert_allclose(out[:3] / dense[:3], 6.0 / 3.0)           # sqrt(1 + 4 + 4) = 3
+    np.testing.assert_allclose(out[3:5] / dense[3:5], 10.0 / 5.0)        # sqrt(9 + 16) = 5
+    np.testing.assert_allclose(out[5], 2.0)
+    sums = [np.sum(out[:3] ** 2), np.sum(out[3:5] ** 2), out[5] ** 2]
+    np.testing.assert_allclose(sums, reg ** 2)
+
+
+def test_dense_lock_in_regular_grid_is_the_regular_runs_and_bounds_the_dense_one():
+    """On a dense-snapshot run, the regular grid's lock-in (real and every null draw) equals
+    lock_in_table of the same run without the dense phase (identical training, the same null
+    stream on the same norms); the dense lock-in lies within one regular interval before it
+    and no later than the regular snapshot after it."""
+    regular_run, dense_cfg = replace(DENSE_TINY, train=replace(
+        DENSE_TINY.train, dense_every=0, dense_until=0)), DENSE_TINY
+    table = MF.dense_lock_in_table([dense_cfg], null_draws=3)
+    plain = MF.lock_in_table([regular_run], null_draws=3)
+    reg = table[table.grid == "regular"].reset_index(drop=True)
+    cols = ["seed", "layer", "matrix", "source", "draw", "k"]
+    pd.testing.assert_frame_equal(reg[cols], plain[cols])
+    np.testing.assert_allclose(reg.lock_in, plain.lock_in)
+    every, total = dense_cfg.train.snapshot_every, dense_cfg.train.n_steps
+    real = table[table.source == "real"].pivot_table(index=["layer", "matrix"], columns="grid",
+                                                     values="step")
+    ok = real.dropna()
+    assert len(ok) > 0
+    assert (ok["dense"] > ok["regular"] - every).all()
+    assert (ok["regular"] <= np.minimum(np.ceil(ok["dense"] / every) * every, total)).all()
+    # the regular-matched null's real rows are the dense grid's real rows
+    np.testing.assert_array_equal(real["dense"].to_numpy(),
+                                  real["dense, regular-matched null"].to_numpy())
+    curves = MF.dense_outside_curves([dense_cfg], null_draws=3)
+    assert set(curves.step) == set(range(0, 17, 2)) | set(range(0, 41, 8))
+    assert curves.regular.sum() == len(set(range(0, 41, 8))) * 2 * 4
+    with pytest.raises(ValueError, match="has no dense snapshots"):
+        MF.dense_lock_in(regular_run, null_draws=1)
+
+
+def test_replicated_angle_table_pairs(monkeypatch):
+    """Seeds below kept_from keep angle_table's call (same cache key); the pairs among the later
+    seeds are added; none across the two groups."""
+    calls = {}
+
+    def fake_angle_table(mixed, single, k, random_draws):
+        calls["base"] = sorted(single)
+        return pd.DataFrame({"comparison": ["seed"], "a": ["x"], "b": ["y"]})
+
+    def fake_pairs(named, pairs, k, random_draws, seed):
+        calls["pairs"], calls["draws"] = pairs, random_draws
+        return pd.DataFrame({"comparison": [p[0] for p in pairs], "a": [p[1] for p in pairs],
+                             "b": [p[2] for p in pairs]})
+    monkeypatch.setattr(MF, "angle_table", fake_angle_table)
+    monkeypatch.setattr(MF, "pair_angle_table", fake_pairs)
+    single = {(m, s): TINY.with_seed(s) for m in (1, 2) for s in range(5)}
+    out = MF.replicated_angle_table({0: TINY}, single, k=2, random_draws=7, kept_from=2)
+    assert calls["base"] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert calls["draws"] == 0
+    same_m = [p for p in calls["pairs"] if p[0] == "seed (same m)"]
+    same_seed = [p for p in calls["pairs"] if p[0] == "m (same seed)"]
+    assert len(same_m) == 2 * 3 and len(same_seed) == 3          # C(3, 2) per m; one per seed
+    assert all(int(a.split(" s")[1]) >= 2 and int(b.split(" s")[1]) >= 2
+               for _, a, b in calls["pairs"])
+    assert len(out) == 1 + 9
+    # nothing added without later seeds
+    single = {k: v for k, v in single.items() if k[1] < 2}
+    assert len(MF.replicated_angle_table({0: TINY}, single, k=2, kept_from=2)) == 1

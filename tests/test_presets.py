@@ -172,7 +172,32 @@ def test_chapter7_and_8_extra_arms():
     roles = study_configs("book", few_seeds=2)
     assert len(roles["difficulty"]) == 2 * len(grid) and len(roles["paper sgd"]) == 3
     assert [c.seed for c in roles["difficulty"][:len(grid)]] == [0] * len(grid)  # seed-major
-    assert len(study_configs("book")["difficulty"]) == len(grid)
+    assert len(study_configs("book")["difficulty"]) == 3 * len(grid)
+
+
+def test_replication_roles_precision_and_keys():
+    """Issue 22's seeds: single-m seeds 0-1 and the difficulty grid's seed 0 stay fp32 (their
+    committed runs), later seeds train at bf16; the dense-snapshot copies keep the committed
+    keys; the longer arm doubles the steps at bf16; a study at bf16 trains everything at bf16."""
+    from modadd.presets import REPLICATION_PRECISION, study_configs
+    from modadd.store import run_key
+    roles = study_configs("book")
+    single = {(c.train.single_m, c.seed): c.train.precision for c in roles["single m"]}
+    assert sorted(single) == [(m, s) for m in (1, 2, 3, 4) for s in range(5)]
+    assert all(p == ("fp32" if s < 2 else REPLICATION_PRECISION)
+               for (_, s), p in single.items())
+    assert {c.train.precision for c in roles["difficulty"] if c.seed == 0} == {"fp32"}
+    assert {c.train.precision for c in roles["difficulty"] if c.seed > 0} == {"bf16"}
+    assert [run_key(c) for c in roles["dense snapshots"]] == [
+        "67a005a0f415e7ae", "8019d1d033462c10", "c6f1374646e70f37", "e3602981e1296dd2",
+        "6fdf7973ac3283cc"]
+    assert all(c.train.dense_every == 10 and c.train.dense_until == 1000
+               for c in roles["dense snapshots"])
+    assert [c.train.n_steps for c in roles["longer budget"]] == [12000] * 5
+    assert [c.train.precision for c in roles["longer budget"] + roles["main bf16"]] == \
+        ["bf16"] * 10
+    assert {c.train.precision for r in study_configs("book", precision="bf16").values()
+            for c in r} == {"bf16"}
 
 
 def replace_task(cfg, **changes):

@@ -15,7 +15,8 @@ Tables (``load`` / :func:`tables_from_analyses`):
   lock-in is measured on the dense-snapshot copies of the main runs (``presets.dense_early``:
   every 10 steps to step 1000 at the book preset; identical training) and ``lock_in_grids``
   holds every grid of :func:`modadd.manifold.dense_lock_in_table`; variant
-  :data:`REGULAR` gives the regular snapshots only (chapter 3 before issue 22);
+  :data:`REGULAR` gives the same runs' regular snapshots only (the spacing chapter 3 used
+  before issue 22), so that only the resolution differs;
 - ``angles``: top-k subspace overlaps (``comparison, a, b, layer, matrix, overlap``; comparisons
   ``seed``, ``layer``, ``m (same seed)``, ``seed (same m)``, ``random``); ``k``, ``dim``: the
   subspace dimension and the ambient dimension ``d^2`` (random overlap expectation ``k/dim``).
@@ -47,7 +48,7 @@ ANGLE_RANDOM_DRAWS = 50          # random subspace pairs of the angle table (a l
 MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 SCHEDULES = ("main", "constant lr", "original lr")
 VARIANTS = ("original lr", "constant lr")
-REGULAR = "regular snapshots only"   # C4 at the preset's snapshot spacing (no dense phase)
+REGULAR = "regular snapshots only"   # the dense runs at the preset's snapshot spacing only
 DENSE_GRID, MATCHED_GRID = "dense", "dense, regular-matched null"   # manifold.GRIDS
 SCHEDULE_LABELS = {"main": "preset schedule (book: cosine)", "constant lr": "constant peak rate",
                    "original lr": "original constant rate 3e-4"}
@@ -87,11 +88,11 @@ def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS
             MF.replicated_angle_table(mixed, single, k=k, random_draws=ANGLE_RANDOM_DRAWS,
                                       kept_from=SINGLE_M_KEPT_FROM),
             k=k, dim=dim, steps=steps, schedules=schedules)
-        if variant == REGULAR:
-            return regular
         dense = roles["dense snapshots"]
+        grids = MF.dense_lock_in(dense[0], null_draws=null_draws)
         return with_dense_lock_in(regular, MF.dense_lock_in_table(dense, null_draws=null_draws),
-                                  MF.dense_lock_in(dense[0], null_draws=null_draws)["steps"])
+                                  grids["steps"], grids["regular"],
+                                  "regular" if variant == REGULAR else DENSE_GRID)
     return tables_from_analyses(schedules[variant],
                                 MF.lock_in_table(roles[variant], null_draws=null_draws), None,
                                 k=k, dim=dim, steps=steps, schedules=schedules, setting=variant)
@@ -108,18 +109,24 @@ def grid_spacing(steps, upto: float) -> float:
     return float(gaps.max()) if gaps.size else float(np.diff(steps).max())
 
 
-def with_dense_lock_in(tables: Tables, dense: pd.DataFrame, steps) -> Tables:
-    """``tables`` with C4's lock-in measured on a dense snapshot grid: ``dense`` is
+def with_dense_lock_in(tables: Tables, dense: pd.DataFrame, steps, regular,
+                       grid: str = "dense") -> Tables:
+    """``tables`` with C4's lock-in measured on a dense-snapshot run's ``grid``: ``dense`` is
     :func:`modadd.manifold.dense_lock_in_table` of the same seeds, ``steps`` their snapshot
-    steps.  ``lock_in`` becomes its ``dense`` grid (real trajectory and the walks matched to
-    the real per-interval norms), ``resolution`` the grid's spacing where the real lock-ins lie
-    (as a fraction of training), ``lock_in_grids`` keeps every grid (alternatives)."""
+    steps and ``regular`` the mask of the regular grid among them.  ``lock_in`` becomes that
+    grid's rows (real trajectory and its walks; ``"regular"``: the same runs at the regular
+    spacing only, so that only the resolution differs from ``"dense"``), ``resolution`` the
+    grid's spacing where the real lock-ins lie (as a fraction of training), ``lock_in_grids``
+    keeps every grid (alternatives)."""
+    if grid not in set(dense.grid):
+        raise ValueError(f"grid: must be one of {sorted(set(dense.grid))}, got {grid!r}")
     steps = np.asarray(steps, float)
-    part = dense[dense.grid == DENSE_GRID]
+    on = steps[np.asarray(regular, bool)] if grid == "regular" else steps
+    part = dense[dense.grid == grid]
     latest = part[part.source == "real"].step.max()
     return {**tables, "lock_in": part[["seed", "layer", "matrix", "source", "draw", "lock_in"]]
             .reset_index(drop=True),
-            "resolution": grid_spacing(steps, latest) / steps[-1],
+            "resolution": grid_spacing(on, latest) / steps[-1],
             "lock_in_grids": dense.reset_index(drop=True)}
 
 
