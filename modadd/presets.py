@@ -170,7 +170,7 @@ def difficulty_arms(cfg: RunConfig, grid: dict[int, tuple[int, ...]] | None = No
 # the roles of study_configs that the book's chapters read (``make study`` trains these)
 BOOK_ROLES = ("main", "constant lr", "original lr", "single m", "full params", "mlp",
               "curriculum", "curriculum (no reset)", "largest m only", "paper sgd", "difficulty",
-              "mul C7", "add C7")
+              "mul C7", "add C7", "dense snapshots", "main bf16", "longer budget")
 
 
 # replication seeds added by issue 22 train at bf16 (validated against fp32 on the book's main

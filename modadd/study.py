@@ -3,8 +3,9 @@
 Usage: ``python -m modadd.study [--preset book] [--seeds N] [--roles main,...] [--workers N]
 [--ensemble] [--precision fp32|bf16] [--device cpu|cuda]``.
 The runs are ``modadd.presets.study_configs``: the preset's seeds, its learning-rate controls,
-its single-m runs, its seeds again with full parameter vectors (chapter 4), and the arms of
-chapters 7 and 8, chapters 9-10's grokking runs and chapter 11's sweeps.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
+its single-m runs, its seeds again with full parameter vectors (chapter 4) and with dense early
+snapshots (chapters 3-4), at bf16 and at twice the budget (chapter 3's convergence arm), the arms
+of chapters 7 and 8, chapters 9-10's grokking runs and chapter 11's sweeps.  Finished runs are loaded, missing ones trained (up to 5 processes per role,
 one thread each) and published to ``data/results``; interrupted runs resume from their last
 checkpoint.  Then the per-run Gram matrices the manifold chapter needs, the commutator tables
 of chapter 5, the SAE tables of chapter 6 and the MLP weights' Grams of chapter 7 are cached.
@@ -16,7 +17,7 @@ import time
 
 from . import arms, commutator, openq, sae
 from .grokking import GROKKING_PRESETS, detection_study, grokking_study
-from .manifold import increment_grams
+from .manifold import dense_lock_in, increment_grams
 from .config import PRECISIONS
 from .presets import BOOK_ROLES, PRESETS, study_configs, with_precision
 from .store import load_or_train_many
@@ -29,7 +30,10 @@ GROKKING_ROLES = ("grokking", "grokking perturbed", "detection", "detection show
 # chapter 11: the open questions' width/depth/operation sweeps and prediction grid (their
 # dimension and feature tables are cached whole by the chapter, not per run)
 OPEN_ROLES = ("open width", "open depth", "open width mul", "open prediction")
-NO_GRAMS = ("full params", "difficulty", "paper sgd") + GROKKING_ROLES + OPEN_ROLES
+# the dense-snapshot runs: chapters 3-4 read their per-run lock-in arrays (a few kB), not their
+# Grams (151 snapshots: ~1.8 MB per run)
+NO_GRAMS = ("full params", "difficulty", "paper sgd", "dense snapshots") + GROKKING_ROLES \
+    + OPEN_ROLES
 
 
 def all_roles(preset: str = "book", seeds: int | None = None, precision: str = "fp32") -> dict:
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
                 increment_grams(run.config)
             if role == "mlp":           # chapter 7 reads the MLP weights' Grams too
                 arms.mlp_increment_grams(run.config)
+            if role == "dense snapshots":   # chapters 3-4: lock-in at 10-step resolution
+                dense_lock_in(run.config)
             print(f"{role} seed {run.config.seed} {run.key}: final accuracy "
                   f"{run.meta['final_accuracy']}, {run.meta['wall_s'] / 60:.1f} min")
         if role == "full params":   # chapters 5 and 6 measure on the stored parameter vectors
