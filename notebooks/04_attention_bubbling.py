@@ -255,6 +255,16 @@ fig.tight_layout()
 display(Markdown(C67.timing_text(gap, r_last, dense_trans["mid"])))
 
 # %% [markdown]
+# Per seed (the unit C7 takes), at 10-step resolution: the entropy midpoint and the lock-in step,
+# each the mean over layers (midpoints over $m$ first), and their difference:
+
+# %%
+per_seed_timing = timing.groupby("seed")[["mid", "lock_step"]].mean()
+per_seed_timing["midpoint − lock-in"] = per_seed_timing["mid"] - per_seed_timing.lock_step
+per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
+                                "lock_step": "lock-in (step)"}).round(0)
+
+# %% [markdown]
 # ## 5. Top-$k$ attention ablation
 # Every layer's attention fixed to the unablated pass's patterns, cut to their $k$ largest weights
 # per row and renormalised (the original's protocol); accuracy per $m$ on `ablation_examples` held-out
