@@ -132,7 +132,8 @@ def summary_text(acc: pd.DataFrame, records: Mapping[str, Mapping], short: str, 
              f"{number(acc[(acc.arm == long) & (acc.m == m)].accuracy.min(), 3)})."]
     if moved:
         lines.append("Verdicts that change with the budget: " + "; ".join(
-            f"{cid} ({records[short][cid].verdict} → {records[long][cid].verdict})"
+            f"{cid} ({records[short][cid].verdict} → {records[long][cid].verdict}; "
+            f"{short}: {records[short][cid].effect}; {long}: {records[long][cid].effect})"
             for cid in moved) + ".")
     else:
         lines.append(f"No verdict of {', '.join(next(iter(records.values())))} changes with "
@@ -140,7 +141,8 @@ def summary_text(acc: pd.DataFrame, records: Mapping[str, Mapping], short: str, 
     every = all_reach(acc, long, m, threshold)
     if every and moved:
         lines.append("The longer budget converges every seed and the verdicts above depend on "
-                     "the budget: the book preset should move to it.")
+                     "the budget: by this rule the book preset should move to it, at twice the "
+                     "training steps per run.")
     elif every:
         lines.append("The longer budget converges every seed, but no verdict depends on the "
                      "budget: the book preset can stay where it is, at half the training "

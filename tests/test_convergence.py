@@ -51,7 +51,8 @@ def test_summary_text_three_outcomes():
                     {"C1": "supported", "C4": "supported"})
     assert C.changed(moved) == ["C4"]
     text = C.summary_text(acc, moved, "short", "long", 4)
-    assert "C4 (not testable → supported)" in text and "should move to it" in text
+    assert ("C4 (not testable → supported; short: effect not testable; long: effect supported)"
+            in text) and "should move to it" in text
     acc = accuracies([0.99, 0.88, 0.97], [0.99, 0.90, 0.96])
     assert "Not every seed converges even at the longer budget" in \
         C.summary_text(acc, same, "short", "long", 4)
