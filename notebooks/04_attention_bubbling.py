@@ -125,8 +125,10 @@ early = dense_metrics[(dense_metrics.metric == "entropy")
 fig, ax = plt.subplots(figsize=(8, 3.6))
 band_plot(early, x="step", hue="m", value="value", ax=ax, label_fmt="m={}")
 on_grid = early[early.step % cfg.train.snapshot_every == 0].groupby(["m", "step"]).value.mean()
-for (m, part), colour in zip(on_grid.groupby(level="m"), sns.color_palette()):
-    ax.plot(part.index.get_level_values("step"), part.values, "o", color=colour, ms=4)
+line_colour = {line.get_label(): line.get_color() for line in ax.get_lines()}
+for m, part in on_grid.groupby(level="m"):
+    ax.plot(part.index.get_level_values("step"), part.values, "o", ms=4, mec="k", mew=0.5,
+            color=line_colour.get(f"m={m}", "k"))
 ax.axhline(np.log(T), color="k", ls=":", lw=1)
 ax.set(xlabel="step", ylabel="readout entropy (last layer)",
        title=f"Last-layer readout entropy, every {dense_cfgs[0].train.dense_every} steps "

@@ -343,6 +343,7 @@ for ax, (C, part) in zip(axes, summary.groupby("C")):
     sns.heatmap(wide, annot=label, fmt="", vmin=0, vmax=1, cmap="viridis", ax=ax,
                 cbar=ax is axes[-1], annot_kws={"fontsize": 7})
     ax.set(title=f"C = {C} (chance {1 / C:.3f})", xlabel="m (held-out)", ylabel="")
+    ax.tick_params(axis="y", labelrotation=0)
     ax.grid(False)
 fig.suptitle("Final held-out accuracy: from scratch on one m vs mixed training "
              "(mean, 95% CI over seeds, kept in [0, 1])", y=1.03)
