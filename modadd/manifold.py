@@ -8,7 +8,7 @@ from those Gram matrices in milliseconds, so the book rebuilds without trajector
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -256,6 +256,14 @@ def lock_in_table(cfgs: Iterable[RunConfig], level: float = LOCK_IN_LEVEL,
                   lambda: _lock_in_table(cfgs, level, threshold, null_draws))
 
 
+def _block_lock_in(g: np.ndarray, level: float, threshold: float) -> tuple[int, Optional[int]]:
+    """(k, lock-in index) of one trajectory Gram: k = its r at ``threshold``, the index of the
+    first snapshot from which the outside fraction of the top-k subspace stays at most
+    ``level`` (None if never)."""
+    k = M.rank_at(M.spectrum_from_gram(g), threshold)
+    return k, M.lock_in_index(M.outside_fraction_from_gram(g, k), level)
+
+
 def _lock_in_table(cfgs: list[RunConfig], level: float, threshold: float,
                    null_draws: int) -> pd.DataFrame:
     """Lock-in of every block: the first snapshot from which ``W_t - W_0`` stays at least
@@ -274,8 +282,7 @@ def _lock_in_table(cfgs: list[RunConfig], level: float, threshold: float,
                              M.random_walk_gram(norms, cfg.model.d_model ** 2, rng))
                             for draw in range(null_draws)]
                 for source, draw, g in sources:
-                    k = M.rank_at(M.spectrum_from_gram(g), threshold)
-                    index = M.lock_in_index(M.outside_fraction_from_gram(g, k), level)
+                    k, index = _block_lock_in(g, level, threshold)
                     fraction = np.nan if index is None else steps[index] / steps[-1]
                     rows.append((cfg.seed, layer, name, source, draw, k, fraction))
     return pd.DataFrame(rows, columns=["seed", "layer", "matrix", "source", "draw", "k",
@@ -292,23 +299,16 @@ DENSE_VERSION = 1       # cached per-run lock-in arrays of dense-snapshot runs
 GRIDS = ("regular", "dense", "dense, regular-matched null")
 
 
-def _lock_in_steps(g: np.ndarray, regular: np.ndarray, steps: np.ndarray, level: float,
-                   threshold: float, dense: bool) -> tuple[int, float, np.ndarray]:
+def _dense_block_lock_in(g: np.ndarray, regular: np.ndarray, steps: np.ndarray, level: float,
+                         threshold: float) -> tuple[int, float, np.ndarray]:
     """For one trajectory Gram ``g`` over every snapshot: (k, lock-in step, outside fraction at
-    every snapshot; NaN where not measured).  k and the final subspace come from the regular
-    snapshots alone (as a run without the dense phase defines them); ``dense``: the lock-in is
-    the first of *all* snapshots from which every later one stays inside that subspace, else
-    the first regular one."""
-    g_reg = g[np.ix_(regular, regular)]
-    k = M.rank_at(M.spectrum_from_gram(g_reg), threshold)
-    if dense:
-        outside, on = M.outside_fraction_against(g, k, regular), steps
-    else:
-        outside = np.full(len(steps), np.nan)
-        outside[regular] = M.outside_fraction_from_gram(g_reg, k)
-        on = steps[regular]
-    index = M.lock_in_index(outside if dense else outside[regular], level)
-    return k, np.nan if index is None else float(on[index]), outside
+    every snapshot).  k and the final subspace come from the regular snapshots alone (as a run
+    without the dense phase defines them); the lock-in is the first of *all* snapshots from
+    which every later one stays inside that subspace."""
+    k = M.rank_at(M.spectrum_from_gram(g[np.ix_(regular, regular)]), threshold)
+    outside = M.outside_fraction_against(g, k, regular)
+    index = M.lock_in_index(outside, level)
+    return k, np.nan if index is None else float(steps[index]), outside
 
 
 def regular_matched_norms(dense_norms: np.ndarray, regular_norms: np.ndarray,
@@ -350,23 +350,26 @@ def _dense_lock_in(cfg: RunConfig, level: float, threshold: float, null_draws: i
             norms = {"dense": np.linalg.norm(np.diff(X, axis=0), axis=1),
                      "regular": np.linalg.norm(np.diff(X[regular], axis=0), axis=1)}
             norms["matched"] = regular_matched_norms(norms["dense"], norms["regular"], regular)
+            reg_steps = steps[regular]
             for source in range(sources):
-                for gi in range(len(GRIDS)):
-                    if source == 0:
-                        walk = g
-                    elif gi == 0:       # a walk on the regular grid only, embedded
-                        walk = np.zeros_like(g)
-                        walk[np.ix_(regular, regular)] = M.random_walk_gram(
-                            norms["regular"], dim, rngs[0])
-                    else:
-                        walk = M.random_walk_gram(norms["dense" if gi == 1 else "matched"],
-                                                  dim, rngs[gi])
-                    k, at, outside = _lock_in_steps(walk, regular, steps, level, threshold,
-                                                    dense=gi > 0)
+                # the regular grid: chapter 3's statistic (a walk on the regular grid only)
+                g_reg = (g[np.ix_(regular, regular)] if source == 0 else
+                         M.random_walk_gram(norms["regular"], dim, rngs[0]))
+                k, index = _block_lock_in(g_reg, level, threshold)
+                lock[0, layer, b, source] = np.nan if index is None else reg_steps[index]
+                ks[0, layer, b, source] = k
+                for gi in (1, 2):
+                    if source == 0 and gi == 2:        # the real values are the dense grid's
+                        lock[2, layer, b, 0] = lock[1, layer, b, 0]
+                        ks[2, layer, b, 0] = ks[1, layer, b, 0]
+                        continue
+                    walk = g if source == 0 else M.random_walk_gram(
+                        norms["dense" if gi == 1 else "matched"], dim, rngs[gi])
+                    k, at, outside = _dense_block_lock_in(walk, regular, steps, level, threshold)
                     lock[gi, layer, b, source], ks[gi, layer, b, source] = at, k
-                    if source == 0 and gi == 1:
+                    if source == 0:
                         out_real[layer, b] = outside
-                    elif source > 0 and gi > 0:
+                    else:
                         out_null[gi - 1, layer, b] += outside / null_draws
     return {"lock_step": lock, "k": ks, "outside_real": out_real, "outside_null": out_null,
             "steps": steps.astype(np.int64), "regular": regular}
