@@ -37,6 +37,8 @@ with ``train``).
 """
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import time
 from pathlib import Path
@@ -282,7 +284,9 @@ def train_and_store_ensembles(cfgs: Iterable[RunConfig], progress: bool = True,
     none with a sequential checkpoint to resume) and store each run exactly as
     :func:`modadd.store.train_and_store` does.  Returns the configs left to train sequentially
     (groups of one, unsupported configs, interrupted sequential runs), in their given order."""
-    from .store import partial_run_dir, run_key, store_trained
+    from .durable import key_lock
+    from .store import (_cache_finished, _lock_file, _repair, partial_run_dir, run_key,
+                        store_trained)
     cfgs = list(cfgs)
     groups: dict[tuple, dict[str, RunConfig]] = {}
     for cfg in cfgs:
@@ -297,8 +301,22 @@ def train_and_store_ensembles(cfgs: Iterable[RunConfig], progress: bool = True,
               f"ensemble(s)", unit="step", disable=not progress or not ensembles,
               mininterval=1.0) as bar:
         for group in ensembles:
-            partials = [partial_run_dir(run_key(cfg)) for cfg in group]
-            logs = train_ensemble(group, partials, progress=bar.update, device=device)
-            for cfg, log, partial in zip(group, logs, partials):
-                store_trained(cfg, log, partial)
+            # one writer per key: lock every member (in key order, so two processes locking
+            # overlapping groups cannot deadlock); members another process finished meanwhile,
+            # or left resumable, are trained (or read) sequentially instead
+            with contextlib.ExitStack() as locks:
+                for key in sorted(run_key(cfg) for cfg in group):
+                    locks.enter_context(key_lock(_lock_file(key)))
+                for cfg in group:
+                    _repair(run_key(cfg))
+                busy = [cfg for cfg in group if _cache_finished(cfg) or
+                        (partial_run_dir(run_key(cfg)) / "checkpoint.pt").exists()]
+                if busy:
+                    trained -= {run_key(cfg) for cfg in group}
+                    bar.update(sum(cfg.train.n_steps for cfg in group))
+                    continue
+                partials = [partial_run_dir(run_key(cfg)) for cfg in group]
+                logs = train_ensemble(group, partials, progress=bar.update, device=device)
+                for cfg, log, partial in zip(group, logs, partials):
+                    store_trained(cfg, log, partial)
     return [cfg for cfg in cfgs if run_key(cfg) not in trained]

@@ -21,6 +21,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MODADD_CACHE_DIR", ROOT / "data" / "cache"))
 
 
+NO_TRAIN_VARIABLE = "MODADD_NO_TRAIN"
+_TRUE = ("1", "true", "yes")
+_FALSE = ("", "0", "false", "no")
+
+
 def training_allowed() -> bool:
-    """False when ``MODADD_NO_TRAIN=1``: a cache miss must then fail at once."""
-    return os.environ.get("MODADD_NO_TRAIN", "0") in ("", "0")
+    """False when ``MODADD_NO_TRAIN`` is 1/true/yes (any case): a cache miss must then fail at
+    once.  Unset, empty, 0/false/no allow training; any other value is an error (a typo must
+    not silently train, or silently forbid training)."""
+    value = os.environ.get(NO_TRAIN_VARIABLE, "").strip().lower()
+    if value in _TRUE:
+        return False
+    if value in _FALSE:
+        return True
+    raise ValueError(f"{NO_TRAIN_VARIABLE}: must be one of 1, true, yes (forbid training) or 0, "
+                     f"false, no (allow it), got {os.environ[NO_TRAIN_VARIABLE]!r}")

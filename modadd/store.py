@@ -12,20 +12,45 @@ A run is identified by ``RunConfig.key(SCHEMA_VERSION)``.  Layout::
 
 Bump ``SCHEMA_VERSION`` whenever training behaviour or the stored format changes: keys then
 change and stale results can never load silently.
+
+Guarantees (tested by ``tests/test_faults.py``):
+
+* **One writer per run key**, across processes (and machines sharing a file system whose
+  ``flock`` works): training a key holds ``data/cache/runs/.locks/<key>.lock``; a second process
+  asking for the same run waits, then reads the first one's result.  Every temporary file and
+  folder has a unique name.
+* **Crash-safe publish**: nothing is deleted before its replacement is in place (rename-swap:
+  the old folder is moved aside, the new one renamed in, then the old one removed).  A kill at
+  any point of train → move → publish leaves the old complete copy or the new one, and the next
+  read repairs the rest: a finished run in the cache missing from ``data/results`` is
+  republished, a finished ``.partial`` folder is moved in, folders moved aside are restored or
+  removed and staging folders are cleaned (under the key's lock, so never a live writer's).
+* **Integrity**: ``meta.json`` holds the SHA-256 of every file of the run (``checksums``) and of
+  itself (``meta_sha256``); summaries are verified on every read, weight files on first access.
+  Any damaged or unreadable file raises :class:`CorruptFile` naming the file, the run key and
+  the way to recover; a damaged summary copy falls back to the other copy with a
+  :class:`DamagedCopyWarning`.  Runs stored before checksums existed are verified by parsing
+  only (``python -m modadd.store checksum`` adds checksums to them).
+* Training that goes non-finite stops with :class:`modadd.train.NonFiniteTraining` naming the
+  step and the likely field; nothing is stored and its ``.partial`` folder is removed.
 """
 from __future__ import annotations
 
 import concurrent.futures as futures
 import contextlib
+import gzip
 import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 import platform
 import queue
 import shutil
-import tempfile
 import time
+import uuid
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -37,8 +62,10 @@ from tqdm.auto import tqdm
 
 from . import paths
 from .config import RunConfig
+from .durable import (atomic_path, atomic_write_text, die_with_parent, fault, file_mode,
+                      key_lock, sha256_file, staging_dir, try_key_lock)
 from .model import Transformer
-from .train import snapshot_index, snapshot_steps, train
+from .train import NonFiniteTraining, snapshot_index, snapshot_steps, train
 
 SCHEMA_VERSION = 1
 SUMMARY_FILES = ("config.json", "metrics.csv.gz", "train_log.npz", "meta.json")
@@ -49,6 +76,26 @@ OPTIONAL_SUMMARY_FILES = ("fingerprints.npz",)   # algorithmic tasks
 
 class CacheMiss(RuntimeError):
     """A result is not cached and ``MODADD_NO_TRAIN=1`` forbids computing it."""
+
+
+class CorruptFile(RuntimeError):
+    """A stored file (of a run or an analysis result) is damaged or unreadable.
+
+    ``path`` is the file, ``key`` the run key or analysis stem, ``recovery`` what to do."""
+
+    def __init__(self, path: Path, key: str, problem: str, recovery: str):
+        self.path, self.key, self.problem, self.recovery = Path(path), key, problem, recovery
+        super().__init__(f"{key}: {path} is damaged ({problem}); {recovery}")
+
+
+class DamagedCopyWarning(UserWarning):
+    """One copy of a run's summaries was damaged and the other copy was read instead."""
+
+
+# what unreadable files raise, per reader (numpy, pandas, gzip, zipfile, json, torch, pickle)
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError,
+                zipfile.BadZipFile, gzip.BadGzipFile, pickle.UnpicklingError, RuntimeError,
+                pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 
 
 @dataclass
@@ -88,8 +135,8 @@ class Run:
         if not path.exists():
             raise FileNotFoundError(f"run {self.key}: no fingerprints.npz (not an algorithmic "
                                     f"task, or a run stored before fingerprints existed)")
-        with np.load(path) as arrays:
-            return dict(arrays)
+        _verify(path, self.key, self.meta)
+        return _read_file(path, self.key, lambda p: _load_npz(p))
 
     @property
     def snapshot_index(self) -> list[tuple[int, str]]:
@@ -99,18 +146,18 @@ class Run:
     @property
     def snapshots(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots, n_layers, 4, d, d]`` float32 (W_Q, W_K, W_V, W_O)."""
-        return np.load(self._heavy("snapshots.npy"), mmap_mode="r")[:len(self.snapshot_steps)]
+        return self._array("snapshots.npy")[:len(self.snapshot_steps)]
 
     @property
     def params(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots, n_params]`` float32 (needs ``store_full_params``)."""
-        return np.load(self._heavy("params.npy"), mmap_mode="r")[:len(self.snapshot_steps)]
+        return self._array("params.npy")[:len(self.snapshot_steps)]
 
     @property
     def updates(self) -> np.ndarray:
         """Memory-mapped ``[n_snapshots - 1, n_params]`` float32: row ``i`` is the single
         optimizer update applied right after snapshot ``i`` (needs ``store_full_params``)."""
-        return np.load(self._heavy("updates.npy"), mmap_mode="r")[:len(self.snapshot_steps) - 1]
+        return self._array("updates.npy")[:len(self.snapshot_steps) - 1]
 
     def model_at(self, index: int) -> Transformer:
         """The model after ``snapshot_steps[index]`` updates, in eval mode (needs
@@ -123,7 +170,17 @@ class Run:
 
     def final_state_dict(self) -> dict:
         """The trained model's ``state_dict``."""
-        return torch.load(self._heavy("final_model.pt"), weights_only=True)
+        return _read_file(self._heavy("final_model.pt"), self.key,
+                          lambda p: torch.load(p, weights_only=True))
+
+    def _array(self, name: str) -> np.ndarray:
+        path = self._heavy(name)
+        array = _read_file(path, self.key, lambda p: np.load(p, mmap_mode="r"))
+        if array.dtype != np.float32 or array.ndim < 2:
+            raise CorruptFile(path, self.key, f"expected a float32 array of >= 2 axes, got "
+                                              f"{array.dtype} {array.shape}",
+                              _heavy_recovery(path.parent))
+        return array
 
     def _heavy(self, name: str) -> Path:
         path = (self.cache_path or _cache_run_dir(self.key)) / name
@@ -131,6 +188,7 @@ class Run:
             raise CacheMiss(f"run {self.key}: {name} is not in the cache ({path}); the committed "
                             f"results hold summaries only. Recompute it with "
                             f"load_or_train(cfg, trajectories=True) or `make study`.")
+        _verify(path, self.key, self.meta)
         return path
 
 
@@ -154,36 +212,234 @@ def heavy_files(cfg: RunConfig) -> tuple[str, ...]:
 
 
 def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
-    """The cached run of ``cfg`` or None (with ``trajectories``: only if the cache has weights)."""
+    """The cached run of ``cfg`` or None (with ``trajectories``: only if the cache has weights).
+
+    Reading repairs what a crash left (see the module docstring): a finished run missing from
+    ``data/results`` is republished.  A damaged summary copy falls back to the other copy
+    (:class:`DamagedCopyWarning`); both damaged raises :class:`CorruptFile`."""
     key = run_key(cfg)
-    heavy = _cache_run_dir(key)
-    for folder in (heavy, _results_run_dir(key)):
-        if (folder / "meta.json").exists():
-            if trajectories and not all((heavy / name).exists() for name in heavy_files(cfg)):
-                return None     # not cached, or cached by a version that stored less: retrain
-            return _read_run(cfg, key, folder, heavy if heavy.exists() else None)
+    _open_store()
+    heavy, results = _cache_run_dir(key), _results_run_dir(key)
+    if _needs_repair(key):
+        with key_lock(_lock_file(key)):
+            _repair(key)
+    in_cache, in_results = (heavy / "meta.json").exists(), (results / "meta.json").exists()
+    if trajectories and not (in_cache and all((heavy / name).exists()
+                                              for name in heavy_files(cfg))):
+        return None     # not cached, or cached by a version that stored less: retrain
+    errors: list[CorruptFile] = []
+    for folder in [f for f, present in ((heavy, in_cache), (results, in_results)) if present]:
+        try:
+            run = _read_run(cfg, key, folder, heavy if in_cache else None)
+        except CorruptFile as error:
+            errors.append(error)
+            continue
+        for error in errors:
+            warnings.warn(f"{error} -- read the intact copy in {folder} instead",
+                          DamagedCopyWarning, stacklevel=2)
+        return run
+    if len(errors) > 1:
+        raise CorruptFile(errors[0].path, key, f"{errors[0].problem}; the other copy is damaged "
+                          f"too: {errors[1].path} ({errors[1].problem})",
+                          f"delete {heavy} and {results}, then retrain")
+    if errors:
+        raise errors[0]
     return None
 
 
 def _read_run(cfg: RunConfig, key: str, folder: Path, heavy: Optional[Path]) -> Run:
+    """The run stored in ``folder`` (a cache or results copy), every summary file verified."""
+    meta = _read_meta(folder, key)
+    for name in SUMMARY_FILES + OPTIONAL_SUMMARY_FILES:
+        if name in METRICS_FILES:
+            continue
+        if (folder / name).exists():
+            _verify(folder / name, key, meta)
+    metrics_path = _metrics_file(folder, key)
+    _verify(metrics_path, key, meta)
+    config_path = folder / "config.json"
     # through from_dict, so fields added after a run was stored compare at their defaults
-    stored = RunConfig.from_dict(json.loads((folder / "config.json").read_text())).to_dict()
+    stored = _read_file(config_path, key, lambda p: RunConfig.from_dict(
+        json.loads(p.read_text())).to_dict())
     if json.loads(json.dumps(stored)) != json.loads(json.dumps(cfg.to_dict())):
-        raise RuntimeError(f"run {key}: stored config in {folder} differs from the requested "
-                           f"one (hash collision or hand-edited file); delete the folder")
-    log = np.load(folder / "train_log.npz")
-    train_log = pd.DataFrame({"step": np.arange(1, len(log["loss"]) + 1),
-                              "loss": log["loss"], "grad_norm": log["grad_norm"]})
-    return Run(cfg, key, pd.read_csv(_metrics_file(folder)), train_log,
-               json.loads((folder / "meta.json").read_text()), heavy, folder)
+        raise CorruptFile(config_path, key, "the stored config differs from the requested one "
+                          "(a hash collision or a hand-edited file)", _recovery(folder))
+    log = _read_file(folder / "train_log.npz", key, _load_npz)
+    train_log = _read_file(folder / "train_log.npz", key, lambda p: pd.DataFrame(
+        {"step": np.arange(1, len(log["loss"]) + 1), "loss": log["loss"],
+         "grad_norm": log["grad_norm"]}))
+    metrics = _read_file(metrics_path, key, pd.read_csv)
+    if not {"step", "m", "metric", "layer", "value"} <= set(metrics.columns):
+        raise CorruptFile(metrics_path, key, f"columns {list(metrics.columns)} lack step, m, "
+                          f"metric, layer, value", _recovery(folder))
+    return Run(cfg, key, metrics, train_log, meta, heavy, folder)
 
 
-def _metrics_file(folder: Path) -> Path:
+def _metrics_file(folder: Path, key: str = "") -> Path:
     """The run's metrics table: ``metrics.csv.gz``, or a plain ``metrics.csv`` of old runs."""
     for name in METRICS_FILES:
         if (folder / name).exists():
             return folder / name
-    raise FileNotFoundError(f"{folder}: no metrics.csv.gz (or metrics.csv)")
+    raise CorruptFile(folder / METRICS_FILES[0], key or folder.name, "missing (nor a plain "
+                      "metrics.csv)", _recovery(folder))
+
+
+# ---- integrity ---------------------------------------------------------------------------------
+def _recovery(folder: Path) -> str:
+    """How to recover from a damaged file in the run folder ``folder``."""
+    if folder.parent == paths.results_dir() / "runs":
+        return (f"restore the committed copy (`git checkout -- {folder}`) or delete {folder}; "
+                f"the next load republishes it from the cache copy if one exists, else retrains")
+    return _heavy_recovery(folder)
+
+
+def _heavy_recovery(folder: Path) -> str:
+    return (f"delete {folder} (the committed summaries in data/results stay) and reload with "
+            f"load_or_train(cfg, trajectories=True) to retrain the weights")
+
+
+def _read_file(path: Path, key: str, reader: Callable[[Path], Any]) -> Any:
+    """``reader(path)``, any failure to read raised as :class:`CorruptFile`."""
+    try:
+        return reader(path)
+    except CorruptFile:
+        raise
+    except _READ_ERRORS as error:
+        raise CorruptFile(path, key, f"{type(error).__name__}: {error}",
+                          _recovery(path.parent)) from error
+
+
+def _load_npz(path: Path) -> dict:
+    with np.load(path) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def _meta_digest(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _read_meta(folder: Path, key: str) -> dict:
+    path = folder / "meta.json"
+    meta = _read_file(path, key, lambda p: json.loads(p.read_text()))
+    if not isinstance(meta, dict):
+        raise CorruptFile(path, key, f"not a JSON object: {type(meta).__name__}",
+                          _recovery(folder))
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+        raise CorruptFile(path, key, "its content does not match its own checksum (meta_sha256)",
+                          _recovery(folder))
+    return meta
+
+
+# checksums verified in this process: (path, size, mtime_ns) -> digest (weights are large)
+_VERIFIED: dict[tuple, str] = {}
+
+
+def _verify(path: Path, key: str, meta: dict) -> None:
+    """Check ``path`` against ``meta["checksums"]`` (runs stored before checksums: no check)."""
+    expected = meta.get("checksums", {}).get(path.name)
+    if expected is None:
+        return
+    try:
+        stat = path.stat()
+        memo = (str(path), stat.st_size, stat.st_mtime_ns)
+        if _VERIFIED.get(memo) != expected:
+            actual = sha256_file(path)
+            if actual != expected:
+                raise CorruptFile(path, key, f"SHA-256 {actual[:12]}… differs from the "
+                                             f"{expected[:12]}… recorded in meta.json",
+                                  _recovery(path.parent))
+            _VERIFIED[memo] = expected
+    except OSError as error:
+        raise CorruptFile(path, key, f"{type(error).__name__}: {error}",
+                          _recovery(path.parent)) from error
+
+
+def _seal_meta(folder: Path, meta: dict) -> None:
+    """Write ``meta.json`` with the checksums of every other file in ``folder`` and its own."""
+    meta["checksums"] = {p.name: sha256_file(p) for p in sorted(folder.iterdir())
+                         if p.is_file() and p.name not in ("meta.json", "checkpoint.pt")
+                         and not p.name.startswith(".")}
+    meta.pop("meta_sha256", None)
+    meta["meta_sha256"] = _meta_digest(meta)
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
+
+
+def add_checksums(folder: Path) -> bool:
+    """Seal a run folder stored before checksums existed (after checking that it reads);
+    returns whether it changed."""
+    meta = json.loads((folder / "meta.json").read_text())
+    if "meta_sha256" in meta:
+        return False
+    _seal_meta(folder, meta)
+    return True
+
+
+# ---- recovery ----------------------------------------------------------------------------------
+def _lock_file(key: str) -> Path:
+    return paths.cache_dir() / "runs" / ".locks" / f"{key}.lock"
+
+
+_OPENED: set = set()
+_KEY_HEX = set("0123456789abcdef")
+
+
+def _leftovers(key: str) -> list[Path]:
+    """What an interrupted train → move → publish of ``key`` may have left behind."""
+    cache, results = _cache_run_dir(key), _results_run_dir(key)
+    found = [*cache.parent.glob(f"{key}.old-*"), *results.parent.glob(f"{key}.old-*"),
+             *results.parent.glob(f"{key}.publish-*"), *results.parent.glob(f"{key}.tmp*")]
+    if (partial_run_dir(key) / "meta.json").exists():
+        found.append(partial_run_dir(key))
+    return found
+
+
+def _needs_repair(key: str) -> bool:
+    cache, results = _cache_run_dir(key), _results_run_dir(key)
+    return bool(_leftovers(key)) or ((cache / "meta.json").exists()
+                                     and not (results / "meta.json").exists())
+
+
+def _repair(key: str) -> None:
+    """Finish or undo what an interrupted train → move → publish of ``key`` left (the key's lock
+    held): a finished ``.partial`` is moved in, folders moved aside are restored (or removed when
+    their replacement is in place), staging folders removed, and a finished cache copy missing
+    from the results republished."""
+    cache, results, partial = _cache_run_dir(key), _results_run_dir(key), partial_run_dir(key)
+    if (partial / "meta.json").exists():        # summaries written: finished, not yet moved
+        (partial / "checkpoint.pt").unlink(missing_ok=True)
+        _swap_in(partial, cache, "cache")
+    for target in (cache, results):
+        for aside in sorted(target.parent.glob(f"{key}.old-*")):
+            if target.exists():
+                shutil.rmtree(aside)
+            else:
+                os.replace(aside, target)
+    for staging in [*results.parent.glob(f"{key}.publish-*"), *results.parent.glob(f"{key}.tmp*")]:
+        shutil.rmtree(staging)
+    if (cache / "meta.json").exists() and not (results / "meta.json").exists():
+        _publish(cache, results)
+
+
+def _open_store() -> None:
+    """Once per process and store location: repair every key a crash left unfinished (skipping
+    keys whose lock another process holds: they are being written now)."""
+    where = (str(paths.cache_dir()), str(paths.results_dir()))
+    if where in _OPENED:
+        return
+    _OPENED.add(where)
+    keys = set()
+    for folder in (paths.cache_dir() / "runs", paths.results_dir() / "runs"):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                stem, _, rest = entry.name.partition(".")
+                if rest and len(stem) == 16 and set(stem) <= _KEY_HEX and rest != "partial" \
+                        or rest == "partial" and (entry / "meta.json").exists():
+                    keys.add(stem)
+    for key in sorted(keys):
+        with try_key_lock(_lock_file(key)) as free:
+            if free and _needs_repair(key):
+                _repair(key)
 
 
 def load_or_train(cfg: RunConfig, trajectories: bool = False, progress: bool = True) -> Run:
@@ -272,6 +528,7 @@ def _worker_init(updates, workers: int = 1) -> None:
     global _WORKER_QUEUE, _CONCURRENT
     _WORKER_QUEUE, _CONCURRENT = updates, workers
     torch.set_num_threads(1)
+    die_with_parent()           # a killed driver must not leave its trainers running
 
 
 def _worker_train(cfg_dict: dict, device: str = "cpu") -> str:
@@ -292,9 +549,29 @@ def _worker_train(cfg_dict: dict, device: str = "cpu") -> str:
 def train_and_store(cfg: RunConfig, progress: Optional[Callable[[int], None]] = None,
                     device: str = "cpu") -> Path:
     """Train ``cfg`` (resuming a partial run) on ``device`` and publish it to the cache and
-    results dirs."""
-    partial = partial_run_dir(run_key(cfg))
-    return store_trained(cfg, train(cfg, partial, progress=progress, device=device), partial)
+    results dirs.  Holds the key's lock throughout: a second process training the same key waits
+    and then finds the run finished (no second training)."""
+    key = run_key(cfg)
+    with key_lock(_lock_file(key)):
+        _repair(key)
+        final = _cache_run_dir(key)
+        if _cache_finished(cfg):
+            if progress is not None:
+                progress(cfg.train.n_steps)     # trained by another process meanwhile
+            return final
+        partial = partial_run_dir(key)
+        try:
+            log = train(cfg, partial, progress=progress, device=device)
+        except NonFiniteTraining:
+            shutil.rmtree(partial, ignore_errors=True)      # nothing half-written stays
+            raise
+        return store_trained(cfg, log, partial)
+
+
+def _cache_finished(cfg: RunConfig) -> bool:
+    """Whether the cache holds the finished run of ``cfg`` with all its weight files."""
+    final = _cache_run_dir(run_key(cfg))
+    return (final / "meta.json").exists() and all((final / n).exists() for n in heavy_files(cfg))
 
 
 def partial_run_dir(key: str) -> Path:
@@ -304,16 +581,36 @@ def partial_run_dir(key: str) -> Path:
 
 def store_trained(cfg: RunConfig, log: dict, partial: Path) -> Path:
     """Publish the run of ``cfg`` trained in ``partial`` (logs ``log``, as ``train`` returns
-    them) to the cache and results dirs; returns its cache folder."""
+    them) to the cache and results dirs; returns its cache folder.  The caller holds the key's
+    lock (:func:`train_and_store`, :func:`modadd.ensemble.train_and_store_ensembles`).
+
+    Order: summaries and the sealed ``meta.json`` into ``partial`` (from then on the run counts
+    as finished: a crash is completed by the next read), checkpoint removed, ``partial`` swapped
+    in as the cache folder, summaries swapped into the results folder."""
     key = run_key(cfg)
     final = _cache_run_dir(key)
     _write_summaries(cfg, key, log, partial)
+    fault("store:summaries-written")
     (partial / "checkpoint.pt").unlink(missing_ok=True)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    fault("store:checkpoint-removed")
+    _swap_in(partial, final, "cache")
     _publish(final, _results_run_dir(key))
     return final
+
+
+def _swap_in(source: Path, target: Path, label: str) -> None:
+    """Rename ``source`` to ``target``; an existing ``target`` is first moved aside (to
+    ``<target>.old-XXXX``) and removed only once ``source`` is in place, so a crash at any
+    point leaves a complete copy (restored by :func:`_repair`)."""
+    aside = None
+    if target.exists():
+        aside = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, aside)
+        fault(f"store:{label}-aside")
+    os.replace(source, target)
+    fault(f"store:{label}-swapped")
+    if aside is not None:
+        shutil.rmtree(aside)
 
 
 def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
@@ -341,7 +638,7 @@ def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
             "platform": platform.platform(), "processor": platform.processor(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "final_accuracy": {str(int(r.m)): r.value for r in final_acc.itertuples()}}
-    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
+    _seal_meta(folder, meta)       # last: its presence marks the run as finished
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -351,38 +648,17 @@ def _save_npz(path: Path, arrays: dict) -> None:
 
 
 def _publish(source: Path, target: Path) -> None:
-    """Copy the summary files to the committed results folder, atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+    """Copy the summary files to the committed results folder: into a staging folder, then
+    swapped in (:func:`_swap_in`).  The caller holds the key's lock."""
+    staging = staging_dir(target, "publish")
     for name in SUMMARY_FILES + OPTIONAL_SUMMARY_FILES:
         if name in METRICS_FILES:
             name = _metrics_file(source).name
         if name in SUMMARY_FILES or (source / name).exists():
-            shutil.copy2(source / name, staging / name)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-
-
-# ---- atomic writes -----------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+            shutil.copyfile(source / name, staging / name)     # umask permissions, not 0600
+            os.chmod(staging / name, file_mode())
+    fault("store:staged")
+    _swap_in(staging, target, "results")
 
 
 # ---- analysis cache ----------------------------------------------------------------------------
@@ -464,7 +740,20 @@ def cached(name: str, version: int, inputs: Any, compute: Callable[[], Any]) -> 
         _write_result(stem, compute())
     # always read from disk, so a miss returns exactly what a later hit will
     suffix = next(s for s in _READERS if stem.with_suffix(s).exists())
-    return _READERS[suffix](stem.with_suffix(suffix))
+    return read_result(stem.with_suffix(suffix))
+
+
+def read_result(path: Path) -> Any:
+    """An analysis result file, any failure to read it raised as :class:`CorruptFile`.  (The
+    gzip and zip containers carry CRC-32 checksums, so a damaged byte is an error, never a
+    silently wrong value.)"""
+    suffix = next(s for s in _READERS if path.name.endswith(s))
+    try:
+        return _READERS[suffix](path)
+    except _READ_ERRORS as error:
+        raise CorruptFile(path, path.name.split(".")[0], f"{type(error).__name__}: {error}",
+                          f"delete {path} and rerun the analysis to recompute it (committed "
+                          f"results: `git checkout -- {path}`)") from error
 
 
 def _gzip_text(path: Path, text: str) -> None:
@@ -502,7 +791,7 @@ def _write_result(stem: Path, result: Any) -> None:
 _READERS = {
     ".csv.gz": pd.read_csv,
     ".csv": pd.read_csv,
-    ".npz": lambda p: dict(np.load(p)),
+    ".npz": _load_npz,
     ".json.gz": lambda p: json.loads(_read_gzip_text(p)),
     ".json": lambda p: json.loads(p.read_text()),
 }

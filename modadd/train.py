@@ -17,7 +17,7 @@ the initialisation and the final step is always included (the original code skip
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from . import fingerprint as fp
+from .durable import atomic_path, fault
 from .algorithmic import AlgorithmicTask
 from .config import PlateauTracker, RunConfig, stream_seed
 from .diagnostics import Diagnostics
@@ -292,9 +293,46 @@ def _open_array(path: Path, mode: str, shape: tuple) -> np.memmap:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` under a unique temporary name, renamed over ``path`` once complete."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+        fault("train:checkpoint-written")
+
+
+class NonFiniteTraining(FloatingPointError):
+    """Training produced a non-finite loss, gradient or parameter; nothing was stored."""
+
+
+def _suspect(cfg: RunConfig) -> str:
+    """The config field most likely behind a divergence, for the error message."""
+    t = cfg.train
+    if t.init_perturbation >= 1.0:
+        return f"init_perturbation={t.init_perturbation!r} (>= 1 flips and blows up weights)"
+    if t.lr >= (1e-2 if t.optimizer == "adamw" else 1.0):
+        return f"lr={t.lr!r} (too large for {t.optimizer})"
+    if t.weight_decay * t.lr >= 1.0:
+        return (f"weight_decay={t.weight_decay!r} (lr * weight_decay >= 1 overshoots the "
+                f"decay)")
+    if t.precision != "fp32":
+        return f"precision={t.precision!r} (try 'fp32')"
+    return f"lr={t.lr!r} (the usual cause; then weight_decay={t.weight_decay!r})"
+
+
+def _check_finite(cfg: RunConfig, step: int, loss: float, grad_norm: float,
+                  model: Optional[Transformer] = None) -> None:
+    """Raise :class:`NonFiniteTraining` naming the step and the likely field when the update of
+    ``step`` (1-based count of updates so far) went non-finite."""
+    what = None
+    if not math.isfinite(loss):
+        what = f"training loss {loss}"
+    elif not math.isfinite(grad_norm):
+        what = f"gradient norm {grad_norm}"
+    elif model is not None and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        what = "a parameter"
+    if what is not None:
+        raise NonFiniteTraining(f"training diverged: non-finite {what} at step {step} of "
+                                f"{cfg.train.n_steps}; most likely {_suspect(cfg)}. Nothing was "
+                                f"stored as finished.")
 
 
 def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
@@ -381,6 +419,9 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         inspect = diagnostics if diagnostics and step % t.diagnostics_every == 0 else None
         batch = to_device(training_batch(cfg, step, generator, data), device)
         loss, grad_norm = _step(cfg, model, optimizer, batch, inspect, step, state["metrics"])
+        checkpointing = (step + 1) % t.checkpoint_every == 0 or step + 1 >= state["end"]
+        # loss and gradient every step; the parameters (a full pass) at checkpoints and the end
+        _check_finite(cfg, step + 1, loss, grad_norm, model if checkpointing else None)
         if plateau is not None:
             plateau.update(loss)
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
@@ -410,8 +451,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     if state["done"]:
         if state["end"] < t.n_steps and progress is not None:
             progress(t.n_steps - state["end"])     # steps skipped by the early stop
-        torch.save({name: value.cpu() for name, value in model.state_dict().items()},
-                   run_dir / "final_model.pt")
+        _save_atomic({name: value.cpu() for name, value in model.state_dict().items()},
+                     run_dir / "final_model.pt")
     return state
 
 

@@ -100,7 +100,13 @@ def test_hand_edited_config_is_refused():
         stored = json.loads((folder / "config.json").read_text())
         stored["train"]["lr"] = 1.0
         (folder / "config.json").write_text(json.dumps(stored))
-    with pytest.raises(RuntimeError, match="stored config .* differs"):
+    with pytest.raises(store.CorruptFile, match="config.json is damaged .*SHA-256"):
+        store.load_or_train(TINY, progress=False)
+    for folder in (paths.cache_dir() / "runs" / run.key, paths.results_dir() / "runs" / run.key):
+        meta = json.loads((folder / "meta.json").read_text())      # a run without checksums
+        del meta["checksums"], meta["meta_sha256"]
+        (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(store.CorruptFile, match="stored config differs"):
         store.load_or_train(TINY, progress=False)
 
 
