@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .task import _is_prime
+from .task import _as_float, _check_choice, _check_float, _check_int, _is_int, _is_prime
 
 OPERATIONS = ("+", "-", "*", "/")
 
@@ -30,17 +30,30 @@ class AlgorithmicTask:
     split_seed: int = 0          # seed of the split permutation, >= 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.p, bool) or not isinstance(self.p, int) or not _is_prime(self.p) \
-                or self.p < 3:
+        object.__setattr__(self, "train_fraction", _as_float(self.train_fraction))
+        if not _is_int(self.p) or not _is_prime(self.p) or self.p < 3:
             raise ValueError(f"p: must be a prime >= 3 (so that '/' is defined and every "
                              f"residue but 0 is invertible), got {self.p!r}")
-        if self.op not in OPERATIONS:
-            raise ValueError(f"op: must be one of {OPERATIONS}, got {self.op!r}")
-        if not 0 < self.train_fraction < 1:
-            raise ValueError(f"train_fraction: must be in (0, 1), got {self.train_fraction}")
-        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) \
-                or self.split_seed < 0:
-            raise ValueError(f"split_seed: must be an integer >= 0, got {self.split_seed!r}")
+        _check_choice("op", self.op, OPERATIONS)
+        _check_float("train_fraction", self.train_fraction, 0.0, 1.0,
+                     low_open=True, high_open=True)
+        _check_int("split_seed", self.split_seed, 0)
+        n, n_train = self.n_pairs, self.n_train
+        if not 1 <= n_train < n:
+            raise ValueError(f"train_fraction: leaves {n_train} of the {n} pairs of p={self.p}, "
+                             f"op={self.op!r} for training; both splits must be non-empty, i.e. "
+                             f"round(train_fraction * {n}) in 1..{n - 1}, "
+                             f"got {self.train_fraction!r}")
+
+    @property
+    def n_pairs(self) -> int:
+        """How many operand pairs there are: ``p²``, or ``p (p - 1)`` for ``/`` (``b ≠ 0``)."""
+        return self.p * (self.p - 1 if self.op == "/" else self.p)
+
+    @property
+    def n_train(self) -> int:
+        """Size of the training split (:meth:`split`): ``round(train_fraction * n_pairs)``."""
+        return int(round(self.train_fraction * self.n_pairs))
 
     @property
     def vocab_size(self) -> int:
@@ -93,11 +106,7 @@ class AlgorithmicTask:
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """(train indices, held-out indices) into :meth:`pairs`: disjoint, covering, sorted,
         a function of ``p``, ``op``, ``train_fraction`` and ``split_seed`` only."""
-        n = len(self.pairs())
-        n_train = int(round(self.train_fraction * n))
-        if not 1 <= n_train < n:
-            raise ValueError(f"train_fraction: leaves {n_train} of {n} pairs for training; "
-                             f"both splits must be non-empty")
+        n, n_train = self.n_pairs, self.n_train     # both splits non-empty (__post_init__)
         order = np.random.default_rng([self.split_seed, 0x5917]).permutation(n)
         return np.sort(order[:n_train]), np.sort(order[n_train:])
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional, Union
 
 from .algorithmic import AlgorithmicTask
 from .model import ModelConfig
-from .task import TaskConfig, _check_choice, _check_int
+from .task import (TaskConfig, _as_float, _as_pairs, _check_bool, _check_choice, _check_float,
+                   _check_int)
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("mixed", "curriculum", "single")
@@ -32,6 +33,9 @@ _KEY_OMIT_IF_DEFAULT = {
     "model": {"layer_norm": True, "activation": "gelu", "d_mlp": 0},
 }
 AnyTask = Union[TaskConfig, AlgorithmicTask]
+# TrainConfig's float fields: an int is stored as the equal float, so that 0 and 0.0 hash alike
+_FLOAT_FIELDS = ("lr", "weight_decay", "momentum", "lr_final_ratio", "beta2",
+                 "early_stop_accuracy", "init_perturbation", "plateau_factor", "wd_final_ratio")
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class TrainConfig:
     wd_final_ratio: float = 1.0       # linear: the final weight decay / weight_decay, >= 0
     wd_ramp_steps: int = 0            # linear: steps of the ramp, >= 0 (0 = the whole run)
     beta2: float = 0.999              # AdamW's second-moment decay, in (0, 1) (grokking: 0.98)
-    momentum: float = 0.0             # SGD momentum in [0, 1); ignored by AdamW
+    momentum: float = 0.0             # SGD momentum in [0, 1); must stay 0 with AdamW
     batch_size: int = 128             # examples per step, >= 1
     n_steps: int = 20_000             # optimizer updates, >= 1 (curriculum: sum of stages)
     schedule: str = "mixed"           # "mixed" | "curriculum" | "single"
@@ -98,103 +102,93 @@ class TrainConfig:
                                       # the readout row only) in float32 too; bf16 always uses it
 
     def __post_init__(self) -> None:
-        stages = tuple((int(m), int(n)) for m, n in self.curriculum)
-        object.__setattr__(self, "curriculum", stages)
-        operand = tuple((float(f), int(n)) for f, n in self.operand_curriculum)
-        object.__setattr__(self, "operand_curriculum", operand)
-        for name in ("lr", "weight_decay", "momentum", "lr_final_ratio", "beta2",
-                     "early_stop_accuracy", "init_perturbation", "plateau_factor",
-                     "wd_final_ratio"):  # 0 and 0.0 must hash alike
-            value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
+        # the JSON form (lists) is accepted and stored as tuples; nothing else is converted
+        object.__setattr__(self, "curriculum", _as_pairs(
+            "curriculum", self.curriculum, "(int m, int steps)", ("int", "int"),
+            "((1, 500), (2, 500))"))
+        object.__setattr__(self, "operand_curriculum", _as_pairs(
+            "operand_curriculum", self.operand_curriculum,
+            "(finite number fraction, int until_step)", ("number", "int"), "((0.5, 1000),)"))
+        for name in _FLOAT_FIELDS:  # 0 and 0.0 must hash alike
+            object.__setattr__(self, name, _as_float(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending field and its allowed range."""
+        # -- each field on its own: type, range, finiteness
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("mixed_per", self.mixed_per, MIXED_PER)
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("wd_schedule", self.wd_schedule, WD_SCHEDULES)
         _check_choice("precision", self.precision, PRECISIONS)
-        if not isinstance(self.lean_step, bool):
-            raise ValueError(f"lean_step: must be True or False, got {self.lean_step!r}")
-        for name in ("cycle_steps", "wd_ramp_steps", "diagnostics_every", "dense_every",
-                     "dense_until"):
+        for name in ("reset_optimizer", "store_full_params", "fingerprint_train", "lean_step"):
+            _check_bool(name, getattr(self, name))
+        for name in ("batch_size", "n_steps", "snapshot_every", "probe_size", "checkpoint_every",
+                     "plateau_patience"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("warmup_steps", "cycle_steps", "wd_ramp_steps", "diagnostics_every",
+                     "dense_every", "dense_until", "early_stop_delay", "perturbation_seed",
+                     "record_every", "fingerprint_directions", "fingerprint_seed"):
             _check_int(name, getattr(self, name), 0)
-        _check_int("plateau_patience", self.plateau_patience, 1)
-        if self.lr_schedule == "cyclic" and self.cycle_steps < 2:
-            raise ValueError(f"cycle_steps: lr_schedule='cyclic' needs a period >= 2, "
-                             f"got {self.cycle_steps}")
-        if not (isinstance(self.plateau_factor, float) and 0 < self.plateau_factor < 1):
-            raise ValueError(f"plateau_factor: must be a number in (0, 1), "
-                             f"got {self.plateau_factor!r}")
-        if not (isinstance(self.wd_final_ratio, float) and self.wd_final_ratio >= 0):
-            raise ValueError(f"wd_final_ratio: must be a number >= 0, "
-                             f"got {self.wd_final_ratio!r}")
+        if self.single_m is not None:
+            _check_int("single_m", self.single_m, 1)
+        _check_float("lr", self.lr, 0.0, low_open=True)
+        _check_float("lr_final_ratio", self.lr_final_ratio, 0.0, 1.0)
+        _check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
+                     low_open=True, high_open=True)
+        _check_float("weight_decay", self.weight_decay, 0.0)
+        _check_float("wd_final_ratio", self.wd_final_ratio, 0.0)
+        _check_float("beta2", self.beta2, 0.0, 1.0, low_open=True, high_open=True)
+        _check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        _check_float("early_stop_accuracy", self.early_stop_accuracy, 0.0, 1.0, why="0 = off")
+        _check_float("init_perturbation", self.init_perturbation, 0.0, why="0 = none")
         until = [n for _, n in self.operand_curriculum]
         if any(not 0 < f <= 1 for f, _ in self.operand_curriculum) or \
                 any(b <= a for a, b in zip(until, until[1:])) or any(n < 1 for n in until):
             raise ValueError(f"operand_curriculum: need ((fraction in (0, 1], until_step >= 1), "
-                             f"...) with increasing steps, got {self.operand_curriculum}")
-        _check_positive_float("lr", self.lr)
-        if not (isinstance(self.lr_final_ratio, (int, float)) and
-                not isinstance(self.lr_final_ratio, bool) and 0 <= self.lr_final_ratio <= 1):
-            raise ValueError(f"lr_final_ratio: must be a number in [0, 1], "
-                             f"got {self.lr_final_ratio!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay: must be a number >= 0, got {self.weight_decay!r}")
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum: must be in [0, 1), got {self.momentum!r}")
-        for name in ("batch_size", "n_steps", "snapshot_every", "probe_size",
-                     "checkpoint_every"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("warmup_steps", self.warmup_steps, 0)
-        if not (isinstance(self.beta2, float) and 0 < self.beta2 < 1):
-            raise ValueError(f"beta2: must be a number in (0, 1), got {self.beta2!r}")
-        if not (isinstance(self.early_stop_accuracy, float) and
-                0 <= self.early_stop_accuracy <= 1):
-            raise ValueError(f"early_stop_accuracy: must be a number in [0, 1] (0 = off), "
-                             f"got {self.early_stop_accuracy!r}")
-        for name in ("early_stop_delay", "perturbation_seed", "record_every",
-                     "fingerprint_directions", "fingerprint_seed"):
-            _check_int(name, getattr(self, name), 0)
+                             f"...) with increasing steps, got {self.operand_curriculum!r}")
+        if any(m < 1 or n < 1 for m, n in self.curriculum):
+            raise ValueError(f"curriculum: every stage needs m >= 1 and >= 1 step, "
+                             f"got {self.curriculum!r}")
+        # -- options that only one setting of another field reads: refused away from their
+        #    default under any other setting (they would change the key and do nothing)
+        for name, owner, needed in _ONLY_USED_WITH:
+            value = getattr(self, name)
+            if getattr(self, owner) != needed and value != _TRAIN_DEFAULTS[name]:
+                raise ValueError(f"{name}: only used with {owner}={needed!r}, got "
+                                 f"{name}={value!r} with {owner}={getattr(self, owner)!r}")
+        # -- the other cross-field rules
+        if self.lr_schedule == "cyclic" and self.cycle_steps < 2:
+            raise ValueError(f"cycle_steps: lr_schedule='cyclic' needs a period >= 2, "
+                             f"got {self.cycle_steps!r}")
         if self.early_stop_delay % self.snapshot_every:
             raise ValueError(f"early_stop_delay: must be a multiple of snapshot_every="
                              f"{self.snapshot_every} (the run then ends on a snapshot), "
-                             f"got {self.early_stop_delay}")
-        if not (isinstance(self.init_perturbation, float) and self.init_perturbation >= 0):
-            raise ValueError(f"init_perturbation: must be a number >= 0, "
-                             f"got {self.init_perturbation!r}")
-        if not isinstance(self.fingerprint_train, bool):
-            raise ValueError(f"fingerprint_train: must be True or False, "
-                             f"got {self.fingerprint_train!r}")
+                             f"got {self.early_stop_delay!r}")
         if (self.dense_every == 0) != (self.dense_until == 0):
             raise ValueError(f"dense_every, dense_until: set both (a dense early phase) or "
-                             f"neither, got dense_every={self.dense_every}, "
-                             f"dense_until={self.dense_until}")
+                             f"neither, got dense_every={self.dense_every!r}, "
+                             f"dense_until={self.dense_until!r}")
         if self.dense_until > self.n_steps:
             raise ValueError(f"dense_until: must be in [0, n_steps={self.n_steps}], "
-                             f"got {self.dense_until}")
+                             f"got {self.dense_until!r}")
         if self.dense_every and self.early_stop_accuracy:
-            raise ValueError("dense_every: a dense early phase cannot be combined with early "
-                             "stopping (early_stop_accuracy > 0): a run must end on a snapshot")
+            raise ValueError(f"dense_every: a dense early phase cannot be combined with early "
+                             f"stopping (early_stop_accuracy > 0): a run must end on a "
+                             f"snapshot, got dense_every={self.dense_every!r} with "
+                             f"early_stop_accuracy={self.early_stop_accuracy!r}")
         if self.warmup_steps >= self.n_steps:
             raise ValueError(f"warmup_steps: must be in [0, n_steps={self.n_steps}), "
-                             f"got {self.warmup_steps}")
+                             f"got {self.warmup_steps!r}")
         if self.schedule == "curriculum":
             if not self.curriculum:
-                raise ValueError("curriculum: schedule='curriculum' needs stages ((m, steps), ...)")
-            if any(n < 1 for _, n in self.curriculum):
-                raise ValueError(f"curriculum: every stage needs >= 1 step, got {self.curriculum}")
+                raise ValueError("curriculum: schedule='curriculum' needs stages ((m, steps), "
+                                 "...), got ()")
             total = sum(n for _, n in self.curriculum)
             if total != self.n_steps:
                 raise ValueError(f"n_steps: must equal the sum of curriculum stage lengths "
-                                 f"({total}), got {self.n_steps}")
-        elif self.curriculum:
-            raise ValueError(f"curriculum: only used with schedule='curriculum', "
-                             f"got schedule={self.schedule!r}")
+                                 f"({total}), got {self.n_steps!r}")
         if self.schedule == "single" and self.single_m is None:
             raise ValueError("single_m: schedule='single' needs the m to train on, got None")
 
@@ -262,9 +256,20 @@ class TrainConfig:
         return len(self.curriculum) - 1
 
 
-def _check_positive_float(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: must be a number > 0, got {value!r}")
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+# (option, field, the setting of that field under which the option is read)
+_ONLY_USED_WITH = (
+    ("single_m", "schedule", "single"),
+    ("curriculum", "schedule", "curriculum"),
+    ("reset_optimizer", "schedule", "curriculum"),
+    ("mixed_per", "schedule", "mixed"),
+    ("momentum", "optimizer", "sgd"),
+    ("cycle_steps", "lr_schedule", "cyclic"),
+    ("plateau_patience", "lr_schedule", "plateau"),
+    ("plateau_factor", "lr_schedule", "plateau"),
+    ("wd_final_ratio", "wd_schedule", "linear"),
+    ("wd_ramp_steps", "wd_schedule", "linear"),
+)
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,14 @@ class RunConfig:
 
     def validate(self) -> None:
         """Cross-field checks (each part validates itself)."""
+        for name, kinds in (("task", (TaskConfig, AlgorithmicTask)), ("model", (ModelConfig,)),
+                            ("train", (TrainConfig,))):
+            value = getattr(self, name)
+            if not isinstance(value, kinds):
+                wanted = " or an ".join(kind.__name__ for kind in kinds)
+                hint = (f" (build the dataclass, {kinds[0].__name__}(**...), or load the JSON "
+                        f"form with RunConfig.from_dict)" if isinstance(value, dict) else "")
+                raise ValueError(f"{name}: must be a {wanted}{hint}, got {value!r}")
         _check_int("seed", self.seed, 0)
         task, train = self.task, self.train
         if isinstance(task, AlgorithmicTask):
@@ -288,15 +301,13 @@ class RunConfig:
                 raise ValueError(f"schedule: algorithmic tasks have no marker count; must be "
                                  f"'mixed', got {train.schedule!r}")
             return
-        if not isinstance(task, TaskConfig):
-            raise ValueError(f"task: must be a TaskConfig or an AlgorithmicTask, "
-                             f"got {type(task).__name__}")
         fingerprint_fields = ("early_stop_accuracy", "record_every", "fingerprint_directions",
                               "operand_curriculum")
         for name in fingerprint_fields:
             if getattr(train, name):
                 raise ValueError(f"{name}: only supported for algorithmic tasks (a marker "
-                                 f"task has no single held-out split), got {getattr(train, name)}")
+                                 f"task has no single held-out split), "
+                                 f"got {getattr(train, name)!r}")
         used = set()
         if train.schedule == "single":
             used = {train.single_m}
@@ -305,11 +316,12 @@ class RunConfig:
         for m in used:
             if m not in task.m_values:
                 raise ValueError(f"{'single_m' if train.schedule == 'single' else 'curriculum'}: "
-                                 f"m must be one of task.m_values={task.m_values}, got {m}")
+                                 f"m must be one of task.m_values={task.m_values}, got {m!r}")
         if train.schedule == "mixed" and train.mixed_per == "example" and \
                 task.positions == "per_batch":
             raise ValueError("mixed_per: 'example' needs task.positions='per_example' "
-                             "(one shared position set cannot serve several m)")
+                             "(one shared position set cannot serve several m), got "
+                             "mixed_per='example' with task.positions='per_batch'")
 
     def to_dict(self) -> dict:
         """Nested plain-JSON form."""
@@ -317,10 +329,25 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
-        """Inverse of :meth:`to_dict`."""
-        task_class = AlgorithmicTask if "p" in data["task"] else TaskConfig
-        return cls(task_class(**data["task"]), ModelConfig(**data["model"]),
-                   TrainConfig(**data["train"]), data["seed"])
+        """Inverse of :meth:`to_dict`, also on its JSON form (lists for tuples)."""
+        if not isinstance(data, dict) or set(data) != {"task", "model", "train", "seed"}:
+            got = f"keys {sorted(data)!r}" if isinstance(data, dict) else repr(data)
+            raise ValueError(f"data: must be a dict with exactly the keys 'task', 'model', "
+                             f"'train', 'seed' (RunConfig.to_dict's form), got {got}")
+        task_class = AlgorithmicTask if isinstance(data["task"], dict) and "p" in data["task"] \
+            else TaskConfig
+        parts = []
+        for name, kind in (("task", task_class), ("model", ModelConfig), ("train", TrainConfig)):
+            section = data[name]
+            if not isinstance(section, dict):
+                raise ValueError(f"{name}: must be a dict of {kind.__name__} fields, "
+                                 f"got {section!r}")
+            unknown = sorted(set(section) - {f.name for f in fields(kind)})
+            if unknown:
+                raise ValueError(f"{name}: {kind.__name__} has no field(s) "
+                                 f"{', '.join(map(repr, unknown))}")
+            parts.append(kind(**section))
+        return cls(*parts, data["seed"])
 
     def with_seed(self, seed: int) -> "RunConfig":
         """The same run with another seed."""

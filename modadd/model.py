@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .task import _check_bool, _check_choice, _check_int, _is_int
+
 
 MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
 ACTIVATIONS = ("gelu", "relu")
@@ -40,18 +42,14 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending field and its allowed range."""
         for name in ("n_layers", "d_model", "n_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+            _check_int(name, getattr(self, name), 1)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: must be divisible by n_heads={self.n_heads}, "
-                             f"got {self.d_model}")
+                             f"got {self.d_model!r}")
         for name in ("attention_only", "layer_norm"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation: must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if isinstance(self.d_mlp, bool) or not isinstance(self.d_mlp, int) or self.d_mlp < 0:
+            _check_bool(name, getattr(self, name))
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        if not _is_int(self.d_mlp) or self.d_mlp < 0:
             raise ValueError(f"d_mlp: must be an integer >= 1, or 0 for 4 * d_model, "
                              f"got {self.d_mlp!r}")
 

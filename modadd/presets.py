@@ -66,7 +66,7 @@ def constant_lr(cfg: RunConfig, lr: float | None = None) -> RunConfig:
 def single_m(cfg: RunConfig, m: int) -> RunConfig:
     """``cfg`` trained on one m only; same seed, hence the same initial weights and probes."""
     return replace(cfg, train=replace(cfg.train, schedule="single", single_m=m,
-                                      mixed_per="batch", curriculum=()))
+                                      mixed_per="batch", curriculum=(), reset_optimizer=True))
 
 
 def with_mlp(cfg: RunConfig) -> RunConfig:

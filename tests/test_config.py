@@ -32,12 +32,12 @@ INVALID = [
     ("vocab-no-distractor", lambda: TaskConfig(C=8, marker_offset=8, vocab_size=12),
      r"vocab_size: leaves no distractor"),
     ("heads", lambda: ModelConfig(d_model=130, n_heads=4), r"d_model: must be divisible by n_heads=4"),
-    ("layers", lambda: ModelConfig(n_layers=0), r"n_layers: must be an integer >= 1"),
+    ("layers", lambda: ModelConfig(n_layers=0), r"n_layers: must be >= 1"),
     ("attention-only", lambda: ModelConfig(attention_only=1), r"attention_only: must be True or False"),
     ("optimizer", lambda: TrainConfig(optimizer="adam"), r"optimizer: must be one of 'adamw', 'sgd'"),
     ("lr", lambda: TrainConfig(lr=0), r"lr: must be a number > 0"),
     ("weight-decay", lambda: TrainConfig(weight_decay=-0.1), r"weight_decay: must be a number >= 0"),
-    ("momentum", lambda: TrainConfig(optimizer="sgd", momentum=1.0), r"momentum: must be in \[0, 1\)"),
+    ("momentum", lambda: TrainConfig(optimizer="sgd", momentum=1.0), r"momentum: must be a number in \[0, 1\)"),
     ("batch", lambda: TrainConfig(batch_size=0), r"batch_size: must be >= 1"),
     ("snapshot-every", lambda: TrainConfig(snapshot_every=0), r"snapshot_every: must be >= 1"),
     ("schedule", lambda: TrainConfig(schedule="random"), r"schedule: must be one of"),
@@ -109,6 +109,14 @@ FIELD_CHANGES = {
                   operand_curriculum=((0.3, 100),), diagnostics_every=10,
                   precision="bf16", lean_step=True, dense_every=10, dense_until=200),
 }
+# options read only under one setting of another field (refused elsewhere): that setting
+ENABLED_BY = {"momentum": dict(optimizer="sgd"), "cycle_steps": dict(lr_schedule="cyclic"),
+              "plateau_patience": dict(lr_schedule="plateau"),
+              "plateau_factor": dict(lr_schedule="plateau"),
+              "wd_final_ratio": dict(wd_schedule="linear"),
+              "wd_ramp_steps": dict(wd_schedule="linear"),
+              "reset_optimizer": dict(schedule="curriculum", curriculum=((1, 500), (2, 500)),
+                                      n_steps=1000)}
 # fields that only an algorithmic task accepts
 ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions",
                     "operand_curriculum"}
@@ -133,6 +141,8 @@ def _changed_configs(base: RunConfig):
                 new = replace(sub, dense_every=5, dense_until=100)
             elif name in ALGORITHMIC_ONLY:
                 continue
+            elif name in ENABLED_BY:
+                new = replace(sub, **ENABLED_BY[name], **{name: value})
             else:
                 new = replace(sub, **{name: value})
             assert new != sub, (part, name)
