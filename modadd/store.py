@@ -51,6 +51,7 @@ import time
 import uuid
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -95,7 +96,7 @@ class DamagedCopyWarning(UserWarning):
 # what unreadable files raise, per reader (numpy, pandas, gzip, zipfile, json, torch, pickle)
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError,
                 zipfile.BadZipFile, gzip.BadGzipFile, pickle.UnpicklingError, RuntimeError,
-                pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
+                pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, zlib.error)
 
 
 @dataclass
@@ -223,13 +224,16 @@ def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
     if _needs_repair(key):
         with key_lock(_lock_file(key)):
             _repair(key)
-    in_cache, in_results = (heavy / "meta.json").exists(), (results / "meta.json").exists()
+    # a copy is there when its folder is (folders are only ever renamed in complete)
+    in_cache, in_results = heavy.is_dir(), results.is_dir()
     if trajectories and not (in_cache and all((heavy / name).exists()
                                               for name in heavy_files(cfg))):
         return None     # not cached, or cached by a version that stored less: retrain
     errors: list[CorruptFile] = []
     for folder in [f for f, present in ((heavy, in_cache), (results, in_results)) if present]:
         try:
+            if not (folder / "meta.json").exists():
+                raise CorruptFile(folder / "meta.json", key, "missing", _recovery(folder))
             run = _read_run(cfg, key, folder, heavy if in_cache else None)
         except CorruptFile as error:
             errors.append(error)
@@ -237,6 +241,8 @@ def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
         for error in errors:
             warnings.warn(f"{error} -- read the intact copy in {folder} instead",
                           DamagedCopyWarning, stacklevel=2)
+        if folder == heavy and in_results:
+            _check_results_copy(cfg, key, heavy, results)
         return run
     if len(errors) > 1:
         raise CorruptFile(errors[0].path, key, f"{errors[0].problem}; the other copy is damaged "
@@ -245,6 +251,20 @@ def find_run(cfg: RunConfig, trajectories: bool = False) -> Optional[Run]:
     if errors:
         raise errors[0]
     return None
+
+
+def _check_results_copy(cfg: RunConfig, key: str, heavy: Path, results: Path) -> None:
+    """The cache copy was read: verify the results copy too, and republish a damaged one from
+    the intact cache copy (with a :class:`DamagedCopyWarning`)."""
+    try:
+        if not (results / "meta.json").exists():
+            raise CorruptFile(results / "meta.json", key, "missing", _recovery(results))
+        _read_run(cfg, key, results, heavy)
+    except CorruptFile as error:
+        warnings.warn(f"{error} -- republished it from the intact cache copy {heavy}",
+                      DamagedCopyWarning, stacklevel=3)
+        with key_lock(_lock_file(key)):
+            _publish(heavy, results)
 
 
 def _read_run(cfg: RunConfig, key: str, folder: Path, heavy: Optional[Path]) -> Run:
@@ -418,6 +438,9 @@ def _repair(key: str) -> None:
     for staging in [*results.parent.glob(f"{key}.publish-*"), *results.parent.glob(f"{key}.tmp*")]:
         shutil.rmtree(staging)
     if (cache / "meta.json").exists() and not (results / "meta.json").exists():
+        if results.is_dir():        # folders are renamed in complete: this one was damaged
+            warnings.warn(f"{key}: {results / 'meta.json'} is missing -- republished the run "
+                          f"from the intact cache copy {cache}", DamagedCopyWarning, stacklevel=3)
         _publish(cache, results)
 
 

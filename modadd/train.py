@@ -358,6 +358,8 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         raise ValueError(f"diagnostics_every: diagnostics run on the CPU only; got "
                          f"{t.diagnostics_every} with device={str(device)!r} (set it to 0)")
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):        # a temporary file of a killed write (the caller
+        stale.unlink()                          # holds the run's lock: not a live writer's)
     checkpoint_path = run_dir / "checkpoint.pt"
     model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
     if t.init_perturbation:
