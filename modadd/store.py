@@ -30,7 +30,7 @@ Guarantees (tested by ``tests/test_faults.py``):
   Any damaged or unreadable file raises :class:`CorruptFile` naming the file, the run key and
   the way to recover; a damaged summary copy falls back to the other copy with a
   :class:`DamagedCopyWarning`.  Runs stored before checksums existed are verified by parsing
-  only (``python -m modadd.store checksum`` adds checksums to them).
+  only (``python -m modadd.store verify --seal`` adds checksums to them).
 * Training that goes non-finite stops with :class:`modadd.train.NonFiniteTraining` naming the
   step and the likely field; nothing is stored and its ``.partial`` folder is removed.
 """
@@ -818,3 +818,60 @@ _READERS = {
     ".json.gz": lambda p: json.loads(_read_gzip_text(p)),
     ".json": lambda p: json.loads(p.read_text()),
 }
+
+
+# ---- command line: verify and seal the store ---------------------------------------------------
+def verify_store(seal: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Read every run folder of the cache and the results (each against its own stored config)
+    and report one row per folder: ``key``, ``copy`` (cache | results), ``status`` (ok |
+    damaged | sealed | unsealed), ``detail``.  ``seal``: add checksums to the folders stored
+    before checksums existed (only after they read without error)."""
+    rows = []
+    folders = [(copy, f) for copy, root in (("cache", paths.cache_dir()),
+                                          ("results", paths.results_dir()))
+               for f in sorted((root / "runs").glob("?" * 16)) if f.is_dir()]
+    for copy, folder in tqdm(folders, desc="verifying runs", disable=not progress):
+        key = folder.name
+        try:
+            meta = _read_meta(folder, key)
+            cfg = _read_file(folder / "config.json", key,
+                             lambda p: RunConfig.from_dict(json.loads(p.read_text())))
+            if run_key(cfg) != key:
+                raise CorruptFile(folder / "config.json", key, f"its config hashes to "
+                                  f"{run_key(cfg)}", _recovery(folder))
+            _read_run(cfg, key, folder, None)
+            for name in meta.get("checksums", {}):
+                if (folder / name).exists():
+                    _verify(folder / name, key, meta)
+        except CorruptFile as error:
+            rows.append({"key": key, "copy": copy, "status": "damaged", "detail": str(error)})
+            continue
+        status = "ok" if "meta_sha256" in meta else "unsealed"
+        if status == "unsealed" and seal:
+            with key_lock(_lock_file(key)):
+                add_checksums(folder)
+            status = "sealed"
+        rows.append({"key": key, "copy": copy, "status": status, "detail": ""})
+    return pd.DataFrame(rows, columns=["key", "copy", "status", "detail"])
+
+
+def main(argv: Optional[list] = None) -> int:
+    """``python -m modadd.store verify [--seal]``: check every stored run (exit 1 if any is
+    damaged); ``--seal`` adds checksums to runs stored before checksums existed."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m modadd.store",
+                                     description="Verify (and seal) the run store.")
+    parser.add_argument("command", choices=["verify"])
+    parser.add_argument("--seal", action="store_true",
+                        help="add checksums to intact runs stored before checksums existed")
+    args = parser.parse_args(argv)
+    table = verify_store(seal=args.seal)
+    counts = table.groupby(["copy", "status"]).size()
+    print(counts.to_string())
+    for row in table[table.status == "damaged"].itertuples():
+        print(f"damaged: {row.detail}")
+    return int((table.status == "damaged").any())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
