@@ -31,6 +31,30 @@ done with their notebook present; failed points are retried only with ``--retry-
 points left ``running`` by an interrupted sweep run again. A failing point does not stop the
 others; the command prints a summary table and exits 1 if any point of the spec failed.
 
+Guarantees against crashes and kills:
+
+* **Local workers die with their driver.** The ``--workers`` processes and the ``--dask-local``
+  worker processes (children of the driver, whose nannies live in the driver process) run a
+  watchdog (:func:`modadd.durable.die_with_parent`) that ends them within a second of the
+  driver's death, even by ``kill -9``; a point's papermill kernel watches its worker the same
+  way (ipykernel's parent poller, ``JPY_PARENT_PID``), so nothing keeps executing points of a
+  killed sweep. Workers of an external ``--scheduler`` are *not* tied to the driver: a point
+  they are executing when the driver dies runs to its end (the lock below keeps a resumed sweep
+  from running it a second time meanwhile, where the file system's ``flock`` spans machines).
+* **A point is never executed twice at once.** :func:`run_point` holds the inter-process lock
+  ``.<key>.lock`` beside the notebook for the whole execution; a second call for the same
+  point waits, then finds the complete notebook the first one wrote and returns it as done
+  (outcome ``"reused": True``, summary action ``reused``) without executing it again.
+* **A damaged notebook of a done point** (not JSON, truncated, empty, or without cells or
+  metadata) is not trusted: the next run moves it aside to ``<key>.ipynb.damaged`` (with a
+  warning) and executes the point again; :func:`collect` raises ``ValueError`` naming the
+  notebook rather than drawing a table from fewer points.
+* **A damaged manifest** makes :func:`read_manifest` (and so :func:`collect`) raise
+  ``ValueError`` naming it; the next run of the sweep moves it aside to
+  ``manifest.json.damaged`` and rebuilds it, with a warning, from the notebooks present: every
+  complete ``<key>.ipynb`` becomes a done point (kept, not re-executed; parameters from its
+  papermill metadata), every ``<key>.failed.ipynb`` a failed one, the rest run again.
+
 ``collect(name)`` returns one row per done point: key, status, duration, every parameter, and
 the scalar values the executed notebook glued (``myst_nb.glue``) or recorded with
 :func:`record`. Every point runs with ``OMP_NUM_THREADS=1`` (its kernel inherits it).
@@ -52,9 +76,11 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -63,7 +89,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import paths
-from .store import atomic_write_text, environment
+from .durable import atomic_write_text, die_with_parent, key_lock, try_key_lock
+from .store import environment
 
 SPEC_FIELDS = ("name", "notebook", "parameters", "grid", "points", "description")
 STATUSES = ("pending", "running", "done", "failed")
@@ -72,6 +99,7 @@ NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 RECORD_KEY = "modadd_record"        # display-output metadata key written by record()
 GLUE_KEY = "scrapbook"              # display-output metadata key written by myst_nb.glue
 MANIFEST = "manifest.json"
+DAMAGED = ".damaged"                # suffix of a damaged manifest / notebook moved aside
 READABLE_MAX = 120                  # characters of a key before its hash
 TRACEBACK_LINES = 15
 THREAD_ENV = {"OMP_NUM_THREADS": "1"}
@@ -267,12 +295,85 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+class DamagedManifest(ValueError):
+    """``manifest.json`` does not read as a sweep manifest (``path``: the file, ``problem``:
+    what is wrong with it)."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"manifest: {path} is damaged ({problem}). Run the sweep again (python -m "
+            f"modadd.sweep SPEC.yaml) to rebuild it from the notebooks in {path.parent}: "
+            f"complete <key>.ipynb files are kept as done points (not re-executed), "
+            f"<key>.failed.ipynb as failed ones, and the damaged file is moved aside to "
+            f"{path.name}{DAMAGED}")
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("points"), list):
+        return "not a mapping with a 'points' list"
+    for i, entry in enumerate(manifest["points"]):
+        if not (isinstance(entry, dict) and isinstance(entry.get("key"), str)
+                and entry.get("status") in STATUSES and isinstance(entry.get("parameters"), dict)):
+            return f"points[{i}] is not a point with key, status and parameters"
+    return None
+
+
 def read_manifest(name: str) -> dict:
-    """The manifest of sweep ``name`` (an empty one if it never ran)."""
+    """The manifest of sweep ``name`` (an empty one if it never ran). Raises
+    :class:`DamagedManifest` (a ``ValueError`` naming the file and how to recover) if it does
+    not read as a manifest."""
     path = sweep_dir(name) / MANIFEST
     if not path.exists():
         return {"sweep": name, "points": []}
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:     # JSONDecodeError is a ValueError
+        raise DamagedManifest(path, f"not JSON: {exc}") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DamagedManifest(path, problem)
+    return manifest
+
+
+def _rebuilt_manifest(name: str, damaged: DamagedManifest) -> dict:
+    """Move the damaged manifest aside and return the manifest the notebooks in its folder
+    stand for (see the module docstring); warns."""
+    folder = damaged.path.parent
+    aside = damaged.path.with_name(damaged.path.name + DAMAGED)
+    os.replace(damaged.path, aside)
+    entries = []
+    for path in sorted(folder.glob("*.ipynb")):
+        if path.name.startswith("."):
+            continue
+        failed = path.name.endswith(".failed.ipynb")
+        key = path.name[:-len(".failed.ipynb")] if failed else path.stem
+        try:
+            nb = _read_executed(path)
+        except ValueError:                  # damaged too: the point runs again
+            continue
+        meta = nb.metadata.get("papermill", {})
+        parameters = meta.get("parameters")
+        if not isinstance(parameters, dict):
+            continue
+        if failed:
+            if (folder / f"{key}.ipynb").exists():
+                continue                    # an older failure of a point done since
+            error = _notebook_error(nb) or {
+                "type": "unknown", "message": f"rebuilt from {path.name}", "where": "unknown",
+                "traceback": ""}
+        else:
+            error = None
+        entries.append({"key": key, "parameters": parameters,
+                        "status": "failed" if failed else "done",
+                        "duration_s": meta.get("duration"), "output": path.name, "error": error,
+                        "started": meta.get("start_time"), "finished": meta.get("end_time"),
+                        "rebuilt": True})
+    done = sum(e["status"] == "done" for e in entries)
+    warnings.warn(f"sweep {name!r}: {damaged}\nRebuilt the manifest from the notebooks present: "
+                  f"{done} done and {len(entries) - done} failed point(s) kept; the damaged "
+                  f"manifest is now {aside}", stacklevel=3)
+    return {"sweep": name, "points": entries}
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
@@ -295,16 +396,137 @@ def _error_record(exc: BaseException) -> dict:
             "traceback": "\n".join(lines[-TRACEBACK_LINES:])}
 
 
+def _notebook_error(nb) -> dict | None:
+    """The error record of the first error output of an executed notebook, if any."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                lines = _ANSI.sub("", "\n".join(output.get("traceback", []))).splitlines()
+                return {"type": output.get("ename"), "message": output.get("evalue"),
+                        "where": f"cell {index}",
+                        "traceback": "\n".join(lines[-TRACEBACK_LINES:])}
+    return None
+
+
+def _read_executed(path: Path):
+    """The executed notebook at ``path`` as a NotebookNode; ``ValueError`` saying what is wrong
+    if it does not read (not JSON, truncated, empty) or has no cells or metadata."""
+    import nbformat
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:                    # noqa: BLE001 - NotJSONError, ValidationError...
+        message = " ".join(str(exc).split())
+        raise ValueError(f"{type(exc).__name__}: {message[:160]}") from None
+    if not isinstance(nb.get("metadata"), dict):
+        raise ValueError("no notebook metadata")
+    if not isinstance(nb.get("cells"), list) or not nb.cells:
+        raise ValueError("no cells")
+    return nb
+
+
+def notebook_problem(path: Path) -> str | None:
+    """``None`` if ``path`` holds a complete executed notebook, else what is wrong with it."""
+    try:
+        _read_executed(Path(path))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time (clock ticks since boot) of a live, non-zombie process; None if there is
+    none (Linux /proc; elsewhere any existing process counts, with start time "")."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    except OSError:                             # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    return None if fields[0] in "ZXx" else fields[19]
+
+
+_DRIVERS: set[int] = set()
+
+
+def die_with_driver(driver: int, interval: float = 0.5) -> None:
+    """End this worker process (``os._exit``) soon after the driver process ``driver`` dies.
+
+    The driver's own children use :func:`modadd.durable.die_with_parent`; a worker whose parent
+    is another process (a forkserver, a separate nanny) watches the driver's pid (and start
+    time, against pid reuse) itself. Idempotent."""
+    if driver in _DRIVERS:
+        return
+    _DRIVERS.add(driver)
+    if os.getppid() == driver:
+        die_with_parent(interval)
+        return
+    start = _process_start(driver)
+
+    def watch() -> None:
+        while _process_start(driver) == start and start is not None:
+            time.sleep(interval)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="modadd-die-with-driver", daemon=True).start()
+
+
+def _die_with_driver_plugin(driver: int):
+    """A Dask worker plugin installing :func:`die_with_driver` in every worker, also the ones
+    a nanny restarts later."""
+    import distributed
+
+    class DieWithDriver(distributed.WorkerPlugin):
+        name = "modadd-die-with-driver"
+
+        def __init__(self, pid: int):
+            self.pid = pid
+
+        def setup(self, worker) -> None:
+            die_with_driver(self.pid)
+
+    return DieWithDriver(driver)
+
+
+def _reused(task: dict, out: Path, started: str, clock: float) -> dict | None:
+    """The done outcome of a point whose complete notebook is already there, else None."""
+    try:
+        nb = _read_executed(out)
+    except (ValueError, FileNotFoundError):
+        return None
+    meta = nb.metadata.get("papermill", {})
+    return {"key": task["key"], "started": meta.get("start_time") or started, "status": "done",
+            "output": out.name, "error": None, "reused": True, "notebook_s": meta.get("duration"),
+            "duration_s": meta.get("duration", round(time.perf_counter() - clock, 3)),
+            "finished": meta.get("end_time") or _now()}
+
+
 def run_point(task: dict) -> dict:
     """Execute one point (a task dict built by :func:`run_sweep`) and return its outcome.
 
     Module-level so that process pools and Dask can pickle it. Never raises for a failing
     notebook: the error goes into the outcome. The notebook is executed into a temporary file
-    beside the output and renamed over it only once complete."""
+    beside the output and renamed over it only once complete. The whole execution holds the
+    point's lock ``.<key>.lock``: a call that had to wait for another execution of the same
+    point and then finds its complete notebook returns it (``"reused": True``) unexecuted."""
+    out = Path(task["output"])
+    started, clock = _now(), time.perf_counter()
+    with key_lock(out.with_name(f".{task['key']}.lock")):
+        reused = _reused(task, out, started, clock)
+        if reused is not None:
+            return reused
+        return _execute_point(task, out)
+
+
+def _execute_point(task: dict, out: Path) -> dict:
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
-    out = Path(task["output"])
     failed_out = out.with_name(out.stem + ".failed.ipynb")
     # a hidden name beside the output (same file system: os.replace is atomic); not mkstemp,
     # whose 0600 mode would stick to the output
@@ -365,6 +587,9 @@ def _executor(workers: int = 1, scheduler: str | None = None,
                     n_workers=dask_local, threads_per_worker=1, processes=True,
                     dashboard_address=None))
                 client = stack.enter_context(distributed.Client(cluster))
+                # its worker processes are children of this process (the nannies run here):
+                # they end when it dies, also by kill -9 (Dask's own parent pipe does too)
+                client.register_plugin(_die_with_driver_plugin(os.getpid()))
             else:
                 client = stack.enter_context(distributed.Client(scheduler))
             executor = client.get_executor(pure=False)
@@ -375,8 +600,8 @@ def _executor(workers: int = 1, scheduler: str | None = None,
     elif workers == 1:
         yield _InlineExecutor(), lambda: 1
     else:
-        with cf.ProcessPoolExecutor(workers,
-                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=die_with_parent) as pool:
             yield pool, lambda: workers
 
 
@@ -399,7 +624,8 @@ def run_sweep(spec: Spec | dict | str | Path, workers: int = 1, scheduler: str |
               dask_local: int | None = None, retry_failed: bool = False) -> pd.DataFrame:
     """Run every point of ``spec`` not done yet and return the summary: one row per point of the
     spec with ``key``, ``status``, ``duration_s`` (of its last execution) and ``action``
-    (``executed``, ``skipped (done)`` or ``skipped (failed)``).
+    (``executed``, ``skipped (done)``, ``skipped (failed)``, or ``reused`` for a point found
+    complete once its lock was free: executed meanwhile by another run).
 
     ``spec`` is a :class:`Spec`, a spec mapping or a YAML path. Points done with their notebook
     present are skipped; failed points too unless ``retry_failed``. Executors: ``workers``
@@ -436,15 +662,31 @@ def _lock(path: Path, name: str) -> Iterator[None]:
 def _run_locked(spec: Spec, points: list[Point], folder: Path, workers: int,
                 scheduler: str | None, dask_local: int | None,
                 retry_failed: bool) -> pd.DataFrame:
-    old = {e["key"]: e for e in read_manifest(spec.name)["points"]}
+    try:
+        previous = read_manifest(spec.name)
+    except DamagedManifest as damaged:
+        previous = _rebuilt_manifest(spec.name, damaged)
+    old = {e["key"]: e for e in previous["points"]}
     current = {p.key for p in points}
     entries: dict[str, dict] = {}
     action: dict[str, str] = {}
     for point in points:
         entry = old.get(point.key)
-        if entry and entry["status"] == "done" and (folder / f"{point.key}.ipynb").exists():
-            action[point.key] = "skipped (done)"
-        elif entry and entry["status"] == "failed" and not retry_failed:
+        out = folder / f"{point.key}.ipynb"
+        if entry and entry["status"] == "done" and out.exists():
+            problem = notebook_problem(out)
+            if problem is None:
+                entries[point.key], action[point.key] = entry, "skipped (done)"
+                continue
+            with try_key_lock(folder / f".{point.key}.lock") as free:
+                if free:                    # else being executed (e.g. by a remote worker)
+                    os.replace(out, out.with_name(out.name + DAMAGED))
+            warnings.warn(f"sweep {spec.name!r}: the notebook {out} of done point {point.key} "
+                          f"is damaged ({problem}); "
+                          + (f"moved aside to {out.name}{DAMAGED}, " if free else
+                             "another process is executing the point, ")
+                          + "the point runs again", stacklevel=3)
+        if entry and entry["status"] == "failed" and not retry_failed:
             action[point.key] = "skipped (failed)"
         else:
             entry = {"key": point.key, "parameters": point.parameters, "status": "pending",
@@ -456,8 +698,13 @@ def _run_locked(spec: Spec, points: list[Point], folder: Path, workers: int,
     manifest = {"sweep": spec.name, "notebook": spec.notebook_id,
                 "points": list(entries.values()) + [e for k, e in old.items() if k not in current]}
     _write_manifest(folder, manifest)
-    for stale in folder.glob(".*.tmp.ipynb"):           # left by a killed run (lock held: ours)
-        stale.unlink()
+    for stale in folder.glob(".*.tmp.ipynb"):           # left by a killed run
+        key = stale.name[1:].rsplit(".", 3)[0]          # .<key>.<hex12>.tmp.ipynb
+        with try_key_lock(folder / f".{key}.lock") as free:
+            if free:                                    # else still being executed
+                stale.unlink(missing_ok=True)
+    for stale in folder.glob(f".{MANIFEST}.*.tmp"):     # manifest writes of a killed driver
+        stale.unlink(missing_ok=True)                   # (only the lock holder writes it)
 
     todo = [p for p in points if action[p.key] == "executed"]
     env = {**{k: os.environ[k] for k in PASSED_ENV if k in os.environ}, **THREAD_ENV}
@@ -492,6 +739,8 @@ def _run_locked(spec: Spec, points: list[Point], folder: Path, workers: int,
                         outcome = {"status": "failed", "error": _error_record(exc),
                                    "finished": _now()}
                     outcome.pop("key", None)
+                    if outcome.get("reused"):
+                        action[key] = "reused"
                     entries[key].update(outcome)
                     count[outcome["status"]] += 1
                     _write_manifest(folder, manifest)
@@ -577,21 +826,30 @@ def notebook_values(nb) -> dict[str, Any]:
 def collect(name: str) -> pd.DataFrame:
     """One row per done point of sweep ``name``: ``key``, ``status``, ``duration_s``, every
     parameter, then every scalar the executed notebook glued or recorded (a name that clashes
-    with a column gets the suffix ``_output``). Numbers stay numbers (ready for seaborn)."""
+    with a column gets the suffix ``_output``). Numbers stay numbers (ready for seaborn).
+
+    Raises ``ValueError`` naming the file if the manifest or the notebook of a done point is
+    damaged, so a table is never silently drawn from fewer points: rerunning the sweep repairs
+    either (it rebuilds the manifest from the notebooks, re-executes a damaged point)."""
     folder = sweep_dir(name)
     if not (folder / MANIFEST).exists():
         known = sorted(p.parent.name for p in folder.parent.glob(f"*/{MANIFEST}"))
         raise ValueError(f"name: no sweep {name!r} in {folder.parent}; known: "
                          f"{', '.join(known) or 'none'}")
-    import nbformat
     rows = []
     for entry in read_manifest(name)["points"]:
         out = folder / f"{entry['key']}.ipynb"
         if entry["status"] != "done" or not out.exists():
             continue
-        row = {"key": entry["key"], "status": entry["status"], "duration_s": entry["duration_s"],
-               **copy.deepcopy(entry["parameters"])}
-        for value_name, value in notebook_values(nbformat.read(out, as_version=4)).items():
+        try:
+            nb = _read_executed(out)
+        except ValueError as exc:
+            raise ValueError(f"collect: the notebook {out} of done point {entry['key']} is "
+                             f"damaged ({exc}); run the sweep again (python -m modadd.sweep "
+                             f"SPEC.yaml) to re-execute that point") from None
+        row = {"key": entry["key"], "status": entry["status"],
+               "duration_s": entry.get("duration_s"), **copy.deepcopy(entry["parameters"])}
+        for value_name, value in notebook_values(nb).items():
             row[f"{value_name}_output" if value_name in row else value_name] = value
         rows.append(row)
     if not rows:

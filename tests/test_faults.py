@@ -395,5 +395,5 @@ def test_every_committed_run_is_sealed_and_intact(monkeypatch):
     """Each folder of data/results/runs reads, hashes to its name and matches its checksums."""
     monkeypatch.setenv("MODADD_RESULTS_DIR", str(paths.ROOT / "data" / "results"))
     table = store.verify_store(progress=False)
-    assert len(table) >= 274 and set(table.copy) == {"results"}
+    assert len(table) >= 274 and set(table["copy"]) == {"results"}
     assert set(table.status) == {"ok"}, table[table.status != "ok"].detail.tolist()[:3]

@@ -219,7 +219,8 @@ def test_crash_leaves_no_partial_notebook(notebook: Path, monkeypatch) -> None:
     (entry,) = manifest().values()
     assert entry["error"]["type"] == "OSError" and entry["error"]["message"] == "disk full"
     assert entry["output"] is None
-    assert sorted(p.name for p in S.sweep_dir("tiny").iterdir()) == [".lock", "manifest.json"]
+    assert sorted(p.name for p in S.sweep_dir("tiny").iterdir()) == [
+        f".{entry['key']}.lock", ".lock", "manifest.json"]             # + the point's lock
 
 
 def test_interrupted_points_go_back_to_pending(notebook: Path, monkeypatch) -> None:
