@@ -40,7 +40,7 @@ CHROMIUM ?= chromium
 # make study PRECISION=bf16: retrain at bf16 mixed precision (other run keys; the book reads fp32)
 PRECISION ?= fp32
 
-.PHONY: help venv mathjax book test unit study bench sweep clean distclean test-browser mutants
+.PHONY: help venv mathjax book test unit study bench sweep verify clean distclean test-browser mutants
 
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
@@ -52,6 +52,7 @@ help:
 	@echo "make mutants - each claims-rule threshold, mutated, must fail a claims test (~5 min)"
 	@echo "make bench  - training throughput, FLOP rate vs. matmul rate, data-generation share"
 	@echo "make sweep SPEC=sweeps/smoke.yaml - run a notebook over a parameter grid (resumable)"
+	@echo "make verify - check every stored run against its checksums (exit 1 if any is damaged)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -108,6 +109,9 @@ bench: $(STAMP)
 	$(BIN)/python -m modadd.bench --profile
 
 # SPEC: a sweep spec (sweeps/*.yaml); ARGS: e.g. --workers 2, --dask-local 2, --retry-failed.
+verify: $(STAMP)
+	$(BIN)/python -c "import sys; from modadd.store import main; sys.exit(main(['verify']))"
+
 sweep: $(STAMP)
 	@test -n "$(SPEC)" || { echo "usage: make sweep SPEC=sweeps/smoke.yaml [ARGS='--workers 2']"; exit 2; }
 	mkdir -p .cache
