@@ -38,6 +38,7 @@ with ``train``).
 from __future__ import annotations
 
 import contextlib
+import shutil
 
 import copy
 import time
@@ -52,8 +53,9 @@ from tqdm.auto import tqdm
 from .algorithmic import AlgorithmicTask
 from .config import PRECISIONS, RunConfig, stream_seed
 from .model import Transformer, build_model
-from .train import (_initial_state, _Recorder, evaluate, make_optimizer, perturb_parameters,
-                    probe_sets, snapshot_steps, training_batch)
+from .train import (NonFiniteTraining, _check_finite, _initial_state, _Recorder, evaluate,
+                    make_optimizer, perturb_parameters, probe_sets, snapshot_steps,
+                    training_batch)
 
 Device = Union[str, torch.device]
 
@@ -266,9 +268,13 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
         for index, state in enumerate(states):
             state["train_loss"][step] = float(losses[index])
             state["grad_norm"][step] = float(grad_norms[index])
+            _check_finite(cfgs[index], step + 1, state["train_loss"][step],
+                          state["grad_norm"][step])
         measure(step + 1)
         if progress is not None:
             progress(size)
+    for cfg, model in zip(cfgs, models):       # the final weights (the last step is a snapshot)
+        _check_finite(cfg, t.n_steps, 0.0, 0.0, model)
     wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     for model, recorder, state, run_dir in zip(models, recorders, states, run_dirs):
         recorder.flush()
@@ -316,7 +322,12 @@ def train_and_store_ensembles(cfgs: Iterable[RunConfig], progress: bool = True,
                     bar.update(sum(cfg.train.n_steps for cfg in group))
                     continue
                 partials = [partial_run_dir(run_key(cfg)) for cfg in group]
-                logs = train_ensemble(group, partials, progress=bar.update, device=device)
+                try:
+                    logs = train_ensemble(group, partials, progress=bar.update, device=device)
+                except NonFiniteTraining:
+                    for partial in partials:            # nothing half-written stays
+                        shutil.rmtree(partial, ignore_errors=True)
+                    raise
                 for cfg, log, partial in zip(group, logs, partials):
                     store_trained(cfg, log, partial)
     return [cfg for cfg in cfgs if run_key(cfg) not in trained]

@@ -706,11 +706,15 @@ def run_parallel(worker: Callable, jobs: list, workers: int = 1, desc: str = "jo
             worker(job)
         return
     with single_threaded_children(), \
-            ProcessPoolExecutor(min(workers, len(jobs)), initializer=torch.set_num_threads,
-                                initargs=(1,),
+            ProcessPoolExecutor(min(workers, len(jobs)), initializer=_analysis_worker_init,
                                 mp_context=multiprocessing.get_context("spawn")) as pool:
         for _ in tqdm(pool.map(worker, jobs), total=len(jobs), desc=desc):
             pass
+
+
+def _analysis_worker_init() -> None:
+    torch.set_num_threads(1)
+    die_with_parent()
 
 
 # the thread-count variables of the BLAS/OpenMP runtimes numpy, scipy and torch load

@@ -350,6 +350,16 @@ def test_divergence_stops_with_step_and_field_and_stores_nothing(optimizer):
     assert not (paths.results_dir() / "runs").exists()
 
 
+def test_divergence_of_a_seed_ensemble_stores_nothing():
+    from modadd.ensemble import unsupported_reason
+    cfg = replace(TINY, train=replace(TINY.train, lr=1e6, store_full_params=False))
+    assert unsupported_reason(cfg) is None
+    with pytest.raises(NonFiniteTraining, match=r"at step \d+ of 30; most likely lr="):
+        store.load_or_train_many([cfg.with_seed(s) for s in range(3)], n_workers=1,
+                                 ensemble=True, progress=False)
+    assert [p.name for p in (paths.cache_dir() / "runs").iterdir()] == [".locks"]
+
+
 @pytest.mark.parametrize("value,allowed", [("", True), ("0", True), ("false", True),
                                            ("No", True), ("1", False), ("true", False),
                                            ("YES", False), (" yes ", False)])
