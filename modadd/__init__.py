@@ -1,7 +1,9 @@
 """modadd: how small transformers learn marker-based modular arithmetic.
 
-Modules (imports go downward only): ``task`` ← ``model`` ← ``config`` ← ``train`` ← ``store``;
-``presets`` names configurations; ``metrics`` depends on numpy/torch only.
+Modules (imports go downward only; ``tests/test_structure.py`` checks there is no cycle):
+``task`` ← ``model`` ← ``config`` ← ``train`` ← ``runs`` ← ``ensemble`` ← ``runner``, with
+``durable`` (I/O) and ``parallel`` below them and ``analysis_cache`` beside; ``store`` re-exports
+the store's three; ``presets`` names configurations; ``metrics`` depends on numpy/torch only.
 """
 from .config import RunConfig, TrainConfig, stream_seed
 from .model import ModelConfig, Transformer, build_model

@@ -23,10 +23,37 @@ import signal
 import tempfile
 import threading
 import time
+import gzip
+import pickle
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterator, Optional
 
+import numpy as np
+import pandas as pd
+
 FAULT_VARIABLE = "MODADD_FAULT"
+
+
+class CacheMiss(RuntimeError):
+    """A result is not cached and ``MODADD_NO_TRAIN=1`` forbids computing it."""
+
+
+class CorruptFile(RuntimeError):
+    """A stored file (of a run or an analysis result) is damaged or unreadable.
+
+    ``path`` is the file, ``key`` the run key or analysis stem, ``recovery`` what to do."""
+
+    def __init__(self, path: Path, key: str, problem: str, recovery: str):
+        self.path, self.key, self.problem, self.recovery = Path(path), key, problem, recovery
+        super().__init__(f"{key}: {path} is damaged ({problem}); {recovery}")
+
+
+# what unreadable files raise, per reader (numpy, pandas, gzip, zipfile, json, torch, pickle)
+READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError,
+                zipfile.BadZipFile, gzip.BadGzipFile, pickle.UnpicklingError, RuntimeError,
+                pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, zlib.error)
 
 
 def _read_umask() -> int:
@@ -82,6 +109,26 @@ def staging_dir(beside: Path, tag: str) -> Path:
     folder = Path(tempfile.mkdtemp(dir=beside.parent, prefix=f"{beside.name}.{tag}-"))
     os.chmod(folder, file_mode(directory=True))
     return folder
+
+
+def write_gzip_text(path: Path, text: str) -> None:
+    """Write ``text`` gzip-compressed (no name or timestamp in the header, so equal text gives equal
+    bytes), atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                   mtime=0) as handle:
+            handle.write(text.encode())
+
+
+def read_gzip_text(path: Path) -> str:
+    with gzip.open(path, "rt") as handle:
+        return handle.read()
+
+
+def load_npz(path: Path) -> dict:
+    """Every array of an ``.npz`` file, read into memory (the file is closed again)."""
+    with np.load(path) as arrays:
+        return {name: arrays[name] for name in arrays.files}
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -52,7 +52,9 @@ from tqdm.auto import tqdm
 
 from .algorithmic import AlgorithmicTask
 from .config import PRECISIONS, RunConfig, stream_seed
+from .durable import key_lock
 from .model import Transformer, build_model
+from .runs import cache_finished, lock_file, partial_run_dir, repair, run_key, store_trained
 from .train import (NonFiniteTraining, _check_finite, _initial_state, _Recorder, evaluate,
                     make_optimizer, perturb_parameters, probe_sets, snapshot_steps,
                     training_batch)
@@ -290,9 +292,6 @@ def train_and_store_ensembles(cfgs: Iterable[RunConfig], progress: bool = True,
     none with a sequential checkpoint to resume) and store each run exactly as
     :func:`modadd.store.train_and_store` does.  Returns the configs left to train sequentially
     (groups of one, unsupported configs, interrupted sequential runs), in their given order."""
-    from .durable import key_lock
-    from .store import (_cache_finished, _lock_file, _repair, partial_run_dir, run_key,
-                        store_trained)
     cfgs = list(cfgs)
     groups: dict[tuple, dict[str, RunConfig]] = {}
     for cfg in cfgs:
@@ -312,10 +311,10 @@ def train_and_store_ensembles(cfgs: Iterable[RunConfig], progress: bool = True,
             # or left resumable, are trained (or read) sequentially instead
             with contextlib.ExitStack() as locks:
                 for key in sorted(run_key(cfg) for cfg in group):
-                    locks.enter_context(key_lock(_lock_file(key)))
+                    locks.enter_context(key_lock(lock_file(key)))
                 for cfg in group:
-                    _repair(run_key(cfg))
-                busy = [cfg for cfg in group if _cache_finished(cfg) or
+                    repair(run_key(cfg))
+                busy = [cfg for cfg in group if cache_finished(cfg) or
                         (partial_run_dir(run_key(cfg)) / "checkpoint.pt").exists()]
                 if busy:
                     trained -= {run_key(cfg) for cfg in group}

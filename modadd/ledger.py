@@ -64,7 +64,7 @@ def _not_measured(claim_id: str, preset: str, error: Exception) -> dict:
 def ledger_records(preset: str = "book") -> dict[str, Union[VerdictRecord, Exception]]:
     """Every claim's verdict record at ``preset``; where its tables are not cached (and may not
     be trained), the cache miss instead."""
-    from .store import CacheMiss
+    from .durable import CacheMiss
     _check_preset(preset)
     out: dict[str, Union[VerdictRecord, Exception]] = {}
     for cid in REGISTRY:

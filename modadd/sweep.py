@@ -90,7 +90,7 @@ from tqdm.auto import tqdm
 
 from . import paths
 from .durable import atomic_write_text, die_with_parent, key_lock, try_key_lock
-from .store import environment
+from .parallel import environment
 
 SPEC_FIELDS = ("name", "notebook", "parameters", "grid", "points", "description")
 STATUSES = ("pending", "running", "done", "failed")

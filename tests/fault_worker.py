@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+import modadd.runner as runner
 import modadd.store as store
 from modadd.config import RunConfig
 
@@ -23,13 +24,13 @@ def main() -> None:
     cfg = RunConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
     torch.set_num_threads(1)
     calls = []
-    real_train = store.train
+    real_train = runner.train
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real_train(*args, **kwargs)
 
-    store.train = counting
+    runner.train = counting
     if len(sys.argv) > 3:                     # start together: every worker has imported torch
         barrier, n = Path(sys.argv[3]), int(sys.argv[4])
         (barrier / f"{os.getpid()}.ready").touch()

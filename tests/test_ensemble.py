@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+import modadd.runner as runner
 from modadd import ensemble, store
 from modadd.algorithmic import AlgorithmicTask
 from modadd.config import RunConfig, TrainConfig
@@ -166,10 +167,10 @@ def test_load_or_train_many_ensemble_stores_runs_like_sequential(tmp_path, monke
     train(resumable, store.partial_run_dir(store.run_key(resumable)), stop_after=5)
 
     ensembles, sequential = [], []
-    real_ensemble, real_sequential = ensemble.train_ensemble, store.train_and_store
+    real_ensemble, real_sequential = ensemble.train_ensemble, runner.train_and_store
     monkeypatch.setattr(ensemble, "train_ensemble", lambda cfgs, *a, **k: (
         ensembles.append([c.seed for c in cfgs]), real_ensemble(cfgs, *a, **k))[1])
-    monkeypatch.setattr(store, "train_and_store", lambda cfg, *a, **k: (
+    monkeypatch.setattr(runner, "train_and_store", lambda cfg, *a, **k: (
         sequential.append(cfg), real_sequential(cfg, *a, **k))[1])
     cfgs = [*group, odd, resumable]
     runs = store.load_or_train_many(cfgs, n_workers=1, trajectories=True, progress=False,
@@ -179,7 +180,7 @@ def test_load_or_train_many_ensemble_stores_runs_like_sequential(tmp_path, monke
     def refuse(*args, **kwargs):
         raise AssertionError("retrained a stored run")
     monkeypatch.setattr(ensemble, "train_ensemble", refuse)
-    monkeypatch.setattr(store, "train", refuse)
+    monkeypatch.setattr(runner, "train", refuse)
     reference = store.find_run(odd, trajectories=True)      # stored by the sequential path
     listing = sorted(p.name for p in reference.cache_path.iterdir())
     results = sorted(p.name for p in reference.summary_path.iterdir())

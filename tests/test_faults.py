@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 import torch
 
+import modadd.runner as runner
+import modadd.runs as runs
 import modadd.store as store
 from modadd import paths
 from modadd.algorithmic import AlgorithmicTask
@@ -114,11 +116,11 @@ def _assert_complete_and_clean(cfg: RunConfig) -> None:
     assert sorted(p.name for p in results.iterdir()) == [key]
     assert not [p for p in (cache / key).iterdir() if p.name.startswith(".")]
     for folder in (cache / key, results / key):
-        meta = store._read_meta(folder, key)
-        store._read_run(cfg, key, folder, cache / key)
+        meta = runs._read_meta(folder, key)
+        runs._read_run(cfg, key, folder, cache / key)
         for name in meta["checksums"]:
             if (folder / name).exists():
-                store._verify(folder / name, key, meta)
+                runs._verify(folder / name, key, meta)
     assert set(meta["checksums"]) >= set(store.heavy_files(cfg)) | {"config.json",
                                                                    "train_log.npz"}
     assert all((cache / key / name).exists() for name in store.heavy_files(cfg))
@@ -127,7 +129,7 @@ def _assert_complete_and_clean(cfg: RunConfig) -> None:
 def _forbid_training(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("trained although the run was recoverable without training")
-    monkeypatch.setattr(store, "train", fail)
+    monkeypatch.setattr(runner, "train", fail)
 
 
 @pytest.fixture(scope="module")
@@ -220,16 +222,16 @@ def test_repair_skips_a_key_another_process_holds(tmp_path, tiny_reference):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from modadd.durable import key_lock\n"
         "with key_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(30)"),
-        str(store._lock_file(key))], stdout=subprocess.PIPE, text=True, env=_env())
+        str(runs.lock_file(key))], stdout=subprocess.PIPE, text=True, env=_env())
     try:
         assert holder.stdout.readline().strip() == "held"
-        store._open_store()
+        runs._open_store()
         assert staging.exists()
     finally:
         holder.kill()
         holder.wait()
-    store._OPENED.clear()
-    with key_lock(store._lock_file(key)):
+    runs._OPENED.clear()
+    with key_lock(runs.lock_file(key)):
         pass
     store.find_run(TINY)
     assert not staging.exists()
@@ -324,7 +326,7 @@ ANALYSIS = {"table": pd.DataFrame({"a": np.arange(50), "b": np.linspace(0, 1, 50
 def test_damaged_analysis_result_is_a_clear_error(result, kind):
     value = ANALYSIS[result]
     store.cached(result, 1, {"k": 1}, lambda: value)
-    (path,) = (paths.results_dir() / "analysis").iterdir()
+    (path,) = (paths.results_dir() / "analysis").glob(f"{result}-*")
     _damage(path, kind)
     try:
         again = store.cached(result, 1, {"k": 1}, lambda: pytest.fail("recomputed"))
@@ -409,7 +411,7 @@ def test_legacy_run_without_checksums_reads_and_can_be_sealed(tiny_reference):
     assert "checksums" not in run.meta
     folder = paths.cache_dir() / "runs" / key
     assert store.add_checksums(folder) and not store.add_checksums(folder)
-    sealed = store._read_meta(folder, key)
+    sealed = runs._read_meta(folder, key)
     assert set(sealed["checksums"]) >= set(store.heavy_files(TINY))
     _damage(folder / "snapshots.npy", "flipped byte")
     run = store.load_or_train(TINY, trajectories=True, progress=False)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import modadd.runner as runner
+import modadd.runs as runs
 import modadd.store as store
 from modadd import paths
 from modadd.config import RunConfig, TrainConfig
@@ -24,7 +26,7 @@ TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
 def forbid_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("trained although the run is cached")
-    monkeypatch.setattr(store, "train", fail)
+    monkeypatch.setattr(runner, "train", fail)
 
 
 def test_trains_once_then_loads(monkeypatch):
@@ -83,7 +85,7 @@ def test_schema_bump_invalidates(monkeypatch):
     store.load_or_train(TINY, progress=False)
     assert store.find_run(TINY) is not None
     old_key = store.run_key(TINY)
-    monkeypatch.setattr(store, "SCHEMA_VERSION", store.SCHEMA_VERSION + 1)
+    monkeypatch.setattr(runs, "SCHEMA_VERSION", runs.SCHEMA_VERSION + 1)
     assert store.run_key(TINY) != old_key
     assert store.find_run(TINY) is None
 
@@ -113,7 +115,7 @@ def test_hand_edited_config_is_refused():
 def test_interrupted_run_leaves_only_partial_in_cache():
     key = store.run_key(TINY)
     partial = paths.cache_dir() / "runs" / f"{key}.partial"
-    store.train(TINY, partial, stop_after=15)
+    runner.train(TINY, partial, stop_after=15)
     assert (partial / "checkpoint.pt").exists()
     assert store.find_run(TINY) is None
     assert [p.name for p in (paths.cache_dir() / "runs").iterdir()] == [f"{key}.partial"]
@@ -171,13 +173,13 @@ def test_analysis_cache_hit_equals_miss_for_indexed_frame():
 
 def test_duplicate_configs_train_once(monkeypatch):
     calls = []
-    real_train = store.train
+    real_train = runner.train
 
     def counting(*args, **kwargs):
         calls.append(args[0])
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(store, "train", counting)
+    monkeypatch.setattr(runner, "train", counting)
     runs = store.load_or_train_many([TINY, TINY], n_workers=1, progress=False)
     pd.testing.assert_frame_equal(runs[0].metrics, runs[1].metrics)
     assert len(calls) == 1

@@ -76,7 +76,7 @@ def problems(path: Path = LOCK) -> list[str]:
 
 def update(path: Path = LOCK) -> list[str]:
     """Add every registered version that is not locked yet; return what was added."""
-    from ..store import atomic_write_text
+    from ..durable import atomic_write_text
     locked, added = read_lock(path), []
     for cid, versions in current().items():
         for version, fp in versions.items():

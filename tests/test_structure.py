@@ -1,0 +1,89 @@
+"""Structural checks of the package that anyone can run: no import cycle between modadd's
+modules (counting imports inside functions too), and a README layout that names every module."""
+from __future__ import annotations
+
+import ast
+import re
+
+from modadd import paths
+
+PACKAGE = paths.ROOT / "modadd"
+
+
+def _module_name(path) -> str:
+    parts = path.relative_to(paths.ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: modules of modadd it imports}`` from every import statement (module level or
+    inside a function), relative imports resolved; ``modadd`` (the package) itself excluded."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                candidates = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            else:
+                continue
+            targets |= {c for c in candidates if c in modules and c != name}
+        graph[name] = targets - {"modadd"}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as a path ``[a, b, ..., a]``, or ``[]``."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        state[node] = 2
+        stack.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_the_import_graph_sees_function_level_and_relative_imports():
+    graph = import_graph()
+    assert "modadd.ensemble" in graph["modadd.runner"]        # module level, relative
+    assert "modadd.durable" in graph["modadd.claims.lock"]    # inside a function, two dots
+
+
+def test_no_import_cycle():
+    assert _cycle(import_graph()) == []
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (paths.ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `modadd/` |"))
+    named = set(re.findall(r"`([a-z_]+)`", row))
+    modules = {p.stem for p in PACKAGE.glob("[a-z]*.py")} | {"claims"}
+    assert modules - named == set(), f"README layout row misses {sorted(modules - named)}"
