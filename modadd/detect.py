@@ -19,6 +19,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
+from .grokking import first_step_at
+
 
 @dataclass(frozen=True)
 class Series:
@@ -71,9 +73,9 @@ class Series:
 
 
 def grok_step(series: Series, threshold: float = 0.99) -> Optional[int]:
-    """First evaluation step with held-out accuracy ≥ ``threshold``, or None."""
-    hit = np.flatnonzero(np.asarray(series.test_accuracy) >= threshold)
-    return None if hit.size == 0 else int(series.steps[hit[0]])
+    """:func:`modadd.grokking.grok_step` of a :class:`Series` (the same ground truth,
+    :func:`modadd.grokking.first_step_at`, on its held-out accuracy)."""
+    return first_step_at(series.steps, series.test_accuracy, threshold)
 
 
 def _lag(values: np.ndarray, lag: int) -> np.ndarray:

@@ -193,13 +193,20 @@ def grokking_preset_table() -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+def first_step_at(steps, values, threshold: float = 0.99) -> Optional[int]:
+    """The study's one definition of "the step it grokked": the first of ``steps`` (sorted)
+    whose value is ≥ ``threshold``, or None if none is."""
+    hit = np.flatnonzero(np.asarray(values, float) >= threshold)
+    return None if hit.size == 0 else int(np.asarray(steps)[hit[0]])
+
+
 def grok_step(metrics: pd.DataFrame, threshold: float = 0.99,
               metric: str = "accuracy") -> Optional[int]:
     """First evaluated step whose ``metric`` (default: held-out accuracy) is ≥ ``threshold``
-    (None if never); the resolution is the evaluation interval (``snapshot_every``)."""
+    (None if never; :func:`first_step_at`); the resolution is the evaluation interval
+    (``snapshot_every``)."""
     rows = metrics[metrics.metric == metric].sort_values("step")
-    hit = rows[rows.value >= threshold]
-    return None if hit.empty else int(hit.step.iloc[0])
+    return first_step_at(rows.step.to_numpy(), rows.value.to_numpy(), threshold)
 
 
 def curves(run) -> pd.DataFrame:

@@ -181,8 +181,8 @@ def readout_positions(batch: Batch, seq_len: int, where: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def collect(model: Transformer, batch: Batch, layer: int, where: str = "readout",
-            chunk: int = 1024) -> torch.Tensor:
+def collect_activations(model: Transformer, batch: Batch, layer: int, where: str = "readout",
+                        chunk: int = 1024) -> torch.Tensor:
     """Residual-stream vectors ``[n, d]`` entering block ``layer`` (``n_layers``: after the last
     block) at the positions ``where`` selects, example-major."""
     out = []
@@ -396,14 +396,14 @@ def _probe_rows(cfg: RunConfig, run: Run, step: int, layer: int, settings: Probe
     rng = np.random.default_rng(stream_seed(cfg.seed, f"measure:sae-latents:{step}:{layer}"))
     model = run.model_at(list(run.snapshot_steps).index(step))
     rows = []
-    readout_train = collect(model, train, layer, "readout")
+    readout_train = collect_activations(model, train, layer, "readout")
     eval_all = concat_batches(list(evals.values()), task.max_m)
     features = example_features(train, task.max_m)
     clean = {m: edited_accuracy(model, b, layer, None, settings.where) for m, b in evals.items()}
     for m, value in clean.items():
         rows.append(("", "accuracy:clean", m, -1, value))
-    acts = collect(model, train, layer, settings.where)
-    held_acts = collect(model, eval_all, layer, settings.where)
+    acts = collect_activations(model, train, layer, settings.where)
+    held_acts = collect_activations(model, eval_all, layer, settings.where)
     for kind in settings.kinds:
         sae, codes, alive, assoc, chosen = _fit(cfg, step, layer, kind, settings, acts,
                                                 readout_train, features)
@@ -504,8 +504,8 @@ def linear_probe_table(cfg: RunConfig, steps: Sequence[int],
             model = run.model_at(list(run.snapshot_steps).index(step))
             test = concat_batches(list(evals.values()), task.max_m)
             for layer in range(cfg.model.n_layers + 1):
-                x_train = collect(model, train, layer, "readout")
-                x_test = collect(model, test, layer, "readout")
+                x_train = collect_activations(model, train, layer, "readout")
+                x_test = collect_activations(model, test, layer, "readout")
                 for target, field in (("m", "m"), ("label", "labels")):
                     probe = linear_probe(x_train, getattr(train, field), x_test,
                                          getattr(test, field))
@@ -561,8 +561,8 @@ def latent_profile(cfg: RunConfig, step: int, layer: int,
         run = load_or_train(cfg, trajectories=True, progress=False)
         task, train, _ = _measurement_data(cfg, step, settings)
         model = run.model_at(list(run.snapshot_steps).index(step))
-        readout = collect(model, train, layer, "readout")
-        acts = collect(model, train, layer, settings.where)
+        readout = collect_activations(model, train, layer, "readout")
+        acts = collect_activations(model, train, layer, settings.where)
         features = example_features(train, task.max_m)
         names = ["m"] + [f"pos_{i + 1}" for i in range(task.max_m)]
         rows = []

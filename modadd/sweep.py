@@ -57,7 +57,7 @@ Guarantees against crashes and kills:
 
 ``collect(name)`` returns one row per done point: key, status, duration, every parameter, and
 the scalar values the executed notebook glued (``myst_nb.glue``) or recorded with
-:func:`record`. Every point runs with ``OMP_NUM_THREADS=1`` (its kernel inherits it).
+:func:`record_value`. Every point runs with ``OMP_NUM_THREADS=1`` (its kernel inherits it).
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ SPEC_FIELDS = ("name", "notebook", "parameters", "grid", "points", "description"
 STATUSES = ("pending", "running", "done", "failed")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NOTEBOOK_SUFFIXES = (".py", ".ipynb")
-RECORD_KEY = "modadd_record"        # display-output metadata key written by record()
+RECORD_KEY = "modadd_record"        # display-output metadata key written by record_value()
 GLUE_KEY = "scrapbook"              # display-output metadata key written by myst_nb.glue
 MANIFEST = "manifest.json"
 DAMAGED = ".damaged"                # suffix of a damaged manifest / notebook moved aside
@@ -761,7 +761,7 @@ def _run_locked(spec: Spec, points: list[Point], folder: Path, workers: int,
 
 
 # ---- results ------------------------------------------------------------------------------------
-def record(name: str, value: Any) -> None:
+def record_value(name: str, value: Any) -> None:
     """Record a scalar result of the running notebook for :func:`collect`.
 
     Displays ``value`` (its repr) with the output metadata ``{"modadd_record": {name: value}}``.
@@ -805,7 +805,7 @@ def parse_scalar(text: str) -> Any:
 
 def notebook_values(nb) -> dict[str, Any]:
     """Scalars a notebook glued (``myst_nb.glue``: outputs whose metadata names a ``scrapbook``
-    entry) or recorded (:func:`record`), by name; later outputs win."""
+    entry) or recorded (:func:`record_value`), by name; later outputs win."""
     values: dict[str, Any] = {}
     for cell in nb.cells:
         for output in cell.get("outputs", []):

@@ -217,7 +217,7 @@ checks.style.hide(axis="index")
 # Headline values recorded for parameter sweeps (`modadd.sweep.collect`; hidden in the book).
 
 # %% tags=["remove-output"]
-from modadd.sweep import record
+from modadd.sweep import record_value
 
-record("min_label_p", float(labels.p_uniform.min()))
-record("max_occupancy_error", float(max(occupancy_error.values())))
+record_value("min_label_p", float(labels.p_uniform.min()))
+record_value("max_occupancy_error", float(max(occupancy_error.values())))

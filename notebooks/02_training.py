@@ -31,7 +31,7 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import claims
-from modadd.claims import ch02 as R0
+from modadd.claims import ch02
 from modadd.plots import band_plot, entropy_panels
 from modadd.presets import constant_lr, preset_differences
 from modadd.stats import mean_ci, seed_summary
@@ -239,4 +239,4 @@ jitter.pivot(index="m", columns="setting", values="jitter")[setting_names]
 # model as its null, and whether moving the target within its stated range flips it.
 
 # %%
-claims.evaluate("R0", R0.tables_from_runs(runs, chance_accuracy(cfg.task)), preset)
+claims.evaluate("R0", ch02.tables_from_runs(runs, chance_accuracy(cfg.task)), preset)

@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import claims
-from modadd import manifold as MF
+from modadd import manifold
 from modadd.claims import ch03
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
@@ -72,7 +72,7 @@ used = ["main", "constant lr", "original lr", "single m"]      # the roles this 
 modadd.load_or_train_many([c for r in used for c in roles[r]], n_workers=workers or None)
 main = roles["main"]
 cfg = main[0]
-steps = MF.block_grams(cfg)[2]
+steps = manifold.block_grams(cfg)[2]
 n_snapshots = len(steps)
 window = min(window, n_snapshots // 2)
 k_subspace = min(k_subspace, n_snapshots - 2)
@@ -92,7 +92,7 @@ display(Markdown(
 # a baseline). Each null point is first averaged over its draws within a run, then over seeds.
 
 # %%
-dims = MF.dimension_summary(main, null_draws=null_draws)
+dims = manifold.dimension_summary(main, null_draws=null_draws)
 r90_blocks = dims[(dims.group == "block") & (dims.threshold == 0.9)]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), sharey=True)
 for ax, matrix in zip(axes, MATRICES):
@@ -146,7 +146,7 @@ settings = {"book (cosine)": main, "constant lr": roles["constant lr"],
             "original lr (constant 3e-4)": roles["original lr"]}
 ROLE = dict(zip(settings, ["main", "constant lr", "original lr"]))    # the claims' role names
 schedule_dims = pd.concat(
-    [MF.dimension_summary(cs, thresholds=(0.9,), null_draws=max(1, null_draws // 4))
+    [manifold.dimension_summary(cs, thresholds=(0.9,), null_draws=max(1, null_draws // 4))
      .assign(setting=name) for name, cs in settings.items()], ignore_index=True)
 schedule_dims = schedule_dims[schedule_dims.group == "block"]
 per_seed = schedule_dims.groupby(["setting", "seed", "matrix", "source"], as_index=False)["rank"].mean()
@@ -173,7 +173,7 @@ fig.tight_layout()
 
 # %%
 counts = sorted({c for c in (6, 11, 21, 31, 41, 61) if c <= n_snapshots} | {n_snapshots})
-sens = MF.snapshot_sensitivity(main, counts=counts, null_draws=max(1, null_draws // 4))
+sens = manifold.snapshot_sensitivity(main, counts=counts, null_draws=max(1, null_draws // 4))
 sens["kind"] = np.where(sens.matrix.isin(["W_Q", "W_K"]), "W_Q, W_K", "W_V, W_O")
 sens["series"] = sens.kind + np.where(sens.source == "real", "", " – random walk")
 sens_seed = sens.groupby(["seed", "spacing", "threshold", "count", "series"],
@@ -205,7 +205,7 @@ fig.tight_layout()
 # how early a structureless trajectory "locks in".
 
 # %%
-timed = MF.time_resolved(main, window=window)
+timed = manifold.time_resolved(main, window=window)
 layer_mean = timed.groupby(["seed", "matrix", "fraction"], as_index=False)[
     ["growing", "sliding", "outside", "growing_null", "sliding_null"]].mean()
 null_mean = layer_mean.groupby("fraction")[["growing_null", "sliding_null"]].mean()
@@ -218,7 +218,7 @@ for ax, column, label in zip(axes, ["growing", "sliding", "outside"],
         ax.plot(null_mean.index, null_mean[column + "_null"], color="k", ls="--", lw=1,
                 label="random walk")
     ax.set(xlabel="fraction of training", ylabel=label)
-axes[2].axhline(MF.LOCK_IN_LEVEL, color="k", ls=":", lw=1)
+axes[2].axhline(manifold.LOCK_IN_LEVEL, color="k", ls=":", lw=1)
 axes[2].axvspan(0.2, 0.3, color="k", alpha=0.06, lw=0)
 axes[0].legend(fontsize=8)
 fig.suptitle("Time-resolved dimension (mean over layers; 95% CI over seeds; dashed: matched "
@@ -226,7 +226,7 @@ fig.suptitle("Time-resolved dimension (mean over layers; 95% CI over seeds; dash
 fig.tight_layout()
 
 # %%
-lock = MF.lock_in_table(main, null_draws=null_draws)
+lock = manifold.lock_in_table(main, null_draws=null_draws)
 lock_run = (lock.groupby(["seed", "layer", "matrix", "source"], as_index=False)["lock_in"].mean()
             .groupby(["seed", "source"], as_index=False)["lock_in"].median())
 lock_summary = seed_summary(lock_run, ["source"], "lock_in")
@@ -263,8 +263,8 @@ pd.concat([lock_by_matrix, lock_summary]).pivot(index="matrix", columns="source"
 # %%
 dense_cfgs = roles["dense snapshots"]
 modadd.load_or_train_many(dense_cfgs, n_workers=workers or None)
-dense_lock = MF.dense_lock_in_table(dense_cfgs, null_draws=null_draws)
-curves = MF.dense_outside_curves(dense_cfgs, null_draws=null_draws)
+dense_lock = manifold.dense_lock_in_table(dense_cfgs, null_draws=null_draws)
+curves = manifold.dense_outside_curves(dense_cfgs, null_draws=null_draws)
 curve_seed = curves.groupby(["seed", "step"], as_index=False)[["real", "null"]].mean()
 dense_until = dense_cfgs[0].train.dense_until
 fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -276,7 +276,7 @@ band_plot(long, x="step", hue="series", value="outside", ax=ax,
 regular_points = shown[shown.step % cfg.train.snapshot_every == 0].groupby("step").real.mean()
 ax.plot(regular_points.index, regular_points.values, "o", color="#e69f00", ms=5,
         label=f"regular snapshots ({cfg.train.snapshot_every} steps)")
-ax.axhline(MF.LOCK_IN_LEVEL, color="k", ls=":", lw=1, label="lock-in level $\\sqrt{0.1}$")
+ax.axhline(manifold.LOCK_IN_LEVEL, color="k", ls=":", lw=1, label="lock-in level $\\sqrt{0.1}$")
 ax.set(xlabel="step", ylabel="outside fraction (mean over blocks)",
        title="Outside fraction of $\\|W_t - W_0\\|$ at dense snapshots "
              "(95% CI over seeds; null: walks on the real per-interval norms)")
@@ -322,7 +322,7 @@ pd.DataFrame(rows).set_index("grid and null")
 # %%
 mixed = {c.seed: c for c in main}
 single = {(c.train.single_m, c.seed): c for c in roles["single m"]}
-angles = MF.replicated_angle_table(mixed, single, k=k_subspace, random_draws=50,
+angles = manifold.replicated_angle_table(mixed, single, k=k_subspace, random_draws=50,
                                    kept_from=ch03.SINGLE_M_KEPT_FROM)
 COMPARISONS = ["seed", "layer", "m (same seed)", "seed (same m)", "random"]
 dim = cfg.model.d_model ** 2
@@ -418,11 +418,11 @@ role_dims = {ROLE[name]: schedule_dims[schedule_dims.setting == name] for name i
 regular_tables = ch03.tables_from_analyses(dims, lock, angles, k=k_subspace, dim=dim,
                                            steps=steps, schedules=role_dims)
 # C4 reads the dense-snapshot lock-in (§3); the regular snapshots are its variant
-grids = MF.dense_lock_in(dense_cfgs[0], null_draws=null_draws)
+grids = manifold.dense_lock_in(dense_cfgs[0], null_draws=null_draws)
 tables = ch03.with_dense_lock_in(regular_tables, dense_lock, grids["steps"], grids["regular"])
 variant_tables = {
     role: ch03.tables_from_analyses(role_dims[role],
-                                    MF.lock_in_table(roles[role], null_draws=null_draws), None,
+                                    manifold.lock_in_table(roles[role], null_draws=null_draws), None,
                                     k=k_subspace, dim=dim, steps=steps, schedules=role_dims,
                                     setting=role)
     for role in ch03.VARIANTS}

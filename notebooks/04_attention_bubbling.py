@@ -35,11 +35,11 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import bubbling as B
+from modadd import bubbling
 from modadd import claims
-from modadd import manifold as MF
-from modadd import metrics as M
-from modadd.claims import ch04 as C67
+from modadd import manifold
+import modadd.metrics
+from modadd.claims import ch04
 from modadd.plots import band_plot, entropy_panels
 from modadd.presets import dense_early
 from modadd.report import fmt_ci
@@ -55,7 +55,7 @@ workers: int = 0              # training processes on a cache miss (0: one per r
 
 # %%
 main = modadd.preset_seeds(preset, seeds)
-configs = [B.with_full_params(c) for c in main]
+configs = [bubbling.with_full_params(c) for c in main]
 runs = modadd.load_or_train_many(configs + main, n_workers=workers or None)
 full_runs, main_runs = runs[:len(configs)], runs[len(configs):]
 cfg = configs[0]
@@ -92,7 +92,7 @@ entropy_panels(metrics, T, f"Readout attention entropy (mean, 95% CI over {len(m
 # counts as *abrupt* if its window is at most `smooth_fraction` of training.
 
 # %%
-trans = B.transitions(metrics)
+trans = bubbling.transitions(metrics)
 trans["width_fraction"] = trans.width / cfg.train.n_steps
 trans["drop_fraction"] = trans["drop"] / np.log(T)
 table = []
@@ -104,7 +104,7 @@ for (layer, m), part in trans.groupby(["layer", "m"]):
         row[label] = fmt_ci(bounded_mean_ci(part[column], bounds))
     row["abrupt seeds"] = f"{(part.width_fraction <= smooth_fraction).sum()}/{len(part)}"
     table.append(row)
-display(Markdown(C67.resolution_text(trans, cfg.train.snapshot_every)))
+display(Markdown(ch04.resolution_text(trans, cfg.train.snapshot_every)))
 pd.DataFrame(table).set_index(["layer", "m"])
 
 # %% [markdown]
@@ -117,7 +117,7 @@ pd.DataFrame(table).set_index(["layer", "m"])
 # layer, the paper's, per $m$.
 
 # %%
-display(Markdown(C67.divergence_text(diverge)))
+display(Markdown(ch04.divergence_text(diverge)))
 dense_until = dense_cfgs[0].train.dense_until
 early = dense_metrics[(dense_metrics.metric == "entropy")
                       & (dense_metrics.layer == cfg.model.n_layers - 1)
@@ -142,11 +142,11 @@ fig.tight_layout()
 # and midpoint in steps, and the width in snapshot intervals of the grid it was measured on):
 
 # %%
-dense_trans = B.transitions(dense_metrics)
-sparse_trans = B.transitions(C67.on_regular_steps(dense_metrics, cfg.train.snapshot_every,
+dense_trans = bubbling.transitions(dense_metrics)
+sparse_trans = bubbling.transitions(ch04.on_regular_steps(dense_metrics, cfg.train.snapshot_every,
                                                   cfg.train.n_steps))
-display(Markdown(C67.resolution_text(dense_trans, dense_cfgs[0].train.dense_every)))
-C67.resolution_table({f"every {cfg.train.snapshot_every} steps": sparse_trans,
+display(Markdown(ch04.resolution_text(dense_trans, dense_cfgs[0].train.dense_every)))
+ch04.resolution_table({f"every {cfg.train.snapshot_every} steps": sparse_trans,
                       f"every {dense_cfgs[0].train.dense_every} steps": dense_trans},
                      {f"every {cfg.train.snapshot_every} steps": cfg.train.snapshot_every,
                       f"every {dense_cfgs[0].train.dense_every} steps":
@@ -161,7 +161,7 @@ C67.resolution_table({f"every {cfg.train.snapshot_every} steps": sparse_trans,
 n_snapshots = len(full_runs[0].snapshot_steps)
 picks = sorted({1, n_snapshots // 2, n_snapshots - 1})
 m_show = max(cfg.task.m_values)
-maps = B.readout_heatmaps(configs[0], picks, m_show)
+maps = bubbling.readout_heatmaps(configs[0], picks, m_show)
 labels = [{0: "·", 1: "M", 2: "v", 3: "Q"}[int(c)] for c in maps["classes"]]
 fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 0.28 * cfg.model.n_layers
                                                   * cfg.model.n_heads + 1.6), sharey=True)
@@ -182,7 +182,7 @@ fig.tight_layout()
 # the dotted line is what uniform attention would give (the share of marker and value positions).
 
 # %%
-profiles = pd.concat([B.attention_profile(c, n_examples=n_examples).assign(seed=c.seed)
+profiles = pd.concat([bubbling.attention_profile(c, n_examples=n_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 profiles["task_mass"] = profiles.mass_marker + profiles.mass_value
 per_layer = profiles.groupby(["seed", "step", "layer"], as_index=False)[
@@ -236,14 +236,14 @@ last = profiles[profiles.step == profiles.step.max()]
 # (section 6) takes the seed as its unit.
 
 # %%
-dense_lock = C67.dense_lock(MF.dense_lock_in_table(dense_cfgs, null_draws=C67.NULL_DRAWS))
+dense_lock = ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.NULL_DRAWS))
 lock = dense_lock.groupby(["seed", "layer"], as_index=False)["lock_in"].median()
 lock["lock_step"] = lock.lock_in * cfg.train.n_steps
 mid = dense_trans.groupby(["seed", "layer"], as_index=False)["mid"].mean()
 timing = mid.merge(lock, on=["seed", "layer"])
-r_all = M.pearson_ci(timing.lock_step, timing["mid"])
+r_all = modadd.metrics.pearson_ci(timing.lock_step, timing["mid"])
 last_layer = timing[timing.layer == timing.layer.max()]
-r_last = M.pearson_ci(last_layer.lock_step, last_layer["mid"])
+r_last = modadd.metrics.pearson_ci(last_layer.lock_step, last_layer["mid"])
 gap = mean_ci(timing.groupby("seed").apply(lambda p: (p["mid"] - p.lock_step).mean()))
 fig, ax = plt.subplots(figsize=(5.5, 4))
 sns.scatterplot(timing, x="lock_step", y="mid", hue="layer", style="seed", ax=ax, palette="viridis")
@@ -254,7 +254,7 @@ ax.set(xlabel="lock-in step (chapter 3, dense snapshots)",
        title=f"r = {fmt_ci(r_all[:3], bounds=(-1, 1))} over {r_all[3]} seed×layer points")
 ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
 fig.tight_layout()
-display(Markdown(C67.timing_text(gap, r_last, dense_trans["mid"])))
+display(Markdown(ch04.timing_text(gap, r_last, dense_trans["mid"])))
 
 # %% [markdown]
 # Per seed (the unit C7 takes), at 10-step resolution: the entropy midpoint and the lock-in step,
@@ -273,7 +273,7 @@ per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
 # examples, at three points of training. $k = T$ is the unablated model.
 
 # %%
-ablation = pd.concat([B.ablation_table(c, n_examples=ablation_examples).assign(seed=c.seed)
+ablation = pd.concat([bubbling.ablation_table(c, n_examples=ablation_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 points = sorted(ablation.step.unique())
 fig, axes = plt.subplots(1, len(points), figsize=(4.3 * len(points), 3.4), sharey=True,
@@ -304,15 +304,15 @@ fig.tight_layout()
 
 # %%
 display(Markdown("\n".join(f"- **{spec.id}**, rule v{spec.rule.version} ({spec.rule.date}): "
-                            f"{spec.rule.text}." for spec in C67.CLAIMS)))
-tables = C67.tables_from_metrics(dense_metrics, dense_lock, T, cfg.train.n_steps)
+                            f"{spec.rule.text}." for spec in ch04.CLAIMS)))
+tables = ch04.tables_from_metrics(dense_metrics, dense_lock, T, cfg.train.n_steps)
 # the same dense-snapshot runs at the regular spacing only: only the resolution differs
-regular = {C67.REGULAR: C67.tables_from_metrics(
-    C67.on_regular_steps(dense_metrics, cfg.train.snapshot_every, cfg.train.n_steps),
-    C67.dense_lock(MF.dense_lock_in_table(dense_cfgs, null_draws=C67.NULL_DRAWS), "regular"),
+regular = {ch04.REGULAR: ch04.tables_from_metrics(
+    ch04.on_regular_steps(dense_metrics, cfg.train.snapshot_every, cfg.train.n_steps),
+    ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.NULL_DRAWS), "regular"),
     T, cfg.train.n_steps)}
 records = {cid: claims.evaluate(cid, tables, preset, regular) for cid in ("C6", "C7")}
-display(Markdown(C67.resolution_verdicts(records)))
+display(Markdown(ch04.resolution_verdicts(records)))
 display(records["C6"])
 
 # %%

@@ -47,10 +47,10 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import bubbling as B
+from modadd import bubbling
 from modadd import claims
-from modadd import commutator as CM
-from modadd.claims import ch05 as C8
+from modadd import commutator
+from modadd.claims import ch05
 from modadd.model import Transformer
 from modadd.plots import band_plot
 from modadd.report import fmt_ci
@@ -66,25 +66,25 @@ late: float = 0.2             # late phase: steps from (1 - late) * n_steps on
 workers: int = 0              # processes on a cache miss (0: min(2, seeds))
 
 # %%
-configs = [B.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
+configs = [bubbling.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
 runs = modadd.load_or_train_many(configs, n_workers=workers or None)
 cfg = configs[0]
-settings = CM.CommutatorSettings(pairs=pairs)
-CM.compute_tables(configs, settings, workers=workers or min(2, len(configs)))  # cache misses only
-table = CM.commutator_tables(configs, settings)
+settings = commutator.CommutatorSettings(pairs=pairs)
+commutator.compute_tables(configs, settings, workers=workers or min(2, len(configs)))  # cache misses only
+table = commutator.commutator_tables(configs, settings)
 n_steps = cfg.train.n_steps
-scalars = CM.pair_values(table)
-scalars["phase"] = CM.phase(scalars.step, n_steps, early, late)
-rho = CM.rho_table(table)
-rho["phase"] = CM.phase(rho.step, n_steps, early, late)
+scalars = commutator.pair_values(table)
+scalars["phase"] = commutator.phase(scalars.step, n_steps, early, late)
+rho = commutator.rho_table(table)
+rho["phase"] = commutator.phase(rho.step, n_steps, early, late)
 model = Transformer.for_task(cfg.model, cfg.task)
-live = CM.live_mask(model, cfg.task)
+live = commutator.live_mask(model, cfg.task)
 P_live, P_all = int(live.sum()), int(live.size)
-slices = CM.block_slices(model)
+slices = commutator.block_slices(model)
 P_attn = sum(s.stop - s.start for s in slices.values())
 d2 = cfg.model.d_model ** 2
 # the original's P: this architecture plus its dead MLP weights (two Linear layers per block)
-n_blocks, P_original = C8.parameter_counts(cfg)
+n_blocks, P_original = ch05.parameter_counts(cfg)
 P_dead = P_original - P_live
 sns.set_theme(style="whitegrid", context="notebook")
 display(Markdown(
@@ -111,7 +111,7 @@ panels = [("delta_norm", "‖δ‖ (float64, direct)"), ("grad_norm", "√(‖g_
 fig, axes = plt.subplots(2, 3, figsize=(15, 7))
 measured = scalars[scalars.step > 0]
 for ax, (column, label) in zip(axes.flat, panels):
-    point = pd.concat([CM.over_pairs(measured, column, q=q).assign(stat=name)
+    point = pd.concat([commutator.over_pairs(measured, column, q=q).assign(stat=name)
                        for q, name in ((0.5, "median over pairs"), (0.9, "p90 over pairs"))])
     band_plot(point, x="step", hue="stat", value=column, ax=ax, log=True, palette="rocket")
     ax.set(xlabel="step", ylabel=label)
@@ -159,12 +159,12 @@ phase_table(scalars, {"delta_norm": "‖δ‖", "defect_hessian": "Hessian-scale
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-point = CM.over_pairs(scalars[scalars.step > 0], "delta32_error")
+point = commutator.over_pairs(scalars[scalars.step > 0], "delta32_error")
 band_plot(point, x="step", value="delta32_error", ax=axes[0], log=True)
 axes[0].axhline(1, color="k", ls=":", lw=1)
 axes[0].set(xlabel="step", ylabel="‖δ₃₂ − δ‖ / ‖δ‖", title="error of the float32 difference")
 ratio = scalars.assign(norm_ratio=scalars.delta32_norm / scalars.delta_norm)
-band_plot(CM.over_pairs(ratio[ratio.step > 0], "norm_ratio"), x="step", value="norm_ratio",
+band_plot(commutator.over_pairs(ratio[ratio.step > 0], "norm_ratio"), x="step", value="norm_ratio",
           ax=axes[1], log=True)
 axes[1].axhline(1, color="k", ls=":", lw=1)
 axes[1].set(xlabel="step", ylabel="‖δ₃₂‖ / ‖δ‖", title="norm the original would report")
@@ -184,14 +184,14 @@ display(Markdown(
 # dash-dotted: $\sqrt{K/P}$ with the original's dead coordinates, the baseline it plotted.
 
 # %%
-basis_order = list(CM.BASES)
+basis_order = list(commutator.BASES)
 delta = rho[(rho.vector == "delta") & (rho.step > 0)]
 ks = sorted(delta.k.unique())
 fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.8), sharey=True, squeeze=False)
 palette = dict(zip(basis_order, sns.color_palette("deep", len(basis_order))))
 for ax, k in zip(axes[0], ks):
     for basis in basis_order:
-        part = CM.over_pairs(delta[(delta.k == k) & (delta.basis == basis)], "rho")
+        part = commutator.over_pairs(delta[(delta.k == k) & (delta.basis == basis)], "rho")
         part = part.dropna()
         if part.empty:
             continue
@@ -233,7 +233,7 @@ fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), sharey=True)
 for ax, basis in zip(axes, ["causal", "final", "held-out seed"]):
     part = rho[(rho.basis == basis) & (rho.k == k_main) & rho.vector.isin(vectors)
                & (rho.step > 0)]
-    point = CM.over_pairs(part, "ratio", by=["vector"]).dropna()
+    point = commutator.over_pairs(part, "ratio", by=["vector"]).dropna()
     point["vector"] = point.vector.map(names)
     band_plot(point, x="step", hue="vector", value="ratio", ax=ax, log=True, palette="tab10")
     ax.axhline(1, color="k", ls=":", lw=1)
@@ -282,10 +282,10 @@ phase_table(compare, {"original-style ratio": "vs √(K/P) with dead weights",
 # a property of non-commutativity.
 
 # %%
-spec_c8 = C8.CLAIMS[0]
+spec_c8 = ch05.CLAIMS[0]
 display(Markdown(f"**C8**, rule v{spec_c8.rule.version} ({spec_c8.rule.date}): "
                  f"{spec_c8.rule.text}."))
-c8_tables = C8.tables_from_rho(rho, n_steps, k_main, early, late, n_blocks, P_original)
+c8_tables = ch05.tables_from_rho(rho, n_steps, k_main, early, late, n_blocks, P_original)
 record = claims.evaluate("C8", c8_tables, preset)
 record
 
@@ -298,9 +298,9 @@ grad_ratio = causal[causal.vector.isin(["g_a", "g_b"])].groupby(["seed", "step",
     .ratio.mean().rename("grad_ratio").reset_index()
 specific = causal[causal.vector == "delta"].merge(grad_ratio, on=["seed", "step", "pair"])
 specific["specificity"] = specific.ratio / specific.grad_ratio
-specific["phase"] = CM.phase(specific.step, n_steps, early, late)
+specific["phase"] = commutator.phase(specific.step, n_steps, early, late)
 phases = ("early", "late")
-display(Markdown(C8.summary(
+display(Markdown(ch05.summary(
     record, k_main,
     specificity={w: seed_stat(specific, "specificity", w) for w in phases},
     original={w: seed_stat(compare[compare.vector == names["delta32"]], "original-style ratio",

@@ -49,9 +49,9 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import bubbling as B
+from modadd import bubbling
 from modadd import claims
-from modadd import sae as S
+from modadd import sae
 from modadd.claims import ch06
 from modadd.plots import band_plot, point_ci
 from modadd.report import ci_text
@@ -72,17 +72,17 @@ small_drop: float = 0.05      # accuracy drop counted as "barely changes"
 workers: int = 0              # processes on a cache miss (0: min(2, seeds))
 
 # %%
-configs = [B.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
+configs = [bubbling.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
 runs = modadd.load_or_train_many(configs, n_workers=workers or None)
 cfg = configs[0]
-steps = S.stage_steps(cfg, stages)
-layers = sorted(set(layers)) or S.default_layers(cfg)
-settings = S.ProbeSettings(n_train=n_train, n_eval=n_eval, n_latents=n_latents,
+steps = sae.stage_steps(cfg, stages)
+layers = sorted(set(layers)) or sae.default_layers(cfg)
+settings = sae.ProbeSettings(n_train=n_train, n_eval=n_eval, n_latents=n_latents,
                            random_draws=random_draws, sae_steps=sae_steps)
-S.compute_tables(configs, steps, layers, settings, workers=workers or min(2, len(configs)))
-table = pd.concat([S.probe_table(c, steps, layers, settings) for c in configs],
+sae.compute_tables(configs, steps, layers, settings, workers=workers or min(2, len(configs)))
+table = pd.concat([sae.probe_table(c, steps, layers, settings) for c in configs],
                   ignore_index=True)
-probes = pd.concat([S.linear_probe_table(c, steps, settings) for c in configs],
+probes = pd.concat([sae.linear_probe_table(c, steps, settings) for c in configs],
                    ignore_index=True)
 stage_name = ch06.stage_names(steps)
 stage_order = list(stage_name.values())
@@ -139,7 +139,7 @@ n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci3).uns
 # do not count).
 
 # %%
-profile = pd.concat([S.latent_profile(configs[0], steps[-1], layer, settings)
+profile = pd.concat([sae.latent_profile(configs[0], steps[-1], layer, settings)
                      for layer in layers], ignore_index=True)
 profile = profile[profile.selection == "m / positions"]
 features = [f for f in profile.feature.unique()]

@@ -54,9 +54,9 @@ import torch
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import arms as A
+import modadd.arms
 from modadd import claims
-from modadd import manifold as MF
+from modadd import manifold
 from modadd.claims import ch07
 from modadd.plots import band_plot, point_ci
 from modadd.presets import study_configs
@@ -89,7 +89,7 @@ arms = {arm: roles[role] for arm, role in ARMS.items()}
 modadd.load_or_train_many([c for cfgs in arms.values() for c in cfgs] + roles["difficulty"],
                           n_workers=workers or None)
 chance = chance_accuracy(cfg.task)
-acc = A.arm_metrics(arms)
+acc = modadd.arms.arm_metrics(arms)
 final_step = acc.step.max()
 final = acc[acc.step == final_step]
 sns.set_theme(style="whitegrid", context="notebook")
@@ -141,11 +141,11 @@ final_table(final, ["attention-only, mixed", "with MLP"])
 # %%
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
-dims = pd.concat({arm: MF.dimension_summary(arms[arm], null_draws=null_draws)
+dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=null_draws)
                   for arm in ["attention-only, mixed", "with MLP"]}, names=["arm"])
 dims = dims.reset_index("arm").reset_index(drop=True)
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
-mlp_dims = MF.null_means(A.mlp_dimension_table(arms["with MLP"], null_draws=null_draws))
+mlp_dims = manifold.null_means(modadd.arms.mlp_dimension_table(arms["with MLP"], null_draws=null_draws))
 mlp_dims = mlp_dims[(mlp_dims.threshold == THRESHOLD)
                     & (mlp_dims.source != "shuffled increments")].assign(arm="with MLP")
 blocks = pd.concat([dims[dims.group == "block"], mlp_dims[mlp_dims.group == "mlp block"]])
@@ -153,11 +153,11 @@ blocks["series"] = blocks.arm + ", " + blocks.source
 fig, axes = plt.subplots(1, 6, figsize=(17, 3.3), sharey=True)
 order = ["attention-only, mixed, real", "with MLP, real", "with MLP, random walk"]
 palette = dict(zip(order, ["#1f4e79", "#c0392b", "#b0b0b0"]))
-for ax, matrix in zip(axes, MATRICES + list(A.MLP_MATRICES)):
+for ax, matrix in zip(axes, MATRICES + list(modadd.arms.MLP_MATRICES)):
     part = blocks[(blocks.matrix == matrix) & blocks.series.isin(order)]
     point_ci(part, x="layer", hue="series", value="rank", ax=ax, palette=palette,
              order=[o for o in order if o in set(part.series)])
-    ax.set(title=matrix + (" (MLP)" if matrix in A.MLP_MATRICES else ""), xlabel="layer",
+    ax.set(title=matrix + (" (MLP)" if matrix in modadd.arms.MLP_MATRICES else ""), xlabel="layer",
            xticks=range(cfg.model.n_layers))
 axes[0].set_ylabel("$r_{90}$")
 handles, labels = axes[0].get_legend_handles_labels()
@@ -235,7 +235,7 @@ pd.DataFrame({"quantity": [
 
 # %%
 CURRICULUM_ARMS = ["attention-only, mixed", "curriculum", "curriculum (no reset)", ONLY]
-marks = {arm: A.stage_starts(arms[arm][0]) for arm in CURRICULUM_ARMS}
+marks = {arm: modadd.arms.stage_starts(arms[arm][0]) for arm in CURRICULUM_ARMS}
 accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curriculum vs one m "
                 "(mean, 95% CI over seeds)", marks)
 
@@ -244,7 +244,7 @@ accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curricu
 # (≥ 0), mean [95% CI] over seeds; and the final accuracy beside it.
 
 # %%
-forget = A.forgetting_table(acc[acc.arm.isin(CURRICULUM_ARMS)])
+forget = modadd.arms.forgetting_table(acc[acc.arm.isin(CURRICULUM_ARMS)])
 pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgetting
            .apply(ci_text, bounds=ACC).unstack("m"),
            "final accuracy": forget.groupby(["arm", "m"]).final.apply(ci_text, bounds=ACC)
@@ -260,7 +260,7 @@ pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgettin
 # run's random-walk null (chapter 3's measure), mean [95% CI] over seeds:
 
 # %%
-arm_dims = pd.concat({arm: MF.dimension_summary(arms[arm], null_draws=null_draws)
+arm_dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=null_draws)
                       for arm in CURRICULUM_ARMS}, names=["arm"]).reset_index("arm")
 arm_dims = arm_dims[(arm_dims.threshold == THRESHOLD) & (arm_dims.group == "all")
                     & (arm_dims.source != "shuffled increments")]
@@ -278,8 +278,8 @@ arm_r90.groupby("arm").agg(ci_text).loc[CURRICULUM_ARMS]
 
 # %%
 angle_arms = {arm: arms[arm] for arm in CURRICULUM_ARMS + ["with MLP"]}
-k = min(k_subspace, len(MF.block_grams(cfg)[2]) - 2)
-angles = A.arm_angle_table(angle_arms, k=k, random_draws=random_draws)
+k = min(k_subspace, len(manifold.block_grams(cfg)[2]) - 2)
+angles = modadd.arms.arm_angle_table(angle_arms, k=k, random_draws=random_draws)
 dim = cfg.model.d_model ** 2
 pairs = angles[angles.comparison != "random"]
 per_pair = pairs.groupby(["comparison", "a", "b"], as_index=False)[["mean_cos2", "distance"]].mean()

@@ -47,10 +47,10 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import arms as A
+import modadd.arms
 from modadd import claims
-from modadd import manifold as MF
-from modadd.claims import ch08 as C13
+from modadd import manifold
+from modadd.claims import ch08
 from modadd.plots import band_plot, point_ci
 from modadd.report import ci_text
 from modadd.presets import study_configs
@@ -100,7 +100,7 @@ arms = {"mul mod 7": roles["mul C7"], "add mod 7": roles["add C7"]}
 modadd.load_or_train_many([c for cfgs in arms.values() for c in cfgs],
                           n_workers=workers or None)
 cfg = arms["mul mod 7"][0]
-acc = A.arm_metrics(arms)
+acc = modadd.arms.arm_metrics(arms)
 final = acc[acc.step == acc.step.max()]
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -125,7 +125,7 @@ final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3, bounds=(0, 1))).
 # %%
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
-dims = pd.concat({arm: MF.dimension_summary(cfgs, null_draws=null_draws)
+dims = pd.concat({arm: manifold.dimension_summary(cfgs, null_draws=null_draws)
                   for arm, cfgs in arms.items()}, names=["arm"]).reset_index("arm")
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
 blocks = dims[dims.group == "block"].assign(series=lambda f: f.arm + ", " + f.source)
@@ -179,7 +179,7 @@ diff_summary.loc[MATRICES + ["all attention"]]
 # attention weights as an alternative analysis.
 
 # %%
-tables = C13.tables_from_dimensions(dims)
+tables = ch08.tables_from_dimensions(dims)
 record = claims.evaluate("C13", tables, preset)
 display(record)
 
@@ -188,4 +188,4 @@ display(record)
 
 # %%
 composite = law[(law.task.str.startswith("mul mod 8")) & (law.m == 4)].iloc[0]
-display(Markdown(C13.summary(record, tables, composite, final, diff, learned)))
+display(Markdown(ch08.summary(record, tables, composite, final, diff, learned)))

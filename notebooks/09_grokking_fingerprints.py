@@ -50,9 +50,9 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import grokking as G
+from modadd import grokking
 from modadd import claims
-from modadd.claims import ch09 as C14
+from modadd.claims import ch09
 from modadd.report import ci_text, fmt_ci, number
 
 # %% tags=["parameters"]
@@ -73,16 +73,16 @@ workers: int = 0              # training processes on a cache miss (0: one per c
 # The split (a permutation with its own seed) is the same for every run, as in openai/grok.
 
 # %%
-study = G.grokking_study(preset, seeds=seeds, perturbations=perturbations)
+study = grokking.grokking_study(preset, seeds=seeds, perturbations=perturbations)
 runs = modadd.load_or_train_many(study["main"] + study["perturbed"],
                                  n_workers=workers or None)
 main_runs, perturbed_runs = runs[:len(study["main"])], runs[len(study["main"]):]
-labels = G.run_labels(runs)
+labels = grokking.run_labels(runs)
 labels["role"] = np.where(labels.perturbation >= 0, "perturbed", "main")
 wds = sorted(labels.weight_decay.unique())
 cfg = main_runs[0].config
 sns.set_theme(style="whitegrid", context="notebook")
-display(G.grokking_preset_table().loc[[preset]])
+display(grokking.grokking_preset_table().loc[[preset]])
 
 # %% [markdown]
 # ## 2. Training curves and steps to grok
@@ -92,7 +92,7 @@ display(G.grokking_preset_table().loc[[preset]])
 # accuracy ≥ 99%.
 
 # %%
-curves = pd.concat([G.curves(r).assign(seed=r.config.seed, weight_decay=r.config.train.weight_decay)
+curves = pd.concat([grokking.curves(r).assign(seed=r.config.seed, weight_decay=r.config.train.weight_decay)
                     for r in main_runs])
 fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 6.2), sharex=True,
                          sharey="row", squeeze=False)
@@ -154,7 +154,7 @@ grok_table.style.hide(axis="index")
 # %%
 fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 5.6), sharey=True,
                          squeeze=False, layout="constrained")
-vmin = min(float(np.percentile(G.fingerprint_series(r)[1], 1)) for r in main_runs)
+vmin = min(float(np.percentile(grokking.fingerprint_series(r)[1], 1)) for r in main_runs)
 for col, wd in enumerate(wds):
     run = next(r for r in main_runs if r.config.train.weight_decay == wd)
     for row, split in enumerate(("heldout", "train")):
@@ -162,7 +162,7 @@ for col, wd in enumerate(wds):
         if split not in run.fingerprints:
             ax.set_visible(False)
             continue
-        steps, series = G.fingerprint_series(run, split)
+        steps, series = grokking.fingerprint_series(run, split)
         q = run.fingerprints["quantiles"]
         mesh = ax.pcolormesh(steps, q, series.T, shading="nearest", cmap="magma",
                              vmin=vmin, vmax=0)
@@ -185,7 +185,7 @@ for run, lab in zip(main_runs, labels[labels.role == "main"].itertuples()):
     if np.isnan(lab.memorise_step) or "train" not in run.fingerprints:
         continue
     for split in ("heldout", "train"):
-        steps, series = G.fingerprint_series(run, split)
+        steps, series = grokking.fingerprint_series(run, split)
         after = series[steps >= lab.memorise_step]
         if len(after) > 1:
             motion.append({"weight decay": lab.weight_decay, "probes": split,
@@ -208,7 +208,7 @@ motion_table
 # next, `modadd.dmd.data_matrices`); the unit circle is drawn.
 
 # %%
-eig, errors = G.spectra_tables(runs, n_delays, rank, ridge)
+eig, errors = grokking.spectra_tables(runs, n_delays, rank, ridge)
 eig = eig.merge(labels[["key", "weight_decay", "seed", "role"]], on="key")
 theta = np.linspace(0, 2 * np.pi, 400)
 fig, axes = plt.subplots(2, len(wds), figsize=(3.6 * len(wds), 7), sharex=True, sharey=True,
@@ -221,7 +221,7 @@ for row, method in enumerate(("tsvd", "rrr")):
         for seed, one in part.groupby("seed"):
             ax.scatter(one.re, one.im, s=14, alpha=0.75, color=colours[seed % len(colours)],
                        label=f"seed {seed}")
-        pooled = G.pooled_spectrum([r for r in main_runs if r.config.train.weight_decay == wd],
+        pooled = grokking.pooled_spectrum([r for r in main_runs if r.config.train.weight_decay == wd],
                                    n_delays, rank, ridge, method)
         ax.scatter(pooled.real, pooled.imag, marker="x", s=40, color="k",
                    label="all seeds pooled")
@@ -286,7 +286,7 @@ display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4, b
 order = labels.sort_values(["role", "weight_decay", "seed", "perturbation"]).reset_index(drop=True)
 ticks = [f"wd{r.weight_decay:g} s{r.seed}" if r.role == "main" else f"pert {r.perturbation}"
          for r in order.itertuples()]
-D = {m: G.distance_matrix(eig, order.key, m) for m in ("tsvd", "rrr")}
+D = {m: grokking.distance_matrix(eig, order.key, m) for m in ("tsvd", "rrr")}
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
 for ax, method in zip(axes, ("tsvd", "rrr")):
     sns.heatmap(D[method], ax=ax, cmap="viridis", square=True, xticklabels=ticks,
@@ -314,12 +314,12 @@ def separation_rows(eigenvalues, window: str) -> list[dict]:
     fam = order[(order.weight_decay == 1.0) & (order.seed == 0)].index.to_numpy()
     seed_pairs = order[(order.role == "main") & (order.weight_decay == 1.0)].index.to_numpy()
     for method in ("tsvd", "rrr"):
-        Dm = G.distance_matrix(eigenvalues, order.key, method)
+        Dm = grokking.distance_matrix(eigenvalues, order.key, method)
         sub = Dm[np.ix_(main, main)]
-        s = G.separation(sub, order.weight_decay.to_numpy()[main], order.seed.to_numpy()[main],
+        s = grokking.separation(sub, order.weight_decay.to_numpy()[main], order.seed.to_numpy()[main],
                          n_perm=n_perm)
-        pert = G.pair_distances(Dm, fam) if len(fam) > 1 else np.array([np.nan])
-        seeds_wd1 = G.pair_distances(Dm, seed_pairs)
+        pert = grokking.pair_distances(Dm, fam) if len(fam) > 1 else np.array([np.nan])
+        seeds_wd1 = grokking.pair_distances(Dm, seed_pairs)
         out.append({"window": window, "method": method.upper(),
                     "within wd": fmt_ci((s["within"], *s["within CI"]), 3),
                     "between wd": fmt_ci((s["between"], *s["between CI"]), 3),
@@ -334,7 +334,7 @@ def separation_rows(eigenvalues, window: str) -> list[dict]:
 
 
 common = int(labels.last_step.min())
-eig_window, _ = G.spectra_tables(runs, n_delays, rank, ridge, until=common)
+eig_window, _ = grokking.spectra_tables(runs, n_delays, rank, ridge, until=common)
 sep = pd.DataFrame(separation_rows(eig, "whole run") +
                    separation_rows(eig_window, f"first {common} steps"))
 display(Markdown(f"Shortest run: {common} steps."))
@@ -353,10 +353,10 @@ for nd in sorted({8, 16, n_delays}):
     for r in sorted({4, rank}):
         if r > 19 * nd:
             continue
-        e, _ = G.spectra_tables(runs, nd, r, ridge)
+        e, _ = grokking.spectra_tables(runs, nd, r, ridge)
         for method in ("tsvd", "rrr"):
-            Dm = G.distance_matrix(e, order.key, method)[np.ix_(main_idx, main_idx)]
-            s = G.separation(Dm, order.weight_decay.to_numpy()[main_idx],
+            Dm = grokking.distance_matrix(e, order.key, method)[np.ix_(main_idx, main_idx)]
+            s = grokking.separation(Dm, order.weight_decay.to_numpy()[main_idx],
                              order.seed.to_numpy()[main_idx], n_boot=500,
                              n_perm=min(n_perm, 1000))
             sens.append({"delays": nd, "rank": r, "method": method.upper(),
@@ -367,7 +367,7 @@ sens.style.hide(axis="index").format({"p": "{:.3f}", "1-NN": "{:.2f}"})
 
 # %% [markdown]
 # ## 6. Claims ledger rows
-# **C14.** The rule lives in `modadd.claims.ch09` (version 2; version 1 is kept and evaluated on
+# **ch09.** The rule lives in `modadd.claims.ch09` (version 2; version 1 is kept and evaluated on
 # the same tables): with RRR DMD, *supported* if the weight decays separate (label-permutation
 # p < 0.05 and the between/within ratio's bootstrap CI over seeds above 1) both on whole runs and
 # in the common window, and the perturbed runs are stable (the upper CI of their distance to the
@@ -378,7 +378,7 @@ sens.style.hide(axis="index").format({"p": "{:.3f}", "1-NN": "{:.2f}"})
 # across conditions; TSVD DMD is shown as an alternative analysis.
 
 # %%
-tables = C14.tables_from_spectra(labels, eig, eig_window, common, n_perm)
+tables = ch09.tables_from_spectra(labels, eig, eig_window, common, n_perm)
 record = claims.evaluate("C14", tables, preset)
 display(record)
 
@@ -386,6 +386,6 @@ display(record)
 # ## Where we agree and disagree with seed 001
 
 # %%
-display(Markdown(C14.summary(record, grok_table, sep, motion_ratio, rrr_wins, len(paired),
+display(Markdown(ch09.summary(record, grok_table, sep, motion_ratio, rrr_wins, len(paired),
                              tsvd_vs_rrr, states, int(records.max()), cfg.train.snapshot_every,
                              cfg.train.n_steps, common)))

@@ -50,10 +50,10 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import detect as DT
-from modadd import grokking as G
+from modadd import detect
+from modadd import grokking
 from modadd import claims
-from modadd.claims import ch10 as C15
+from modadd.claims import ch10
 from modadd.report import ci_text, fmt_ci, number
 from modadd.stats import wilson_ci
 
@@ -69,14 +69,14 @@ workers: int = 0              # training processes on a cache miss (0: one per c
 # the evaluation interval); a run that never gets there within its budget is a negative.
 
 # %%
-preset = C15.grid_preset(preset)   # the book's other chapters call their scale "book"
-study = G.detection_study(preset, seeds=seeds)
+preset = ch10.grid_preset(preset)   # the book's other chapters call their scale "book"
+study = grokking.detection_study(preset, seeds=seeds)
 runs = modadd.load_or_train_many(study["grid"] + study["showcase"], n_workers=workers or None)
 grid_runs, show = runs[:len(study["grid"])], runs[-1]
-labels = G.run_labels(grid_runs).assign(
+labels = grokking.run_labels(grid_runs).assign(
     fraction=[r.config.task.train_fraction for r in grid_runs])
-series = {r.key: DT.Series.from_run(r) for r in grid_runs}
-truth = {k: DT.grok_step(s) for k, s in series.items()}
+series = {r.key: detect.Series.from_run(r) for r in grid_runs}
+truth = {k: detect.grok_step(s) for k, s in series.items()}
 every = grid_runs[0].config.train.snapshot_every
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -103,8 +103,8 @@ cells.style.hide(axis="index")
 
 # %%
 m = show.metrics
-show_label = G.run_labels([show]).iloc[0]
-wide = G.curves(show)
+show_label = grokking.run_labels([show]).iloc[0]
+wide = grokking.curves(show)
 
 
 def module_group(name: str) -> str:
@@ -222,7 +222,7 @@ fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.6), squee
                          sharey=True)
 for ax, (title, run) in zip(axes[0], panels):
     s = series[run.key]
-    for det in DT.DETECTORS:
+    for det in detect.DETECTORS:
         if det.usable(s):
             ax.plot(s.steps, np.clip(det.score(s) / det.threshold, -1, 5), label=det.name)
     ax.axhline(1, color="k", lw=0.8)
@@ -240,7 +240,7 @@ fig.tight_layout()
 # share of the grokking step; ROC AUC over thresholds.
 
 # %%
-per_run, summary, roc = DT.evaluate(DT.DETECTORS, series, truth)
+per_run, summary, roc = detect.evaluate(detect.DETECTORS, series, truth)
 rng = np.random.default_rng(0)
 rows = []
 for s in summary.itertuples():
@@ -270,7 +270,7 @@ comparison.style.hide(axis="index").format({"ROC AUC": "{:.2f}"})
 decayed = set(labels[labels.weight_decay > 0].key)
 wd_rows = []
 for name, part in per_run[per_run.run.isin(decayed)].groupby("detector", sort=False):
-    s = DT.summarize(part)
+    s = detect.summarize(part)
     fpr = wilson_ci(s["FP"], s["FP"] + s["TN"])
     wd_rows.append({"detector": name, "TP / FP / miss / TN": f"{s['TP']} / {s['FP']} / "
                                                             f"{s['miss']} / {s['TN']}",
@@ -314,14 +314,14 @@ fig.tight_layout()
 # alternative analysis.
 
 # %%
-tables = C15.tables_from_series(grid_runs, series)
+tables = ch10.tables_from_series(grid_runs, series)
 record = claims.evaluate("C15", tables, "book" if preset == "detect" else preset)
-evidence_v1 = C15.measure_v1(tables)
+evidence_v1 = ch10.measure_v1(tables)
 display(record)
 
 # %% [markdown]
 # ## Where we agree and disagree with seed 002
 
 # %%
-display(Markdown(C15.summary(record, evidence_v1, comparison, within_decay, grad,
+display(Markdown(ch10.summary(record, evidence_v1, comparison, within_decay, grad,
                              len(grid_runs), n_pos)))

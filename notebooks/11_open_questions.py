@@ -46,12 +46,12 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 import modadd
-from modadd import arms as A
+from modadd import arms
 from modadd import claims
-from modadd import manifold as MF
-from modadd import openq as Q
-from modadd.claims import ch08 as C13
-from modadd.claims import ch11 as C16
+from modadd import manifold
+from modadd import openq
+from modadd.claims import ch08
+from modadd.claims import ch11
 from modadd.plots import point_ci
 from modadd.presets import preset as preset_config
 from modadd.presets import study_configs
@@ -72,9 +72,9 @@ workers: int = 0              # training processes on a cache miss (0: one per c
 
 # %%
 scale_name = "smoke" if preset == "smoke" else "book"
-scale = Q.open_scale(scale_name)
-roles = Q.scaling_study(scale_name, seeds)
-prediction_cfgs = Q.prediction_study(scale_name)
+scale = openq.open_scale(scale_name)
+roles = openq.scaling_study(scale_name, seeds)
+prediction_cfgs = openq.prediction_study(scale_name)
 modadd.load_or_train_many(roles["width"] + roles["depth"] + prediction_cfgs + roles["width mul"],
                           n_workers=workers or None)
 sns.set_theme(style="whitegrid", context="notebook")
@@ -103,9 +103,9 @@ pd.DataFrame({
 # of dimensions). First, how well each shape learns:
 
 # %%
-dims = Q.dimension_sweep(roles["width"] + roles["depth"] + roles["width mul"],
+dims = openq.dimension_sweep(roles["width"] + roles["depth"] + roles["width mul"],
                          null_draws=null_draws)
-per_run = Q.per_run_dimensions(dims)
+per_run = openq.per_run_dimensions(dims)
 add = per_run[per_run.op == "add"]
 base_depth, base_width = base.model.n_layers, base.model.d_model
 width_runs = add[add.layers == base_depth]
@@ -172,7 +172,7 @@ for axis, runs, log2 in (("width (per doubling)", width_runs, True),
     x = "width" if log2 else "layers"
     for measure in ("block_r90", "joint_r90", "block_pr", "joint_pr"):
         for source in SOURCES:
-            fit = Q.trend(runs[runs.source == source], x, measure, log2=log2)
+            fit = openq.trend(runs[runs.source == source], x, measure, log2=log2)
             trend_rows.append({"axis": axis, "measure": measure, "source": source, **fit})
 trends = pd.DataFrame(trend_rows)
 trends.assign(slope=lambda f: [fmt_ci(ci, signed=True) for ci in
@@ -181,7 +181,7 @@ trends.assign(slope=lambda f: [fmt_ci(ci, signed=True) for ci in
 
 # %%
 n_snap = len(modadd.load_or_train(roles["width"][0], progress=False).snapshot_steps)
-answer_1 = C16.answer_1(trends, width_runs, depth_runs, n_snap)
+answer_1 = ch11.answer_1(trends, width_runs, depth_runs, n_snap)
 display(Markdown(answer_1))
 
 # %% [markdown]
@@ -213,23 +213,23 @@ display(Markdown(answer_1))
 # among settings (same CV); p is the share of permutations with an AUC at least as high.
 
 # %%
-features = Q.feature_table(prediction_cfgs, success=success)
+features = openq.feature_table(prediction_cfgs, success=success)
 cells = features[features.fraction == features.fraction.min()]
 cells.groupby(["m", "optimizer"]).agg(
     runs=("seed", "size"), generalized=("success", "sum"),
     final_accuracy=("final_accuracy", lambda v: ci_text(v, 3, bounds=(0, 1)))).unstack("optimizer")
 
 # %%
-FEATURE_SETS = {"training loss (baseline)": list(Q.BASELINE_FEATURES),
-                "diagnostics": list(Q.DIAGNOSTIC_FEATURES),
-                "diagnostics + loss": list(Q.DIAGNOSTIC_FEATURES + Q.BASELINE_FEATURES)}
+FEATURE_SETS = {"training loss (baseline)": list(openq.BASELINE_FEATURES),
+                "diagnostics": list(openq.DIAGNOSTIC_FEATURES),
+                "diagnostics + loss": list(openq.DIAGNOSTIC_FEATURES + openq.BASELINE_FEATURES)}
 FOLDS = {"unseen setting": ("m", "optimizer"), "unseen seed": ("seed",)}
-all_scores = pd.concat([Q.cv_scores(prediction_cfgs, FEATURE_SETS, success=success,
+all_scores = pd.concat([openq.cv_scores(prediction_cfgs, FEATURE_SETS, success=success,
                                     group_by=group, bootstrap=bootstrap, permutations=n_perm)
                         .assign(folds=name) for name, group in FOLDS.items()],
                        ignore_index=True)
 scores = all_scores[all_scores.folds == "unseen setting"]
-single = Q.cv_scores(prediction_cfgs, {f: [f] for f in Q.DIAGNOSTIC_FEATURES + Q.BASELINE_FEATURES},
+single = openq.cv_scores(prediction_cfgs, {f: [f] for f in openq.DIAGNOSTIC_FEATURES + openq.BASELINE_FEATURES},
                      success=success, bootstrap=min(bootstrap, 500), permutations=0)
 table = all_scores.assign(
     AUC=lambda f: [fmt_ci(ci, bounds=(0, 1)) for ci in zip(f.AUC, f["AUC low"], f["AUC high"])],
@@ -288,9 +288,9 @@ fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out
 fig.tight_layout()
 
 # %%
-c16_tables = C16.tables_from_features(features, n_perm=n_perm, bootstrap=bootstrap)
+c16_tables = ch11.tables_from_features(features, n_perm=n_perm, bootstrap=bootstrap)
 c16_record = claims.evaluate("C16", c16_tables, preset)      # shown in section 5
-answer_2 = C16.answer_2(c16_record, all_scores, single, head, HEADLINE)
+answer_2 = ch11.answer_2(c16_record, all_scores, single, head, HEADLINE)
 display(Markdown(answer_2))
 
 # %% [markdown]
@@ -320,8 +320,8 @@ angle_arms = {"attention-only, mixed": arm_roles["main"], "curriculum": arm_role
               ONLY: arm_roles["largest m only"], "with MLP": arm_roles["mlp"]}
 n_snapshots = len(modadd.load_or_train(book_cfg, progress=False).snapshot_steps)
 k = min(k_subspace, max(1, int(n_snapshots * last_fraction) - 1))
-tables = {"whole trajectory": A.arm_angle_table(angle_arms, k=k, random_draws=random_draws),
-          "final": A.arm_angle_table(angle_arms, k=k, random_draws=random_draws,
+tables = {"whole trajectory": arms.arm_angle_table(angle_arms, k=k, random_draws=random_draws),
+          "final": arms.arm_angle_table(angle_arms, k=k, random_draws=random_draws,
                                      last_fraction=last_fraction)}
 COMPARISONS = {"mixed vs curriculum (same seed)": "attention-only, mixed vs curriculum",
                "mixed vs curriculum, no reset (same seed)":
@@ -360,10 +360,10 @@ fig.tight_layout()
 
 
 # %%
-last_stage = A.stage_starts(angle_arms["curriculum"][0])[-1]
+last_stage = arms.stage_starts(angle_arms["curriculum"][0])[-1]
 final_start = int(modadd.load_or_train(book_cfg, progress=False).snapshot_steps[
-    MF.late_window(n_snapshots, last_fraction).start])
-answer_3 = C16.answer_3(overlaps, ONLY, k / dim, last_stage, book_cfg.train.n_steps,
+    manifold.late_window(n_snapshots, last_fraction).start])
+answer_3 = ch11.answer_3(overlaps, ONLY, k / dim, last_stage, book_cfg.train.n_steps,
                         final_start)
 display(Markdown(answer_3))
 
@@ -377,7 +377,7 @@ display(Markdown(answer_3))
 
 # %%
 # chapter 8's claim, evaluated here from chapter 8's cached tables (no file hand-off)
-c13 = claims.evaluate("C13", C13.load(preset, seeds=min(seeds, C13.SEEDS)), preset)
+c13 = claims.evaluate("C13", ch08.load(preset, seeds=min(seeds, ch08.SEEDS)), preset)
 widths = per_run[per_run.layers == base_depth]
 pivot = widths.pivot_table(index=["width", "seed", "source"], columns="op",
                            values="block_r90").dropna().reset_index()
@@ -401,8 +401,8 @@ gap_table["accuracy: mul − add"] = (acc_gap["mul"] - acc_gap["add"]).groupby(
 gap_table
 
 # %%
-gap_trend = Q.trend(gap.rename(columns={"real": "gap"}), "width", "gap", log2=True)
-answer_4 = C16.answer_4(c13, gap, gap_trend)
+gap_trend = openq.trend(gap.rename(columns={"real": "gap"}), "width", "gap", log2=True)
+answer_4 = ch11.answer_4(c13, gap, gap_trend)
 display(Markdown(answer_4))
 
 # %% [markdown]
@@ -430,14 +430,14 @@ display(Markdown("\n\n".join([answer_1, answer_2, answer_3, answer_4])))
 # Headline values recorded for parameter sweeps (`modadd.sweep.collect`; hidden in the book).
 
 # %% tags=["remove-output"]
-from modadd.sweep import record
+from modadd.sweep import record_value
 
-record("block_r90_slope_per_width_doubling",
-       C16.trend_row(trends, "width (per doubling)", "block_r90").slope)
-record("block_r90_slope_per_layer", C16.trend_row(trends, "depth (per layer)", "block_r90").slope)
+record_value("block_r90_slope_per_width_doubling",
+       ch11.trend_row(trends, "width (per doubling)", "block_r90").slope)
+record_value("block_r90_slope_per_layer", ch11.trend_row(trends, "depth (per layer)", "block_r90").slope)
 for name, features_name in (("loss", "training loss (baseline)"), ("diagnostics", "diagnostics"),
                             ("diagnostics_loss", "diagnostics + loss")):
-    record(f"auc_{name}", C16.score_row(scores, HEADLINE, features_name).AUC)
-record("final_overlap_mixed_curriculum",
-       C16.overlap_mean(overlaps, "final", "mixed vs curriculum (same seed)"))
-record("mul_minus_add_r90", C16.pooled_gap(gap)[0])
+    record_value(f"auc_{name}", ch11.score_row(scores, HEADLINE, features_name).AUC)
+record_value("final_overlap_mixed_curriculum",
+       ch11.overlap_mean(overlaps, "final", "mixed vs curriculum (same seed)"))
+record_value("mul_minus_add_r90", ch11.pooled_gap(gap)[0])

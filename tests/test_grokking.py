@@ -302,3 +302,10 @@ def test_pooled_spectrum_of_two_runs_of_one_system_recovers_it(tmp_path):
     eig = pooled_spectrum(runs, n_delays=2, rank=2, ridge=0.0)
     np.testing.assert_allclose(np.sort_complex(eig),
                                np.sort_complex(np.exp([-1j * theta, 1j * theta])), atol=1e-8)
+
+
+def test_first_step_at_is_the_one_ground_truth():
+    from modadd.grokking import first_step_at
+    assert first_step_at([0, 10, 20], [0.5, 0.99, 1.0]) == 10
+    assert first_step_at([0, 10, 20], [0.5, 0.98, 0.985]) is None
+    assert first_step_at([0, 10, 20], [0.5, 0.7, 0.8], threshold=0.7) == 10

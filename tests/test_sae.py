@@ -94,7 +94,7 @@ def test_identity_hook_reproduces_the_logits_exactly(where):
 
 def test_ablating_no_latent_equals_reconstruction():
     model, batch = _model_and_batch()
-    acts = S.collect(model, batch, 1)
+    acts = S.collect_activations(model, batch, 1)
     assert acts.shape == (64, MODEL.d_model)
     sae, _ = S.train_sae(acts, S.SAEConfig(d_sae=32, steps=50), progress=False)
     recon = S.logits_with_edit(model, batch, 1, lambda v: sae(v))
@@ -109,7 +109,7 @@ def test_ablating_no_latent_equals_reconstruction():
 
 def test_collect_reads_the_right_positions():
     model, batch = _model_and_batch()
-    task_acts = S.collect(model, batch, 2, "task", chunk=16)
+    task_acts = S.collect_activations(model, batch, 2, "task", chunk=16)
     with torch.no_grad():
         _, cache = model.run_with_cache(batch.tokens)
     mask = S.readout_positions(batch, model.seq_len, "task")

@@ -87,3 +87,12 @@ def test_the_readme_layout_names_every_module():
     named = set(re.findall(r"`([a-z_]+)`", row))
     modules = {p.stem for p in PACKAGE.glob("[a-z]*.py")} | {"claims"}
     assert modules - named == set(), f"README layout row misses {sorted(modules - named)}"
+
+
+def test_the_papermill_plugin_does_not_import_torch():
+    """papermill imports the plug-in on every ``import papermill``: it must stay light."""
+    import subprocess
+    import sys
+    code = "import sys, modadd.papermill_io; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,5 +1,5 @@
 """modadd.sweep (spec, keys, execution, resume, failures, Dask, collect) and papermill reading
-the py:percent notebooks (modadd_papermill). The sweeps run a tiny notebook written here."""
+the py:percent notebooks (modadd.papermill_io). The sweeps run a tiny notebook written here."""
 from __future__ import annotations
 
 import fcntl
@@ -22,7 +22,7 @@ TINY = '''# %% tags=["parameters"]
 x: int = 1                # a number
 fail: bool = False        # raise in the second cell
 label: str = "a"          # free text
-use_record: bool = False  # also call modadd.sweep.record (imports modadd: slower)
+use_record: bool = False  # also call modadd.sweep.record_value (imports modadd: slower)
 
 # %%
 if fail:
@@ -36,11 +36,11 @@ glue("glued", np.float64(x) * 2, display=False)   # numpy scalar, hidden glue
 glue("shown", x + 1)
 glue("table", {"not": ["a", "scalar"]})            # not collected
 if use_record:
-    from modadd.sweep import record
-    record("double", x * 2)
-    record("cwd", os.getcwd())
-    record("threads", os.environ.get("OMP_NUM_THREADS"))
-    record("missing", float("nan"))
+    from modadd.sweep import record_value
+    record_value("double", x * 2)
+    record_value("cwd", os.getcwd())
+    record_value("threads", os.environ.get("OMP_NUM_THREADS"))
+    record_value("missing", float("nan"))
 '''
 NOTEBOOKS = sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
@@ -154,7 +154,7 @@ def test_run_resume_and_collect(notebook: Path) -> None:
 
     table = S.collect("tiny").sort_values("x")
     assert table.x.tolist() == [1, 2, 3]
-    assert table.double.tolist() == [2, 4, 6]                  # record()
+    assert table.double.tolist() == [2, 4, 6]                  # record_value()
     assert table.glued.tolist() == [2.0, 4.0, 6.0]             # glue(display=False), np.float64
     assert table.shown.tolist() == [2, 3, 4]                   # glue()
     assert pd.api.types.is_integer_dtype(table.double)
@@ -274,17 +274,17 @@ def test_record_metadata(monkeypatch) -> None:
     shown = []
     monkeypatch.setattr("IPython.display.display",
                         lambda data, raw, metadata: shown.append((data, metadata)))
-    S.record("acc", np.float32(0.5))
-    S.record("steps", np.int64(7))
-    S.record("loss", float("inf"))
+    S.record_value("acc", np.float32(0.5))
+    S.record_value("steps", np.int64(7))
+    S.record_value("loss", float("inf"))
     assert shown == [({"text/plain": "0.5"}, {"modadd_record": {"acc": 0.5}}),
                      ({"text/plain": "7"}, {"modadd_record": {"steps": 7}}),
                      ({"text/plain": "None"}, {"modadd_record": {"loss": None}})]
     assert type(shown[1][1]["modadd_record"]["steps"]) is int
     with pytest.raises(ValueError, match="value: curve must be a scalar"):
-        S.record("curve", np.arange(3))
+        S.record_value("curve", np.arange(3))
     with pytest.raises(ValueError, match="name: must be a non-empty string"):
-        S.record("", 1)
+        S.record_value("", 1)
 
 
 def test_collect_unknown_sweep() -> None:

@@ -5,7 +5,7 @@ entry-point group when ``papermill.iorw`` is imported and registers it as the I/
 URL scheme named by the entry point. This project declares one (``pyproject.toml``)::
 
     [project.entry-points."papermill.io"]
-    "file://" = "modadd_papermill:handler"
+    "file://" = "modadd.papermill_io:handler"
 
 Loading it does two things:
 
@@ -17,9 +17,8 @@ Loading it does two things:
   does). Every other path is untouched.
 * ``file://`` URLs, which papermill does not know otherwise, are served by the same handler.
 
-This is a top-level module, not part of the ``modadd`` package, on purpose: papermill imports it
-on every ``import papermill``, and importing anything under ``modadd`` first imports
-``modadd/__init__`` and with it torch (seconds).
+papermill imports it on every ``import papermill``; ``modadd/__init__`` loads its exports lazily,
+so this import does not pull in torch (``tests/test_sweep.py`` checks).
 """
 from __future__ import annotations
 
