@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .task import _as_float, _check_choice, _check_float, _check_int, _is_int, _is_prime
+from .validate import as_float, check_choice, check_float, check_int, is_int, is_prime
 
 OPERATIONS = ("+", "-", "*", "/")
 
@@ -30,14 +30,14 @@ class AlgorithmicTask:
     split_seed: int = 0          # seed of the split permutation, >= 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "train_fraction", _as_float(self.train_fraction))
-        if not _is_int(self.p) or not _is_prime(self.p) or self.p < 3:
+        object.__setattr__(self, "train_fraction", as_float(self.train_fraction))
+        if not is_int(self.p) or not is_prime(self.p) or self.p < 3:
             raise ValueError(f"p: must be a prime >= 3 (so that '/' is defined and every "
                              f"residue but 0 is invertible), got {self.p!r}")
-        _check_choice("op", self.op, OPERATIONS)
-        _check_float("train_fraction", self.train_fraction, 0.0, 1.0,
+        check_choice("op", self.op, OPERATIONS)
+        check_float("train_fraction", self.train_fraction, 0.0, 1.0,
                      low_open=True, high_open=True)
-        _check_int("split_seed", self.split_seed, 0)
+        check_int("split_seed", self.split_seed, 0)
         n, n_train = self.n_pairs, self.n_train
         if not 1 <= n_train < n:
             raise ValueError(f"train_fraction: leaves {n_train} of the {n} pairs of p={self.p}, "

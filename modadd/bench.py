@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .ensemble import StackedModels, data_generators, ensemble_batches, initial_model
 from .model import build_model
 from .presets import preset
-from .train import (_step, check_device, evaluate, make_optimizer, probe_sets, to_device,
+from .train import (check_device, evaluate, make_optimizer, probe_sets, to_device, train_step,
                     training_batch)
 
 
@@ -126,7 +126,7 @@ def _timed_modes(cfg, batches: list, rounds: int = 3, device: str = "cpu") -> di
         for label, (mode_cfg, model, optimizer) in trainers.items():
             cycle = iter(batches[round_index::rounds] * (2 + per_round))
             times[label].append(_seconds_per_call(
-                lambda: _step(mode_cfg, model, optimizer, next(cycle)), per_round,
+                lambda: train_step(mode_cfg, model, optimizer, next(cycle)), per_round,
                 warmup=2 if round_index == 0 else 1))
     return {label: float(np.median(values)) for label, values in times.items()}
 
@@ -175,10 +175,10 @@ def step_profile(cfg, precision: str = "fp32", lean: bool = False, steps: int = 
     generator = torch.Generator().manual_seed(0)
     batches = [training_batch(cfg, i, generator) for i in range(steps + 3)]
     for batch in batches[:3]:
-        _step(cfg, model, optimizer, batch)
+        train_step(cfg, model, optimizer, batch)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for batch in batches[3:]:
-            _step(cfg, model, optimizer, batch)
+            train_step(cfg, model, optimizer, batch)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     rows = [(e.key, e.self_cpu_time_total / 1e3 / steps, e.self_cpu_time_total / total)
@@ -342,7 +342,7 @@ def bench_ensemble(name: str = "paper", seeds: int = 20, steps: int = 5, warmup:
         seed_batches = iter([SimpleNamespace(tokens=tokens[index], labels=labels[index])
                              for tokens, labels in batches])
         sequential_s += _seconds_per_call(
-            lambda: _step(cfg, model, optimizer, next(seed_batches)), steps, warmup)
+            lambda: train_step(cfg, model, optimizer, next(seed_batches)), steps, warmup)
     sequential_rate, stacked_rate = seeds / sequential_s, seeds / stacked_s
     return {"preset": name, "precision": precision, "seeds": seeds, "timed steps": steps,
             "device": str(device),

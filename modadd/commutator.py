@@ -26,6 +26,10 @@ What this module does differently from the original code (``original_code_spec.m
 Every measurement is post hoc, on the parameter vectors a ``store_full_params`` run stored at
 its snapshots; batches and random directions come from the run's ``measure`` RNG streams, so
 measuring cannot change training.
+
+Length: longer than ~400 lines because the direct commutator, its Hessian-vector-product check,
+the null, the measurement schedule and their caching are one measurement with one set of
+settings.
 """
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from typing import Optional, Union
 
 from .algorithmic import AlgorithmicTask
 from .model import ModelConfig
-from .task import (TaskConfig, _as_float, _as_pairs, _check_bool, _check_choice, _check_float,
-                   _check_int)
+from .task import TaskConfig
+from .validate import as_float, as_pairs, check_bool, check_choice, check_float, check_int
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("mixed", "curriculum", "single")
@@ -103,46 +103,46 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # the JSON form (lists) is accepted and stored as tuples; nothing else is converted
-        object.__setattr__(self, "curriculum", _as_pairs(
+        object.__setattr__(self, "curriculum", as_pairs(
             "curriculum", self.curriculum, "(int m, int steps)", ("int", "int"),
             "((1, 500), (2, 500))"))
-        object.__setattr__(self, "operand_curriculum", _as_pairs(
+        object.__setattr__(self, "operand_curriculum", as_pairs(
             "operand_curriculum", self.operand_curriculum,
             "(finite number fraction, int until_step)", ("number", "int"), "((0.5, 1000),)"))
         for name in _FLOAT_FIELDS:  # 0 and 0.0 must hash alike
-            object.__setattr__(self, name, _as_float(getattr(self, name)))
+            object.__setattr__(self, name, as_float(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending field and its allowed range."""
         # -- each field on its own: type, range, finiteness
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("mixed_per", self.mixed_per, MIXED_PER)
-        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _check_choice("wd_schedule", self.wd_schedule, WD_SCHEDULES)
-        _check_choice("precision", self.precision, PRECISIONS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mixed_per", self.mixed_per, MIXED_PER)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("wd_schedule", self.wd_schedule, WD_SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("reset_optimizer", "store_full_params", "fingerprint_train", "lean_step"):
-            _check_bool(name, getattr(self, name))
+            check_bool(name, getattr(self, name))
         for name in ("batch_size", "n_steps", "snapshot_every", "probe_size", "checkpoint_every",
                      "plateau_patience"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         for name in ("warmup_steps", "cycle_steps", "wd_ramp_steps", "diagnostics_every",
                      "dense_every", "dense_until", "early_stop_delay", "perturbation_seed",
                      "record_every", "fingerprint_directions", "fingerprint_seed"):
-            _check_int(name, getattr(self, name), 0)
+            check_int(name, getattr(self, name), 0)
         if self.single_m is not None:
-            _check_int("single_m", self.single_m, 1)
-        _check_float("lr", self.lr, 0.0, low_open=True)
-        _check_float("lr_final_ratio", self.lr_final_ratio, 0.0, 1.0)
-        _check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
+            check_int("single_m", self.single_m, 1)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_float("lr_final_ratio", self.lr_final_ratio, 0.0, 1.0)
+        check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
                      low_open=True, high_open=True)
-        _check_float("weight_decay", self.weight_decay, 0.0)
-        _check_float("wd_final_ratio", self.wd_final_ratio, 0.0)
-        _check_float("beta2", self.beta2, 0.0, 1.0, low_open=True, high_open=True)
-        _check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _check_float("early_stop_accuracy", self.early_stop_accuracy, 0.0, 1.0, why="0 = off")
-        _check_float("init_perturbation", self.init_perturbation, 0.0, why="0 = none")
+        check_float("weight_decay", self.weight_decay, 0.0)
+        check_float("wd_final_ratio", self.wd_final_ratio, 0.0)
+        check_float("beta2", self.beta2, 0.0, 1.0, low_open=True, high_open=True)
+        check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_float("early_stop_accuracy", self.early_stop_accuracy, 0.0, 1.0, why="0 = off")
+        check_float("init_perturbation", self.init_perturbation, 0.0, why="0 = none")
         until = [n for _, n in self.operand_curriculum]
         if any(not 0 < f <= 1 for f, _ in self.operand_curriculum) or \
                 any(b <= a for a, b in zip(until, until[1:])) or any(n < 1 for n in until):
@@ -294,7 +294,7 @@ class RunConfig:
                 hint = (f" (build the dataclass, {kinds[0].__name__}(**...), or load the JSON "
                         f"form with RunConfig.from_dict)" if isinstance(value, dict) else "")
                 raise ValueError(f"{name}: must be a {wanted}{hint}, got {value!r}")
-        _check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0)
         task, train = self.task, self.train
         if isinstance(task, AlgorithmicTask):
             if train.schedule != "mixed":

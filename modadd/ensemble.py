@@ -55,7 +55,7 @@ from .config import PRECISIONS, RunConfig, stream_seed
 from .durable import key_lock
 from .model import Transformer, build_model
 from .runs import cache_finished, lock_file, partial_run_dir, repair, run_key, store_trained
-from .train import (NonFiniteTraining, _check_finite, _initial_state, _Recorder, evaluate,
+from .train import (NonFiniteTraining, Recorder, check_finite, evaluate, initial_state,
                     make_optimizer, perturb_parameters, probe_sets, snapshot_steps,
                     training_batch)
 
@@ -244,8 +244,8 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
     optimizer = make_optimizer(cfgs[0], stacked)
     generators = data_generators(cfgs)
     probes = [probe_sets(cfg) for cfg in cfgs]
-    recorders = [_Recorder(cfg, d, m, resume=False) for cfg, d, m in zip(cfgs, run_dirs, models)]
-    states = [_initial_state(cfg) for cfg in cfgs]
+    recorders = [Recorder(cfg, d, m, resume=False) for cfg, d, m in zip(cfgs, run_dirs, models)]
+    states = [initial_state(cfg) for cfg in cfgs]
     snapshots = set(int(s) for s in snapshot_steps(cfgs[0]))
 
     def measure(step: int) -> None:
@@ -270,13 +270,13 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
         for index, state in enumerate(states):
             state["train_loss"][step] = float(losses[index])
             state["grad_norm"][step] = float(grad_norms[index])
-            _check_finite(cfgs[index], step + 1, state["train_loss"][step],
+            check_finite(cfgs[index], step + 1, state["train_loss"][step],
                           state["grad_norm"][step])
         measure(step + 1)
         if progress is not None:
             progress(size)
     for cfg, model in zip(cfgs, models):       # the final weights (the last step is a snapshot)
-        _check_finite(cfg, t.n_steps, 0.0, 0.0, model)
+        check_finite(cfg, t.n_steps, 0.0, 0.0, model)
     wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     for model, recorder, state, run_dir in zip(models, recorders, states, run_dirs):
         recorder.flush()

@@ -4,6 +4,10 @@ Heavy work (reading weight trajectories) happens once per run and is cached in
 ``data/results/analysis``: the Gram matrices of each block's increments (``[L, 4, n-1, n-1]``,
 float32, ~0.3 MB per book run), and the principal-angle tables.  Everything else is computed
 from those Gram matrices in milliseconds, so the book rebuilds without trajectories.
+
+Length: longer than ~400 lines because every chapter-3 quantity (dimensions, nulls, timing,
+lock-in at both resolutions, angles) is computed from the same cached Gram matrices, and the
+caching keys must stay side by side with the computations they name.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ LOCK_IN_LEVEL = float(np.sqrt(0.1))  # outside fraction of ||W_t - W_0|| when 90
 
 # ------------------------------------------------------------------------ per-run Gram matrices
 
-def _increment_grams(run: Run) -> dict:
+def compute_increment_grams(run: Run) -> dict:
     snapshots = run.snapshots                      # [n, L, 4, d, d] memory-mapped
     n, layers = snapshots.shape[:2]
     out = np.empty((layers, 4, n - 1, n - 1), np.float64)
@@ -43,7 +47,7 @@ def increment_grams(cfg: RunConfig) -> dict:
     """``{"increment_grams": [L, 4, n-1, n-1], "steps": [n]}`` of a run (cached; computing it
     needs the run's weight trajectories)."""
     return cached("increment-grams", GRAM_VERSION, run_key(cfg),
-                  lambda: _increment_grams(load_or_train(cfg, trajectories=True,
+                  lambda: compute_increment_grams(load_or_train(cfg, trajectories=True,
                                                          progress=False)))
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .task import _check_bool, _check_choice, _check_int, _is_int
+from .validate import check_bool, check_choice, check_int, is_int
 
 
 MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
@@ -42,14 +42,14 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending field and its allowed range."""
         for name in ("n_layers", "d_model", "n_heads"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: must be divisible by n_heads={self.n_heads}, "
                              f"got {self.d_model!r}")
         for name in ("attention_only", "layer_norm"):
-            _check_bool(name, getattr(self, name))
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        if not _is_int(self.d_mlp) or self.d_mlp < 0:
+            check_bool(name, getattr(self, name))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if not is_int(self.d_mlp) or self.d_mlp < 0:
             raise ValueError(f"d_mlp: must be an integer >= 1, or 0 for 4 * d_model, "
                              f"got {self.d_mlp!r}")
 

@@ -22,7 +22,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 from tqdm.auto import tqdm
 
 from . import manifold as MF
@@ -30,6 +29,7 @@ from . import metrics as M
 from .config import RunConfig, TrainConfig, stream_seed
 from .model import ModelConfig
 from .presets import MUL_C, single_m, with_task
+from .stats import auc, block_permutation, out_of_fold, percentile, r_squared
 from .store import Run, cached, load_or_train, run_key
 from .task import TaskConfig
 
@@ -157,7 +157,7 @@ def setting_of(cfg: RunConfig) -> str:
 
 def _sweep_rows(cfg: RunConfig, null_draws: int) -> list[tuple]:
     run = load_or_train(cfg, trajectories=True, progress=False)
-    stored = MF._increment_grams(run)
+    stored = MF.compute_increment_grams(run)
     H = stored["increment_grams"].astype(np.float64)
     G = np.stack([[M.walk_gram(h) for h in layer] for layer in H])
     rng = np.random.default_rng(stream_seed(cfg.seed, "measure:open-dimensions"))
@@ -355,110 +355,6 @@ def _window_step(cfg: RunConfig, fraction: float) -> int:
 
 # ------------------------------------------------------------------- cross-validated models
 
-def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return (train - mean) / std, (test - mean) / std
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, penalty: float = 1.0,
-                 balanced: bool = True) -> np.ndarray:
-    """L2-penalised logistic regression (intercept unpenalised): weights ``[1 + p]``
-    minimising ``Σ c_i log(1 + e^{-s_i z_i}) + penalty/2 ||w||²``, s = ±1, with
-    ``balanced`` class weights ``c_i = n / (2 n_{class(i)})`` (else 1).  Balancing keeps the
-    intercept from following the class mix of the training folds: without it, leaving out a
-    group of positives lowers the intercept exactly for them, which biases a pooled
-    out-of-fold AUC below 0.5 for uninformative features.  A single-class ``y`` gives the
-    intercept of its (clipped) base rate and zero slopes: a constant prediction, which ranks
-    nothing (ties in an AUC)."""
-    X1 = np.column_stack([np.ones(len(X)), X])
-    y = np.asarray(y, bool)
-    if y.all() or not y.any():      # one class: the (clipped) base rate, no slopes
-        rate = np.clip(y.mean(), 1e-3, 1 - 1e-3)
-        return np.r_[np.log(rate / (1 - rate)), np.zeros(X.shape[1])]
-    s = np.where(y, 1.0, -1.0)
-    c = np.where(y, len(y) / (2 * y.sum()), len(y) / (2 * (~y).sum())) if balanced \
-        else np.ones(len(y))
-
-    def loss(w):
-        z = s * (X1 @ w)
-        value = np.sum(c * np.logaddexp(0.0, -z)) + penalty / 2 * np.sum(w[1:] ** 2)
-        grad = -(X1.T @ (c * s * _sigmoid(-z))) + penalty * np.r_[0.0, w[1:]]
-        return value, grad
-    result = optimize.minimize(loss, np.zeros(X1.shape[1]), jac=True, method="L-BFGS-B",
-                               bounds=[(-30, 30)] + [(None, None)] * X.shape[1])
-    return result.x
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(z / 2.0))
-
-
-def fit_ridge(X: np.ndarray, y: np.ndarray, penalty: float = 1.0) -> np.ndarray:
-    """Ridge regression (intercept unpenalised): weights ``[1 + p]``."""
-    X1 = np.column_stack([np.ones(len(X)), X])
-    P = penalty * np.eye(X1.shape[1])
-    P[0, 0] = 0.0
-    return np.linalg.solve(X1.T @ X1 + P, X1.T @ y)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC = P(score of a random positive > score of a random negative), ties ½
-    (the Mann–Whitney statistic); NaN without both classes."""
-    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
-    pos, neg = scores[labels], scores[~labels]
-    if len(pos) == 0 or len(neg) == 0:
-        return np.nan
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
-def _percentile(values, q: float) -> float:
-    """``q``-th percentile of the finite ``values`` (NaN if none)."""
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    return float(np.percentile(values, q)) if values.size else np.nan
-
-
-def r_squared(predicted: np.ndarray, actual: np.ndarray) -> float:
-    """Out-of-sample R² = 1 − SSE/SST around the mean of ``actual`` (can be negative)."""
-    actual = np.asarray(actual, float)
-    sst = np.sum((actual - actual.mean()) ** 2)
-    return float(1.0 - np.sum((actual - np.asarray(predicted, float)) ** 2) / sst) \
-        if sst > 0 else np.nan
-
-
-def out_of_fold(X: np.ndarray, y_class: np.ndarray, y_value: np.ndarray,
-                groups: np.ndarray, penalty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-group-out predictions: (success probability, predicted final accuracy) for
-    every run, each from models fitted on the other groups only (features standardised on
-    the training folds)."""
-    prob, value = np.empty(len(X)), np.empty(len(X))
-    for g in np.unique(groups):
-        test = groups == g
-        train_X, test_X = _standardize(X[~test], X[test])
-        w = fit_logistic(train_X, y_class[~test], penalty)
-        prob[test] = _sigmoid(np.column_stack([np.ones(test.sum()), test_X]) @ w)
-        v = fit_ridge(train_X, y_value[~test], penalty)
-        value[test] = np.column_stack([np.ones(test.sum()), test_X]) @ v
-    return prob, value
-
-
-def block_permutation(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices that give every block (equal-sized, runs in order of appearance) the outcomes
-    of another block, whole: the null "outcomes belong to settings at random" when outcomes
-    are shared within a setting.  Unequal block sizes fall back to a shuffle of single runs."""
-    names, inverse, sizes = np.unique(blocks, return_inverse=True, return_counts=True)
-    if len(set(sizes)) != 1:
-        return rng.permutation(len(blocks))
-    members = [np.flatnonzero(inverse == b) for b in range(len(names))]
-    target = rng.permutation(len(names))
-    out = np.empty(len(blocks), dtype=int)
-    for b, t in enumerate(target):
-        out[members[b]] = members[t]
-    return out
-
-
 def cross_validate(table: pd.DataFrame, feature_sets: dict[str, Sequence[str]],
                    group_by: Sequence[str] = ("m", "optimizer"), penalty: float = 1.0,
                    bootstrap: int = 2000, permutations: int = 200, seed: int = 0,
@@ -498,24 +394,24 @@ def cross_validate(table: pd.DataFrame, feature_sets: dict[str, Sequence[str]],
             boot_auc = [auc(prob[b], y[b]) for b in boots]
             boot_r2 = [r_squared(pred[b], value[b]) for b in boots]
             row = {"fraction": fraction, "features": name, "n": n, "successes": int(y.sum()),
-                   "AUC": auc(prob, y), "AUC low": _percentile(boot_auc, 2.5),
-                   "AUC high": _percentile(boot_auc, 97.5), "R²": r_squared(pred, value),
-                   "R² low": _percentile(boot_r2, 2.5), "R² high": _percentile(boot_r2, 97.5)}
+                   "AUC": auc(prob, y), "AUC low": percentile(boot_auc, 2.5),
+                   "AUC high": percentile(boot_auc, 97.5), "R²": r_squared(pred, value),
+                   "R² low": percentile(boot_r2, 2.5), "R² high": percentile(boot_r2, 97.5)}
             X = part[list(features)].to_numpy(float)
             null = []
             for _ in range(permutations):
                 order = block_permutation(blocks, rng)
                 null.append(auc(out_of_fold(X, y[order], value[order], groups, penalty)[0],
                                 y[order]))
-            row["AUC null 95%"] = _percentile(null, 95)
+            row["AUC null 95%"] = percentile(null, 95)
             row["AUC p"] = (1 + np.sum(np.asarray(null) >= row["AUC"])) / (1 + len(null)) \
                 if null else np.nan
             if name != first:
                 base = predictions[first][0]
                 diff = [auc(prob[b], y[b]) - auc(base[b], y[b]) for b in boots]
                 row["ΔAUC"] = row["AUC"] - auc(base, y)
-                row["ΔAUC low"] = _percentile(diff, 2.5)
-                row["ΔAUC high"] = _percentile(diff, 97.5)
+                row["ΔAUC low"] = percentile(diff, 2.5)
+                row["ΔAUC high"] = percentile(diff, 97.5)
             score_rows.append(row)
     return pd.DataFrame(score_rows), pd.concat(frames, ignore_index=True)
 

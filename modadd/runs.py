@@ -13,9 +13,11 @@ Bump ``SCHEMA_VERSION`` whenever training behaviour or the stored format changes
 change and stale results can never load silently.
 
 Training lives in :mod:`modadd.runner`, the analysis cache in :mod:`modadd.analysis_cache`;
-:mod:`modadd.store` re-exports all three.  This module is longer than ~400 lines on purpose: it
-owns every invariant of a run's folders (what is written in which order, what a finished run is,
-what a crash may leave and how it is repaired), and they are only checkable side by side.
+:mod:`modadd.store` re-exports all three.
+
+Length: longer than ~400 lines because it owns every invariant of a run's folders (what is
+written in which order, what a finished run is, what a crash may leave and how it is repaired),
+and they are only checkable side by side.
 
 Guarantees (tested by ``tests/test_faults.py``):
 
@@ -413,7 +415,12 @@ def repair(key: str) -> None:
         if results.is_dir():        # folders are renamed in complete: this one was damaged
             warnings.warn(f"{key}: {results / 'meta.json'} is missing -- republished the run "
                           f"from the intact cache copy {cache}", DamagedCopyWarning, stacklevel=3)
-        _publish(cache, results)
+        try:
+            _publish(cache, results)
+        except OSError as error:        # a read-only results folder: read the cache copy
+            warnings.warn(f"{key}: could not republish the finished run to {results} "
+                          f"({type(error).__name__}: {error}); reading the cache copy",
+                          RuntimeWarning, stacklevel=3)
 
 
 def _open_store() -> None:

@@ -16,6 +16,10 @@ Differences from the original code (``original_code_spec.md`` §6, §10.11–10.
   logits.  The original edited non-readout positions after the last layer, which almost never
   reached the readout.  Reconstruction alone (no latent zeroed) is always reported beside it.
 - Linear probes are scored on held-out examples (the original scored them on their training set).
+
+Length: longer than ~400 lines because the SAE, its training, latent selection, ablation through
+the model and the held-out probes are one pipeline over the same cached activations and
+settings.
 """
 from __future__ import annotations
 

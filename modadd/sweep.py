@@ -58,6 +58,11 @@ Guarantees against crashes and kills:
 ``collect(name)`` returns one row per done point: key, status, duration, every parameter, and
 the scalar values the executed notebook glued (``myst_nb.glue``) or recorded with
 :func:`record_value`. Every point runs with ``OMP_NUM_THREADS=1`` (its kernel inherits it).
+
+Length: longer than ~400 lines because it holds the whole life of a sweep (spec validation,
+point keys, the manifest and its rebuild, one point's execution under its lock, three executors,
+``collect`` and the command line), each step reading the files the previous one wrote; a split
+into spec / execution / results modules is natural once a second front end needs them.
 """
 from __future__ import annotations
 

@@ -19,11 +19,12 @@ With ``readout="query"`` a query token is appended, so the model sees ``T+1`` to
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import torch
+
+from .validate import as_int_tuple, check_choice, check_int, is_prime
 
 OPS = ("add", "mul")
 MARKER_IDS = ("ordinal", "single")
@@ -31,15 +32,13 @@ POSITIONS = ("per_example", "per_batch")
 READOUTS = ("last", "query")
 
 
-def _is_prime(n: int) -> bool:
-    """True when ``n`` is a prime number."""
-    return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
-
-
 def max_markers(T: int) -> int:
     """Largest m whose non-adjacent markers (with their values) fit in a length-T sequence."""
     n_slots = T - 2
     return (n_slots + 1) // 2
+
+
+# Each raises ``ValueError("<field>: must be ..., got <repr of the value>")``.
 
 
 @dataclass(frozen=True)
@@ -59,17 +58,17 @@ class TaskConfig:
     def __post_init__(self) -> None:
         # a list is accepted (the JSON form) and stored as a tuple; nothing else is converted
         object.__setattr__(self, "m_values",
-                           _as_int_tuple("m_values", self.m_values, "the marker counts"))
+                           as_int_tuple("m_values", self.m_values, "the marker counts"))
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending field and its allowed range."""
-        _check_int("T", self.T, 4)
-        _check_int("C", self.C, 2)
-        _check_choice("op", self.op, OPS)
-        _check_choice("marker_ids", self.marker_ids, MARKER_IDS)
-        _check_choice("positions", self.positions, POSITIONS)
-        _check_choice("readout", self.readout, READOUTS)
+        check_int("T", self.T, 4)
+        check_int("C", self.C, 2)
+        check_choice("op", self.op, OPS)
+        check_choice("marker_ids", self.marker_ids, MARKER_IDS)
+        check_choice("positions", self.positions, POSITIONS)
+        check_choice("readout", self.readout, READOUTS)
         if len(self.m_values) == 0:
             raise ValueError("m_values: must name at least one marker count, got ()")
         if len(set(self.m_values)) != len(self.m_values):
@@ -81,13 +80,13 @@ class TaskConfig:
                     f"m_values: each m must be in 1..{top} for T={self.T} "
                     f"(m non-adjacent markers with their values must fit in positions 1..T-1), "
                     f"got {m!r} in m_values={self.m_values!r}")
-        if self.op == "mul" and not (_is_prime(self.C) and self.C >= 3):
+        if self.op == "mul" and not (is_prime(self.C) and self.C >= 3):
             raise ValueError(
                 f"C: op='mul' needs a prime C >= 3, so that the values 1..C-1 form a group and "
                 f"the label is uniform (with 0 or a composite C the product collapses to 0), "
                 f"got C={self.C}")
-        _check_int("vocab_size", self.vocab_size, self.C + 2)
-        _check_int("marker_offset", self.marker_offset, self.C,
+        check_int("vocab_size", self.vocab_size, self.C + 2)
+        check_int("marker_offset", self.marker_offset, self.C,
                    why="marker ids must not collide with the values 0..C-1")
         last_marker = self.marker_offset + self.n_marker_ids - 1
         last_free = self.vocab_size - 1 - (1 if self.readout == "query" else 0)
@@ -155,103 +154,6 @@ class TaskConfig:
     def to_dict(self) -> dict:
         """Plain-JSON form (for hashing and storage)."""
         return asdict(self)
-
-
-# ---- validation helpers shared by every config dataclass ----------------------------------
-# Each raises ``ValueError("<field>: must be ..., got <repr of the value>")``.
-
-def _is_int(value) -> bool:
-    """True for a Python ``int`` that is not a ``bool``."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    """True for an ``int`` or ``float`` that is not a ``bool``."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value, minimum: int, why: str = "") -> None:
-    """``value`` must be an ``int`` (not a bool) ``>= minimum``."""
-    if not _is_int(value):
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}{' (' + why + ')' if why else ''}, "
-                         f"got {value!r}")
-
-
-def _check_bool(name: str, value) -> None:
-    """``value`` must be ``True`` or ``False`` (not 0, 1 or a string)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}: must be True or False, got {value!r}")
-
-
-def _interval(low, high, low_open: bool, high_open: bool) -> str:
-    """The allowed range as text: ``in (0, 1]``, ``>= 0``, ``> 0``."""
-    if high is None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-def _check_float(name: str, value, low: float, high: Optional[float] = None, *,
-                 low_open: bool = False, high_open: bool = False, why: str = "") -> None:
-    """``value`` must be a finite ``int`` or ``float`` (not a bool or a string) between ``low``
-    and ``high`` (``None``: no upper bound), each end closed unless ``*_open``."""
-    span = _interval(low, high, low_open, high_open)
-    if not _is_number(value) or not math.isfinite(value):
-        raise ValueError(f"{name}: must be a finite number {span}, got {value!r}")
-    below = value <= low if low_open else value < low
-    above = high is not None and (value >= high if high_open else value > high)
-    if below or above:
-        raise ValueError(f"{name}: must be a number {span}{' (' + why + ')' if why else ''}, "
-                         f"got {value!r}")
-
-
-def _as_float(value):
-    """An ``int`` (not a bool) as the equal ``float``, so that ``0`` and ``0.0`` hash alike;
-    anything else unchanged (for the validator to judge)."""
-    return float(value) if _is_int(value) else value
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
-    """``value`` must be one of the strings ``allowed``."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}: must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
-def _check_sequence(name: str, value, form: str) -> None:
-    """``value`` must be a tuple or a list (the JSON form of a tuple), not a string or a
-    scalar; ``form`` describes the expected content."""
-    if not isinstance(value, (tuple, list)):
-        raise ValueError(f"{name}: must be {form}, got {value!r}")
-
-
-def _as_int_tuple(name: str, value, what: str) -> tuple[int, ...]:
-    """``value``, a tuple or list of ints (not bools) describing ``what``, as a tuple."""
-    form = f"a tuple or list of integers ({what})"
-    _check_sequence(name, value, form)
-    for entry in value:
-        if not _is_int(entry):
-            raise ValueError(f"{name}: must be {form}, got {value!r} "
-                             f"(entry {entry!r} is not an integer)")
-    return tuple(value)
-
-
-def _as_pairs(name: str, value, form: str, kinds: tuple[str, str],
-              example: str) -> tuple[tuple, ...]:
-    """``value``, a tuple or list of 2-sequences whose entries have ``kinds`` ("int": an int;
-    "number": a finite int or float, stored as a float), as a tuple of tuples; ``form``
-    describes a pair and ``example`` shows a valid value, for the message."""
-    expected = f"a tuple or list of {form} pairs, e.g. {example}"
-    _check_sequence(name, value, expected)
-    out = []
-    for entry in value:
-        ok = isinstance(entry, (tuple, list)) and len(entry) == 2 and all(
-            _is_int(x) if kind == "int" else _is_number(x) and math.isfinite(x)
-            for x, kind in zip(entry, kinds))
-        if not ok:
-            raise ValueError(f"{name}: must be {expected}, got {value!r} (bad entry {entry!r})")
-        out.append(tuple(float(x) if kind == "number" else x for x, kind in zip(entry, kinds)))
-    return tuple(out)
 
 
 @dataclass

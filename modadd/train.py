@@ -13,6 +13,10 @@ A run writes into one directory:
 
 Snapshot ``i`` holds the weights after ``snapshot_steps(cfg)[i]`` optimizer updates: step 0 is
 the initialisation and the final step is always included (the original code skipped it).
+
+Length: longer than ~400 lines because it is the training engine of both task families (marker
+and algorithmic: data, evaluation, fingerprints); the task-data interface of issue 24 moves the
+algorithmic parts out.
 """
 from __future__ import annotations
 
@@ -248,7 +252,7 @@ def perturb_parameters(model: Transformer, eps: float, seed: int) -> None:
             p.mul_(1.0 + eps * torch.randn(p.shape, generator=generator).to(p.device))
 
 
-class _Recorder:
+class Recorder:
     """Memory-mapped snapshot arrays in the run directory."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, model: Transformer, resume: bool):
@@ -318,7 +322,7 @@ def _suspect(cfg: RunConfig) -> str:
     return f"lr={t.lr!r} (the usual cause; then weight_decay={t.weight_decay!r})"
 
 
-def _check_finite(cfg: RunConfig, step: int, loss: float, grad_norm: float,
+def check_finite(cfg: RunConfig, step: int, loss: float, grad_norm: float,
                   model: Optional[Transformer] = None) -> None:
     """Raise :class:`NonFiniteTraining` naming the step and the likely field when the update of
     ``step`` (1-based count of updates so far) went non-finite."""
@@ -371,7 +375,7 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     data = AlgorithmicData(cfg) if isinstance(cfg.task, AlgorithmicTask) else None
     probes = None if data is not None else probe_sets(cfg)
     resume = checkpoint_path.exists()
-    state = _initial_state(cfg)
+    state = initial_state(cfg)
     if resume:
         # on the CPU: the data generator's state must stay there; load_state_dict moves the
         # model's and the optimizer's tensors to the parameters' device
@@ -380,7 +384,7 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         model.load_state_dict(state.pop("model"))
         optimizer.load_state_dict(state.pop("optimizer"))
         generator.set_state(state.pop("generator"))
-    recorder = _Recorder(cfg, run_dir, model, resume)
+    recorder = Recorder(cfg, run_dir, model, resume)
     plateau = PlateauTracker(t, state["plateau"]) if t.lr_schedule == "plateau" else None
     diagnostics = None
     if t.diagnostics_every:
@@ -420,10 +424,10 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
                 group["weight_decay"] = t.wd_at_step(step)
         inspect = diagnostics if diagnostics and step % t.diagnostics_every == 0 else None
         batch = to_device(training_batch(cfg, step, generator, data), device)
-        loss, grad_norm = _step(cfg, model, optimizer, batch, inspect, step, state["metrics"])
+        loss, grad_norm = train_step(cfg, model, optimizer, batch, inspect, step, state["metrics"])
         checkpointing = (step + 1) % t.checkpoint_every == 0 or step + 1 >= state["end"]
         # loss and gradient every step; the parameters (a full pass) at checkpoints and the end
-        _check_finite(cfg, step + 1, loss, grad_norm, model if checkpointing else None)
+        check_finite(cfg, step + 1, loss, grad_norm, model if checkpointing else None)
         if plateau is not None:
             plateau.update(loss)
         state["train_loss"][step], state["grad_norm"][step] = loss, grad_norm
@@ -477,7 +481,7 @@ def _fingerprint_arrays(cfg: RunConfig, data: AlgorithmicData, records: list) ->
     return out
 
 
-def _initial_state(cfg: RunConfig) -> dict:
+def initial_state(cfg: RunConfig) -> dict:
     n = cfg.train.n_steps
     return {"step": 0, "metrics": [], "wall_s": 0.0, "cpu_s": 0.0,
             "train_loss": np.full(n, np.nan, np.float32),
@@ -486,7 +490,7 @@ def _initial_state(cfg: RunConfig) -> dict:
             "plateau": {"best": float("inf"), "bad": 0, "scale": 1.0}}
 
 
-def _step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimizer,
+def train_step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimizer,
           batch: Batch, inspect: Optional[Diagnostics] = None, step: int = 0,
           rows: Optional[list] = None) -> tuple[float, float]:
     """One optimizer update; returns (training loss, gradient L2 norm) before the update.

@@ -16,7 +16,7 @@ from modadd.algorithmic import AlgorithmicTask
 from modadd.config import PlateauTracker, RunConfig, TrainConfig
 from modadd.diagnostics import Diagnostics
 from modadd.model import ModelConfig, build_model
-from modadd.train import AlgorithmicData, _step, train
+from modadd.train import AlgorithmicData, train, train_step
 
 
 def _cfg(**changes) -> RunConfig:
@@ -42,7 +42,7 @@ def test_gradient_norms_match_manual_autograd_and_update_ratios_match_sgd():
     params = {n: float(p.detach().norm()) for n, p in reference.named_parameters()}
     rows = []
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    _step(cfg, model, optimizer, batch, Diagnostics(model, data.probes["heldout"].tokens), 7,
+    train_step(cfg, model, optimizer, batch, Diagnostics(model, data.probes["heldout"].tokens), 7,
           rows)
     table = pd.DataFrame(rows)
     assert set(table.step) == {7}

@@ -425,3 +425,16 @@ def test_every_committed_run_is_sealed_and_intact(monkeypatch):
     table = store.verify_store(progress=False)
     assert len(table) >= 274 and set(table["copy"]) == {"results"}
     assert set(table.status) == {"ok"}, table[table.status != "ok"].detail.tolist()[:3]
+
+
+def test_a_read_only_results_folder_still_reads_the_cache_copy(monkeypatch, tiny_reference):
+    """Republishing is a repair, not a condition of reading: if it fails, the read goes on."""
+    _copy_store(tiny_reference)
+    shutil.rmtree(paths.results_dir() / "runs" / store.run_key(TINY))
+
+    def refuse(source, target):
+        raise PermissionError(13, "Permission denied", str(target))
+    monkeypatch.setattr(runs, "_publish", refuse)
+    with pytest.warns(RuntimeWarning, match="could not republish"):
+        run = store.load_or_train(TINY, trajectories=True, progress=False)
+    _assert_equal(_values(run), tiny_reference)

@@ -12,6 +12,7 @@ from scipy import stats
 from modadd import manifold as MF
 from modadd import metrics as M
 from modadd import openq as Q
+from modadd import stats as ST
 from modadd.model import build_model
 from modadd.config import stream_seed
 from modadd.store import load_or_train, run_key
@@ -164,10 +165,10 @@ def test_r_squared_and_ridge_against_closed_forms():
     rng = np.random.default_rng(1)
     X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
     w0 = np.linalg.lstsq(np.column_stack([np.ones(30), X]), y, rcond=None)[0]
-    np.testing.assert_allclose(Q.fit_ridge(X, y, penalty=0.0), w0, atol=1e-10)
+    np.testing.assert_allclose(ST.fit_ridge(X, y, penalty=0.0), w0, atol=1e-10)
     # penalty: slopes shrink, the intercept does not (centred X: intercept = mean y)
     Xc = X - X.mean(axis=0)
-    w = Q.fit_ridge(Xc, y, penalty=5.0)
+    w = ST.fit_ridge(Xc, y, penalty=5.0)
     assert w[0] == pytest.approx(y.mean())
     np.testing.assert_allclose(w[1:], np.linalg.solve(Xc.T @ Xc + 5 * np.eye(3),
                                                       Xc.T @ (y - y.mean())), atol=1e-10)
@@ -178,16 +179,16 @@ def test_logistic_recovers_known_coefficients_and_handles_one_class():
     X = rng.normal(size=(20000, 2))
     truth = np.array([-0.5, 1.5, -1.0])
     y = rng.random(20000) < 1 / (1 + np.exp(-(truth[0] + X @ truth[1:])))
-    np.testing.assert_allclose(Q.fit_logistic(X, y, penalty=1e-6, balanced=False), truth,
+    np.testing.assert_allclose(ST.fit_logistic(X, y, penalty=1e-6, balanced=False), truth,
                                atol=0.08)
     # balanced weights: the slopes stay, the intercept no longer follows the class mix —
     # doubling every negative leaves the balanced fit unchanged and moves the plain one
     twice = np.r_[np.arange(len(y)), np.flatnonzero(~y)]
-    np.testing.assert_allclose(Q.fit_logistic(X[twice], y[twice], 1e-6), Q.fit_logistic(X, y, 1e-6),
-                               atol=1e-4)
-    plain = Q.fit_logistic(X[twice], y[twice], 1e-6, balanced=False)
+    np.testing.assert_allclose(ST.fit_logistic(X[twice], y[twice], 1e-6),
+                               ST.fit_logistic(X, y, 1e-6), atol=1e-4)
+    plain = ST.fit_logistic(X[twice], y[twice], 1e-6, balanced=False)
     assert plain[0] == pytest.approx(truth[0] - np.log(2), abs=0.1)
-    w = Q.fit_logistic(X[:10], np.zeros(10, bool))
+    w = ST.fit_logistic(X[:10], np.zeros(10, bool))
     assert np.all(w[1:] == 0) and w[0] < -5          # constant "no": ranks nothing
 
 

@@ -96,3 +96,27 @@ def test_the_papermill_plugin_does_not_import_torch():
     code = "import sys, modadd.papermill_io; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A ``_name`` is its module's own: another module importing it means it is public."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or
+                                                     (node.module or "").startswith("modadd")):
+                found += [f"{path.name}: {alias.name}" for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert found == []
+
+
+def test_a_long_module_says_why():
+    """Over ~400 lines (450 with tolerance), a module's docstring states its reason
+    (a paragraph starting "Length:")."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 450 and "\nLength: " not in (ast.get_docstring(ast.parse(text))
+                                                         or ""):
+            long.append(f"{path.relative_to(PACKAGE)} ({text.count(chr(10))} lines)")
+    assert long == []

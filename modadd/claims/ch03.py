@@ -23,6 +23,11 @@ Tables (``load`` / :func:`tables_from_analyses`):
 
 Units of replication: seeds (every statistic is first averaged within a seed: over layers and
 blocks, over null draws); for the orientation, runs (per run the mean overlap with the others).
+
+Length: longer than ~400 lines because one chapter's five claims (each rule's measure, nulls,
+variants, alternatives and sentence) sit together: the ledger, the notebook and the rule lock
+address them as ``ch03.<name>``; splitting them by claim belongs with the study registry
+(issue 24).
 """
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ preset, identical training), the lock-in on their dense grid (chapter 3's
 :func:`~modadd.claims.ch03.with_dense_lock_in`); variant :data:`REGULAR` gives the same runs at
 their regular snapshots only (the spacing chapter 4 used before issue 22), so that only the
 resolution differs.
+
+Length: longer than ~400 lines because claims C6 and C7 at both snapshot resolutions (the dense
+and the regular-only variant), their nulls and sentences; the two share the entropy and lock-in
+tables, so they stay in one module.
 """
 from __future__ import annotations
 

@@ -18,6 +18,9 @@ Tables (``load`` or :func:`tables_from_arms`):
 - ``overlaps``: ``comparison, a, b, mean_cos2``: top-k subspace overlaps per run pair (mean over
   attention blocks); ``random_overlap``: k/D, a random pair's expected overlap;
 - ``largest``, ``smallest``: the task's largest and smallest m; ``chance``: 1/C.
+
+Length: longer than ~400 lines because three claims (C10–C12) over the chapter's three arms,
+each with its null, variants and sentence; they share the arms' tables.
 """
 from __future__ import annotations
 

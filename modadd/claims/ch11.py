@@ -13,6 +13,9 @@ Tables (``load`` / :func:`tables_from_features`), all at the headline window (15
   each of them (so the permutation p is the chapter's);
 - ``boots`` — the chapter's bootstrap resamples of runs (rule v1's intervals);
 - ``fraction`` — the window.
+
+Length: longer than ~400 lines because C16's rule, its setting-permutation null, the bootstrap
+intervals, the sensitivity table and the sentences are one cross-validated procedure.
 """
 from __future__ import annotations
 
