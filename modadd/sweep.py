@@ -834,8 +834,8 @@ def collect(name: str) -> pd.DataFrame:
     with a column gets the suffix ``_output``). Numbers stay numbers (ready for seaborn).
 
     Raises ``ValueError`` naming the file if the manifest or the notebook of a done point is
-    damaged, so a table is never silently drawn from fewer points: rerunning the sweep repairs
-    either (it rebuilds the manifest from the notebooks, re-executes a damaged point)."""
+    damaged or missing, so a table is never silently drawn from fewer points: rerunning the
+    sweep repairs either (it rebuilds the manifest from the notebooks, re-executes the point)."""
     folder = sweep_dir(name)
     if not (folder / MANIFEST).exists():
         known = sorted(p.parent.name for p in folder.parent.glob(f"*/{MANIFEST}"))
@@ -844,8 +844,12 @@ def collect(name: str) -> pd.DataFrame:
     rows = []
     for entry in read_manifest(name)["points"]:
         out = folder / f"{entry['key']}.ipynb"
-        if entry["status"] != "done" or not out.exists():
+        if entry["status"] != "done":
             continue
+        if not out.exists():
+            raise ValueError(f"collect: the notebook {out} of done point {entry['key']} is "
+                             f"missing; run the sweep again (python -m modadd.sweep SPEC.yaml) "
+                             f"to re-execute that point")
         try:
             nb = _read_executed(out)
         except ValueError as exc:

@@ -300,8 +300,10 @@ def test_collect_names_a_damaged_notebook() -> None:
                                          rf"done point x=1-00000000 is damaged \(NotJSONError"
                                          rf".*run the sweep again .* to re-execute that point"):
         S.collect("fake")
-    damaged.unlink()                                        # missing: not done any more
-    assert S.collect("fake").key.tolist() == ["x=0-00000000"]
+    damaged.unlink()                                        # missing: also an error
+    with pytest.raises(ValueError, match=rf"collect: the notebook {re.escape(str(damaged))} of "
+                                         rf"done point x=1-00000000 is missing; run the sweep"):
+        S.collect("fake")
 
 
 def test_damaged_notebooks_rerun_and_damaged_manifest_rebuilds(notebook, pids, tmp_path):
