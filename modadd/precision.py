@@ -50,7 +50,7 @@ FLOORS = {"accuracy": 0.01, "r90": 0.5, "participation": 0.1, "lock-in": None,
 MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 SOURCES = {"real": "", "random walk": " (random walk)",
            "shuffled increments": " (shuffled increments)"}
-NULL_DRAWS = 20          # chapter 3's draws per run (its cached analyses are reused for fp32)
+NULL_DRAWS = 20          # chapter 3's draws per run at the book scale (tests/test_registry.py)
 LOSS_WINDOW = 100        # final training loss: mean of the last this many steps
 SINGLE_M_SEEDS = 2       # chapter 3's single-m seeds (its angle table's key)
 
@@ -204,6 +204,7 @@ def _claim_tables(cfgs, single=None, null_draws: int = NULL_DRAWS) -> dict:
     (:data:`ANGLE_COMPARISONS`); ``single`` (``(m, seed) -> config``) only lets the fp32 side
     reuse chapter 3's cached angle table (which also holds the single-m runs' pairs)."""
     from . import manifold as MF
+    from . import registry
     from .claims import ch02, ch03, ch04
     from .store import load_or_train_many
     from .task import chance_accuracy
@@ -211,7 +212,7 @@ def _claim_tables(cfgs, single=None, null_draws: int = NULL_DRAWS) -> dict:
     runs = load_or_train_many(cfgs, progress=False)
     cfg = cfgs[0]
     steps = MF.block_grams(cfg)[2]
-    k = min(ch03.K_SUBSPACE, len(steps) - 2)
+    k = min(registry.settings("ch03").k_subspace, len(steps) - 2)
     lock = MF.lock_in_table(cfgs, null_draws=null_draws)
     ch3 = ch03.tables_from_analyses(
         MF.dimension_summary(cfgs, null_draws=null_draws), lock,

@@ -195,7 +195,10 @@ def _check_value(where: str, name: str, value: Any, declared: dict[str, str]) ->
     except (TypeError, ValueError):
         raise ValueError(f"{where}: {name}={value!r} must be a YAML/JSON value (number, string, "
                          f"bool, null, list, mapping)") from None
-    allowed = _TYPES.get(declared[name])
+    optional = re.fullmatch(r"Optional\[(\w+)\]", declared[name])   # None: the registry's value
+    if optional and value is None:
+        return
+    allowed = _TYPES.get(optional.group(1) if optional else declared[name])
     if allowed and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
         hint = (" (YAML reads 1e-3 as a string: write 1.0e-3)"
                 if isinstance(value, str) and declared[name] == "float" else "")

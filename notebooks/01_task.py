@@ -26,6 +26,7 @@
 # (bubble-modadd) and the paper (Xu 2026, §3).
 
 # %%
+from typing import Optional
 import itertools
 from dataclasses import replace
 
@@ -34,19 +35,24 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 from scipy import stats
 
 import modadd
+from modadd import registry
 from modadd.task import TaskConfig, chance_accuracy, describe, render, sample_batch
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-n_samples: int = 20_000       # sampled examples per (m, C) for the label and position statistics
-seed: int = 0                 # seed of the sampling generator (measurement stream)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+n_samples: Optional[int] = None # sampled examples per (m, C) for the label and position statistics
+seed: Optional[int] = None      # seed of the sampling generator (measurement stream)
 
 # %%
+S = registry.from_namespace("ch01", globals())
+display(S)
 task = modadd.preset(preset).task
-generator = torch.Generator().manual_seed(modadd.stream_seed(seed, "measure"))
+generator = torch.Generator().manual_seed(modadd.stream_seed(S.seed, "measure"))
 sns.set_theme(style="whitegrid", context="notebook")
 
 # %% [markdown]
@@ -83,11 +89,11 @@ def label_table(task: TaskConfig) -> pd.DataFrame:
     """Empirical label frequencies and a chi-square test per m."""
     rows = []
     for m in task.m_values:
-        labels = sample_batch(task, n_samples, m, generator=generator).labels.numpy()
+        labels = sample_batch(task, S.n_samples, m, generator=generator).labels.numpy()
         support = np.array(task.value_tokens if task.op == "mul" else range(task.C))
         counts = np.array([(labels == k).sum() for k in support])
         p_value = stats.chisquare(counts).pvalue
-        rows += [dict(op=task.op, C=task.C, m=m, label=int(k), frequency=c / n_samples,
+        rows += [dict(op=task.op, C=task.C, m=m, label=int(k), frequency=c / S.n_samples,
                       p_uniform=p_value) for k, c in zip(support, counts)]
     return pd.DataFrame(rows)
 
@@ -101,7 +107,7 @@ for ax, variant in zip(axes, variants):
     ax.axhline(chance_accuracy(variant), color="k", ls="--", lw=1, label="uniform")
     ax.set(title=f"{variant.op}, C={variant.C}", xlabel="label", ylabel="frequency")
     ax.legend(fontsize=7, title="m", title_fontsize=7)
-fig.suptitle(f"Label distribution per m ({n_samples} samples per m)")
+fig.suptitle(f"Label distribution per m ({S.n_samples} samples per m)")
 fig.tight_layout()
 
 # %%
@@ -131,8 +137,8 @@ def exact_marker_occupancy(T: int, m: int) -> np.ndarray:
 fig, axes = plt.subplots(1, len(task.m_values), figsize=(14, 3), sharey=True)
 occupancy_error = {}
 for ax, m in zip(axes, task.m_values):
-    positions = sample_batch(task, n_samples, m, generator=generator).marker_positions.numpy()
-    sampled = np.bincount(positions.ravel(), minlength=task.T)[:task.T] / n_samples
+    positions = sample_batch(task, S.n_samples, m, generator=generator).marker_positions.numpy()
+    sampled = np.bincount(positions.ravel(), minlength=task.T)[:task.T] / S.n_samples
     exact = exact_marker_occupancy(task.T, m)
     occupancy_error[m] = np.abs(sampled - exact).max()
     ax.bar(np.arange(task.T), sampled, color="tab:blue", alpha=0.6, label="sampled")
@@ -153,7 +159,7 @@ pd.Series(occupancy_error, name="max |sampled − exact|").rename_axis("m").to_f
 readout_value = pd.DataFrame({
     "m": list(task.m_values),
     "exact": [exact_marker_occupancy(task.T, m)[task.T - 2] for m in task.m_values],
-    "sampled": [float((sample_batch(task, n_samples, m, generator=generator)
+    "sampled": [float((sample_batch(task, S.n_samples, m, generator=generator)
                        .marker_positions == task.T - 2).any(dim=1).float().mean())
                 for m in task.m_values],
 })
@@ -208,7 +214,7 @@ checks = pd.DataFrame([
      "pass" if labels.p_uniform.min() > 1e-3 else "FAIL",
      f"min χ² p = {labels.p_uniform.min():.3f}", "uniform law"),
     ("T2", "marker positions uniform over non-adjacent sets",
-     "pass" if max(occupancy_error.values()) < 5 / np.sqrt(n_samples) else "FAIL",
+     "pass" if max(occupancy_error.values()) < 5 / np.sqrt(S.n_samples) else "FAIL",
      f"max occupancy error {max(occupancy_error.values()):.4f}", "exact enumeration"),
 ], columns=["id", "check", "result", "effect", "control"])
 checks.style.hide(axis="index")

@@ -21,8 +21,7 @@
 # set per $m$** drawn from its own RNG stream (the original evaluated single fresh batches of 128).
 
 # %%
-from dataclasses import replace
-
+from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -31,25 +30,28 @@ from IPython.display import Markdown, display
 
 import modadd
 from modadd import claims
+from modadd import registry
 from modadd.claims import ch02
 from modadd.plots import band_plot, entropy_panels
-from modadd.presets import constant_lr, preset_differences
+from modadd.presets import preset_differences
 from modadd.stats import mean_ci, seed_summary
 from modadd.task import chance_accuracy
 from modadd.train import snapshot_steps
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # independent training seeds (0..seeds-1)
-n_steps: int = 0              # 0: the preset's value; otherwise override the step count
-workers: int = 0              # training processes (0: one per CPU core)
-target_accuracy: float = 0.95 # accuracy threshold for "learned" and time-to-learn
-control_lr: float = 3e-4      # constant-rate control at the same budget (the original's rate)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # independent training seeds (0..seeds-1)
+n_steps: Optional[int] = None   # 0: the preset's value; otherwise override the step count
+workers: int = 0                # training processes (0: one per CPU core)
+target_accuracy: Optional[float] = None # accuracy threshold for "learned" and time-to-learn
+control_lr: Optional[float] = None # constant-rate control at the same budget (the original's rate)
 
 # %%
-configs = modadd.preset_seeds(preset, seeds)
-if n_steps:
-    configs = [replace(c, train=replace(c.train, n_steps=n_steps)) for c in configs]
+S = registry.from_namespace("ch02", globals())
+display(S)
+roles = S.runs()
+configs = roles["main"]
 runs = modadd.load_or_train_many(configs, n_workers=workers or None)
 cfg = runs[0].config
 metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)
@@ -112,16 +114,16 @@ fig.tight_layout()
 # %%
 accuracy = metrics[metrics.metric == "accuracy"]
 final = accuracy[accuracy.step == cfg.train.n_steps]
-first_hit = (accuracy[accuracy.value >= target_accuracy].groupby(["seed", "m"])["step"].min()
+first_hit = (accuracy[accuracy.value >= S.target_accuracy].groupby(["seed", "m"])["step"].min()
              .reindex(pd.MultiIndex.from_product([[r.config.seed for r in runs],
                                                   cfg.task.m_values], names=["seed", "m"])))
 learned = pd.DataFrame({
     "final accuracy": seed_summary(final, ["m"]).set_index("m")
     .apply(lambda r: f"{r['mean']:.4f} [{r['low']:.4f}, {r['high']:.4f}]", axis=1),
     "min over seeds": final.groupby("m")["value"].min(),
-    f"seeds ≥ {target_accuracy:g}": final.groupby("m")["value"].apply(
-        lambda v: f"{(v >= target_accuracy).sum()}/{len(v)}"),
-    f"step reaching {target_accuracy:g} (mean [CI])": first_hit.groupby("m").apply(
+    f"seeds ≥ {S.target_accuracy:g}": final.groupby("m")["value"].apply(
+        lambda v: f"{(v >= S.target_accuracy).sum()}/{len(v)}"),
+    f"step reaching {S.target_accuracy:g} (mean [CI])": first_hit.groupby("m").apply(
         lambda v: "not reached" if v.isna().any() else
         "{:.0f} [{:.0f}, {:.0f}]".format(*mean_ci(v))),
 })
@@ -187,9 +189,8 @@ wall.style.hide(axis="index").format(precision=2)
 # of the budget: a longer budget would raise every curve, and the 45-minute limit is what stops it.
 
 # %%
-controls = {f"constant lr={cfg.train.lr:g}": [constant_lr(c) for c in configs],
-            f"constant lr={control_lr:g} (original)": [constant_lr(c, control_lr)
-                                                       for c in configs]}
+controls = {f"constant lr={cfg.train.lr:g}": roles["constant lr"],
+            f"constant lr={S.control_lr:g} (original)": roles["original lr"]}
 setting_names = [f"{preset} ({cfg.train.lr_schedule} lr={cfg.train.lr:g})", *controls]
 control_runs = modadd.load_or_train_many([c for cs in controls.values() for c in cs],
                                          n_workers=workers or None)
@@ -202,7 +203,7 @@ fig, axes = plt.subplots(1, len(cfg.task.m_values), figsize=(3.3 * len(cfg.task.
                          sharey=True, squeeze=False)
 for ax, m in zip(axes[0], cfg.task.m_values):
     band_plot(both[both.m == m], x="step", hue="setting", ax=ax, palette="rocket")
-    ax.axhline(target_accuracy, color="k", ls=":", lw=1)
+    ax.axhline(S.target_accuracy, color="k", ls=":", lw=1)
     ax.set(title=f"m={m}", xlabel="step", ylabel="held-out accuracy")
 axes[0][0].legend(fontsize=7)
 fig.suptitle(f"Learning-rate schedule and rate, same budget (mean, 95% CI over {len(runs)} seeds)")
@@ -213,7 +214,7 @@ last = both[both.step == cfg.train.n_steps]
 summary = seed_summary(last, ["setting", "m"])
 summary["accuracy"] = [f"{r.mean:.4f} [{r.low:.4f}, {r.high:.4f}]" for r in summary.itertuples()]
 summary["seeds ≥ target"] = [
-    f"{(last[(last.setting == r.setting) & (last.m == r.m)].value >= target_accuracy).sum()}/{r.n}"
+    f"{(last[(last.setting == r.setting) & (last.m == r.m)].value >= S.target_accuracy).sum()}/{r.n}"
     for r in summary.itertuples()]
 summary.pivot(index="m", columns="setting", values=["accuracy", "seeds ≥ target"])[
     [(v, s) for v in ("accuracy", "seeds ≥ target") for s in setting_names]]

@@ -41,6 +41,7 @@
 #   checks this.)
 
 # %%
+from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -50,23 +51,26 @@ from IPython.display import Markdown, display
 import modadd
 from modadd import claims
 from modadd import manifold
+from modadd import registry
 from modadd.claims import ch03
 from modadd.plots import band_plot, point_ci
-from modadd.presets import study_configs
 from modadd.report import fmt_ci
 from modadd.stats import mean_ci, seed_summary
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # independent training seeds of the mixed-m runs (0..seeds-1)
-single_m_seeds: int = 5       # seeds of the single-m runs (orientation across m)
-k_subspace: int = 4           # dimension of the subspaces compared by principal angles
-null_draws: int = 20          # null trajectories per run and block
-window: int = 15              # sliding-window width in snapshots (time-resolved r90)
-workers: int = 0              # training processes on a cache miss (0: one per run)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # independent training seeds of the mixed-m runs (0..seeds-1)
+single_m_seeds: Optional[int] = None # seeds of the single-m runs (orientation across m)
+k_subspace: Optional[int] = None # dimension of the subspaces compared by principal angles
+null_draws: Optional[int] = None # null trajectories per run and block
+window: Optional[int] = None    # sliding-window width in snapshots (time-resolved r90)
+workers: int = 0                # training processes on a cache miss (0: one per run)
 
 # %%
-roles = study_configs(preset, seeds, single_m_seeds)
+S = registry.from_namespace("ch03", globals())
+display(S)
+roles = S.runs()
 used = ["main", "constant lr", "original lr", "single m"]      # the roles this chapter reads
 # (and "dense snapshots", §3; "main bf16" and "longer budget", §5)
 modadd.load_or_train_many([c for r in used for c in roles[r]], n_workers=workers or None)
@@ -74,8 +78,8 @@ main = roles["main"]
 cfg = main[0]
 steps = manifold.block_grams(cfg)[2]
 n_snapshots = len(steps)
-window = min(window, n_snapshots // 2)
-k_subspace = min(k_subspace, n_snapshots - 2)
+window = min(S.window, n_snapshots // 2)
+k_subspace = min(S.k_subspace, n_snapshots - 2)
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
 SOURCES = ["real", "random walk", "shuffled increments"]
 palette = dict(zip(SOURCES, ["#1f4e79", "#b0b0b0", "#e69f00"]))
@@ -92,7 +96,7 @@ display(Markdown(
 # a baseline). Each null point is first averaged over its draws within a run, then over seeds.
 
 # %%
-dims = manifold.dimension_summary(main, null_draws=null_draws)
+dims = manifold.dimension_summary(main, null_draws=S.null_draws)
 r90_blocks = dims[(dims.group == "block") & (dims.threshold == 0.9)]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), sharey=True)
 for ax, matrix in zip(axes, MATRICES):
@@ -146,7 +150,7 @@ settings = {"book (cosine)": main, "constant lr": roles["constant lr"],
             "original lr (constant 3e-4)": roles["original lr"]}
 ROLE = dict(zip(settings, ["main", "constant lr", "original lr"]))    # the claims' role names
 schedule_dims = pd.concat(
-    [manifold.dimension_summary(cs, thresholds=(0.9,), null_draws=max(1, null_draws // 4))
+    [manifold.dimension_summary(cs, thresholds=(0.9,), null_draws=max(1, S.null_draws // 4))
      .assign(setting=name) for name, cs in settings.items()], ignore_index=True)
 schedule_dims = schedule_dims[schedule_dims.group == "block"]
 per_seed = schedule_dims.groupby(["setting", "seed", "matrix", "source"], as_index=False)["rank"].mean()
@@ -173,7 +177,7 @@ fig.tight_layout()
 
 # %%
 counts = sorted({c for c in (6, 11, 21, 31, 41, 61) if c <= n_snapshots} | {n_snapshots})
-sens = manifold.snapshot_sensitivity(main, counts=counts, null_draws=max(1, null_draws // 4))
+sens = manifold.snapshot_sensitivity(main, counts=counts, null_draws=max(1, S.null_draws // 4))
 sens["kind"] = np.where(sens.matrix.isin(["W_Q", "W_K"]), "W_Q, W_K", "W_V, W_O")
 sens["series"] = sens.kind + np.where(sens.source == "real", "", " – random walk")
 sens_seed = sens.groupby(["seed", "spacing", "threshold", "count", "series"],
@@ -226,7 +230,7 @@ fig.suptitle("Time-resolved dimension (mean over layers; 95% CI over seeds; dash
 fig.tight_layout()
 
 # %%
-lock = manifold.lock_in_table(main, null_draws=null_draws)
+lock = manifold.lock_in_table(main, null_draws=S.null_draws)
 lock_run = (lock.groupby(["seed", "layer", "matrix", "source"], as_index=False)["lock_in"].mean()
             .groupby(["seed", "source"], as_index=False)["lock_in"].median())
 lock_summary = seed_summary(lock_run, ["source"], "lock_in")
@@ -263,8 +267,8 @@ pd.concat([lock_by_matrix, lock_summary]).pivot(index="matrix", columns="source"
 # %%
 dense_cfgs = roles["dense snapshots"]
 modadd.load_or_train_many(dense_cfgs, n_workers=workers or None)
-dense_lock = manifold.dense_lock_in_table(dense_cfgs, null_draws=null_draws)
-curves = manifold.dense_outside_curves(dense_cfgs, null_draws=null_draws)
+dense_lock = manifold.dense_lock_in_table(dense_cfgs, null_draws=S.null_draws)
+curves = manifold.dense_outside_curves(dense_cfgs, null_draws=S.null_draws)
 curve_seed = curves.groupby(["seed", "step"], as_index=False)[["real", "null"]].mean()
 dense_until = dense_cfgs[0].train.dense_until
 fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -392,7 +396,7 @@ convergence.accuracy_table(final_acc)
 # %%
 budget_recs = convergence.budget_records({short_label: roles["main bf16"],
                                           long_label: roles["longer budget"]},
-                                         null_draws=null_draws)
+                                         null_draws=S.null_draws)
 display(Markdown(convergence.summary_text(final_acc, budget_recs, short_label, long_label,
                                           max(cfg.task.m_values))))
 convergence.budget_summary(budget_recs)
@@ -418,11 +422,11 @@ role_dims = {ROLE[name]: schedule_dims[schedule_dims.setting == name] for name i
 regular_tables = ch03.tables_from_analyses(dims, lock, angles, k=k_subspace, dim=dim,
                                            steps=steps, schedules=role_dims)
 # C4 reads the dense-snapshot lock-in (§3); the regular snapshots are its variant
-grids = manifold.dense_lock_in(dense_cfgs[0], null_draws=null_draws)
+grids = manifold.dense_lock_in(dense_cfgs[0], null_draws=S.null_draws)
 tables = ch03.with_dense_lock_in(regular_tables, dense_lock, grids["steps"], grids["regular"])
 variant_tables = {
     role: ch03.tables_from_analyses(role_dims[role],
-                                    manifold.lock_in_table(roles[role], null_draws=null_draws), None,
+                                    manifold.lock_in_table(roles[role], null_draws=S.null_draws), None,
                                     k=k_subspace, dim=dim, steps=steps, schedules=role_dims,
                                     setting=role)
     for role in ch03.VARIANTS}

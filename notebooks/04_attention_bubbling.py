@@ -28,6 +28,7 @@
 # streams): the first cell checks that these runs' metrics equal those of chapter 2's runs.
 
 # %%
+from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -39,23 +40,26 @@ from modadd import bubbling
 from modadd import claims
 from modadd import manifold
 import modadd.metrics
+from modadd import registry
 from modadd.claims import ch04
 from modadd.plots import band_plot, entropy_panels
-from modadd.presets import dense_early
 from modadd.report import fmt_ci
 from modadd.stats import bounded_mean_ci, mean_ci
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # independent training seeds (0..seeds-1)
-n_examples: int = 256         # probe examples per m for the per-head attention profile
-ablation_examples: int = 1024 # probe examples per m for top-k ablation
-smooth_fraction: float = 0.05 # a drop is "abrupt" if its 10-90% window is at most this share of training
-workers: int = 0              # training processes on a cache miss (0: one per run)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # independent training seeds (0..seeds-1)
+n_examples: Optional[int] = None # probe examples per m for the per-head attention profile
+ablation_examples: Optional[int] = None # probe examples per m for top-k ablation
+smooth_fraction: Optional[float] = None # a drop is "abrupt" if its 10-90% window is at most this share of training
+workers: int = 0                # training processes on a cache miss (0: one per run)
 
 # %%
-main = modadd.preset_seeds(preset, seeds)
-configs = [bubbling.with_full_params(c) for c in main]
+S = registry.from_namespace("ch04", globals())
+display(S)
+roles = S.runs()
+main, configs = roles["main"], roles["full params"]
 runs = modadd.load_or_train_many(configs + main, n_workers=workers or None)
 full_runs, main_runs = runs[:len(configs)], runs[len(configs):]
 cfg = configs[0]
@@ -64,7 +68,7 @@ metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in full_runs], i
 same = all(a.metrics.equals(b.metrics) and a.train_log.equals(b.train_log)
            for a, b in zip(full_runs, main_runs))
 # the same seeds with dense early snapshots and evaluations (§1b; identical training)
-dense_cfgs = [dense_early(c) for c in main]
+dense_cfgs = roles["dense snapshots"]
 dense_runs = modadd.load_or_train_many(dense_cfgs, n_workers=workers or None)
 dense_metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in dense_runs],
                           ignore_index=True)
@@ -102,7 +106,7 @@ for (layer, m), part in trans.groupby(["layer", "m"]):
                                   ("width_fraction", "10–90% width / training", (0, 1)),
                                   ("rebound", "rebound / drop", (0, np.inf))):
         row[label] = fmt_ci(bounded_mean_ci(part[column], bounds))
-    row["abrupt seeds"] = f"{(part.width_fraction <= smooth_fraction).sum()}/{len(part)}"
+    row["abrupt seeds"] = f"{(part.width_fraction <= S.smooth_fraction).sum()}/{len(part)}"
     table.append(row)
 display(Markdown(ch04.resolution_text(trans, cfg.train.snapshot_every)))
 pd.DataFrame(table).set_index(["layer", "m"])
@@ -182,7 +186,7 @@ fig.tight_layout()
 # the dotted line is what uniform attention would give (the share of marker and value positions).
 
 # %%
-profiles = pd.concat([bubbling.attention_profile(c, n_examples=n_examples).assign(seed=c.seed)
+profiles = pd.concat([bubbling.attention_profile(c, n_examples=S.n_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 profiles["task_mass"] = profiles.mass_marker + profiles.mass_value
 per_layer = profiles.groupby(["seed", "step", "layer"], as_index=False)[
@@ -236,7 +240,7 @@ last = profiles[profiles.step == profiles.step.max()]
 # (section 6) takes the seed as its unit.
 
 # %%
-dense_lock = ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.NULL_DRAWS))
+dense_lock = ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.lock_in_null_draws(preset)))
 lock = dense_lock.groupby(["seed", "layer"], as_index=False)["lock_in"].median()
 lock["lock_step"] = lock.lock_in * cfg.train.n_steps
 mid = dense_trans.groupby(["seed", "layer"], as_index=False)["mid"].mean()
@@ -273,7 +277,7 @@ per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
 # examples, at three points of training. $k = T$ is the unablated model.
 
 # %%
-ablation = pd.concat([bubbling.ablation_table(c, n_examples=ablation_examples).assign(seed=c.seed)
+ablation = pd.concat([bubbling.ablation_table(c, n_examples=S.ablation_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 points = sorted(ablation.step.unique())
 fig, axes = plt.subplots(1, len(points), figsize=(4.3 * len(points), 3.4), sharey=True,
@@ -309,7 +313,7 @@ tables = ch04.tables_from_metrics(dense_metrics, dense_lock, T, cfg.train.n_step
 # the same dense-snapshot runs at the regular spacing only: only the resolution differs
 regular = {ch04.REGULAR: ch04.tables_from_metrics(
     ch04.on_regular_steps(dense_metrics, cfg.train.snapshot_every, cfg.train.n_steps),
-    ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.NULL_DRAWS), "regular"),
+    ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.lock_in_null_draws(preset)), "regular"),
     T, cfg.train.n_steps)}
 records = {cid: claims.evaluate(cid, tables, preset, regular) for cid in ("C6", "C7")}
 display(Markdown(ch04.resolution_verdicts(records)))

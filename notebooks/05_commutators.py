@@ -40,16 +40,16 @@
 # hidden. Batches are drawn as in training (one $m$ per batch, 128 examples).
 
 # %%
+from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-import modadd
-from modadd import bubbling
 from modadd import claims
 from modadd import commutator
+from modadd import registry
 from modadd.claims import ch05
 from modadd.model import Transformer
 from modadd.plots import band_plot
@@ -57,26 +57,27 @@ from modadd.report import fmt_ci
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # independent training seeds (0..seeds-1); each is another's held-out basis
-pairs: int = 9                # (A, B) batch pairs per measured snapshot
-k_main: int = 3               # PCs per attention block in the headline numbers (the original's 3)
-early: float = 0.2            # early phase: steps in (0, early * n_steps]
-late: float = 0.2             # late phase: steps from (1 - late) * n_steps on
-workers: int = 0              # processes on a cache miss (0: min(2, seeds))
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # independent training seeds (0..seeds-1); each is another's held-out basis
+pairs: Optional[int] = None     # (A, B) batch pairs per measured snapshot
+k_main: Optional[int] = None    # PCs per attention block in the headline numbers (the original's 3)
+early: Optional[float] = None   # early phase: steps in (0, early * n_steps]
+late: Optional[float] = None    # late phase: steps from (1 - late) * n_steps on
+workers: int = 0                # processes on a cache miss (0: min(2, seeds))
 
 # %%
-configs = [bubbling.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
-runs = modadd.load_or_train_many(configs, n_workers=workers or None)
-cfg = configs[0]
-settings = commutator.CommutatorSettings(pairs=pairs)
-commutator.compute_tables(configs, settings, workers=workers or min(2, len(configs)))  # cache misses only
+S = registry.from_namespace("ch05", globals())
+display(S)
+configs = [run.config for run in S.load("full params", workers=workers)]
+cfg, settings = configs[0], registry.commutator_settings(S)
+S.warm(workers)                 # the commutator tables, computed on a cache miss only
 table = commutator.commutator_tables(configs, settings)
 n_steps = cfg.train.n_steps
 scalars = commutator.pair_values(table)
-scalars["phase"] = commutator.phase(scalars.step, n_steps, early, late)
+scalars["phase"] = commutator.phase(scalars.step, n_steps, S.early, S.late)
 rho = commutator.rho_table(table)
-rho["phase"] = commutator.phase(rho.step, n_steps, early, late)
+rho["phase"] = commutator.phase(rho.step, n_steps, S.early, S.late)
 model = Transformer.for_task(cfg.model, cfg.task)
 live = commutator.live_mask(model, cfg.task)
 P_live, P_all = int(live.sum()), int(live.size)
@@ -89,7 +90,7 @@ P_dead = P_original - P_live
 sns.set_theme(style="whitegrid", context="notebook")
 display(Markdown(
     f"{len(configs)} seeds × {scalars.groupby('seed').step.nunique().iloc[0]} measured snapshots "
-    f"× {pairs} pairs; $\\eta$ = {settings.eta:g}. Parameters: {P_all:,} in all, {P_live:,} live, "
+    f"× {S.pairs} pairs; $\\eta$ = {settings.eta:g}. Parameters: {P_all:,} in all, {P_live:,} live, "
     f"{P_attn:,} in the {n_blocks} attention matrices ({d2:,} each). The original's model "
     f"also carried {P_dead:,} dead MLP weights, P = {P_original:,}."))
 
@@ -211,7 +212,7 @@ fig.tight_layout()
 # $\sqrt{1-\rho^2}$ (the original plotted $1-\rho$ under that name).
 
 # %%
-main_rho = delta[delta.k == k_main].assign(one_minus=lambda f: 1 - f.rho)
+main_rho = delta[delta.k == S.k_main].assign(one_minus=lambda f: 1 - f.rho)
 phase_table(main_rho, {"rho": "ρ", "rho2": "ρ² (energy)", "perp": "√(1−ρ²)",
                        "one_minus": "1−ρ (original's label)"}, by=["basis"])
 
@@ -231,7 +232,7 @@ names = {"delta": "commutator δ", "g_a": "gradient g_A", "g_b": "gradient g_B",
          "delta32": "δ₃₂ (original's form)"}
 fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), sharey=True)
 for ax, basis in zip(axes, ["causal", "final", "held-out seed"]):
-    part = rho[(rho.basis == basis) & (rho.k == k_main) & rho.vector.isin(vectors)
+    part = rho[(rho.basis == basis) & (rho.k == S.k_main) & rho.vector.isin(vectors)
                & (rho.step > 0)]
     point = commutator.over_pairs(part, "ratio", by=["vector"]).dropna()
     point["vector"] = point.vector.map(names)
@@ -239,11 +240,11 @@ for ax, basis in zip(axes, ["causal", "final", "held-out seed"]):
     ax.axhline(1, color="k", ls=":", lw=1)
     ax.set(title=f"{basis} basis", xlabel="step", ylabel="ρ / ρ(random, same blocks)")
 axes[0].legend(fontsize=7)
-fig.suptitle(f"Fair enrichment ratio, k = {k_main} (median over pairs; mean, 95% CI over seeds)")
+fig.suptitle(f"Fair enrichment ratio, k = {S.k_main} (median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
 
 # %%
-ratios = rho[(rho.k == k_main) & rho.basis.isin(["causal", "final", "held-out seed"])
+ratios = rho[(rho.k == S.k_main) & rho.basis.isin(["causal", "final", "held-out seed"])
              & rho.vector.isin(vectors + ["delta32"])].copy()
 ratios["vector"] = ratios.vector.map(names)
 phase_table(ratios, {"ratio": "fair ratio (same blocks)"}, by=["basis", "vector"]) \
@@ -256,8 +257,8 @@ phase_table(ratios, {"ratio": "fair ratio (same blocks)"}, by=["basis", "vector"
 # one, for $k$ = `k_main`: the gap between them is the size of the two defects.
 
 # %%
-K_main = n_blocks * k_main
-causal = rho[(rho.basis == "causal") & (rho.k == k_main) & (rho.step > 0)]
+K_main = n_blocks * S.k_main
+causal = rho[(rho.basis == "causal") & (rho.k == S.k_main) & (rho.step > 0)]
 compare = causal[causal.vector.isin(["delta", "delta32"])].copy()
 compare["original-style ratio"] = compare.rho / np.sqrt(K_main / P_original)
 compare["ratio vs all live"] = compare.rho / np.sqrt(K_main / P_live)
@@ -285,7 +286,7 @@ phase_table(compare, {"original-style ratio": "vs √(K/P) with dead weights",
 spec_c8 = ch05.CLAIMS[0]
 display(Markdown(f"**C8**, rule v{spec_c8.rule.version} ({spec_c8.rule.date}): "
                  f"{spec_c8.rule.text}."))
-c8_tables = ch05.tables_from_rho(rho, n_steps, k_main, early, late, n_blocks, P_original)
+c8_tables = ch05.tables_from_rho(rho, n_steps, S.k_main, S.early, S.late, n_blocks, P_original)
 record = claims.evaluate("C8", c8_tables, preset)
 record
 
@@ -293,15 +294,15 @@ record
 # ## 7. Summary (computed)
 
 # %%
-causal = rho[(rho.basis == "causal") & (rho.k == k_main) & (rho.step > 0)]
+causal = rho[(rho.basis == "causal") & (rho.k == S.k_main) & (rho.step > 0)]
 grad_ratio = causal[causal.vector.isin(["g_a", "g_b"])].groupby(["seed", "step", "pair"]) \
     .ratio.mean().rename("grad_ratio").reset_index()
 specific = causal[causal.vector == "delta"].merge(grad_ratio, on=["seed", "step", "pair"])
 specific["specificity"] = specific.ratio / specific.grad_ratio
-specific["phase"] = commutator.phase(specific.step, n_steps, early, late)
+specific["phase"] = commutator.phase(specific.step, n_steps, S.early, S.late)
 phases = ("early", "late")
 display(Markdown(ch05.summary(
-    record, k_main,
+    record, S.k_main,
     specificity={w: seed_stat(specific, "specificity", w) for w in phases},
     original={w: seed_stat(compare[compare.vector == names["delta32"]], "original-style ratio",
                            w) for w in phases},

@@ -41,6 +41,7 @@
 # The runs are the `book` runs with full parameters (chapters 4–5), at three stages of training.
 
 # %%
+from typing import Optional
 from functools import partial
 
 import matplotlib.pyplot as plt
@@ -48,38 +49,37 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-import modadd
-from modadd import bubbling
 from modadd import claims
 from modadd import sae
+from modadd import registry
 from modadd.claims import ch06
 from modadd.plots import band_plot, point_ci
 from modadd.report import ci_text
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # independent training seeds (0..seeds-1)
-stages: list = [0.05, 0.25, 1.0]  # training stages, as fractions of the run (nearest snapshot)
-layers: list = []             # residual streams probed (entering layer l); empty: middle and last block
-n_train: int = 8192           # mixed-m examples the SAEs and probes are trained on
-n_eval: int = 1024            # held-out examples per m for ablation and probe testing
-n_latents: int = 6            # latents zeroed per ablation (the original: 6)
-random_draws: int = 20        # random-latent draws per ablation
-sae_steps: int = 3000         # SAE optimizer steps
-strong: float = 0.5           # association counted as "strong"
-small_drop: float = 0.05      # accuracy drop counted as "barely changes"
-workers: int = 0              # processes on a cache miss (0: min(2, seeds))
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # independent training seeds (0..seeds-1)
+stages: Optional[list] = None   # training stages, as fractions of the run (nearest snapshot)
+layers: Optional[list] = None   # residual streams probed (entering layer l); empty: middle and last block
+n_train: Optional[int] = None   # mixed-m examples the SAEs and probes are trained on
+n_eval: Optional[int] = None    # held-out examples per m for ablation and probe testing
+n_latents: Optional[int] = None # latents zeroed per ablation (the original: 6)
+random_draws: Optional[int] = None # random-latent draws per ablation
+sae_steps: Optional[int] = None # SAE optimizer steps
+strong: Optional[float] = None  # association counted as "strong"
+small_drop: Optional[float] = None # accuracy drop counted as "barely changes"
+workers: int = 0                # processes on a cache miss (0: min(2, seeds))
 
 # %%
-configs = [bubbling.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
-runs = modadd.load_or_train_many(configs, n_workers=workers or None)
+S = registry.from_namespace("ch06", globals())
+display(S)
+configs = S.runs()["full params"]
 cfg = configs[0]
-steps = sae.stage_steps(cfg, stages)
-layers = sorted(set(layers)) or sae.default_layers(cfg)
-settings = sae.ProbeSettings(n_train=n_train, n_eval=n_eval, n_latents=n_latents,
-                           random_draws=random_draws, sae_steps=sae_steps)
-sae.compute_tables(configs, steps, layers, settings, workers=workers or min(2, len(configs)))
+steps, layers = registry.probe_points(S, cfg)
+settings = registry.probe_settings(S)
+S.warm(workers)                 # the SAE and probe tables, computed on a cache miss only
 table = pd.concat([sae.probe_table(c, steps, layers, settings) for c in configs],
                   ignore_index=True)
 probes = pd.concat([sae.linear_probe_table(c, steps, settings) for c in configs],
@@ -91,8 +91,8 @@ table["sae"] = table.sae.fillna("none")          # model-only rows (the clean ac
 sns.set_theme(style="whitegrid", context="notebook")
 display(Markdown(
     f"{len(configs)} seeds; stages at steps {steps} ({', '.join(stage_name.values())}); "
-    f"residual entering layers {layers}; SAEs with {settings.d_sae} latents trained on "
-    f"{n_train} readout vectors; ablation and probes on {n_eval} held-out examples per m."))
+    f"residual entering layers {S.layers}; SAEs with {settings.d_sae} latents trained on "
+    f"{S.n_train} readout vectors; ablation and probes on {S.n_eval} held-out examples per m."))
 
 # %% [markdown]
 # ## 1. SAE quality
@@ -124,12 +124,12 @@ for i, kind in enumerate(settings.kinds):
                            + " " + part.stage.astype(str))      # numbered: legend in time order
         band_plot(part.rename(columns={"draw": "rank"}), x="rank", hue="series", value="value",
                   ax=ax, palette="tab10")
-        ax.axhline(strong, color="k", ls=":", lw=1)
+        ax.axhline(S.strong, color="k", ls=":", lw=1)
         ax.set(title=f"{kind} SAE, layer {layer}", xlabel="latent rank", ylabel="association")
 axes[0][0].legend(fontsize=7)
 fig.suptitle("Association of the top latents with task features (mean, 95% CI over seeds)")
 fig.tight_layout()
-n_strong = (assoc[assoc.selection == "m / positions"].assign(strong=lambda f: f.value >= strong)
+n_strong = (assoc[assoc.selection == "m / positions"].assign(strong=lambda f: f.value >= S.strong)
             .groupby(["seed", "sae", "layer", "stage"], observed=True).strong.sum().reset_index())
 n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci3).unstack("stage")
 
@@ -235,7 +235,7 @@ fig.tight_layout()
 # %%
 kind = "relu" if "relu" in settings.kinds else settings.kinds[0]
 order = [stage_name[s] for s in steps]
-c9_tables = ch06.tables_from_probes(table, order, settings.kinds, n_latents, n_train)
+c9_tables = ch06.tables_from_probes(table, order, settings.kinds, S.n_latents, S.n_train)
 record = claims.evaluate("C9", c9_tables, preset)
 spec = claims.spec("C9")
 display(Markdown(ch06.rules_markdown(spec)))
@@ -267,5 +267,5 @@ label_probe = mean_ci(probe_last[probe_last.target == "label"].test_accuracy)
 best = assoc[(assoc.sae == kind) & (assoc.draw == 0)].groupby("selection").value.mean()
 majority = probe_last.groupby("target").majority.mean()
 display(Markdown(ch06.summary(
-    record, kind, n_latents, worst, drop_ci, random_ci, recon_cost.to_dict(), best.to_dict(),
+    record, kind, S.n_latents, worst, drop_ci, random_ci, recon_cost.to_dict(), best.to_dict(),
     probes={"m": (m_probe[0], majority["m"]), "label": (label_probe[0], majority["label"])})))

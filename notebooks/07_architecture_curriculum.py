@@ -44,6 +44,7 @@
 # chapter 3.
 
 # %%
+from typing import Optional
 from functools import partial
 
 import matplotlib.pyplot as plt
@@ -57,27 +58,30 @@ import modadd
 import modadd.arms
 from modadd import claims
 from modadd import manifold
+from modadd import registry
 from modadd.claims import ch07
 from modadd.plots import band_plot, point_ci
-from modadd.presets import study_configs
 from modadd.report import ci_text
 from modadd.stats import bounded_mean_ci
 from modadd.model import build_model, count_flops_per_step
 from modadd.task import chance_accuracy, max_markers
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # seeds of the main arms (0..seeds-1)
-few_seeds: int = 3            # seeds of the difficulty grid
-sgd_seeds: int = 3            # seeds of the paper-SGD arm
-null_draws: int = 20          # random-walk null draws per run and matrix
-k_subspace: int = 4           # dimension of the subspaces compared by principal angles
-random_draws: int = 50        # random subspace pairs (angle baseline)
-learned: float = 0.9          # held-out accuracy counted as "learned"
-workers: int = 0              # training processes on a cache miss (0: one per core)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # seeds of the main arms (0..seeds-1)
+few_seeds: Optional[int] = None # seeds of the difficulty grid
+sgd_seeds: Optional[int] = None # seeds of the paper-SGD arm
+null_draws: Optional[int] = None # random-walk null draws per run and matrix
+k_subspace: Optional[int] = None # dimension of the subspaces compared by principal angles
+random_draws: Optional[int] = None # random subspace pairs (angle baseline)
+learned: Optional[float] = None # held-out accuracy counted as "learned"
+workers: int = 0                # training processes on a cache miss (0: one per core)
 
 # %%
-roles = study_configs(preset, seeds, few_seeds=few_seeds, sgd_seeds=sgd_seeds)
+S = registry.from_namespace("ch07", globals())
+display(S)
+roles = S.runs()
 cfg = roles["main"][0]
 M_VALUES = list(cfg.task.m_values)
 largest = max(M_VALUES)
@@ -141,11 +145,11 @@ final_table(final, ["attention-only, mixed", "with MLP"])
 # %%
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
-dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=null_draws)
+dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=S.null_draws)
                   for arm in ["attention-only, mixed", "with MLP"]}, names=["arm"])
 dims = dims.reset_index("arm").reset_index(drop=True)
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
-mlp_dims = manifold.null_means(modadd.arms.mlp_dimension_table(arms["with MLP"], null_draws=null_draws))
+mlp_dims = manifold.null_means(modadd.arms.mlp_dimension_table(arms["with MLP"], null_draws=S.null_draws))
 mlp_dims = mlp_dims[(mlp_dims.threshold == THRESHOLD)
                     & (mlp_dims.source != "shuffled increments")].assign(arm="with MLP")
 blocks = pd.concat([dims[dims.group == "block"], mlp_dims[mlp_dims.group == "mlp block"]])
@@ -260,7 +264,7 @@ pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgettin
 # run's random-walk null (chapter 3's measure), mean [95% CI] over seeds:
 
 # %%
-arm_dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=null_draws)
+arm_dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=S.null_draws)
                       for arm in CURRICULUM_ARMS}, names=["arm"]).reset_index("arm")
 arm_dims = arm_dims[(arm_dims.threshold == THRESHOLD) & (arm_dims.group == "all")
                     & (arm_dims.source != "shuffled increments")]
@@ -278,8 +282,8 @@ arm_r90.groupby("arm").agg(ci_text).loc[CURRICULUM_ARMS]
 
 # %%
 angle_arms = {arm: arms[arm] for arm in CURRICULUM_ARMS + ["with MLP"]}
-k = min(k_subspace, len(manifold.block_grams(cfg)[2]) - 2)
-angles = modadd.arms.arm_angle_table(angle_arms, k=k, random_draws=random_draws)
+k = min(S.k_subspace, len(manifold.block_grams(cfg)[2]) - 2)
+angles = modadd.arms.arm_angle_table(angle_arms, k=k, random_draws=S.random_draws)
 dim = cfg.model.d_model ** 2
 pairs = angles[angles.comparison != "random"]
 per_pair = pairs.groupby(["comparison", "a", "b"], as_index=False)[["mean_cos2", "distance"]].mean()
@@ -308,11 +312,11 @@ overlap.loc[per_pair.groupby("comparison").mean_cos2.mean().sort_values(ascendin
 grid = {}
 moduli = {c.task.C for c in roles["difficulty"]}
 display(Markdown(f"Moduli {sorted(moduli)}; sequence length $T = {cfg.task.T}$ fits up to "
-                 f"{max_markers(cfg.task.T)} markers; {few_seeds} seed(s) per new cell (seed 0 "
+                 f"{max_markers(cfg.task.T)} markers; {S.few_seeds} seed(s) per new cell (seed 0 "
                  f"in fp32; the seeds added later train in bf16 mixed precision, validated on "
                  f"the precision page)."))
 for cfg_g in roles["difficulty"] + [c for c in roles["single m"]
-                                    if c.seed < few_seeds and c.task.C in moduli]:
+                                    if c.seed < S.few_seeds and c.task.C in moduli]:
     schedule = cfg_g.train.schedule
     arm = (f"only m={cfg_g.train.single_m}" if schedule == "single"
            else f"mixed 1-{max(cfg_g.task.m_values)}")
@@ -350,10 +354,10 @@ fig.suptitle("Final held-out accuracy: from scratch on one m vs mixed training "
 fig.tight_layout()
 
 # %%
-counts = (difficulty.assign(ok=difficulty.value >= learned)
+counts = (difficulty.assign(ok=difficulty.value >= S.learned)
           .groupby(["C", "arm", "m"]).ok.agg(["sum", "size"]))
 counts["runs learned"] = [f"{s}/{n}" for s, n in counts.values]
-display(Markdown(f"Runs whose final held-out accuracy reaches {learned} (per trained m):"))
+display(Markdown(f"Runs whose final held-out accuracy reaches {S.learned} (per trained m):"))
 counts["runs learned"].unstack("m").fillna("")
 
 # %% [markdown]
@@ -419,4 +423,4 @@ for record in records.values():
 real_r90 = arm_r90["real"].unstack("arm")
 fragment = real_r90["curriculum"] - real_r90["attention-only, mixed"]
 display(Markdown(ch07.summary(records, c7_tables, mlp_below, fragment, sgd_final.value,
-                              cfg.train.n_steps, learned)))
+                              cfg.train.n_steps, S.learned)))

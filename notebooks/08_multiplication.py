@@ -38,6 +38,7 @@
 # optimizer; the `book` preset with only `op` and `C` changed).
 
 # %%
+from typing import Optional
 from itertools import product
 
 import matplotlib.pyplot as plt
@@ -50,18 +51,19 @@ import modadd
 import modadd.arms
 from modadd import claims
 from modadd import manifold
+from modadd import registry
 from modadd.claims import ch08
 from modadd.plots import band_plot, point_ci
 from modadd.report import ci_text
-from modadd.presets import study_configs
 from modadd.task import chance_accuracy
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
-seeds: int = 5                # independent training seeds (0..seeds-1)
-null_draws: int = 20          # random-walk null draws per run and matrix
-learned: float = 0.9          # held-out accuracy counted as "learned"
-workers: int = 0              # training processes on a cache miss (0: one per core)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | "original" | "paper"
+seeds: Optional[int] = None     # independent training seeds (0..seeds-1)
+null_draws: Optional[int] = None # random-walk null draws per run and matrix
+learned: Optional[float] = None # held-out accuracy counted as "learned"
+workers: int = 0                # training processes on a cache miss (0: one per core)
 
 # %% [markdown]
 # ## 1. Why not multiplication mod 8
@@ -71,6 +73,8 @@ workers: int = 0              # training processes on a cache miss (0: one per c
 # label entropy against its maximum $\log_2 C$.
 
 # %%
+S = registry.from_namespace("ch08", globals())
+display(S)
 def label_law(C: int, values, m: int) -> np.ndarray:
     counts = np.zeros(C)
     for combo in product(values, repeat=m):
@@ -95,7 +99,7 @@ law.style.format({"P(most frequent label)": "{:.3f}", "entropy (bits)": "{:.2f}"
 # ## 2. Learning both tasks
 
 # %%
-roles = study_configs(preset, seeds)
+roles = S.runs()
 arms = {"mul mod 7": roles["mul C7"], "add mod 7": roles["add C7"]}
 modadd.load_or_train_many([c for cfgs in arms.values() for c in cfgs],
                           n_workers=workers or None)
@@ -125,7 +129,7 @@ final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3, bounds=(0, 1))).
 # %%
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
-dims = pd.concat({arm: manifold.dimension_summary(cfgs, null_draws=null_draws)
+dims = pd.concat({arm: manifold.dimension_summary(cfgs, null_draws=S.null_draws)
                   for arm, cfgs in arms.items()}, names=["arm"]).reset_index("arm")
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
 blocks = dims[dims.group == "block"].assign(series=lambda f: f.arm + ", " + f.source)
@@ -188,4 +192,4 @@ display(record)
 
 # %%
 composite = law[(law.task.str.startswith("mul mod 8")) & (law.m == 4)].iloc[0]
-display(Markdown(ch08.summary(record, tables, composite, final, diff, learned)))
+display(Markdown(ch08.summary(record, tables, composite, final, diff, S.learned)))

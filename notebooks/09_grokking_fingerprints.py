@@ -43,27 +43,29 @@
 # `grokking_preset("power")` / `("nanda")` the two papers' setups.
 
 # %%
+from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-import modadd
 from modadd import grokking
 from modadd import claims
+from modadd import registry
 from modadd.claims import ch09
 from modadd.report import ci_text, fmt_ci, number
 
 # %% tags=["parameters"]
-preset: str = "book"          # grokking preset: "smoke" (CI, seconds) | "book" | "fingerprint" | "power" | "nanda"
-seeds: int = 5                # training seeds per weight decay (0..seeds-1)
-perturbations: int = 5        # 1e-3 init perturbations of seed 0 at weight decay 1
-n_delays: int = 32            # Hankel delays (seed 001: 32)
-rank: int = 10                # DMD rank (seed 001's k_mode: 10)
-ridge: float = 1e-6           # RRR Tikhonov regulariser (kooplearn's default alpha)
-n_perm: int = 5000            # label permutations of the separation test
-workers: int = 0              # training processes on a cache miss (0: one per core)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # grokking preset: "smoke" (CI, seconds) | "book" | "fingerprint" | "power" | "nanda"
+seeds: Optional[int] = None     # training seeds per weight decay (0..seeds-1)
+perturbations: Optional[int] = None # 1e-3 init perturbations of seed 0 at weight decay 1
+n_delays: Optional[int] = None  # Hankel delays (seed 001: 32)
+rank: Optional[int] = None      # DMD rank (seed 001's k_mode: 10)
+ridge: Optional[float] = None   # RRR Tikhonov regulariser (kooplearn's default alpha)
+n_perm: Optional[int] = None    # label permutations of the separation test
+workers: int = 0                # training processes on a cache miss (0: one per core)
 
 # %% [markdown]
 # ## 1. The runs
@@ -73,10 +75,11 @@ workers: int = 0              # training processes on a cache miss (0: one per c
 # The split (a permutation with its own seed) is the same for every run, as in openai/grok.
 
 # %%
-study = grokking.grokking_study(preset, seeds=seeds, perturbations=perturbations)
-runs = modadd.load_or_train_many(study["main"] + study["perturbed"],
-                                 n_workers=workers or None)
-main_runs, perturbed_runs = runs[:len(study["main"])], runs[len(study["main"]):]
+S = registry.from_namespace("ch09", globals())
+display(S)
+runs = S.load("grokking", "grokking perturbed", workers=workers)
+n_main = len(S.runs()["grokking"])                # every weight decay × seed
+main_runs, perturbed_runs = runs[:n_main], runs[n_main:]
 labels = grokking.run_labels(runs)
 labels["role"] = np.where(labels.perturbation >= 0, "perturbed", "main")
 wds = sorted(labels.weight_decay.unique())
@@ -96,7 +99,7 @@ curves = pd.concat([grokking.curves(r).assign(seed=r.config.seed, weight_decay=r
                     for r in main_runs])
 fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 6.2), sharex=True,
                          sharey="row", squeeze=False)
-colours = sns.color_palette("deep", seeds)
+colours = sns.color_palette("deep", S.seeds)
 for col, wd in enumerate(wds):
     part = curves[curves.weight_decay == wd]
     for seed, run in part.groupby("seed"):
@@ -208,7 +211,7 @@ motion_table
 # next, `modadd.dmd.data_matrices`); the unit circle is drawn.
 
 # %%
-eig, errors = grokking.spectra_tables(runs, n_delays, rank, ridge)
+eig, errors = grokking.spectra_tables(runs, S.n_delays, S.rank, S.ridge)
 eig = eig.merge(labels[["key", "weight_decay", "seed", "role"]], on="key")
 theta = np.linspace(0, 2 * np.pi, 400)
 fig, axes = plt.subplots(2, len(wds), figsize=(3.6 * len(wds), 7), sharex=True, sharey=True,
@@ -222,7 +225,7 @@ for row, method in enumerate(("tsvd", "rrr")):
             ax.scatter(one.re, one.im, s=14, alpha=0.75, color=colours[seed % len(colours)],
                        label=f"seed {seed}")
         pooled = grokking.pooled_spectrum([r for r in main_runs if r.config.train.weight_decay == wd],
-                                   n_delays, rank, ridge, method)
+                                   S.n_delays, S.rank, S.ridge, method)
         ax.scatter(pooled.real, pooled.imag, marker="x", s=40, color="k",
                    label="all seeds pooled")
         ax.set(title=f"{method.upper()}, wd {wd:g}", aspect="equal")
@@ -269,8 +272,8 @@ def spectrum(key, method):
 main_keys = labels[labels.role == "main"].key
 tsvd_vs_rrr = np.array([spectral_distance(spectrum(k, "tsvd"), spectrum(k, "rrr"))
                         for k in main_keys])
-states = n_delays * len(main_runs[0].fingerprints["quantiles"])
-records = labels[labels.role == "main"].last_step // cfg.train.record_every + 1 - n_delays
+states = S.n_delays * len(main_runs[0].fingerprints["quantiles"])
+records = labels[labels.role == "main"].last_step // cfg.train.record_every + 1 - S.n_delays
 display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4, bounds=(0, np.inf))} (mean over "
                  f"{len(tsvd_vs_rrr)} runs); Hankel state {states} coordinates, "
                  f"{int(records.min())}–{int(records.max())} snapshot pairs per run."))
@@ -317,7 +320,7 @@ def separation_rows(eigenvalues, window: str) -> list[dict]:
         Dm = grokking.distance_matrix(eigenvalues, order.key, method)
         sub = Dm[np.ix_(main, main)]
         s = grokking.separation(sub, order.weight_decay.to_numpy()[main], order.seed.to_numpy()[main],
-                         n_perm=n_perm)
+                         n_perm=S.n_perm)
         pert = grokking.pair_distances(Dm, fam) if len(fam) > 1 else np.array([np.nan])
         seeds_wd1 = grokking.pair_distances(Dm, seed_pairs)
         out.append({"window": window, "method": method.upper(),
@@ -334,7 +337,7 @@ def separation_rows(eigenvalues, window: str) -> list[dict]:
 
 
 common = int(labels.last_step.min())
-eig_window, _ = grokking.spectra_tables(runs, n_delays, rank, ridge, until=common)
+eig_window, _ = grokking.spectra_tables(runs, S.n_delays, S.rank, S.ridge, until=common)
 sep = pd.DataFrame(separation_rows(eig, "whole run") +
                    separation_rows(eig_window, f"first {common} steps"))
 display(Markdown(f"Shortest run: {common} steps."))
@@ -349,16 +352,16 @@ sep[[c for c in sep.columns if not c.startswith("_")]].style.hide(axis="index").
 # %%
 sens = []
 main_idx = order[order.role == "main"].index.to_numpy()
-for nd in sorted({8, 16, n_delays}):
-    for r in sorted({4, rank}):
+for nd in sorted({8, 16, S.n_delays}):
+    for r in sorted({4, S.rank}):
         if r > 19 * nd:
             continue
-        e, _ = grokking.spectra_tables(runs, nd, r, ridge)
+        e, _ = grokking.spectra_tables(runs, nd, r, S.ridge)
         for method in ("tsvd", "rrr"):
             Dm = grokking.distance_matrix(e, order.key, method)[np.ix_(main_idx, main_idx)]
             s = grokking.separation(Dm, order.weight_decay.to_numpy()[main_idx],
                              order.seed.to_numpy()[main_idx], n_boot=500,
-                             n_perm=min(n_perm, 1000))
+                             n_perm=min(S.n_perm, 1000))
             sens.append({"delays": nd, "rank": r, "method": method.upper(),
                          "between / within": fmt_ci((s["ratio"], *s["ratio CI"])),
                          "p": s["p (permutation)"], "1-NN": s["1-NN accuracy"]})
@@ -378,7 +381,7 @@ sens.style.hide(axis="index").format({"p": "{:.3f}", "1-NN": "{:.2f}"})
 # across conditions; TSVD DMD is shown as an alternative analysis.
 
 # %%
-tables = ch09.tables_from_spectra(labels, eig, eig_window, common, n_perm)
+tables = ch09.tables_from_spectra(labels, eig, eig_window, common, S.n_perm)
 record = claims.evaluate("C14", tables, preset)
 display(record)
 

@@ -41,6 +41,7 @@
 # evaluated on both whole splits every 20 steps; plus one run recording every diagnostic.
 
 # %%
+from typing import Optional
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
@@ -49,19 +50,21 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-import modadd
 from modadd import detect
 from modadd import grokking
 from modadd import claims
+from modadd import registry
 from modadd.claims import ch10
 from modadd.report import ci_text, fmt_ci, number
 from modadd.stats import wilson_ci
 
 # %% tags=["parameters"]
-preset: str = "detect"        # grokking preset of the grid: "smoke" (CI, seconds) | "detect" (book)
-seeds: int = 4                # seeds per (weight decay, training fraction) cell
-n_boot: int = 2000            # bootstrap draws for lead-time CIs
-workers: int = 0              # training processes on a cache miss (0: one per core)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU)
+seeds: Optional[int] = None     # seeds per (weight decay, training fraction) cell
+n_boot: Optional[int] = None    # bootstrap draws for lead-time CIs
+grid: Optional[str] = None      # grokking preset of the grid (modadd.grokking.GROKKING_PRESETS)
+workers: int = 0                # training processes on a cache miss (0: one per core)
 
 # %% [markdown]
 # ## 1. The runs and the ground truth
@@ -69,10 +72,9 @@ workers: int = 0              # training processes on a cache miss (0: one per c
 # the evaluation interval); a run that never gets there within its budget is a negative.
 
 # %%
-preset = ch10.grid_preset(preset)   # the book's other chapters call their scale "book"
-study = grokking.detection_study(preset, seeds=seeds)
-runs = modadd.load_or_train_many(study["grid"] + study["showcase"], n_workers=workers or None)
-grid_runs, show = runs[:len(study["grid"])], runs[-1]
+S = registry.from_namespace("ch10", globals())
+display(S)
+*grid_runs, show = S.load("detection", "detection showcase", workers=workers)
 labels = grokking.run_labels(grid_runs).assign(
     fraction=[r.config.task.train_fraction for r in grid_runs])
 series = {r.key: detect.Series.from_run(r) for r in grid_runs}
@@ -247,7 +249,7 @@ for s in summary.itertuples():
     tp = per_run[(per_run.detector == s.detector) & (per_run.kind == "TP")]
     leads = tp.lead.to_numpy(float)
     share = (tp.lead / tp.truth).to_numpy(float)
-    boot = [np.median(rng.choice(leads, leads.size)) for _ in range(n_boot)] if leads.size else []
+    boot = [np.median(rng.choice(leads, leads.size)) for _ in range(S.n_boot)] if leads.size else []
     prec, rec = wilson_ci(s.TP, s.TP + s.FP), wilson_ci(s.TP, s.TP + s.miss)
     rows.append({"detector": s.detector, "signal": s.signal, "runs": s.runs,
                  "TP / FP / miss / TN": f"{s.TP} / {s.FP} / {s.miss} / {s.TN}",
@@ -315,7 +317,7 @@ fig.tight_layout()
 
 # %%
 tables = ch10.tables_from_series(grid_runs, series)
-record = claims.evaluate("C15", tables, "book" if preset == "detect" else preset)
+record = claims.evaluate("C15", tables, preset)
 evidence_v1 = ch10.measure_v1(tables)
 display(record)
 

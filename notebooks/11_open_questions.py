@@ -37,6 +37,7 @@
 # computed from the configurations.
 
 # %%
+from typing import Optional
 import warnings
 
 import matplotlib.pyplot as plt
@@ -50,37 +51,38 @@ from modadd import arms
 from modadd import claims
 from modadd import manifold
 from modadd import openq
-from modadd.claims import ch08
+from modadd import registry
 from modadd.claims import ch11
 from modadd.plots import point_ci
 from modadd.presets import preset as preset_config
-from modadd.presets import study_configs
 from modadd.report import ci_text, fmt_ci, number, pvalue
 from modadd.task import chance_accuracy
 
 # %% tags=["parameters"]
-preset: str = "book"          # "smoke" (CI, seconds) | "book" (2-core CPU)
-seeds: int = 5                # seeds per width/depth/operation, and of chapter 7's arms
-null_draws: int = 10          # random-walk null draws per run and block
-n_perm: int = 200             # label permutations for the AUC null
-bootstrap: int = 2000         # bootstrap resamples of runs for AUC / R² intervals
-success: float = 0.9          # final held-out accuracy counted as "generalized"
-k_subspace: int = 4           # dimension of the subspaces compared by principal angles
-last_fraction: float = 0.25   # question 3: the "final" subspace is PCA of this last share of training
-random_draws: int = 50        # random subspace pairs (angle baseline)
-workers: int = 0              # training processes on a cache miss (0: one per core)
+# None: the study registry's value at `preset` (modadd.registry; shown below the cell)
+preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU)
+seeds: Optional[int] = None     # seeds per width/depth/operation, and of chapter 7's arms
+null_draws: Optional[int] = None # random-walk null draws per run and block
+n_perm: Optional[int] = None    # label permutations for the AUC null
+bootstrap: Optional[int] = None # bootstrap resamples of runs for AUC / R² intervals
+success: Optional[float] = None # final held-out accuracy counted as "generalized"
+k_subspace: Optional[int] = None # dimension of the subspaces compared by principal angles
+last_fraction: Optional[float] = None # question 3: the "final" subspace is PCA of this last share of training
+random_draws: Optional[int] = None # random subspace pairs (angle baseline)
+workers: int = 0                # training processes on a cache miss (0: one per core)
 
 # %%
-scale_name = "smoke" if preset == "smoke" else "book"
-scale = openq.open_scale(scale_name)
-roles = openq.scaling_study(scale_name, seeds)
-prediction_cfgs = openq.prediction_study(scale_name)
-modadd.load_or_train_many(roles["width"] + roles["depth"] + prediction_cfgs + roles["width mul"],
-                          n_workers=workers or None)
+S = registry.from_namespace("ch11", globals())
+display(S)
+scale = openq.open_scale(preset)
+roles = S.runs()
+prediction_cfgs = roles["open prediction"]
+modadd.load_or_train_many(roles["open width"] + roles["open depth"] + prediction_cfgs
+                          + roles["open width mul"], n_workers=workers or None)
 sns.set_theme(style="whitegrid", context="notebook")
 warnings.filterwarnings("ignore", category=RuntimeWarning)
 
-base, book = scale.base, preset_config(preset if preset == "smoke" else "book")
+base, book = scale.base, preset_config(preset)
 pd.DataFrame({
     "this chapter (Q1, Q2, Q4)": [base.task.T, base.task.C, str(base.task.m_values),
                                   base.model.n_layers, base.model.d_model,
@@ -103,8 +105,8 @@ pd.DataFrame({
 # of dimensions). First, how well each shape learns:
 
 # %%
-dims = openq.dimension_sweep(roles["width"] + roles["depth"] + roles["width mul"],
-                         null_draws=null_draws)
+dims = openq.dimension_sweep(roles["open width"] + roles["open depth"] + roles["open width mul"],
+                         null_draws=S.null_draws)
 per_run = openq.per_run_dimensions(dims)
 add = per_run[per_run.op == "add"]
 base_depth, base_width = base.model.n_layers, base.model.d_model
@@ -122,7 +124,7 @@ def final_accuracy(cfgs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-accuracy = final_accuracy(roles["width"] + roles["depth"] + roles["width mul"])
+accuracy = final_accuracy(roles["open width"] + roles["open depth"] + roles["open width mul"])
 shape = accuracy.assign(shape=lambda f: f.layers.astype(str) + " × " + f.width.astype(str))
 display(Markdown(f"Final held-out accuracy (mean over m), mean [95% CI] over seeds; chance "
                  f"{chance_accuracy(base.task):.3f}:"))
@@ -180,7 +182,7 @@ trends.assign(slope=lambda f: [fmt_ci(ci, signed=True) for ci in
     .pivot_table(index=["axis", "measure"], columns="source", values="slope", aggfunc="first")
 
 # %%
-n_snap = len(modadd.load_or_train(roles["width"][0], progress=False).snapshot_steps)
+n_snap = len(modadd.load_or_train(roles["open width"][0], progress=False).snapshot_steps)
 answer_1 = ch11.answer_1(trends, width_runs, depth_runs, n_snap)
 display(Markdown(answer_1))
 
@@ -213,7 +215,7 @@ display(Markdown(answer_1))
 # among settings (same CV); p is the share of permutations with an AUC at least as high.
 
 # %%
-features = openq.feature_table(prediction_cfgs, success=success)
+features = openq.feature_table(prediction_cfgs, success=S.success)
 cells = features[features.fraction == features.fraction.min()]
 cells.groupby(["m", "optimizer"]).agg(
     runs=("seed", "size"), generalized=("success", "sum"),
@@ -224,13 +226,13 @@ FEATURE_SETS = {"training loss (baseline)": list(openq.BASELINE_FEATURES),
                 "diagnostics": list(openq.DIAGNOSTIC_FEATURES),
                 "diagnostics + loss": list(openq.DIAGNOSTIC_FEATURES + openq.BASELINE_FEATURES)}
 FOLDS = {"unseen setting": ("m", "optimizer"), "unseen seed": ("seed",)}
-all_scores = pd.concat([openq.cv_scores(prediction_cfgs, FEATURE_SETS, success=success,
-                                    group_by=group, bootstrap=bootstrap, permutations=n_perm)
+all_scores = pd.concat([openq.cv_scores(prediction_cfgs, FEATURE_SETS, success=S.success,
+                                    group_by=group, bootstrap=S.bootstrap, permutations=S.n_perm)
                         .assign(folds=name) for name, group in FOLDS.items()],
                        ignore_index=True)
 scores = all_scores[all_scores.folds == "unseen setting"]
 single = openq.cv_scores(prediction_cfgs, {f: [f] for f in openq.DIAGNOSTIC_FEATURES + openq.BASELINE_FEATURES},
-                     success=success, bootstrap=min(bootstrap, 500), permutations=0)
+                     success=S.success, bootstrap=min(S.bootstrap, 500), permutations=0)
 table = all_scores.assign(
     AUC=lambda f: [fmt_ci(ci, bounds=(0, 1)) for ci in zip(f.AUC, f["AUC low"], f["AUC high"])],
     R2=lambda f: [fmt_ci(ci) for ci in zip(f["R²"], f["R² low"], f["R² high"])],
@@ -288,7 +290,7 @@ fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out
 fig.tight_layout()
 
 # %%
-c16_tables = ch11.tables_from_features(features, n_perm=n_perm, bootstrap=bootstrap)
+c16_tables = ch11.tables_from_features(features, n_perm=S.n_perm, bootstrap=S.bootstrap)
 c16_record = claims.evaluate("C16", c16_tables, preset)      # shown in section 5
 answer_2 = ch11.answer_2(c16_record, all_scores, single, head, HEADLINE)
 display(Markdown(answer_2))
@@ -311,7 +313,7 @@ display(Markdown(answer_2))
 # intervals are over seeds (same-seed pairs) or seed pairs (within an arm).
 
 # %%
-arm_roles = study_configs(preset if preset == "smoke" else "book", seeds)
+arm_roles = roles                # chapter 7's arms, at this chapter's seeds
 book_cfg = arm_roles["main"][0]
 ONLY = f"m={max(book_cfg.task.m_values)} only"
 # chapter 7's names, so the whole-trajectory table is chapter 7's cached one
@@ -319,10 +321,10 @@ angle_arms = {"attention-only, mixed": arm_roles["main"], "curriculum": arm_role
               "curriculum (no reset)": arm_roles["curriculum (no reset)"],
               ONLY: arm_roles["largest m only"], "with MLP": arm_roles["mlp"]}
 n_snapshots = len(modadd.load_or_train(book_cfg, progress=False).snapshot_steps)
-k = min(k_subspace, max(1, int(n_snapshots * last_fraction) - 1))
-tables = {"whole trajectory": arms.arm_angle_table(angle_arms, k=k, random_draws=random_draws),
-          "final": arms.arm_angle_table(angle_arms, k=k, random_draws=random_draws,
-                                     last_fraction=last_fraction)}
+k = min(S.k_subspace, max(1, int(n_snapshots * S.last_fraction) - 1))
+tables = {"whole trajectory": arms.arm_angle_table(angle_arms, k=k, random_draws=S.random_draws),
+          "final": arms.arm_angle_table(angle_arms, k=k, random_draws=S.random_draws,
+                                     last_fraction=S.last_fraction)}
 COMPARISONS = {"mixed vs curriculum (same seed)": "attention-only, mixed vs curriculum",
                "mixed vs curriculum, no reset (same seed)":
                    "attention-only, mixed vs curriculum (no reset)",
@@ -362,7 +364,7 @@ fig.tight_layout()
 # %%
 last_stage = arms.stage_starts(angle_arms["curriculum"][0])[-1]
 final_start = int(modadd.load_or_train(book_cfg, progress=False).snapshot_steps[
-    manifold.late_window(n_snapshots, last_fraction).start])
+    manifold.late_window(n_snapshots, S.last_fraction).start])
 answer_3 = ch11.answer_3(overlaps, ONLY, k / dim, last_stage, book_cfg.train.n_steps,
                         final_start)
 display(Markdown(answer_3))
@@ -377,7 +379,7 @@ display(Markdown(answer_3))
 
 # %%
 # chapter 8's claim, evaluated here from chapter 8's cached tables (no file hand-off)
-c13 = claims.evaluate("C13", ch08.load(preset, seeds=min(seeds, ch08.SEEDS)), preset)
+c13 = claims.record("C13", preset)        # chapter 8's verdict, as the ledger has it
 widths = per_run[per_run.layers == base_depth]
 pivot = widths.pivot_table(index=["width", "seed", "source"], columns="op",
                            values="block_r90").dropna().reset_index()

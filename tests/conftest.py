@@ -13,3 +13,4 @@ def isolated_store(tmp_path, monkeypatch):
     monkeypatch.delenv("MODADD_NO_TRAIN", raising=False)
     torch.set_num_threads(1)
     yield tmp_path
+

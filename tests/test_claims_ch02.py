@@ -8,7 +8,6 @@ import pytest
 
 from modadd import claims
 from modadd.claims import ch02
-from notebook_params import notebook_defaults
 
 
 def accuracy_table(final: dict, seeds=5, steps=(0, 2500, 5000, 6000), start=0.125):
@@ -62,8 +61,3 @@ def test_interval_stays_inside_zero_one():
     high = float(claims.evaluate("R0", tables).ci.split(", ")[-1].rstrip("]"))
     assert high <= 1.0
 
-
-def test_notebook_defaults_match_the_loader():
-    defaults = notebook_defaults("02")
-    assert defaults["seeds"] == ch02.SEEDS
-    assert defaults["target_accuracy"] == ch02.CLAIMS[0].rule.thresholds["target"]

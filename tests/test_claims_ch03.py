@@ -9,7 +9,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch03
-from notebook_params import notebook_defaults
+from claim_checks import says
 
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
 JITTER = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])       # per-seed offsets, mean 0
@@ -292,15 +292,6 @@ def test_variants_are_declared():
     assert claims.spec("C6").variants == claims.spec("C7").variants == (ch03.REGULAR,)
 
 
-def test_notebook_defaults_match_the_loader():
-    defaults = notebook_defaults("03")
-    import inspect
-    sig = inspect.signature(ch03.load.__wrapped__)
-    for name in ("seeds", "single_m_seeds", "k_subspace", "null_draws"):
-        assert defaults[name] == sig.parameters[name].default, name
-    assert defaults["preset"] == sig.parameters["preset"].default
-
-
 # -------------------------------------------------------------------------------------- prose
 
 def prose_inputs(real=3.5, walk=5.0, same_init=100.0, lock=None, variant_real=3.5):
@@ -318,10 +309,10 @@ def prose_inputs(real=3.5, walk=5.0, same_init=100.0, lock=None, variant_real=3.
 def test_summary_below_the_null_and_confined_motion():
     records, main, variants = prose_inputs()
     text = ch03.summary(records, main, variants, (-0.5, -0.8, -0.2), 15)
-    assert "below the null by 1.50 dimensions" in text
-    assert "$r_{90}$ is lower than that of matched random walks" in text
-    assert "motion stays confined to fewer directions" in text
-    assert "sliding windows of 15 snapshots between 30% and 80%" in text
+    says(text, "below the null by 1.50 dimensions",
+               "$r_{90}$ is lower than that of matched random walks",
+               "motion stays confined to fewer directions",
+               "sliding windows of 15 snapshots between 30% and 80%")
     # every type is below its null at the constant peak rate: no learning-rate caveat
     assert "at the constant peak rate: W_Q, W_K, W_V, W_O" in text
     assert "depends on the learning rate" not in text
@@ -333,11 +324,10 @@ def test_summary_at_the_null_says_so():
     records, main, variants = prose_inputs(real=5.0, same_init=1.0, variant_real=5.0)
     text = ch03.summary(records, main, variants, (0.2, -0.1, 0.5), 15)
     assert "not distinguishable from the null" in text and "below the null by" not in text
-    assert "indistinguishable from that of matched random walks" in text
-    assert "comes from the large early moves" in text
-    assert "at the constant peak rate: none" in text
-    assert "depends on the learning rate, not on the task alone" in text
-    assert "Sharing the initialisation does not make the subspaces much more alike." in text
+    says(text, "indistinguishable from that of matched random walks",
+               "comes from the large early moves", "at the constant peak rate: none",
+               "depends on the learning rate, not on the task alone",
+               "Sharing the initialisation does not make the subspaces much more alike.")
 
 
 def test_summary_numbers_come_from_the_inputs():

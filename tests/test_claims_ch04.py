@@ -2,7 +2,6 @@
 tables (no runs, no data/results)."""
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
@@ -12,7 +11,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch04
-from notebook_params import notebook_defaults
+from claim_checks import assert_mutation_flips, says
 
 T, N_STEPS = 16, 6000
 LN_T = math.log(T)
@@ -78,13 +77,9 @@ def test_c6_same_transition_untestable_at_coarse_snapshots_decided_at_dense_ones
 
 def test_c6_drop_threshold_mutation_flips():
     # every seed drops 0.52 ln T: just above the rule's 0.5, below the range end 0.6
-    tables = tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10, drop=0.52))
-    rec = claims.evaluate("C6", tables)
-    assert rec.verdict == "supported"
-    assert "drop = 0.6 (rule: 0.5) → partly supported" in rec.flips
-    ev = ch04.measure_c6(tables)
-    rule = ch04.CLAIMS[0].rule
-    assert rule.decide(ev, {**rule.thresholds, "drop": 0.53}).verdict == "partly supported"
+    assert_mutation_flips("C6", tables_for(ramp_entropy(SMOOTH_RAMPS, spacing=10, drop=0.52)),
+                          ch04.measure_c6, "drop = 0.6 (rule: 0.5) → partly supported", "drop",
+                          0.53)
 
 
 def test_c6_one_weak_m_fails_the_drop_and_v1_is_kept():
@@ -210,22 +205,13 @@ def test_c7_v1_is_evaluated_on_the_same_tables():
 
 # ------------------------------------------------------------------------------------ notebook
 
-def test_notebook_defaults_match_the_loader():
-    defaults = notebook_defaults("04")
-    loader = inspect.signature(ch04.load.__wrapped__).parameters
-    assert defaults["preset"] == loader["preset"].default
-    assert defaults["seeds"] == loader["seeds"].default == ch04.SEEDS
-    assert defaults["smooth_fraction"] == ch04.CLAIMS[0].rule.thresholds["smooth_fraction"]
-
-
 # -------------------------------------------------------------------------------------- prose
 
 def test_timing_text_before_and_indistinguishable_wordings():
     mids = pd.Series([200.0] * 9 + [300.0, float("nan")])
     before = ch04.timing_text((-231.4, -293.0, -169.0), (0.04, -0.87, 0.89, 5), mids)
-    assert "-231 [-293, -169] steps" in before
-    assert "the entropy falls before the weights lock in" in before
-    assert "r = 0.04 [-0.87, 0.89] (n = 5)" in before
+    says(before, "-231 [-293, -169] steps", "the entropy falls before the weights lock in",
+                 "r = 0.04 [-0.87, 0.89] (n = 5)")
     # 9 of the 11 rows sit on the modal step 200; 10 midpoints are defined
     assert f"Of the 10 seed × layer × m midpoints, {9 / 11:.0%} sit on one snapshot (step 200)" \
         in before
@@ -246,9 +232,9 @@ def test_timing_text_keeps_r_inside_its_range():
 def test_resolution_text_numbers_come_from_the_inputs():
     trans = pd.DataFrame({"width": [150.0, 314.16, float("nan")], "mid": [200.0, 271.8, 400.0]})
     text = ch04.resolution_text(trans, 100)
-    assert "Snapshots are 100 steps apart" in text
-    assert f"median 10–90% window is {np.median([150, 314.16]) / 100:.1f} snapshot" in text
-    assert "median midpoint is at step 272" in text
+    says(text, "Snapshots are 100 steps apart",
+               f"median 10–90% window is {np.median([150, 314.16]) / 100:.1f} snapshot",
+               "median midpoint is at step 272")
 
 
 def test_resolution_text_says_whether_the_window_is_resolved():

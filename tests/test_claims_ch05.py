@@ -2,7 +2,6 @@
 same blocks, on hand-made ρ tables (no runs, no data/results)."""
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
@@ -12,7 +11,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch05
-from notebook_params import notebook_defaults
+from claim_checks import assert_mutation_flips, says
 
 N_STEPS = 6000
 EARLY_STEPS, LATE_STEPS = (600, 1000), (5000, 6000)
@@ -79,13 +78,8 @@ def test_borderline_enriched_but_not_falling_is_partly_and_vanish_range_flips_it
 
 def test_enrichment_threshold_mutation_flips():
     # late ratio 2.05 in every seed: just above 2, below the range end 3
-    tables = rho_tables([6, 6.5, 7, 6.2, 6.8], 2.05)
-    rec = claims.evaluate("C8", tables)
-    assert rec.verdict == "supported"
-    assert "enrichment = 3 (rule: 2) → partly supported" in rec.flips
-    ev = ch05.measure(tables)
-    rule = ch05.CLAIMS[0].rule
-    assert rule.decide(ev, {**rule.thresholds, "enrichment": 2.1}).verdict == "partly supported"
+    assert_mutation_flips("C8", rho_tables([6, 6.5, 7, 6.2, 6.8], 2.05), ch05.measure,
+                          "enrichment = 3 (rule: 2) → partly supported", "enrichment", 2.1)
 
 
 def test_measure_matches_a_hand_computation():
@@ -127,13 +121,6 @@ def test_alternatives_cover_other_k_and_the_final_basis():
                      "k = 5 per block"]
 
 
-def test_notebook_defaults_match_the_loader():
-    defaults = notebook_defaults("05")
-    loader = inspect.signature(ch05.load.__wrapped__).parameters
-    for name in ("preset", "seeds", "pairs", "k_main", "early", "late"):
-        assert defaults[name] == loader[name].default, name
-
-
 # -------------------------------------------------------------------------------------- prose
 
 def verdict_record(verdict: str, values: dict):
@@ -161,9 +148,9 @@ def prose(specificity, held, original_late=(2.0, 1.5, 2.5), verdict="partly supp
 def test_summary_less_enriched_than_the_gradients_and_no_held_out_enrichment():
     text = prose({"early": (0.81, 0.7, 0.9), "late": (0.93, 0.88, 0.98)},
                  {"early": (1.02, 0.8, 1.2), "late": (0.99, 0.9, 1.1)})
-    assert "the commutator is less enriched than the gradients" in text
-    assert "ratio of enrichments 0.81 early, 0.93 late" in text
-    assert "a basis from another seed gives no enrichment" in text
+    says(text, "the commutator is less enriched than the gradients",
+               "ratio of enrichments 0.81 early, 0.93 late",
+               "a basis from another seed gives no enrichment")
     assert "mostly rounding noise (median error 26× its norm)" in text      # 2.5 < 3.8
 
 
@@ -182,11 +169,10 @@ def test_summary_numbers_come_from_the_inputs():
     assert "more enriched than the gradients" in text
     assert "ρ = 0.065 early and 0.054 late (k = 3 per block)" in text
     assert "at least 99.7% of its norm" in text and "(99.99% perpendicular)" in text
-    assert "ρ = 0.0089 and 0.0129" in text
-    assert "6.3 [5.8, 6.8]× enriched early and 4.2 [3.8, 4.5]× late (late/early 0.66)" in text
-    assert "C8 is **partly supported**" in text
-    assert "gives 5.5× early and 2.0× late" in text
-    assert "goes from 5.1 to 6.2, the Hessian-scale defect from 0.0879 to 0.00721" in text
+    says(text, "ρ = 0.0089 and 0.0129",
+               "6.3 [5.8, 6.8]× enriched early and 4.2 [3.8, 4.5]× late (late/early 0.66)",
+               "C8 is **partly supported**", "gives 5.5× early and 2.0× late",
+               "goes from 5.1 to 6.2, the Hessian-scale defect from 0.0879 to 0.00721")
 
 
 def test_specificity_word():

@@ -2,7 +2,6 @@
 accuracy, largest drop early -- on hand-made tables."""
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch06
-from notebook_params import notebook_defaults
+from claim_checks import says
 
 STAGES = ("early", "mid", "late")
 LAYERS = (2, 4)
@@ -149,18 +148,6 @@ def test_ablation_drops_by_hand():
     assert row[ch06.RANDOM] == pytest.approx(0.03)
 
 
-def test_notebook_defaults_match_the_loader_and_the_rule():
-    defaults = notebook_defaults("06")
-    signature = inspect.signature(ch06.load.__wrapped__).parameters
-    for name in ("seeds", "stages", "layers", "n_train", "n_eval", "n_latents", "random_draws",
-                 "sae_steps"):
-        default = signature[name].default
-        assert (list(default) if isinstance(default, tuple) else default) == defaults[name], name
-    thresholds = ch06.CLAIMS[0].rule.thresholds
-    assert defaults["strong"] == thresholds["strong"]
-    assert defaults["small_drop"] == thresholds["small_drop"]
-
-
 def test_tables_from_probes_keeps_the_m_position_associations():
     rows = []
     for rank, value in enumerate((0.7, 0.6, 0.55)):
@@ -203,9 +190,9 @@ RANDOM = {"early": (0.002, -0.001, 0.005), "mid": (0.005, 0.0, 0.01), "late": (0
 def test_summary_drop_not_clearly_above_random():
     drop = {"early": (0.011, 0.0, 0.02), "mid": (0.014, 0.005, 0.023), "late": (0.026, 0.0, 0.05)}
     text = prose(drop, RANDOM)
-    assert "The task latents' drop does not clearly exceed the random one (CI)." in text
-    assert "lowers accuracy by early +0.011, mid +0.014, late +0.026 beyond" in text
-    assert "random latents by early +0.002, mid +0.005, late +0.006." in text
+    says(text, "The task latents' drop does not clearly exceed the random one (CI).",
+               "lowers accuracy by early +0.011, mid +0.014, late +0.026 beyond",
+               "random latents by early +0.002, mid +0.005, late +0.006.")
 
 
 def test_summary_drop_above_random_after_the_first_stage():

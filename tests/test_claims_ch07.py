@@ -2,7 +2,6 @@
 -- on hand-made tables."""
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ from scipy import stats
 
 from modadd import claims
 from modadd.claims import ch07
-from notebook_params import notebook_defaults
+from claim_checks import says
 
 SEEDS = np.arange(5)
 OFFSETS = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
@@ -189,15 +188,6 @@ def test_c12_measure_by_hand_and_bounded():
     assert ev.p_value == pytest.approx(expected)
 
 
-def test_notebook_defaults_match_the_loader_and_the_rules():
-    defaults = notebook_defaults("07")
-    signature = inspect.signature(ch07.load.__wrapped__).parameters
-    for name in ("seeds", "few_seeds", "sgd_seeds", "null_draws", "k_subspace", "random_draws"):
-        assert signature[name].default == defaults[name], name
-    assert defaults["learned"] == ch07.C11_V1.thresholds["learned"]
-    assert defaults["learned"] == ch07.C12_V1.thresholds["learned"]
-
-
 def test_tables_from_arms_pairs_by_seed():
     dims, mlp_dims, final = [], [], []
     for seed in (0, 1):
@@ -241,27 +231,23 @@ def test_summary_wording_follows_the_numbers():
     records, tables = summary_inputs()
     text = ch07.summary(records, tables, mlp_below, fragment, [0.126] * 3, 2000)
     assert "joint attention $r_{90}$ rises (+1.00" not in text          # ci_text, not signed
-    assert "joint attention $r_{90}$ rises (1.00 [" in text
-    assert "Final accuracy falls" in text
-    assert "1.00 below their random-walk null" in text
-    assert f"paired by seed: {ch07.ci_text(fragment)}: more dimensions" in text
+    says(text, "joint attention $r_{90}$ rises (1.00 [", "Final accuracy falls",
+               "1.00 below their random-walk null",
+               f"paired by seed: {ch07.ci_text(fragment)}: more dimensions")
     assert "3.14 [" in text                                              # 3.1416, 2 decimals
     assert "nearly orthogonal subspaces" in text and "do not reach the same" in text
     assert f"{0.03 / 2.5e-4:.0f}× more aligned" in text                  # 120×
-    assert "so capacity is not the limit. The curriculum also learns it." in text
-    assert "does not learn the task within 2000 steps" in text
-    assert "chance 0.125" in text
+    says(text, "so capacity is not the limit. The curriculum also learns it.",
+               "does not learn the task within 2000 steps", "chance 0.125")
     for cid in ("C10", "C11", "C12"):
         assert f"Verdict: {records[cid].verdict}." in text
 
     records, tables = summary_inputs(attn_up=0.0, gap=0.0, mixed=0.5, cur=0.5, overlap=0.7)
     other = ch07.summary(records, tables, -mlp_below, -fragment, [0.97] * 3, 2000)
-    assert "joint attention $r_{90}$ does not change detectably" in other
-    assert "Final accuracy does not change detectably" in other
-    assert "1.00 above their random-walk null" in other
-    assert "fewer dimensions, against the paper's fragmentation picture" in other
+    says(other, "joint attention $r_{90}$ does not change detectably",
+                "Final accuracy does not change detectably", "1.00 above their random-walk null",
+                "fewer dimensions, against the paper's fragmentation picture")
     assert "largely shared subspaces" in other and "entirely different execution" in other
-    assert ": neither learns it at this budget." in other
-    assert "curriculum reaches 0.500 [" in other
-    assert "learns the task within 2000 steps (held-out accuracy 0.970" in other
+    says(other, ": neither learns it at this budget.", "curriculum reaches 0.500 [",
+                "learns the task within 2000 steps (held-out accuracy 0.970")
     assert "could not have produced" not in other

@@ -14,21 +14,7 @@ from modadd import claims
 from modadd import openq as Q
 from modadd.claims import ch08, ch09, ch10, ch11
 from modadd.stats import mean_ci, wilson_ci
-from notebook_params import loader_defaults, notebook_defaults
-
-@pytest.mark.parametrize("stem, module, names", [
-    ("08", ch08, {"preset", "seeds", "null_draws"}),
-    ("09", ch09, {"preset", "seeds", "perturbations", "n_delays", "rank", "ridge", "n_perm"}),
-    ("10", ch10, {"seeds"}),
-    ("11", ch11, {"preset", "success", "n_perm", "bootstrap"})])
-def test_notebook_defaults_match_the_loader(stem, module, names):
-    nb, loader = notebook_defaults(stem), loader_defaults(module)
-    assert names <= set(nb) and names <= set(loader)
-    for name in names:
-        assert nb[name] == loader[name], name
-    if stem == "10":     # chapter 10 calls the book's scale "detect"
-        assert ch10.grid_preset(loader["preset"]) == nb["preset"] == "detect"
-
+from claim_checks import says
 
 # --------------------------------------------------------------------------------------- C13
 
@@ -449,10 +435,10 @@ def test_c14_summary_wording_follows_the_numbers():
     assert "(resolution 100 steps, cap 5000)" in text
     assert "moves 3.1× as much" in text and "training probes saturate" in text
     assert "in 7 of 10 runs" in text and "lie 0.0020 apart against 0.457 between" in text
-    assert "more Hankel coordinates (76) than snapshot pairs (at most 40)" in text
-    assert "2.72 [1.50, 3.90] on whole runs (p = 0.002)" in text
-    assert "in the first 900 steps (p = 0.200)" in text
-    assert "at 0.012 from each other (and 0.027 from the unperturbed run)" in text
+    says(text, "more Hankel coordinates (76) than snapshot pairs (at most 40)",
+               "2.72 [1.50, 3.90] on whole runs (p = 0.002)",
+               "in the first 900 steps (p = 0.200)",
+               "at 0.012 from each other (and 0.027 from the unperturbed run)")
 
     grok, sep = c9_prose_inputs(p_whole=0.0001)
     other = ch09.summary(_rec("partly supported", pert=0.0), grok, sep, 1.5, 7, 10,
@@ -486,13 +472,13 @@ def test_c15_summary_wording_follows_the_numbers():
                           effect="Σw² drop, chosen on the even seeds", values={},
                           previous=[{"version": 1, "null_passes": True}])
     text = ch10.summary(rec, v1, comparison, within, grad, 24, 10)
-    assert "gradient norm spans 0.0031–2.7 over training" in text
-    assert "fires in 13 of the 14 runs that never grok" in text
-    assert "the best detector is Σw² drop (training signal) with precision 0.75" in text
+    says(text, "gradient norm spans 0.0031–2.7 over training",
+               "fires in 13 of the 14 runs that never grok",
+               "the best detector is Σw² drop (training signal) with precision 0.75")
     assert "median lead 314 steps" in text and "a share 0.60 [0.3, 0.8]" in text
-    assert "v1's own null passes it" in text
-    assert "the detector is σw² drop, chosen on the even seeds. Its recall" in text
-    assert "passes 0.5 a median 271 steps before 0.99" in text
+    says(text, "v1's own null passes it",
+               "the detector is σw² drop, chosen on the even seeds. Its recall",
+               "passes 0.5 a median 271 steps before 0.99")
     rec.previous = [{"version": 1, "null_passes": False}]
     assert "v1's own null does not pass it" in ch10.summary(rec, v1, comparison, within, grad,
                                                            24, 10)
@@ -525,9 +511,8 @@ def test_c16_answer_1_wording_follows_the_numbers():
     text = ch11.answer_1(c11_trends(0.1), width, depth, 11)
     assert "grows (+0.31 [+0.10, +0.90] per doubling of d) with width" in text
     assert "cap 10 with 11 snapshots" in text and "at 4 layers: 6.60 [" in text
-    assert "4× range of width, where a block's parameter count grows 16×" in text
-    assert "below its random-walk null at every width" in text
-    assert "grows about logarithmically" in text
+    says(text, "4× range of width, where a block's parameter count grows 16×",
+               "below its random-walk null at every width", "grows about logarithmically")
     width, depth = c11_runs(null_offset=0.0)
     other = ch11.answer_1(c11_trends(-0.2), width, depth, 11)
     assert "shows no trend (+0.31 [-0.20, +0.90] per doubling of d)" in other
@@ -558,10 +543,9 @@ def test_c16_answer_2_wording_follows_the_numbers():
     assert "At 15% of training (12 runs, 6 generalized)" in text
     assert "diagnostics alone reach 0.73 ([0.55, 0.88] resampling whole settings; " \
         "setting-permutation p = 0.010, null 95%: 0.66)" in text
-    assert "change the AUC by +0.14 [+0.02, +0.30] (over settings)" in text
-    assert "best single feature is r90 (AUC 0.81; one of 2 tried" in text
-    assert "1 of 2 settings had seeds that disagreed" in text
-    assert "R² for the final accuracy: loss 0.12" in text
+    says(text, "change the AUC by +0.14 [+0.02, +0.30] (over settings)",
+               "best single feature is r90 (AUC 0.81; one of 2 tried",
+               "1 of 2 settings had seeds that disagreed", "R² for the final accuracy: loss 0.12")
     assert text.endswith("Early diagnostics predict success, and beyond what the loss says.")
     c16.values = {**c16.values, "p": 0.3}
     assert ch11.answer_2(c16, scores, single, head, 0.15).endswith(
@@ -587,9 +571,9 @@ def test_c16_answer_3_wording_follows_the_numbers():
                          3500)
     assert text.startswith("**Answer 3.** No shared attractor in weight space.")
     assert "overlap 2.50e-03 (10× random)" in text and "overlap 0.31 at the end" in text
-    assert "paired difference +0.0e+00 [+0.0e+00, +0.0e+00]" in text
-    assert "not detectably larger than what the shared initialisation" in text
-    assert "starts at step 3000 of 4000, so its final subspace is that stage's" in text
+    says(text, "paired difference +0.0e+00 [+0.0e+00, +0.0e+00]",
+               "not detectably larger than what the shared initialisation",
+               "starts at step 3000 of 4000, so its final subspace is that stage's")
     other = ch11.answer_3(c11_overlaps(0.6, 2.5e-3), "m=4 only", 2.5e-4, (3800, 4), 4000,
                           3500)
     assert other.startswith("**Answer 3.** Yes: the same final subspace.")
@@ -605,9 +589,9 @@ def test_c16_answer_4_wording_follows_the_numbers():
     text = ch11.answer_4(c13, gap, trend)
     assert text.startswith("**Answer 4.** Chapter 8 finds C13 *not supported* "
                            "(mul − add +0.05, CI [-0.2, +0.3]). Across widths 32, 64,")
-    assert "slope of -0.27 [-0.50, +0.10] per doubling" in text
-    assert "The gap's CI lies above 0 at width(s) 32." in text
-    assert f"is {ch11.fmt_ci(mean_ci(gap.groupby('seed').real.mean()), signed=True)}" in text
+    says(text, "slope of -0.27 [-0.50, +0.10] per doubling",
+               "The gap's CI lies above 0 at width(s) 32.",
+               f"is {ch11.fmt_ci(mean_ci(gap.groupby('seed').real.mean()), signed=True)}")
     other = ch11.answer_4(c13, gap.assign(real=gap.real - 0.5), trend)
     assert "At no width is the gap's CI above 0." in other
     assert "does not hold at this scale either." in other

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_files import write_notebook
 
 import modadd.sweep as S
 from modadd import paths
@@ -52,10 +53,7 @@ KILL_WITHIN_S = 10.0
 
 @pytest.fixture
 def notebook(tmp_path: Path) -> Path:
-    path = tmp_path / "nbs" / "sleepy.py"
-    path.parent.mkdir()
-    path.write_text(SLEEPY)
-    return path
+    return write_notebook(tmp_path, "sleepy.py", SLEEPY)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import papermill
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
-SMOKE = {"preset": "smoke", "seeds": 2, "n_samples": 2000, "n_train": 1024, "n_eval": 128,
-         "random_draws": 4, "sae_steps": 300, "perturbations": 2, "n_perm": 200}
+# everything else a notebook needs at the smoke scale comes from the study registry
+SMOKE = {"preset": "smoke"}
 
 
 def declared_parameters(notebook) -> set[str]:
@@ -25,9 +25,8 @@ def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path) -> None:
     notebook = jupytext.read(path)
     names = declared_parameters(notebook)
     assert "preset" in names
-    parameters = {k: v for k, v in SMOKE.items() if k in names}
     executed = papermill.execute_notebook(notebook, str(tmp_path / f"{path.stem}.ipynb"),
-                                          parameters=parameters, kernel_name="python3",
+                                          parameters=SMOKE, kernel_name="python3",
                                           cwd=str(path.parent), progress_bar=False)
     errors = [o for c in executed.cells for o in c.get("outputs", [])
               if o.get("output_type") == "error"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from notebook_files import write_notebook
 
 import modadd.sweep as S
 from modadd import paths
@@ -47,10 +48,7 @@ NOTEBOOKS = sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 @pytest.fixture
 def notebook(tmp_path: Path) -> Path:
-    path = tmp_path / "nbs" / "tiny.py"
-    path.parent.mkdir()
-    path.write_text(TINY)
-    return path
+    return write_notebook(tmp_path, "tiny.py", TINY)
 
 
 def spec_of(notebook: Path, /, **fields) -> dict:
@@ -302,7 +300,7 @@ def declared_lines(path: Path) -> list[tuple[str, str, str]]:
     for line in cell.source.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        match = re.fullmatch(r"(\w+)\s*:\s*(\w+)\s*=\s*.+?\s+#\s*(.+)", line)
+        match = re.fullmatch(r"(\w+)\s*:\s*(\w+|Optional\[\w+\])\s*=\s*.+?\s+#\s*(.+)", line)
         assert match, f"{path.name}: parameter line without type or comment: {line!r}"
         rows.append(match.groups())
     return rows
@@ -324,5 +322,5 @@ def test_papermill_help_notebook_reads_every_notebook() -> None:
         declared = declared_lines(path)
         assert declared
         for name, kind, comment in declared:
-            assert re.search(rf"^  {name}: {kind} \(default .*\)", out, re.M), (path.name, name)
+            assert re.search(rf"^  {name}: {re.escape(kind)} \(default .*\)", out, re.M), (path.name, name)
             assert comment.strip() in out, (path.name, comment)

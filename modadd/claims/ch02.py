@@ -16,18 +16,19 @@ from ..stats import bounded_mean_ci
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables
 
 DEADLINE = 5000          # the paper's "by about step 5000"
-SEEDS = 5                # chapter 2's default seed count
 
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """R0's tables at ``preset`` from the run store (trains only on a miss, never under
-    ``MODADD_NO_TRAIN=1``)."""
+    ``MODADD_NO_TRAIN=1``); ``given``: chapter 2's registry settings to change."""
     import modadd
+    from .. import registry
     from ..task import chance_accuracy
     if variant is not None:
         raise ValueError(f"variant: R0 has no variants, got {variant!r}")
-    runs = modadd.load_or_train_many(modadd.preset_seeds(preset, seeds), progress=False)
+    s = registry.settings("ch02", preset, **given)
+    runs = modadd.load_or_train_many(s.runs()["main"], progress=False)
     return tables_from_runs(runs, chance_accuracy(runs[0].config.task))
 
 

@@ -42,12 +42,8 @@ from ..stats import bounded_mean_ci, mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
 
 # the chapter's parameter defaults (notebooks/03_execution_manifold.py, parameters cell)
-SEEDS = 5
-SINGLE_M_SEEDS = 5
 # single-m seeds whose trajectories were kept only from this seed on (seeds 0-1: summaries only)
 SINGLE_M_KEPT_FROM = 2
-K_SUBSPACE = 4
-NULL_DRAWS = 20
 ANGLE_RANDOM_DRAWS = 50          # random subspace pairs of the angle table (a literal there too)
 
 MATRICES = ("W_Q", "W_K", "W_V", "W_O")
@@ -64,22 +60,21 @@ IDS = ("C1", "C2", "C3", "C4", "C5")
 # ------------------------------------------------------------------------------------- tables
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
-         single_m_seeds: int = SINGLE_M_SEEDS, k_subspace: int = K_SUBSPACE,
-         null_draws: int = NULL_DRAWS) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C1–C5's tables at ``preset`` from the cached analyses chapter 3 reads (the same calls
     with the same arguments, so no null is redrawn); ``variant`` ``"original lr"`` or
     ``"constant lr"``: the same tables for that schedule's runs (no angle table: no single-m
-    runs or trajectories at those schedules)."""
+    runs or trajectories at those schedules); ``given``: chapter 3's registry settings to change."""
     from .. import manifold as MF
-    from ..presets import study_configs
+    from .. import registry
     if variant is not None and variant not in (*VARIANTS, REGULAR):
         raise ValueError(f"variant: must be one of {(*VARIANTS, REGULAR)} or None, got "
                          f"{variant!r}")
-    roles = study_configs(preset, seeds, single_m_seeds)
+    s = registry.settings("ch03", preset, **given)
+    roles, null_draws = s.runs(), s.null_draws
     main = roles["main"]
     steps = MF.block_grams(main[0])[2]
-    k = min(k_subspace, len(steps) - 2)
+    k = min(s.k_subspace, len(steps) - 2)
     schedules = {role: MF.dimension_summary(roles[role], thresholds=(0.9,),
                                             null_draws=max(1, null_draws // 4))
                  for role in SCHEDULES}

@@ -33,10 +33,9 @@ import pandas as pd
 
 from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, clip_interval, mean_ci, one_sided_p
-from .ch03 import DENSE_GRID, NULL_DRAWS, REGULAR
+from .ch03 import DENSE_GRID, REGULAR
 from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
-SEEDS = 5                # chapter 4's default seed count
 SMOOTH_FRACTION = 0.05   # chapter 4's `smooth_fraction`: abrupt if the 10-90% window <= 5% of training
 V1_DATE = "2026-11-21"   # commit 94929fa: chapter 4 and its ledger rows C6-C7
 V2_DATE = "2026-12-01"
@@ -44,22 +43,29 @@ V2_DATE = "2026-12-01"
 
 # ------------------------------------------------------------------------------------ tables
 
+def lock_in_null_draws(preset: str = "book") -> int:
+    """The null draws of chapter 3's dense lock-in table at ``preset``: chapter 4 reads that
+    cached table, so it asks with chapter 3's registry setting."""
+    from .. import registry
+    return registry.settings("ch03", preset).null_draws
+
+
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C6's and C7's tables at ``preset`` from the run store and chapter 3's cached lock-in table
-    (trains only on a miss, never under ``MODADD_NO_TRAIN=1``)."""
+    (trains only on a miss, never under ``MODADD_NO_TRAIN=1``); ``given``: chapter 4's registry
+    settings to change."""
     import modadd
     from .. import manifold as MF
-    from ..presets import dense_early
+    from .. import registry
     if variant not in (None, REGULAR):
         raise ValueError(f"variant: must be None or {REGULAR!r}, got {variant!r}")
-    main = modadd.preset_seeds(preset, seeds)
-    cfg = main[0]
-    dense = [dense_early(c) for c in main]
+    roles = registry.settings("ch04", preset, **given).runs()
+    cfg, dense = roles["main"][0], roles["dense snapshots"]
     runs = modadd.load_or_train_many(dense, progress=False)
     metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)
     grid = "regular" if variant == REGULAR else DENSE_GRID
-    lock = dense_lock(MF.dense_lock_in_table(dense, null_draws=NULL_DRAWS), grid)
+    lock = dense_lock(MF.dense_lock_in_table(dense, null_draws=lock_in_null_draws(preset)), grid)
     if variant == REGULAR:
         metrics = on_regular_steps(metrics, cfg.train.snapshot_every, cfg.train.n_steps)
     return tables_from_metrics(metrics, lock, cfg.task.seq_len, cfg.train.n_steps)

@@ -26,7 +26,6 @@ from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
 
-SEEDS, PAIRS, K_MAIN, EARLY, LATE = 5, 9, 3, 0.2, 0.2   # chapter 5's defaults
 RANDOM = "random (same blocks)"
 VECTORS = ("delta", "delta32", "g_a", "g_b")
 PHASES = ("early", "late")
@@ -38,21 +37,19 @@ V2_DATE = "2026-12-01"
 # ------------------------------------------------------------------------------------ tables
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
-         pairs: int = PAIRS, k_main: int = K_MAIN, early: float = EARLY, late: float = LATE
-         ) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C8's tables at ``preset`` from the cached commutator tables (computed only on a miss,
-    never under ``MODADD_NO_TRAIN=1``)."""
-    import modadd
-    from .. import bubbling as B
+    never under ``MODADD_NO_TRAIN=1``); ``given``: chapter 5's registry settings to change."""
     from .. import commutator as CM
+    from .. import registry
     if variant is not None:
         raise ValueError(f"variant: C8 has no variants, got {variant!r}")
-    configs = [B.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
-    table = CM.commutator_tables(configs, CM.CommutatorSettings(pairs=pairs))
+    s = registry.settings("ch05", preset, **given)
+    configs = s.runs()["full params"]
+    table = CM.commutator_tables(configs, registry.commutator_settings(s))
     cfg = configs[0]
     n_blocks, p_original = parameter_counts(cfg)
-    return tables_from_rho(CM.rho_table(table), cfg.train.n_steps, k_main, early, late,
+    return tables_from_rho(CM.rho_table(table), cfg.train.n_steps, s.k_main, s.early, s.late,
                            n_blocks, p_original)
 
 

@@ -26,14 +26,6 @@ from ..report import fmt_ci, interval, number, percent
 from ..stats import bounded_mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables
 
-SEEDS = 5
-STAGES = (0.05, 0.25, 1.0)
-LAYERS = ()
-N_TRAIN = 8192
-N_EVAL = 1024
-N_LATENTS = 6
-RANDOM_DRAWS = 20
-SAE_STEPS = 3000
 STRONG = 0.5             # association counted as "strong" (the notebook's `strong`)
 SMALL_DROP = 0.05        # accuracy drop counted as "barely changes" (the notebook's `small_drop`)
 FEW = 3                  # "a few": at least this many latents must be strong
@@ -94,28 +86,25 @@ def tables_from_probes(table: pd.DataFrame, stages, kinds, n_latents: int, n_tra
 
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
-         stages: tuple = STAGES, layers: tuple = LAYERS, n_train: int = N_TRAIN,
-         n_eval: int = N_EVAL, n_latents: int = N_LATENTS, random_draws: int = RANDOM_DRAWS,
-         sae_steps: int = SAE_STEPS) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C9's tables at ``preset`` from the cached probe tables of chapter 6 (the same calls as
-    the notebook; nothing trains under ``MODADD_NO_TRAIN=1``)."""
-    import modadd
-    from .. import bubbling as B
+    the notebook; nothing trains under ``MODADD_NO_TRAIN=1``); ``given``: chapter 6's registry
+    settings to change."""
+    from .. import registry
     from .. import sae as S
     if variant is not None:
         raise ValueError(f"variant: C9 has no variants, got {variant!r}")
-    configs = [B.with_full_params(c) for c in modadd.preset_seeds(preset, seeds)]
-    steps = S.stage_steps(configs[0], list(stages))
-    layers = sorted(set(layers)) or S.default_layers(configs[0])
-    settings = S.ProbeSettings(n_train=n_train, n_eval=n_eval, n_latents=n_latents,
-                               random_draws=random_draws, sae_steps=sae_steps)
+    chapter = registry.settings("ch06", preset, **given)
+    configs = chapter.runs()["full params"]
+    steps, layers = registry.probe_points(chapter, configs[0])
+    settings = registry.probe_settings(chapter)
     table = pd.concat([S.probe_table(c, steps, layers, settings) for c in configs],
                       ignore_index=True)
     names = stage_names(steps)
     table["stage"] = table.step.map(names)
     table["sae"] = table.sae.fillna("none")
-    return tables_from_probes(table, list(names.values()), settings.kinds, n_latents, n_train)
+    return tables_from_probes(table, list(names.values()), settings.kinds, settings.n_latents,
+                              settings.n_train)
 
 
 # ----------------------------------------------------------------------------------- measure

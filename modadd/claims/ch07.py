@@ -33,12 +33,6 @@ from ..report import ci_relation, ci_text, compare, fmt_ci, interval, number
 from ..stats import bounded_mean_ci, mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables
 
-SEEDS = 5
-FEW_SEEDS = 3
-SGD_SEEDS = 3
-NULL_DRAWS = 20
-K_SUBSPACE = 4
-RANDOM_DRAWS = 50
 LEARNED = 0.9            # held-out accuracy counted as "learned" (the notebook's `learned`)
 THRESHOLD = 0.9          # the r90 variance fraction
 MIXED = "attention-only, mixed"
@@ -90,18 +84,18 @@ def tables_from_arms(final: pd.DataFrame, forget: pd.DataFrame, per_pair: pd.Dat
 
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
-         few_seeds: int = FEW_SEEDS, sgd_seeds: int = SGD_SEEDS, null_draws: int = NULL_DRAWS,
-         k_subspace: int = K_SUBSPACE, random_draws: int = RANDOM_DRAWS) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C10–C12's tables at ``preset`` from chapter 7's cached analyses (the notebook's calls;
-    nothing trains under ``MODADD_NO_TRAIN=1``)."""
+    nothing trains under ``MODADD_NO_TRAIN=1``); ``given``: chapter 7's registry settings to
+    change."""
     from .. import arms as A
     from .. import manifold as MF
-    from ..presets import study_configs
+    from .. import registry
     from ..task import chance_accuracy
     if variant is not None:
         raise ValueError(f"variant: chapter 7's claims have no variants, got {variant!r}")
-    roles = study_configs(preset, seeds, few_seeds=few_seeds, sgd_seeds=sgd_seeds)
+    s = registry.settings("ch07", preset, **given)
+    roles, null_draws = s.runs(), s.null_draws
     cfg = roles["main"][0]
     largest = max(cfg.task.m_values)
     arms = {MIXED: roles["main"], MLP: roles["mlp"], CURRICULUM: roles["curriculum"],
@@ -117,9 +111,9 @@ def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS
                         & (mlp_dims.source != "shuffled increments")]
     curriculum_arms = [MIXED, CURRICULUM, NO_RESET, only_arm(largest)]
     forget = A.forgetting_table(acc[acc.arm.isin(curriculum_arms)])
-    k = min(k_subspace, len(MF.block_grams(cfg)[2]) - 2)
+    k = min(s.k_subspace, len(MF.block_grams(cfg)[2]) - 2)
     angles = A.arm_angle_table({arm: arms[arm] for arm in curriculum_arms + [MLP]}, k=k,
-                               random_draws=random_draws)
+                               random_draws=s.random_draws)
     per_pair = overlap_pairs(angles)
     return tables_from_arms(final, forget, per_pair, dims, mlp_dims, cfg.task.m_values,
                             chance_accuracy(cfg.task), k / cfg.model.d_model ** 2)

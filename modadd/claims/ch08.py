@@ -20,24 +20,23 @@ from ..report import ci_text, compare, fmt_ci, interval, number
 from ..stats import clip_interval, mean_ci, one_sided_p
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
 
-SEEDS = 5                # chapter 8's default seed count
-NULL_DRAWS = 20          # random-walk null draws per run and matrix
 THRESHOLD = 0.9          # r90
 MUL, ADD = "mul mod 7", "add mod 7"
 MUL_BAND, ADD_BAND = (4.0, 6.0), (3.0, 4.0)   # the paper's dimensions
 
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
-         null_draws: int = NULL_DRAWS) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C13's tables at ``preset`` from chapter 8's cached dimension tables (trains only on a
-    miss, never under ``MODADD_NO_TRAIN=1``)."""
+    miss, never under ``MODADD_NO_TRAIN=1``); ``given``: chapter 8's registry settings to
+    change."""
     import modadd
     from .. import manifold as MF
-    from ..presets import study_configs
+    from .. import registry
     if variant is not None:
         raise ValueError(f"variant: C13 has no variants, got {variant!r}")
-    roles = study_configs(preset, seeds)
+    s = registry.settings("ch08", preset, **given)
+    roles, null_draws = s.runs(), s.null_draws
     arms = {MUL: roles["mul C7"], ADD: roles["add C7"]}
     modadd.load_or_train_many([c for cfgs in arms.values() for c in cfgs], progress=False)
     dims = pd.concat({arm: MF.dimension_summary(cfgs, null_draws=null_draws)

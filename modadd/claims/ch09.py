@@ -23,29 +23,28 @@ from ..report import fmt_ci, interval, number, pvalue
 from ..stats import clip_interval, mean_ci
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
 
-SEEDS, PERTURBATIONS = 5, 5
-N_DELAYS, RANK, RIDGE = 32, 10, 1e-6
-N_PERM = 5000
 WINDOWS = ("whole run", "common window")
 
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS,
-         perturbations: int = PERTURBATIONS, n_delays: int = N_DELAYS, rank: int = RANK,
-         ridge: float = RIDGE, n_perm: int = N_PERM) -> Tables:
-    """C14's tables at grokking preset ``preset`` from chapter 9's cached runs and spectra."""
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
+    """C14's tables at grokking preset ``preset`` from chapter 9's cached runs and spectra;
+    ``given``: chapter 9's registry settings to change."""
     import modadd
     from .. import grokking as G
+    from .. import registry
     if variant is not None:
         raise ValueError(f"variant: C14 has no variants, got {variant!r}")
-    study = G.grokking_study(preset, seeds=seeds, perturbations=perturbations)
-    runs = modadd.load_or_train_many(study["main"] + study["perturbed"], progress=False)
+    s = registry.settings("ch09", preset, **given)
+    roles = s.runs()
+    runs = modadd.load_or_train_many(roles["grokking"] + roles["grokking perturbed"],
+                                     progress=False)
     labels = G.run_labels(runs)
     labels["role"] = np.where(labels.perturbation >= 0, "perturbed", "main")
     common = int(labels.last_step.min())
-    eig, _ = G.spectra_tables(runs, n_delays, rank, ridge)
-    eig_window, _ = G.spectra_tables(runs, n_delays, rank, ridge, until=common)
-    return tables_from_spectra(labels, eig, eig_window, common, n_perm)
+    eig, _ = G.spectra_tables(runs, s.n_delays, s.rank, s.ridge)
+    eig_window, _ = G.spectra_tables(runs, s.n_delays, s.rank, s.ridge, until=common)
+    return tables_from_spectra(labels, eig, eig_window, common, s.n_perm)
 
 
 def run_order(labels: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +54,7 @@ def run_order(labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def tables_from_spectra(labels: pd.DataFrame, eig: pd.DataFrame, eig_window: pd.DataFrame,
-                        common: int, n_perm: int = N_PERM) -> Tables:
+                        common: int, n_perm: int) -> Tables:
     """C14's tables from the run labels (with ``role``) and both windows' eigenvalue tables
     (``G.spectra_tables``), as chapter 9 has them."""
     from .. import grokking as G

@@ -23,27 +23,22 @@ from ..report import interval, number, pvalue
 from ..stats import wilson_ci
 from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
 
-SEEDS = 4
 YARDSTICK = "held-out accuracy ≥ 0.5"      # not a predictor: how long the jump itself takes
 SELECT_PARITY = 0                          # v2: even seeds select the detector, odd evaluate
 NULL_SEED = 20261201                       # the fixed draw of the label permutation
 
 
-def grid_preset(preset: str) -> str:
-    """The grokking preset of chapter 10's grid: the book's scale is called "detect" there."""
-    return "detect" if preset == "book" else preset
-
-
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, seeds: int = SEEDS) -> Tables:
-    """C15's tables at ``preset`` ("book" is the grid preset "detect") from the run store."""
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
+    """C15's tables at ``preset`` from the run store (the registry names the grid's grokking
+    preset: "detect" at the book scale); ``given``: chapter 10's registry settings to change."""
     import modadd
     from .. import detect as DT
-    from .. import grokking as G
+    from .. import registry
     if variant is not None:
         raise ValueError(f"variant: C15 has no variants, got {variant!r}")
-    study = G.detection_study(grid_preset(preset), seeds=seeds)
-    runs = modadd.load_or_train_many(study["grid"], progress=False)
+    grid = registry.settings("ch10", preset, **given).runs()["detection"]
+    runs = modadd.load_or_train_many(grid, progress=False)
     series = {r.key: DT.Series.from_run(r) for r in runs}
     return tables_from_series(runs, series)
 

@@ -46,15 +46,17 @@ def feature_sets() -> dict:
 
 
 @lru_cache(maxsize=None)
-def load(preset: str = "book", variant: Optional[str] = None, success: float = SUCCESS,
-         n_perm: int = N_PERM, bootstrap: int = BOOTSTRAP) -> Tables:
+def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables:
     """C16's tables at ``preset`` from chapter 11's cached feature table (the permutation null is
-    replayed from the CV's own random stream: a few seconds)."""
+    replayed from the CV's own random stream: a few seconds); ``given``: chapter 11's registry
+    settings to change."""
     from .. import openq as Q
+    from .. import registry
     if variant is not None:
         raise ValueError(f"variant: C16 has no variants, got {variant!r}")
-    cfgs = Q.prediction_study("smoke" if preset == "smoke" else "book")
-    return tables_from_features(Q.feature_table(cfgs, success=success), n_perm, bootstrap)
+    s = registry.settings("ch11", preset, **given)
+    cfgs = s.runs()["open prediction"]
+    return tables_from_features(Q.feature_table(cfgs, success=s.success), s.n_perm, s.bootstrap)
 
 
 def headline(features: pd.DataFrame) -> float:
