@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .ensemble import StackedModels, data_generators, ensemble_batches, initial_model
+from .ensemble import StackedModels, data_generators, ensemble_batches
 from .model import build_model
 from .presets import preset
-from .train import (check_device, evaluate, make_optimizer, probe_sets, to_device, train_step,
-                    training_batch)
+from .taskdata import AlgorithmicData, evaluate, probe_sets, task_data, training_batch
+from .train import check_device, initial_model, make_optimizer, to_device, train_step
 
 
 def _seconds_per_call(fn, repeats: int, warmup: int = 3) -> float:
@@ -216,15 +216,14 @@ def bench_grokking(name: str, steps: int) -> dict:
     as shares of a run's time at the preset's intervals."""
     from .diagnostics import Diagnostics
     from .grokking import grokking_preset
-    from .train import AlgorithmicData, evaluate_algorithmic, record_fingerprint
     cfg = grokking_preset(name)
     model = build_model(cfg.model, cfg.task, 0)
     data = AlgorithmicData(cfg)
     generator = torch.Generator().manual_seed(0)
-    modes = _timed_modes(cfg, [training_batch(cfg, i, generator, data) for i in range(steps)])
+    modes = _timed_modes(cfg, [data.training_batch(i, generator) for i in range(steps)])
     step_s = modes["fp32"]
-    eval_s = _seconds_per_call(lambda: evaluate_algorithmic(model, data, 0), 3, warmup=1)
-    fp_s = _seconds_per_call(lambda: record_fingerprint(model, data, cfg), 5, warmup=1)
+    eval_s = _seconds_per_call(lambda: data.evaluate(model, 0), 3, warmup=1)
+    fp_s = _seconds_per_call(lambda: data.fingerprint(model), 5, warmup=1)
     probe = Diagnostics(model, data.probes["heldout"].tokens)
     diag_s = _seconds_per_call(lambda: (probe.before_step(0), probe.after_step(0),
                                         probe.activations(0)), 3, warmup=1)
@@ -249,25 +248,16 @@ def step_costs(cfg, steps: int = 20) -> dict:
     (the two precisions interleaved, :func:`_timed_modes`), batch drawing, and the evaluation
     (and, for algorithmic tasks, fingerprint) amortised over its interval.  Measured on
     ``cfg``'s own shapes; evaluation is float32 at both precisions."""
-    from .algorithmic import AlgorithmicTask
-    from .train import AlgorithmicData, evaluate_algorithmic, record_fingerprint
     t = cfg.train
     model = build_model(cfg.model, cfg.task, 0)
     generator = torch.Generator().manual_seed(0)
-    data = AlgorithmicData(cfg) if isinstance(cfg.task, AlgorithmicTask) else None
-    batches = [training_batch(cfg, i, generator, data) for i in range(steps)]
-    data_s = _seconds_per_call(lambda: training_batch(cfg, 0, generator, data), 5, warmup=1)
+    data = task_data(cfg)
+    batches = [data.training_batch(i, generator) for i in range(steps)]
+    data_s = _seconds_per_call(lambda: data.training_batch(0, generator), 5, warmup=1)
     modes = _timed_modes(cfg, batches, rounds=2)
-    if data is None:
-        probes = probe_sets(cfg)
-        extra = _seconds_per_call(lambda: evaluate(model, probes, 0), 1, warmup=1) \
-            / t.snapshot_every
-    else:
-        extra = _seconds_per_call(lambda: evaluate_algorithmic(model, data, 0), 1, warmup=1) \
-            / t.snapshot_every
-        if t.record_every:
-            extra += _seconds_per_call(lambda: record_fingerprint(model, data, cfg), 2,
-                                       warmup=1) / t.record_every
+    extra = _seconds_per_call(lambda: data.evaluate(model, 0), 1, warmup=1) / t.snapshot_every
+    if t.record_every:
+        extra += _seconds_per_call(lambda: data.fingerprint(model), 2, warmup=1) / t.record_every
     return {"fp32 s/step": modes["fp32"] + data_s + extra,
             "bf16 s/step": modes["bf16"] + data_s + extra,
             "measurement share (fp32)": extra / (modes["fp32"] + data_s + extra)}

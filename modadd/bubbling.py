@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .config import RunConfig
 from .store import cached, load_or_train, run_key
-from .train import probe_sets, snapshot_steps
+from .taskdata import probe_sets
+from .train import snapshot_steps
 
 PROFILE_VERSION = 1
 ABLATION_VERSION = 1

@@ -49,7 +49,8 @@ from .config import RunConfig, stream_seed
 from .model import MATRIX_NAMES, Transformer
 from .store import cached, is_cached, load_or_train, load_or_train_many, run_key, run_parallel
 from .task import Batch, TaskConfig, sample_batch
-from .train import snapshot_steps, training_batch
+from .taskdata import training_batch
+from .train import snapshot_steps
 
 COMMUTATOR_VERSION = 1
 BASES = ("causal", "final", "held-out seed", "random (same blocks)", "random (all live)")

@@ -51,13 +51,14 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .algorithmic import AlgorithmicTask
-from .config import PRECISIONS, RunConfig, stream_seed
+from .config import PRECISIONS, RunConfig
 from .durable import key_lock
-from .model import Transformer, build_model
+from .model import Transformer
 from .runs import cache_finished, lock_file, partial_run_dir, repair, run_key, store_trained
-from .train import (NonFiniteTraining, Recorder, check_finite, evaluate, initial_state,
-                    make_optimizer, perturb_parameters, probe_sets, snapshot_steps,
-                    training_batch)
+from .taskdata import MarkerData, training_batch
+from .train import (NonFiniteTraining, Recorder, check_finite, data_generator, initial_model,
+                    initial_state, make_optimizer, resets_optimizer, set_schedule,
+                    snapshot_steps)
 
 Device = Union[str, torch.device]
 
@@ -105,16 +106,6 @@ def check_ensemble(cfgs: list[RunConfig]) -> None:
 def seedless_key(cfg: RunConfig) -> tuple:
     """What configs of one ensemble share: every field but the seed (hashable)."""
     return tuple(sorted((name, repr(value)) for name, value in _flat_fields(cfg).items()))
-
-
-def initial_model(cfg: RunConfig) -> Transformer:
-    """The model ``train`` starts ``cfg`` from (init stream, then any initial perturbation)."""
-    model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
-    t = cfg.train
-    if t.init_perturbation:
-        perturb_parameters(model, t.init_perturbation,
-                           stream_seed(cfg.seed, f"perturb:{t.perturbation_seed}"))
-    return model
 
 
 class StackedModels:
@@ -179,22 +170,6 @@ class StackedModels:
         return model
 
 
-def _set_schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer, step: int) -> None:
-    """The lr (and scheduled weight decay) of the update taken at ``step``, as ``train`` sets."""
-    t = cfg.train
-    for group in optimizer.param_groups:
-        group["lr"] = t.lr_at_step(step)
-        if t.wd_schedule != "constant":
-            group["weight_decay"] = t.wd_at_step(step)
-
-
-def _stage_changes(cfg: RunConfig, step: int) -> bool:
-    """Whether a curriculum with optimizer resets starts a new stage (fresh optimizer) at ``step``."""
-    t = cfg.train
-    return step > 0 and t.schedule == "curriculum" and t.reset_optimizer \
-        and t.stage_at_step(step) != t.stage_at_step(step - 1)
-
-
 def ensemble_batches(cfgs: list[RunConfig], step: int, generators: list[torch.Generator],
                      device: Device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Each seed's batch of ``step`` from its own data stream, stacked: ``tokens [S,B,T]``,
@@ -205,8 +180,8 @@ def ensemble_batches(cfgs: list[RunConfig], step: int, generators: list[torch.Ge
 
 
 def data_generators(cfgs: list[RunConfig]) -> list[torch.Generator]:
-    """Each seed's training-data generator, seeded as ``train`` seeds it."""
-    return [torch.Generator().manual_seed(stream_seed(cfg.seed, "data")) for cfg in cfgs]
+    """Each seed's training-data generator (:func:`modadd.train.data_generator`)."""
+    return [data_generator(cfg) for cfg in cfgs]
 
 
 def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
@@ -243,7 +218,7 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
     stacked = StackedModels(models, device, t.precision, t.lean_step)
     optimizer = make_optimizer(cfgs[0], stacked)
     generators = data_generators(cfgs)
-    probes = [probe_sets(cfg) for cfg in cfgs]
+    data = [MarkerData(cfg) for cfg in cfgs]
     recorders = [Recorder(cfg, d, m, resume=False) for cfg, d, m in zip(cfgs, run_dirs, models)]
     states = [initial_state(cfg) for cfg in cfgs]
     snapshots = set(int(s) for s in snapshot_steps(cfgs[0]))
@@ -257,14 +232,14 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[Path],
             recorder.record_update(model, step)
             if step in snapshots:
                 recorder.record(model, step)
-                state["metrics"] += evaluate(model, probes[index], step)
+                state["metrics"] += data[index].evaluate(model, step)
 
     measure(0)
     started, cpu_started = time.perf_counter(), time.process_time()
     for step in range(t.n_steps):
-        if _stage_changes(cfgs[0], step):
+        if resets_optimizer(cfgs[0], step):
             optimizer = make_optimizer(cfgs[0], stacked)
-        _set_schedule(cfgs[0], optimizer, step)
+        set_schedule(cfgs[0], optimizer, step)
         tokens, labels = ensemble_batches(cfgs, step, generators, device)
         losses, grad_norms = stacked.step(optimizer, tokens, labels)
         for index, state in enumerate(states):

@@ -329,3 +329,9 @@ def count_flops_per_step(cfg: ModelConfig, seq_len: int, n_classes: int, batch_s
         last = 2 * T * 2 * d * d + 2 * (d * d + d * d) + 2 * 2 * T * d + mlp
     forward = batch_size * ((cfg.n_layers - 1) * per_layer + last + 2 * d * n_classes)
     return 3 * forward
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return torch.device("cpu") if first is None else first.device

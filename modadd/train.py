@@ -14,16 +14,17 @@ A run writes into one directory:
 Snapshot ``i`` holds the weights after ``snapshot_steps(cfg)[i]`` optimizer updates: step 0 is
 the initialisation and the final step is always included (the original code skipped it).
 
-Length: longer than ~400 lines because it is the training engine of both task families (marker
-and algorithmic: data, evaluation, fingerprints); the task-data interface of issue 24 moves the
-algorithmic parts out.
+One loop serves both task families: it reads a run's data through the task-data interface
+(:func:`modadd.taskdata.task_data`: batches, probes, evaluation, fingerprints) and has no
+task-family branches.  The seed ensemble (:mod:`modadd.ensemble`) shares its initial model,
+data streams, schedules and optimizer resets (:func:`initial_model`, :func:`data_generator`,
+:func:`set_schedule`, :func:`resets_optimizer`), and the benchmarks its step (:func:`train_step`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -31,13 +32,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import fingerprint as fp
 from .durable import atomic_path, fault
-from .algorithmic import AlgorithmicTask
 from .config import PlateauTracker, RunConfig, stream_seed
 from .diagnostics import Diagnostics
-from .model import MATRIX_NAMES, Transformer, build_model, readout_entropy
-from .task import Batch, sample_batch
+from .model import MATRIX_NAMES, Transformer, build_model
+from .task import Batch
+from .taskdata import task_data
 
 ProgressFn = Callable[[int], None]
 DeviceLike = Union[str, torch.device]
@@ -67,46 +67,6 @@ def regular_steps(cfg: RunConfig) -> np.ndarray:
     return (steps % cfg.train.snapshot_every == 0) | (steps == cfg.train.n_steps)
 
 
-def probe_sets(cfg: RunConfig) -> dict[int, Batch]:
-    """The fixed held-out probe set per m (eval RNG stream, positions drawn per example)."""
-    task = dataclasses.replace(cfg.task, positions="per_example")
-    generator = torch.Generator().manual_seed(stream_seed(cfg.seed, "eval"))
-    return {m: sample_batch(task, cfg.train.probe_size, m, generator=generator)
-            for m in cfg.task.m_values}
-
-
-@torch.no_grad()
-def evaluate(model: Transformer, probes: dict[int, Batch], step: int,
-             chunk: int = 1024) -> list[dict]:
-    """Loss, accuracy and per-layer readout-attention entropy on each probe set.
-
-    Returns tidy rows ``{step, m, metric, layer, value}`` (layer = -1 for loss and accuracy).
-    """
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
-    rows = []
-    for m, batch in probes.items():
-        losses, correct, entropies = [], [], []
-        for start in range(0, batch.tokens.shape[0], chunk):
-            tokens = batch.tokens[start:start + chunk].to(device)
-            labels = batch.labels[start:start + chunk].to(device)
-            logits, cache = model.run_with_cache(tokens)
-            losses.append(F.cross_entropy(logits, labels, reduction="sum"))
-            correct.append((logits.argmax(-1) == labels).sum())
-            entropies.append(torch.stack([readout_entropy(a).mean(dim=1).sum()
-                                          for a in cache["attn"]]))
-        n = batch.tokens.shape[0]
-        rows.append(dict(step=step, m=m, metric="loss", layer=-1,
-                         value=float(sum(losses)) / n))
-        rows.append(dict(step=step, m=m, metric="accuracy", layer=-1,
-                         value=float(sum(correct)) / n))
-        for layer, total in enumerate(torch.stack(entropies).sum(dim=0).tolist()):
-            rows.append(dict(step=step, m=m, metric="entropy", layer=layer, value=total / n))
-    model.train(was_training)
-    return rows
-
-
 def make_optimizer(cfg: RunConfig, model: Transformer) -> torch.optim.Optimizer:
     """AdamW (PyTorch defaults otherwise) or SGD, as the config says."""
     t = cfg.train
@@ -117,130 +77,38 @@ def make_optimizer(cfg: RunConfig, model: Transformer) -> torch.optim.Optimizer:
                            momentum=t.momentum)
 
 
-def training_batch(cfg: RunConfig, step: int, generator: torch.Generator,
-                   data: Optional["AlgorithmicData"] = None):
-    """The batch of ``step``: m from the schedule, all randomness from the data stream.
-
-    Algorithmic tasks (``data`` given): ``batch_size`` distinct training pairs drawn uniformly
-    from the data stream, or the whole training split (no randomness) when ``batch_size`` is at
-    least its size.
-    """
+def initial_model(cfg: RunConfig) -> Transformer:
+    """The model a run of ``cfg`` starts from: the init stream, then any initial perturbation."""
+    model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
     t = cfg.train
-    if data is not None:
-        return data.batch(t.batch_size, generator, t.operand_fraction_at_step(step))
-    m = t.m_at_step(step)
-    if m is None and t.mixed_per == "batch":
-        options = cfg.task.m_values
-        m = options[int(torch.randint(len(options), (1,), generator=generator))]
-    return sample_batch(cfg.task, t.batch_size, m, generator=generator)
+    if t.init_perturbation:
+        perturb_parameters(model, t.init_perturbation,
+                           stream_seed(cfg.seed, f"perturb:{t.perturbation_seed}"))
+    return model
 
 
-@dataclass
-class AlgorithmicBatch:
-    """Tokens ``[B, 4]`` and answers ``[B]`` of an algorithmic task."""
-
-    tokens: torch.Tensor
-    labels: torch.Tensor
-    index: Optional[np.ndarray] = None   # probe sets: their indices into the split
+def data_generator(cfg: RunConfig) -> torch.Generator:
+    """The generator of a run's training data (its own stream of the seed)."""
+    return torch.Generator().manual_seed(stream_seed(cfg.seed, "data"))
 
 
-class AlgorithmicData:
-    """The two splits of an algorithmic task and the fixed fingerprint probe sets.
-
-    Probe sets are drawn without replacement from each split by ``fingerprint_seed`` (not the run
-    seed), so every seed and every perturbation of a study reads the same probes.
-    """
-
-    def __init__(self, cfg: RunConfig):
-        task: AlgorithmicTask = cfg.task
-        self.splits = task.split_data()
-        tokens = self.splits["train"][0]
-        # operand size of each training pair, (a + b) / (2 (p - 1)) in [0, 1] (seed 002's measure)
-        self.operand_size = (tokens[:, 0] + tokens[:, 2]).double() / (2 * (task.p - 1))
-        self._pools: dict[float, torch.Tensor] = {}
-        rng = np.random.default_rng([cfg.train.fingerprint_seed, 0xF1])
-        self.probes = {}
-        for name in ("heldout", "train"):
-            tokens, labels = self.splits[name]
-            n = min(cfg.train.probe_size, len(labels))
-            index = np.sort(rng.choice(len(labels), size=n, replace=False))
-            self.probes[name] = AlgorithmicBatch(tokens[index], labels[index], index)
-        self.directions = None
-        if cfg.train.fingerprint_directions:
-            self.directions = fp.random_directions(cfg.model.d_model,
-                                                   cfg.train.fingerprint_directions,
-                                                   cfg.train.fingerprint_seed)
-
-    def batch(self, batch_size: int, generator: torch.Generator,
-              operand_fraction: float = 1.0) -> AlgorithmicBatch:
-        """``batch_size`` distinct training pairs (all of them if fewer), restricted to operand
-        size ≤ ``operand_fraction`` when it is below 1."""
-        tokens, labels = self.splits["train"]
-        if operand_fraction < 1.0:
-            if operand_fraction not in self._pools:     # a curriculum has a few stages: once each
-                self._pools[operand_fraction] = torch.nonzero(
-                    self.operand_size <= operand_fraction)[:, 0]
-            pool = self._pools[operand_fraction]
-            tokens, labels = tokens[pool], labels[pool]
-        if batch_size >= len(labels):
-            return AlgorithmicBatch(tokens, labels)
-        index = torch.randperm(len(labels), generator=generator)[:batch_size]
-        return AlgorithmicBatch(tokens[index], labels[index])
+def resets_optimizer(cfg: RunConfig, step: int) -> bool:
+    """Whether a curriculum with optimizer resets starts a new stage (fresh optimizer) at
+    ``step``."""
+    t = cfg.train
+    return step > 0 and t.schedule == "curriculum" and t.reset_optimizer \
+        and t.stage_at_step(step) != t.stage_at_step(step - 1)
 
 
-@torch.no_grad()
-def evaluate_algorithmic(model: Transformer, data: AlgorithmicData, step: int,
-                         chunk: int = 4096) -> list[dict]:
-    """Loss and accuracy on the whole held-out split (``metric`` "loss", "accuracy") and the whole
-    training split ("train_loss", "train_accuracy"), and Σw² over every parameter ("weight_sq"),
-    as tidy rows with ``m = 0``, ``layer = -1``.
-    """
-    was_training = model.training
-    model.eval()
-    rows = []
-    for split, prefix in (("heldout", ""), ("train", "train_")):
-        tokens, labels = data.splits[split]
-        loss = correct = 0.0
-        device = model_device(model)
-        for start in range(0, len(labels), chunk):
-            logits = model(tokens[start:start + chunk].to(device))
-            target = labels[start:start + chunk].to(device)
-            loss += float(F.cross_entropy(logits, target, reduction="sum"))
-            correct += float((logits.argmax(-1) == target).sum())
-        rows.append(dict(step=step, m=0, metric=prefix + "loss", layer=-1,
-                         value=loss / len(labels)))
-        rows.append(dict(step=step, m=0, metric=prefix + "accuracy", layer=-1,
-                         value=correct / len(labels)))
-    rows.append(dict(step=step, m=0, metric="weight_sq", layer=-1, value=model.weight_sq()))
-    model.train(was_training)
-    return rows
-
-
-@torch.no_grad()
-def record_fingerprint(model: Transformer, data: AlgorithmicData, cfg: RunConfig) -> dict:
-    """One fingerprint: ``{"heldout": [Q]}`` quantiles of log p(correct answer) at the answer
-    position on the held-out probes, plus ``"heldout_accuracy"``, and with the options
-    ``"train"`` ([Q], train probes) and ``"sliced"`` ([J·Q], the final residual stream at the
-    answer position projected on J fixed random directions)."""
-    was_training = model.training
-    model.eval()
-    out = {}
-    splits = ("heldout", "train") if cfg.train.fingerprint_train else ("heldout",)
-    for split in splits:
-        probe = data.probes[split]
-        device = model_device(model)
-        logits, cache = model.run_with_cache(probe.tokens.to(device),
-                                             keep_cache=split == "heldout" and
-                                             data.directions is not None)
-        logits = logits.cpu()
-        out[split] = fp.quantile_fingerprint(fp.answer_logprobs(logits, probe.labels))
-        if split == "heldout":
-            out["heldout_accuracy"] = float((logits.argmax(-1) == probe.labels).double().mean())
-            if data.directions is not None:
-                hidden = cache["resid"][-1][:, cfg.task.answer_position].double().cpu().numpy()
-                out["sliced"] = fp.sliced_quantile_embedding(hidden, data.directions)
-    model.train(was_training)
-    return out
+def set_schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer, step: int,
+                 scale: float = 1.0) -> None:
+    """The learning rate (times the plateau ``scale``) and scheduled weight decay of the update
+    taken at ``step``."""
+    t = cfg.train
+    for group in optimizer.param_groups:
+        group["lr"] = t.lr_at_step(step) * scale
+        if t.wd_schedule != "constant":
+            group["weight_decay"] = t.wd_at_step(step)
 
 
 def perturb_parameters(model: Transformer, eps: float, seed: int) -> None:
@@ -365,15 +233,10 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     for stale in run_dir.glob(".*.tmp"):        # a temporary file of a killed write (the caller
         stale.unlink()                          # holds the run's lock: not a live writer's)
     checkpoint_path = run_dir / "checkpoint.pt"
-    model = build_model(cfg.model, cfg.task, stream_seed(cfg.seed, "init"))
-    if t.init_perturbation:
-        perturb_parameters(model, t.init_perturbation,
-                           stream_seed(cfg.seed, f"perturb:{t.perturbation_seed}"))
-    model = model.to(device)
+    model = initial_model(cfg).to(device)
     optimizer = make_optimizer(cfg, model)
-    generator = torch.Generator().manual_seed(stream_seed(cfg.seed, "data"))
-    data = AlgorithmicData(cfg) if isinstance(cfg.task, AlgorithmicTask) else None
-    probes = None if data is not None else probe_sets(cfg)
+    generator = data_generator(cfg)
+    data = task_data(cfg)
     resume = checkpoint_path.exists()
     state = initial_state(cfg)
     if resume:
@@ -386,28 +249,20 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
         generator.set_state(state.pop("generator"))
     recorder = Recorder(cfg, run_dir, model, resume)
     plateau = PlateauTracker(t, state["plateau"]) if t.lr_schedule == "plateau" else None
-    diagnostics = None
-    if t.diagnostics_every:
-        probe_tokens = (data.probes["heldout"].tokens if data is not None
-                        else probes[max(probes)].tokens[:256])
-        diagnostics = Diagnostics(model, probe_tokens)
+    diagnostics = Diagnostics(model, data.diagnostic_tokens()) if t.diagnostics_every else None
 
     def measure(step: int) -> None:
         """Evaluations and fingerprints due at ``step`` (never touch a training RNG)."""
         if step in recorder.index:
             recorder.record(model, step)
-            if data is None:
-                state["metrics"] += evaluate(model, probes, step)
-            else:
-                rows = evaluate_algorithmic(model, data, step)
-                state["metrics"] += rows
-                accuracy = next(r["value"] for r in rows if r["metric"] == "accuracy")
-                if t.early_stop_accuracy and state["reached_at"] is None \
-                        and accuracy >= t.early_stop_accuracy:
-                    state["reached_at"] = step
-                    state["end"] = min(t.n_steps, step + t.early_stop_delay)
+            rows = data.evaluate(model, step)
+            state["metrics"] += rows
+            if t.early_stop_accuracy and state["reached_at"] is None \
+                    and data.heldout_accuracy(rows) >= t.early_stop_accuracy:
+                state["reached_at"] = step
+                state["end"] = min(t.n_steps, step + t.early_stop_delay)
         if t.record_every and step % t.record_every == 0:
-            state["fingerprints"].append((step, record_fingerprint(model, data, cfg)))
+            state["fingerprints"].append((step, data.fingerprint(model)))
 
     if state["step"] == 0:
         measure(0)
@@ -415,15 +270,11 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     cpu_started = time.process_time() - state["cpu_s"]
     while state["step"] < state["end"]:
         step = state["step"]
-        if step > 0 and t.schedule == "curriculum" and t.reset_optimizer \
-                and t.stage_at_step(step) != t.stage_at_step(step - 1):
+        if resets_optimizer(cfg, step):
             optimizer = make_optimizer(cfg, model)
-        for group in optimizer.param_groups:
-            group["lr"] = t.lr_at_step(step) * (plateau.scale if plateau else 1.0)
-            if t.wd_schedule != "constant":
-                group["weight_decay"] = t.wd_at_step(step)
+        set_schedule(cfg, optimizer, step, plateau.scale if plateau else 1.0)
         inspect = diagnostics if diagnostics and step % t.diagnostics_every == 0 else None
-        batch = to_device(training_batch(cfg, step, generator, data), device)
+        batch = to_device(data.training_batch(step, generator), device)
         loss, grad_norm = train_step(cfg, model, optimizer, batch, inspect, step, state["metrics"])
         checkpointing = (step + 1) % t.checkpoint_every == 0 or step + 1 >= state["end"]
         # loss and gradient every step; the parameters (a full pass) at checkpoints and the end
@@ -452,33 +303,13 @@ def train(cfg: RunConfig, run_dir: Path, progress: Optional[ProgressFn] = None,
     state["device"] = str(device)
     state["done"] = state["step"] >= state["end"]
     state["last_step"] = state["step"]
-    state["arrays"] = {} if data is None else {"fingerprints.npz": _fingerprint_arrays(
-        cfg, data, state["fingerprints"])}
+    state["arrays"] = data.arrays(state["fingerprints"])
     if state["done"]:
         if state["end"] < t.n_steps and progress is not None:
             progress(t.n_steps - state["end"])     # steps skipped by the early stop
         _save_atomic({name: value.cpu() for name, value in model.state_dict().items()},
                      run_dir / "final_model.pt")
     return state
-
-
-def _fingerprint_arrays(cfg: RunConfig, data: AlgorithmicData, records: list) -> dict:
-    """The arrays of ``fingerprints.npz``: record steps, the fingerprint series, the quantile
-    levels, the probe indices (into each split) and the split itself (indices into
-    ``task.pairs()``)."""
-    train_index, heldout_index = cfg.task.split()
-    out = {"split_train": train_index.astype(np.int32),
-           "split_heldout": heldout_index.astype(np.int32),
-           "probe_heldout": data.probes["heldout"].index.astype(np.int32),
-           "probe_train": data.probes["train"].index.astype(np.int32),
-           "quantiles": np.asarray(fp.DEFAULT_QUANTILES),
-           "steps": np.array([step for step, _ in records], dtype=np.int64)}
-    if data.directions is not None:
-        out["directions"] = data.directions.astype(np.float32)
-    names = records[0][1].keys() if records else ()
-    for name in names:
-        out[name] = np.array([r[name] for _, r in records], dtype=np.float32)
-    return out
 
 
 def initial_state(cfg: RunConfig) -> dict:
@@ -538,12 +369,6 @@ def check_device(device: DeviceLike) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device: must be 'cpu' or 'cuda[:n]', got {str(device)!r}")
     return device
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Where ``model``'s parameters live (the CPU for a model without any)."""
-    first = next(model.parameters(), None)
-    return torch.device("cpu") if first is None else first.device
 
 
 def to_device(batch, device: torch.device):

@@ -12,7 +12,7 @@ from modadd import metrics as M
 from modadd.config import RunConfig, TrainConfig
 from modadd.model import ModelConfig
 from modadd.task import TaskConfig
-from modadd.train import probe_sets
+from modadd.taskdata import probe_sets
 
 TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
                  model=ModelConfig(n_layers=2, d_model=8, n_heads=2),

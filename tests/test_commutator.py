@@ -15,7 +15,7 @@ from modadd import commutator as C
 from modadd.config import RunConfig, TrainConfig
 from modadd.model import ModelConfig, build_model
 from modadd.task import TaskConfig, sample_batch
-from modadd.train import training_batch
+from modadd.taskdata import training_batch
 
 TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
                  model=ModelConfig(n_layers=2, d_model=8, n_heads=2),

@@ -16,7 +16,8 @@ from modadd.algorithmic import AlgorithmicTask
 from modadd.config import PlateauTracker, RunConfig, TrainConfig
 from modadd.diagnostics import Diagnostics
 from modadd.model import ModelConfig, build_model
-from modadd.train import AlgorithmicData, train, train_step
+from modadd.taskdata import AlgorithmicData
+from modadd.train import train, train_step
 
 
 def _cfg(**changes) -> RunConfig:
@@ -148,9 +149,8 @@ def test_operand_curriculum_restricts_the_batches():
     cfg = _cfg(operand_curriculum=((0.3, 5), (0.6, 10)))
     data = AlgorithmicData(cfg)
     g = torch.Generator().manual_seed(0)
-    from modadd.train import training_batch
     for step, limit in ((0, 0.3), (7, 0.6), (12, 1.0)):
-        batch = training_batch(cfg, step, g, data)
+        batch = data.training_batch(step, g)
         size = (batch.tokens[:, 0] + batch.tokens[:, 2]).double() / 20
         assert float(size.max()) <= limit + 1e-12
     assert cfg.train.operand_fraction_at_step(4) == 0.3

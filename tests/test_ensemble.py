@@ -28,7 +28,8 @@ from modadd.config import RunConfig, TrainConfig
 from modadd.ensemble import train_ensemble
 from modadd.model import ModelConfig, Transformer
 from modadd.presets import curriculum, preset
-from modadd.train import probe_sets, train
+from modadd.taskdata import probe_sets
+from modadd.train import train
 
 RTOL, ATOL = 1e-4, 1e-5
 SEEDS = (0, 1, 2)

@@ -15,7 +15,8 @@ from modadd.algorithmic import AlgorithmicTask
 from modadd.config import RunConfig, TrainConfig, stream_seed
 from modadd.grokking import (grok_step, grokking_preset, grokking_study, power_batch_size)
 from modadd.model import ModelConfig, build_model
-from modadd.train import AlgorithmicData, perturb_parameters, record_fingerprint, train
+from modadd.taskdata import AlgorithmicData, record_fingerprint
+from modadd.train import perturb_parameters, train
 
 
 def _tiny(**train_changes) -> RunConfig:

@@ -21,7 +21,8 @@ from modadd.model import ModelConfig, build_model, count_flops_per_step
 from modadd.presets import preset, with_mlp, with_precision
 from modadd.store import load_or_train, run_key
 from modadd.task import TaskConfig
-from modadd.train import (check_device, evaluate, probe_sets, train, training_batch,
+from modadd.taskdata import evaluate, probe_sets, training_batch
+from modadd.train import (check_device, train,
                           training_logits)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,8 @@ from torch.nn import functional as F
 from modadd.config import RunConfig, TrainConfig, stream_seed
 from modadd.model import ModelConfig, build_model
 from modadd.task import TaskConfig, sample_batch
-from modadd.train import evaluate, probe_sets, snapshot_steps, train, training_batch
+from modadd.taskdata import evaluate, probe_sets, training_batch
+from modadd.train import snapshot_steps, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
