@@ -1,10 +1,14 @@
-"""Run configuration: task + model + optimisation + seed, hashed into the cache key."""
+"""Run configuration: task + model + optimisation + seed, hashed into the cache key.
+
+The key hashes :meth:`RunConfig.key_fields`: the fields of :data:`KEY_LAYOUT` always, any other
+field only when set away from its default.  What a configuration does at each step (learning
+rate, weight decay, curriculum stage, plateau cuts) is in :mod:`modadd.schedules`.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Optional, Union
 
 from .algorithmic import AlgorithmicTask
@@ -19,18 +23,19 @@ LR_SCHEDULES = ("constant", "cosine", "cyclic", "plateau")
 WD_SCHEDULES = ("constant", "linear")
 PRECISIONS = ("fp32", "bf16")
 
-# Fields added after schema 1, per config section: they enter the cache key only when set away
-# from this default, so every run keyed before they existed keeps its key (and its results).
-_KEY_OMIT_IF_DEFAULT = {
-    "train": {"lr_schedule": "constant", "warmup_steps": 0, "lr_final_ratio": 0.0,
-              "beta2": 0.999, "early_stop_accuracy": 0.0, "early_stop_delay": 0,
-              "init_perturbation": 0.0, "perturbation_seed": 0, "record_every": 0,
-              "fingerprint_train": False, "fingerprint_directions": 0, "fingerprint_seed": 0,
-              "cycle_steps": 0, "plateau_patience": 1000, "plateau_factor": 0.5,
-              "wd_schedule": "constant", "wd_final_ratio": 1.0, "wd_ramp_steps": 0,
-              "operand_curriculum": (), "diagnostics_every": 0,
-              "precision": "fp32", "lean_step": False, "dense_every": 0, "dense_until": 0},
-    "model": {"layer_norm": True, "activation": "gelu", "d_mlp": 0},
+# The cache key's layout: per config section, the fields runs have been keyed by since schema 1
+# (the algorithmic task's since it was added).  They always enter the key; any other field
+# (every option added since) enters it only when set away from its default, so adding an option
+# never re-keys a committed run and needs no entry here.  tests/test_config.py pins this layout;
+# tests/test_faults.py re-hashes every committed run to its folder name.
+KEY_LAYOUT = {
+    "task": ("T", "C", "m_values", "op", "marker_ids", "positions", "readout", "vocab_size",
+             "marker_offset",                        # the marker task (TaskConfig)
+             "p", "train_fraction", "split_seed"),   # a∘b mod p (AlgorithmicTask)
+    "model": ("n_layers", "d_model", "n_heads", "attention_only"),
+    "train": ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "n_steps", "schedule",
+              "mixed_per", "curriculum", "reset_optimizer", "single_m", "snapshot_every",
+              "store_full_params", "probe_size", "checkpoint_every"),
 }
 AnyTask = Union[TaskConfig, AlgorithmicTask]
 # TrainConfig's float fields: an int is stored as the equal float, so that 0 and 0.0 hash alike
@@ -197,64 +202,6 @@ class TrainConfig:
         """Whether training takes the lean forward (:meth:`Transformer.lean_logits`)."""
         return self.lean_step or self.precision != "fp32"
 
-    def lr_at_step(self, step: int) -> float:
-        """Learning rate of the update taken at ``step`` (0-based), a pure function of the step.
-
-        Warm-up: ``lr * (step + 1) / warmup_steps`` for ``step < warmup_steps``.  Then constant,
-        or a half cosine from ``lr`` at the first post-warm-up step to ``lr * lr_final_ratio``
-        at the last step (``n_steps - 1``), or a triangle of period ``cycle_steps`` rising from
-        ``lr * lr_final_ratio`` to ``lr`` and back ("cyclic", as torch's CyclicLR).  "plateau"
-        returns ``lr`` here; ``train`` multiplies it by ``plateau_factor`` at each plateau of the
-        training loss (:class:`PlateauTracker`).  Curriculum stages share one global schedule.
-        """
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if self.lr_schedule in ("constant", "plateau"):     # plateau cuts are applied by train()
-            return self.lr
-        if self.lr_schedule == "cyclic":
-            phase = ((step - self.warmup_steps) % self.cycle_steps) / self.cycle_steps
-            floor = self.lr * self.lr_final_ratio
-            return floor + (self.lr - floor) * (1.0 - abs(2.0 * phase - 1.0))
-        span = self.n_steps - 1 - self.warmup_steps
-        progress = 1.0 if span <= 0 else (step - self.warmup_steps) / span
-        floor = self.lr * self.lr_final_ratio
-        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    def wd_at_step(self, step: int) -> float:
-        """Weight decay of the update taken at ``step``: constant, or linear from
-        ``weight_decay`` to ``weight_decay * wd_final_ratio`` over ``wd_ramp_steps``."""
-        if self.wd_schedule == "constant":
-            return self.weight_decay
-        ramp = self.wd_ramp_steps or self.n_steps
-        progress = min(1.0, step / ramp)
-        return self.weight_decay * (1.0 + (self.wd_final_ratio - 1.0) * progress)
-
-    def operand_fraction_at_step(self, step: int) -> float:
-        """The operand-size limit of ``step`` (1.0: every pair)."""
-        for fraction, until in self.operand_curriculum:
-            if step < until:
-                return fraction
-        return 1.0
-
-    def m_at_step(self, step: int) -> Optional[int]:
-        """The fixed m of ``step`` (curriculum stage or single), None for mixed."""
-        if self.schedule == "single":
-            return self.single_m
-        if self.schedule == "curriculum":
-            return self.curriculum[self.stage_at_step(step)][0]
-        return None
-
-    def stage_at_step(self, step: int) -> int:
-        """Curriculum stage index of ``step`` (0 for other schedules)."""
-        if self.schedule != "curriculum":
-            return 0
-        end = 0
-        for index, (_, length) in enumerate(self.curriculum):
-            end += length
-            if step < end:
-                return index
-        return len(self.curriculum) - 1
-
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 # (option, field, the setting of that field under which the option is read)
@@ -353,19 +300,32 @@ class RunConfig:
         """The same run with another seed."""
         return replace(self, seed=seed)
 
-    def key(self, schema_version: int) -> str:
-        """16-hex-digit hash of the config as sorted JSON plus the code schema version.
-
-        Fields added after schema 1 are left out while at their default (see
-        ``_KEY_OMIT_IF_DEFAULT``), so adding an option never re-keys the runs that predate it.
-        """
+    def key_fields(self) -> dict:
+        """What the cache key hashes: :meth:`to_dict` without the fields outside
+        :data:`KEY_LAYOUT` that are at their default."""
         config = self.to_dict()
-        for section, defaults in _KEY_OMIT_IF_DEFAULT.items():
-            for name, default in defaults.items():
-                if config[section][name] == default:
+        for section in ("task", "model", "train"):
+            defaults = field_defaults(type(getattr(self, section)))
+            for name in list(config[section]):
+                if name not in KEY_LAYOUT[section] and config[section][name] == defaults[name]:
                     del config[section][name]
-        text = json.dumps({"config": config, "schema": schema_version}, sort_keys=True)
+        return config
+
+    def key(self, schema_version: int) -> str:
+        """16-hex-digit hash of :meth:`key_fields` as sorted JSON plus the code schema
+        version."""
+        text = json.dumps({"config": self.key_fields(), "schema": schema_version},
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def field_defaults(cls) -> dict:
+    """``{field: default}`` of dataclass ``cls`` (default factories called), in its JSON form."""
+    out = {}
+    for f in fields(cls):
+        value = f.default if f.default is not MISSING else f.default_factory()
+        out[f.name] = asdict(value) if is_dataclass(value) else value
+    return out
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -375,27 +335,3 @@ def stream_seed(seed: int, stream: str) -> int:
     """
     digest = hashlib.sha256(f"modadd:{seed}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-class PlateauTracker:
-    """ReduceLROnPlateau on the per-step training loss ("plateau" schedule): after more than
-    ``plateau_patience`` steps without a loss below ``best * (1 - 1e-4)``, multiply the lr scale by
-    ``plateau_factor`` (never below ``lr_final_ratio``) and start counting again."""
-
-    def __init__(self, train: TrainConfig, state: Optional[dict] = None):
-        self.cfg = train
-        self.state = state or {"best": math.inf, "bad": 0, "scale": 1.0}
-
-    @property
-    def scale(self) -> float:
-        return self.state["scale"]
-
-    def update(self, loss: float) -> None:
-        s = self.state
-        if loss < s["best"] * (1 - 1e-4):
-            s["best"], s["bad"] = loss, 0
-            return
-        s["bad"] += 1
-        if s["bad"] > self.cfg.plateau_patience:
-            s["scale"] = max(s["scale"] * self.cfg.plateau_factor, self.cfg.lr_final_ratio)
-            s["bad"] = 0

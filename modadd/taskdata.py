@@ -27,6 +27,7 @@ from . import fingerprint as fp
 from .algorithmic import AlgorithmicTask
 from .config import RunConfig, stream_seed
 from .model import Transformer, model_device, readout_entropy
+from .schedules import m_at_step, operand_fraction_at_step
 from .task import Batch, sample_batch
 
 
@@ -79,7 +80,7 @@ def training_batch(cfg: RunConfig, step: int, generator: torch.Generator) -> Bat
     """The marker task's batch of ``step``: m from the schedule, all randomness from the data
     stream ``generator``."""
     t = cfg.train
-    m = t.m_at_step(step)
+    m = m_at_step(t, step)
     if m is None and t.mixed_per == "batch":
         options = cfg.task.m_values
         m = options[int(torch.randint(len(options), (1,), generator=generator))]
@@ -174,7 +175,7 @@ class AlgorithmicData:
         data stream (at the operand curriculum's size limit), or the whole training split (no
         randomness) when ``batch_size`` is at least its size."""
         t = self.cfg.train
-        return self.batch(t.batch_size, generator, t.operand_fraction_at_step(step))
+        return self.batch(t.batch_size, generator, operand_fraction_at_step(t, step))
 
     def evaluate(self, model: Transformer, step: int) -> list[dict]:
         return evaluate_algorithmic(model, self, step)

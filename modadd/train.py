@@ -33,9 +33,10 @@ import torch
 from torch.nn import functional as F
 
 from .durable import atomic_path, fault
-from .config import PlateauTracker, RunConfig, stream_seed
+from .config import RunConfig, stream_seed
 from .diagnostics import Diagnostics
 from .model import MATRIX_NAMES, Transformer, build_model
+from .schedules import PlateauTracker, lr_at_step, stage_at_step, wd_at_step
 from .task import Batch
 from .taskdata import task_data
 
@@ -97,7 +98,7 @@ def resets_optimizer(cfg: RunConfig, step: int) -> bool:
     ``step``."""
     t = cfg.train
     return step > 0 and t.schedule == "curriculum" and t.reset_optimizer \
-        and t.stage_at_step(step) != t.stage_at_step(step - 1)
+        and stage_at_step(t, step) != stage_at_step(t, step - 1)
 
 
 def set_schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer, step: int,
@@ -106,9 +107,9 @@ def set_schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer, step: int,
     taken at ``step``."""
     t = cfg.train
     for group in optimizer.param_groups:
-        group["lr"] = t.lr_at_step(step) * scale
+        group["lr"] = lr_at_step(t, step) * scale
         if t.wd_schedule != "constant":
-            group["weight_decay"] = t.wd_at_step(step)
+            group["weight_decay"] = wd_at_step(t, step)
 
 
 def perturb_parameters(model: Transformer, eps: float, seed: int) -> None:

@@ -1,8 +1,9 @@
 """Invalid configurations raise ValueError naming the field; keys are stable and sensitive."""
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from modadd import preset
 from modadd.config import RunConfig, TrainConfig, stream_seed
 from modadd.model import ModelConfig
+from modadd.schedules import lr_at_step, m_at_step, stage_at_step
 from modadd.task import TaskConfig, sample_batch
 
 INVALID = [
@@ -198,22 +200,22 @@ def test_stream_seeds_distinct_and_stable():
 
 def test_curriculum_stage_lookup():
     train = TrainConfig(schedule="curriculum", curriculum=((1, 3), (2, 2), (4, 5)), n_steps=10)
-    assert [train.m_at_step(s) for s in range(10)] == [1, 1, 1, 2, 2, 4, 4, 4, 4, 4]
-    assert [train.stage_at_step(s) for s in range(10)] == [0, 0, 0, 1, 1, 2, 2, 2, 2, 2]
+    assert [m_at_step(train, s) for s in range(10)] == [1, 1, 1, 2, 2, 4, 4, 4, 4, 4]
+    assert [stage_at_step(train, s) for s in range(10)] == [0, 0, 0, 1, 1, 2, 2, 2, 2, 2]
 
 
 def test_lr_schedule_values():
     constant = TrainConfig(lr=0.1, n_steps=11)
-    assert [constant.lr_at_step(s) for s in (0, 5, 10)] == [0.1, 0.1, 0.1]
+    assert [lr_at_step(constant, s) for s in (0, 5, 10)] == [0.1, 0.1, 0.1]
     cosine = TrainConfig(lr=0.1, n_steps=11, lr_schedule="cosine", warmup_steps=2,
                          lr_final_ratio=0.2)
     # warm-up 0.05, 0.1; cosine over steps 2..10 from 0.1 to 0.02, midpoint at step 6
-    assert cosine.lr_at_step(0) == pytest.approx(0.05)
-    assert cosine.lr_at_step(1) == pytest.approx(0.1)
-    assert cosine.lr_at_step(2) == pytest.approx(0.1)
-    assert cosine.lr_at_step(6) == pytest.approx(0.06)
-    assert cosine.lr_at_step(10) == pytest.approx(0.02)
-    lrs = [cosine.lr_at_step(s) for s in range(2, 11)]
+    assert lr_at_step(cosine, 0) == pytest.approx(0.05)
+    assert lr_at_step(cosine, 1) == pytest.approx(0.1)
+    assert lr_at_step(cosine, 2) == pytest.approx(0.1)
+    assert lr_at_step(cosine, 6) == pytest.approx(0.06)
+    assert lr_at_step(cosine, 10) == pytest.approx(0.02)
+    lrs = [lr_at_step(cosine, s) for s in range(2, 11)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
@@ -259,3 +261,36 @@ def test_new_field_validation_names_the_field():
     for name, value in (("layer_norm", 0), ("activation", "tanh"), ("d_mlp", -1)):
         with pytest.raises(ValueError, match=name):
             ModelConfig(**{name: value})
+
+
+# ------------------------------------------------------------------------------- key layout
+
+def test_the_key_layout_is_frozen():
+    """Adding a field to KEY_LAYOUT would re-key every committed run: never edit it."""
+    from modadd.config import KEY_LAYOUT
+    digest = hashlib.sha256(json.dumps(KEY_LAYOUT, sort_keys=True).encode()).hexdigest()[:16]
+    assert digest == "9e47afa83deb860d"
+
+
+def test_a_field_outside_the_layout_enters_the_key_only_when_set():
+    from modadd.config import KEY_LAYOUT
+    base = RunConfig()
+    hashed = base.key_fields()
+    for section in ("task", "model", "train"):
+        assert set(KEY_LAYOUT[section]) & set(hashed[section]) == \
+            set(KEY_LAYOUT[section]) & set(base.to_dict()[section])
+    assert "precision" not in hashed["train"] and "d_mlp" not in hashed["model"]
+    bf16 = replace(base, train=replace(base.train, precision="bf16"))
+    assert bf16.key_fields()["train"]["precision"] == "bf16" and bf16.key(1) != base.key(1)
+
+
+def test_a_new_option_at_its_default_keeps_every_key():
+    """An option added to TrainConfig (here in a subclass) leaves the keys of runs that do not
+    set it unchanged, with no list to update."""
+    @dataclass(frozen=True)
+    class Newer(TrainConfig):
+        new_option: int = 0
+
+    base = RunConfig()
+    assert RunConfig(train=Newer()).key(1) == base.key(1)
+    assert RunConfig(train=Newer(new_option=3)).key(1) != base.key(1)

@@ -13,11 +13,12 @@ import torch
 from torch.nn import functional as F
 
 from modadd.algorithmic import AlgorithmicTask
-from modadd.config import PlateauTracker, RunConfig, TrainConfig
+from modadd.config import RunConfig, TrainConfig
 from modadd.diagnostics import Diagnostics
 from modadd.model import ModelConfig, build_model
 from modadd.taskdata import AlgorithmicData
 from modadd.train import train, train_step
+from modadd.schedules import PlateauTracker, lr_at_step, operand_fraction_at_step, wd_at_step
 
 
 def _cfg(**changes) -> RunConfig:
@@ -114,12 +115,12 @@ def test_schedules_reach_the_optimizer(tmp_path):
     group = _optimizer_groups(cfg, tmp_path / "a", stop_after=6)[0]
     # the update of step 5 was taken with these (the checkpoint holds the last ones set)
     assert group["weight_decay"] == pytest.approx(0.5 * (1 + 4 * 5 / 10))
-    assert group["lr"] == pytest.approx(cfg.train.lr_at_step(5))
+    assert group["lr"] == pytest.approx(lr_at_step(cfg.train, 5))
     t = cfg.train
-    assert t.lr_at_step(0) == pytest.approx(1e-3) and t.lr_at_step(4) == pytest.approx(1e-2)
-    assert t.lr_at_step(2) == pytest.approx(1e-3 + 0.5 * 9e-3) and t.lr_at_step(8) == \
+    assert lr_at_step(t, 0) == pytest.approx(1e-3) and lr_at_step(t, 4) == pytest.approx(1e-2)
+    assert lr_at_step(t, 2) == pytest.approx(1e-3 + 0.5 * 9e-3) and lr_at_step(t, 8) == \
         pytest.approx(1e-3)
-    assert t.wd_at_step(10) == t.wd_at_step(15) == pytest.approx(2.5)
+    assert wd_at_step(t, 10) == wd_at_step(t, 15) == pytest.approx(2.5)
     # and they change training
     plain = train(_cfg(), tmp_path / "b")
     scheduled = train(cfg, tmp_path / "c")
@@ -153,7 +154,7 @@ def test_operand_curriculum_restricts_the_batches():
         batch = data.training_batch(step, g)
         size = (batch.tokens[:, 0] + batch.tokens[:, 2]).double() / 20
         assert float(size.max()) <= limit + 1e-12
-    assert cfg.train.operand_fraction_at_step(4) == 0.3
-    assert cfg.train.operand_fraction_at_step(10) == 1.0
+    assert operand_fraction_at_step(cfg.train, 4) == 0.3
+    assert operand_fraction_at_step(cfg.train, 10) == 1.0
     with pytest.raises(ValueError, match="operand_curriculum"):
         TrainConfig(operand_curriculum=((0.5, 10), (0.6, 5)))

@@ -14,6 +14,7 @@ from scipy import stats
 from modadd.config import RunConfig, stream_seed
 from modadd.model import build_model
 from modadd.task import sample_batch
+from modadd.schedules import m_at_step
 
 
 def flatten(cfg) -> dict:
@@ -128,7 +129,7 @@ def test_chapter7_arms_change_only_their_setting():
     cur = curriculum(base)
     assert cur.train.curriculum == ((1, 1500), (2, 1500), (3, 1500), (4, 1500))
     assert cur.train.reset_optimizer and cur.seed == 3 and cur.model == base.model
-    assert [cur.train.m_at_step(s) for s in (0, 1499, 1500, 5999)] == [1, 1, 2, 4]
+    assert [m_at_step(cur.train, s) for s in (0, 1499, 1500, 5999)] == [1, 1, 2, 4]
     assert not curriculum(base, reset_optimizer=False).train.reset_optimizer
     odd = replace(base, train=replace(base.train, n_steps=6002))
     assert curriculum(odd).train.curriculum[-1] == (4, 1502)

@@ -19,6 +19,7 @@ from modadd.model import ModelConfig, build_model
 from modadd.task import TaskConfig, sample_batch
 from modadd.taskdata import evaluate, probe_sets, training_batch
 from modadd.train import snapshot_steps, train
+from modadd.schedules import lr_at_step
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
@@ -203,7 +204,7 @@ def test_lr_schedule_reaches_the_optimizer(tmp_path):
         train(cfg, tmp_path / str(stop), stop_after=stop)
         state = torch.load(tmp_path / str(stop) / "checkpoint.pt", weights_only=False)
         assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
-            cfg.train.lr_at_step(stop - 1))
+            lr_at_step(cfg.train, stop - 1))
     full = train(cfg, tmp_path / "full")
     constant = train(TINY, tmp_path / "constant")
     assert not np.array_equal(full["train_loss"], constant["train_loss"])
@@ -238,7 +239,7 @@ def test_curriculum_optimizer_reset_gives_a_fresh_adam_step_at_the_boundary(tmp_
     # identical through stage 1 (and the loss at step 10, measured before the boundary update)
     np.testing.assert_array_equal(logs[True]["train_loss"][:11], logs[False]["train_loss"][:11])
     assert not np.array_equal(logs[True]["train_loss"][11:], logs[False]["train_loss"][11:])
-    lr = cfgs[True].train.lr_at_step(10)
+    lr = lr_at_step(cfgs[True].train, 10)
     # a fresh Adam's first step moves every coordinate with |g| >> eps by lr (m̂/√v̂ = sign g)
     fresh = np.abs(np.load(tmp_path / "True" / "updates.npy")[1])
     moved = fresh[fresh > 1e-3 * lr]
