@@ -44,11 +44,46 @@ _FLOAT_FIELDS = ("lr", "weight_decay", "momentum", "lr_final_ratio", "beta2",
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation and recording. Validated on construction."""
+class OptimizerOptions:
+    """The optimiser and the arithmetic of its step (a part of :class:`TrainConfig`)."""
 
     optimizer: str = "adamw"          # "adamw" (original) | "sgd" (the paper's text)
     lr: float = 3e-4                  # (peak) learning rate, > 0
+    weight_decay: float = 0.01        # decoupled (AdamW) or L2 (SGD), >= 0
+    beta2: float = 0.999              # AdamW's second-moment decay, in (0, 1) (grokking: 0.98)
+    momentum: float = 0.0             # SGD momentum in [0, 1); must stay 0 with AdamW
+    batch_size: int = 128             # examples per step, >= 1
+    # -- arithmetic of the training step (evaluation, snapshots and every measurement are float32
+    #    or float64 whatever these say; the fp32 exact step is the original's, bit for bit)
+    precision: str = "fp32"           # "fp32" | "bf16": bfloat16 autocast of the step's matmuls
+                                      # (projections, MLP, head) with float32 master weights,
+                                      # optimizer state, attention core, losses and gradients
+    lean_step: bool = False           # True: the lean forward (fused attention, last block on
+                                      # the readout row only) in float32 too; bf16 always uses it
+
+    def check_optimizer(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_bool("lean_step", self.lean_step)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0)
+        check_float("beta2", self.beta2, 0.0, 1.0, low_open=True, high_open=True)
+        check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+
+    @property
+    def lean(self) -> bool:
+        """Whether training takes the lean forward (:meth:`Transformer.lean_logits`)."""
+        return self.lean_step or self.precision != "fp32"
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """How long training runs and what each step does (a part of :class:`TrainConfig`): the
+    learning-rate and weight-decay schedules (:mod:`modadd.schedules`) and which m a batch holds
+    (mixed, curriculum, single)."""
+
+    n_steps: int = 20_000             # optimizer updates, >= 1 (curriculum: sum of stages)
     lr_schedule: str = "constant"     # "constant" (original) | "cosine" (warm-up, cosine decay) |
                                       # "cyclic" (triangle) | "plateau" (cut on a training-loss plateau)
     warmup_steps: int = 0             # linear warm-up from 0 to lr over these steps, in [0, n_steps)
@@ -57,26 +92,88 @@ class TrainConfig:
     cycle_steps: int = 0              # cyclic: period of the triangle in steps, >= 2
     plateau_patience: int = 1000      # plateau: steps without a 1e-4 relative improvement, >= 1
     plateau_factor: float = 0.5       # plateau: lr multiplier at each cut, in (0, 1)
-    weight_decay: float = 0.01        # decoupled (AdamW) or L2 (SGD), >= 0
     wd_schedule: str = "constant"     # "constant" | "linear" (from weight_decay to
                                       # weight_decay * wd_final_ratio over wd_ramp_steps)
     wd_final_ratio: float = 1.0       # linear: the final weight decay / weight_decay, >= 0
     wd_ramp_steps: int = 0            # linear: steps of the ramp, >= 0 (0 = the whole run)
-    beta2: float = 0.999              # AdamW's second-moment decay, in (0, 1) (grokking: 0.98)
-    momentum: float = 0.0             # SGD momentum in [0, 1); must stay 0 with AdamW
-    batch_size: int = 128             # examples per step, >= 1
-    n_steps: int = 20_000             # optimizer updates, >= 1 (curriculum: sum of stages)
     schedule: str = "mixed"           # "mixed" | "curriculum" | "single"
     mixed_per: str = "batch"          # mixed: draw m per "batch" (original) or per "example"
     curriculum: tuple = ()            # curriculum: ((m, steps), ...) stages in order
     reset_optimizer: bool = True      # curriculum: fresh optimizer at each stage (original)
     single_m: Optional[int] = None    # single: the one m trained on
+
+    def check_schedule(self) -> None:
+        for name, choices in (("schedule", SCHEDULES), ("mixed_per", MIXED_PER),
+                              ("lr_schedule", LR_SCHEDULES), ("wd_schedule", WD_SCHEDULES)):
+            check_choice(name, getattr(self, name), choices)
+        check_bool("reset_optimizer", self.reset_optimizer)
+        for name in ("n_steps", "plateau_patience"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("warmup_steps", "cycle_steps", "wd_ramp_steps"):
+            check_int(name, getattr(self, name), 0)
+        if self.single_m is not None:
+            check_int("single_m", self.single_m, 1)
+        check_float("lr_final_ratio", self.lr_final_ratio, 0.0, 1.0)
+        check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
+                    low_open=True, high_open=True)
+        check_float("wd_final_ratio", self.wd_final_ratio, 0.0)
+        if any(m < 1 or n < 1 for m, n in self.curriculum):
+            raise ValueError(f"curriculum: every stage needs m >= 1 and >= 1 step, "
+                             f"got {self.curriculum!r}")
+
+    def check_schedule_settings(self) -> None:
+        """The rules between the schedule's own fields (after the options-in-use check)."""
+        if self.lr_schedule == "cyclic" and self.cycle_steps < 2:
+            raise ValueError(f"cycle_steps: lr_schedule='cyclic' needs a period >= 2, "
+                             f"got {self.cycle_steps!r}")
+        if self.warmup_steps >= self.n_steps:
+            raise ValueError(f"warmup_steps: must be in [0, n_steps={self.n_steps}), "
+                             f"got {self.warmup_steps!r}")
+        if self.schedule == "curriculum":
+            if not self.curriculum:
+                raise ValueError("curriculum: schedule='curriculum' needs stages ((m, steps), "
+                                 "...), got ()")
+            total = sum(n for _, n in self.curriculum)
+            if total != self.n_steps:
+                raise ValueError(f"n_steps: must equal the sum of curriculum stage lengths "
+                                 f"({total}), got {self.n_steps!r}")
+        if self.schedule == "single" and self.single_m is None:
+            raise ValueError("single_m: schedule='single' needs the m to train on, got None")
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """What a run records while it trains (a part of :class:`TrainConfig`): snapshots and
+    evaluations, checkpoints, diagnostics."""
+
     snapshot_every: int = 100         # steps between weight snapshots and evaluations, >= 1
     dense_every: int = 0              # extra snapshots/evaluations every this many steps ...
     dense_until: int = 0              # ... up to this step (both 0: none); a dense early phase
     store_full_params: bool = False   # also store the full parameter vector at each snapshot
     probe_size: int = 1024            # held-out probe examples per m, >= 1
     checkpoint_every: int = 1000      # steps between resumable checkpoints, >= 1
+    # -- diagnostics (modadd.diagnostics): grad/param norms, update ratios, activation statistics,
+    #    readout attention, sum of w^2, every this many steps (0 = off)
+    diagnostics_every: int = 0
+
+    def check_recording(self) -> None:
+        check_bool("store_full_params", self.store_full_params)
+        for name in ("snapshot_every", "probe_size", "checkpoint_every"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("diagnostics_every", "dense_every", "dense_until"):
+            check_int(name, getattr(self, name), 0)
+        if (self.dense_every == 0) != (self.dense_until == 0):
+            raise ValueError(f"dense_every, dense_until: set both (a dense early phase) or "
+                             f"neither, got dense_every={self.dense_every!r}, "
+                             f"dense_until={self.dense_until!r}")
+
+
+@dataclass(frozen=True)
+class AlgorithmicOptions:
+    """Options of the algorithmic tasks (a part of :class:`TrainConfig`; chapters 9-10;
+    :class:`RunConfig` refuses them with the marker task): early stopping, initial-weight
+    perturbation, fingerprints, the operand-size curriculum."""
+
     # -- early stopping (algorithmic tasks): stop `early_stop_delay` steps after the first
     #    evaluation whose held-out accuracy is >= early_stop_accuracy (0 = never stop early)
     early_stop_accuracy: float = 0.0  # in [0, 1]
@@ -95,16 +192,26 @@ class TrainConfig:
     # -- operand-size curriculum (algorithmic tasks; seed 002's): ((fraction, until_step), ...):
     #    before until_step, train only on pairs with (a + b) / (2 (p - 1)) <= fraction
     operand_curriculum: tuple = ()
-    # -- diagnostics (modadd.diagnostics): grad/param norms, update ratios, activation statistics,
-    #    readout attention, sum of w^2, every this many steps (0 = off)
-    diagnostics_every: int = 0
-    # -- arithmetic of the training step (evaluation, snapshots and every measurement are float32
-    #    or float64 whatever these say; the fp32 exact step is the original's, bit for bit)
-    precision: str = "fp32"           # "fp32" | "bf16": bfloat16 autocast of the step's matmuls
-                                      # (projections, MLP, head) with float32 master weights,
-                                      # optimizer state, attention core, losses and gradients
-    lean_step: bool = False           # True: the lean forward (fused attention, last block on
-                                      # the readout row only) in float32 too; bf16 always uses it
+
+    def check_algorithmic(self) -> None:
+        check_bool("fingerprint_train", self.fingerprint_train)
+        for name in ("early_stop_delay", "perturbation_seed", "record_every",
+                     "fingerprint_directions", "fingerprint_seed"):
+            check_int(name, getattr(self, name), 0)
+        check_float("early_stop_accuracy", self.early_stop_accuracy, 0.0, 1.0, why="0 = off")
+        check_float("init_perturbation", self.init_perturbation, 0.0, why="0 = none")
+        until = [n for _, n in self.operand_curriculum]
+        if any(not 0 < f <= 1 for f, _ in self.operand_curriculum) or \
+                any(b <= a for a, b in zip(until, until[1:])) or any(n < 1 for n in until):
+            raise ValueError(f"operand_curriculum: need ((fraction in (0, 1], until_step >= 1), "
+                             f"...) with increasing steps, got {self.operand_curriculum!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig(AlgorithmicOptions, RecordingOptions, ScheduleOptions, OptimizerOptions):
+    """Optimisation and recording: the fields of its four parts (:class:`OptimizerOptions`,
+    :class:`ScheduleOptions`, :class:`RecordingOptions`, :class:`AlgorithmicOptions`), read and
+    set flat (``TrainConfig(lr=1e-3)``, ``cfg.train.lr``). Validated on construction."""
 
     def __post_init__(self) -> None:
         # the JSON form (lists) is accepted and stored as tuples; nothing else is converted
@@ -119,62 +226,25 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the offending field and its allowed range."""
-        # -- each field on its own: type, range, finiteness
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("mixed_per", self.mixed_per, MIXED_PER)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_choice("wd_schedule", self.wd_schedule, WD_SCHEDULES)
-        check_choice("precision", self.precision, PRECISIONS)
-        for name in ("reset_optimizer", "store_full_params", "fingerprint_train", "lean_step"):
-            check_bool(name, getattr(self, name))
-        for name in ("batch_size", "n_steps", "snapshot_every", "probe_size", "checkpoint_every",
-                     "plateau_patience"):
-            check_int(name, getattr(self, name), 1)
-        for name in ("warmup_steps", "cycle_steps", "wd_ramp_steps", "diagnostics_every",
-                     "dense_every", "dense_until", "early_stop_delay", "perturbation_seed",
-                     "record_every", "fingerprint_directions", "fingerprint_seed"):
-            check_int(name, getattr(self, name), 0)
-        if self.single_m is not None:
-            check_int("single_m", self.single_m, 1)
-        check_float("lr", self.lr, 0.0, low_open=True)
-        check_float("lr_final_ratio", self.lr_final_ratio, 0.0, 1.0)
-        check_float("plateau_factor", self.plateau_factor, 0.0, 1.0,
-                     low_open=True, high_open=True)
-        check_float("weight_decay", self.weight_decay, 0.0)
-        check_float("wd_final_ratio", self.wd_final_ratio, 0.0)
-        check_float("beta2", self.beta2, 0.0, 1.0, low_open=True, high_open=True)
-        check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        check_float("early_stop_accuracy", self.early_stop_accuracy, 0.0, 1.0, why="0 = off")
-        check_float("init_perturbation", self.init_perturbation, 0.0, why="0 = none")
-        until = [n for _, n in self.operand_curriculum]
-        if any(not 0 < f <= 1 for f, _ in self.operand_curriculum) or \
-                any(b <= a for a, b in zip(until, until[1:])) or any(n < 1 for n in until):
-            raise ValueError(f"operand_curriculum: need ((fraction in (0, 1], until_step >= 1), "
-                             f"...) with increasing steps, got {self.operand_curriculum!r}")
-        if any(m < 1 or n < 1 for m, n in self.curriculum):
-            raise ValueError(f"curriculum: every stage needs m >= 1 and >= 1 step, "
-                             f"got {self.curriculum!r}")
-        # -- options that only one setting of another field reads: refused away from their
-        #    default under any other setting (they would change the key and do nothing)
+        """Raise ``ValueError`` naming the offending field and its allowed range: each part's
+        fields, the options that only one setting of another field reads, then the rules
+        across parts."""
+        self.check_optimizer()
+        self.check_schedule()
+        self.check_recording()
+        self.check_algorithmic()
+        # options refused away from their default under any other setting of their owner
+        # (they would change the key and do nothing)
         for name, owner, needed in _ONLY_USED_WITH:
             value = getattr(self, name)
             if getattr(self, owner) != needed and value != _TRAIN_DEFAULTS[name]:
                 raise ValueError(f"{name}: only used with {owner}={needed!r}, got "
                                  f"{name}={value!r} with {owner}={getattr(self, owner)!r}")
-        # -- the other cross-field rules
-        if self.lr_schedule == "cyclic" and self.cycle_steps < 2:
-            raise ValueError(f"cycle_steps: lr_schedule='cyclic' needs a period >= 2, "
-                             f"got {self.cycle_steps!r}")
+        self.check_schedule_settings()
         if self.early_stop_delay % self.snapshot_every:
             raise ValueError(f"early_stop_delay: must be a multiple of snapshot_every="
                              f"{self.snapshot_every} (the run then ends on a snapshot), "
                              f"got {self.early_stop_delay!r}")
-        if (self.dense_every == 0) != (self.dense_until == 0):
-            raise ValueError(f"dense_every, dense_until: set both (a dense early phase) or "
-                             f"neither, got dense_every={self.dense_every!r}, "
-                             f"dense_until={self.dense_until!r}")
         if self.dense_until > self.n_steps:
             raise ValueError(f"dense_until: must be in [0, n_steps={self.n_steps}], "
                              f"got {self.dense_until!r}")
@@ -183,24 +253,6 @@ class TrainConfig:
                              f"stopping (early_stop_accuracy > 0): a run must end on a "
                              f"snapshot, got dense_every={self.dense_every!r} with "
                              f"early_stop_accuracy={self.early_stop_accuracy!r}")
-        if self.warmup_steps >= self.n_steps:
-            raise ValueError(f"warmup_steps: must be in [0, n_steps={self.n_steps}), "
-                             f"got {self.warmup_steps!r}")
-        if self.schedule == "curriculum":
-            if not self.curriculum:
-                raise ValueError("curriculum: schedule='curriculum' needs stages ((m, steps), "
-                                 "...), got ()")
-            total = sum(n for _, n in self.curriculum)
-            if total != self.n_steps:
-                raise ValueError(f"n_steps: must equal the sum of curriculum stage lengths "
-                                 f"({total}), got {self.n_steps!r}")
-        if self.schedule == "single" and self.single_m is None:
-            raise ValueError("single_m: schedule='single' needs the m to train on, got None")
-
-    @property
-    def lean(self) -> bool:
-        """Whether training takes the lean forward (:meth:`Transformer.lean_logits`)."""
-        return self.lean_step or self.precision != "fp32"
 
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}

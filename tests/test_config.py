@@ -294,3 +294,23 @@ def test_a_new_option_at_its_default_keeps_every_key():
     base = RunConfig()
     assert RunConfig(train=Newer()).key(1) == base.key(1)
     assert RunConfig(train=Newer(new_option=3)).key(1) != base.key(1)
+
+
+def test_the_train_config_is_its_four_parts():
+    """Every TrainConfig field belongs to exactly one part, and each part validates its own."""
+    from dataclasses import fields
+
+    from modadd.config import (AlgorithmicOptions, OptimizerOptions, RecordingOptions,
+                               ScheduleOptions)
+    parts = [{f.name for f in fields(p)} for p in (OptimizerOptions, ScheduleOptions,
+                                                    RecordingOptions, AlgorithmicOptions)]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == len(fields(TrainConfig))
+    for field_name, part in (("lr", "check_optimizer"), ("n_steps", "check_schedule"),
+                             ("probe_size", "check_recording"),
+                             ("record_every", "check_algorithmic")):
+        bad = object.__new__(TrainConfig)
+        for f in fields(TrainConfig):
+            object.__setattr__(bad, f.name, f.default if f.name != "curriculum" else ())
+        object.__setattr__(bad, field_name, -1)
+        with pytest.raises(ValueError, match=field_name):
+            getattr(bad, part)()
