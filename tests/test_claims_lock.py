@@ -29,3 +29,19 @@ def test_update_adds_new_versions_and_never_rewrites_locked_ones(tmp_path) -> No
     assert json.loads(path.read_text())["R0"]["v1"] == "edited-by-hand"
     assert lock.problems(path) == ["R0 v1: the rule changed after it was locked; add a new "
                                    "version instead (and keep this one in the claim's history)"]
+
+
+def test_rules_toml_declares_exactly_the_registered_versions() -> None:
+    from modadd.claims.core import declarations
+    declared = {(cid, v) for cid, versions in declarations().items() for v in versions}
+    registered = {(cid, f"v{r.version}") for cid, s in claims.REGISTRY.items()
+                  for r in (*s.history, s.rule)}
+    assert declared == registered
+
+
+def test_a_version_missing_from_rules_toml_is_named() -> None:
+    import pytest
+
+    from modadd.claims.core import declared
+    with pytest.raises(ValueError, match="C8 v9: not declared in rules.toml"):
+        declared("C8", 9, "modadd.claims.ch05")

@@ -4,7 +4,9 @@ the cached tables it reads, and the pure function from those tables to a verdict
 Each chapter's claims live in ``modadd/claims/chNN.py``, which defines
 
 - ``CLAIMS``: a tuple of :class:`~modadd.claims.core.ClaimSpec` (claim as stated, rule with its
-  thresholds, sensitivity ranges, null, version history; ``measure`` and ``null_tables``);
+  thresholds, sensitivity ranges, null, version history; ``measure`` and ``null_tables``); every
+  rule version's declaration is in ``rules.toml`` (:func:`~modadd.claims.core.declared` reads it
+  and takes ``decide``/``measure`` from the chapter module);
 - ``load(preset, variant=None)``: the claims' tables at a preset, read from the committed caches
   (it never trains when ``MODADD_NO_TRAIN=1``; it is memoised, so a page that asks for five claims
   of one chapter reads its caches once).

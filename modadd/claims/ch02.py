@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..report import fmt_ci, interval, number
 from ..stats import bounded_mean_ci
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, Tables, declared
 
 DEADLINE = 5000          # the paper's "by about step 5000"
 
@@ -86,11 +86,4 @@ CLAIMS = (ClaimSpec(
     id="R0", claim="training converges by about step 5000 with ~100% accuracy",
     source="§4 (text)", chapter="02", tables=("accuracy", "n_steps", "chance"),
     measure=measure, null_tables=null_tables,
-    rule=Rule(version=1, date="2026-11-21",
-              text=f"supported if every seed reaches `target` held-out accuracy on every m at "
-                   f"the last evaluation by step {DEADLINE} (or the end of a shorter run); "
-                   f"else not supported",
-              statistic="lowest accuracy over seeds × m at the deadline",
-              unit="seed (every seed must pass)", direction="higher supports",
-              thresholds={"target": 0.95}, ranges={"target": (0.9, 0.99)},
-              decide=decide_v1, null="the same runs untrained (first evaluation): chance")),)
+    rule=declared("R0", 1, __name__)),)

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..report import ci_relation, fmt_ci, interval, number
 from ..stats import bounded_mean_ci, mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
+from .core import ClaimSpec, Decision, Evidence, Tables, declared, finite
 
 # the chapter's parameter defaults (notebooks/03_execution_manifold.py, parameters cell)
 # single-m seeds whose trajectories were kept only from this seed on (seeds 0-1: summaries only)
@@ -617,7 +617,6 @@ def alternatives_c4(tables: Tables) -> dict:
 
 # ----------------------------------------------------------------------------------- claims
 
-_RW_NULL = "the random-walk ranks of the same runs in place of the real ones"
 
 CLAIMS = (
     ClaimSpec(
@@ -625,108 +624,31 @@ CLAIMS = (
         source="§4.1, Fig 1", chapter="03", tables=("r90", "schedules", "setting"),
         measure=measure_c1, null_tables=null_random_walk, alternatives=alternatives_shuffled,
         variants=VARIANTS,
-        history=(Rule(
-            version=1, date="2026-11-21",
-            text="per matrix type (layers averaged within a seed): supported if every type's "
-                 "mean r90 lies in [`low`, `high`] and its CI lies wholly below the random-walk "
-                 "null's CI (unpaired); partly if only some types do; else not supported",
-            statistic="per matrix type: mean r90 and its CI vs the null's CI",
-            unit="seed", direction="lower than the null supports", thresholds=C1_THRESHOLDS,
-            ranges={"low": (2.0, 3.0), "high": (4.0, 5.0)}, decide=decide_c1_v1,
-            null=_RW_NULL, measure=measure_c1_v1),),
-        rule=Rule(
-            version=2, date="2026-11-21",
-            text="per matrix type (layers averaged within a seed): supported if every type's "
-                 "mean r90 lies in [`low`, `high`] and the CI of the per-seed paired difference "
-                 "real − random walk (same run) lies below 0; partly if only some types do; "
-                 "else not supported",
-            statistic="per matrix type: mean r90; CI of the paired real − random-walk r90",
-            unit="seed", direction="lower than the null supports", thresholds=C1_THRESHOLDS,
-            ranges={"low": (2.0, 3.0), "high": (4.0, 5.0)}, decide=decide_c1_v2,
-            null=_RW_NULL,
-            reason="paired test; adopted in the commit that first recorded the book data, i.e. "
-                   "after seeing them")),
+        history=(declared("C1", 1, __name__),),
+        rule=declared("C1", 2, __name__)),
     ClaimSpec(
         id="C2", claim="that dimension is stable across seeds", source="§4.1", chapter="03",
         tables=("r90",), measure=measure_c2, null_tables=null_random_walk,
         alternatives=alternatives_shuffled,
         variants=VARIANTS,
-        history=(Rule(
-            version=1, date="2026-11-21",
-            text="supported if, in every block, the seeds' r90 span at most `span`; partly if "
-                 "in at least a share `share` of the blocks; else not supported",
-            statistic="per block: max − min of r90 over seeds", unit="seed",
-            direction="smaller spread supports", thresholds={"span": 1.0, "share": 0.5},
-            ranges={"span": (0.5, 1.5), "share": (0.5, 1.0)}, decide=decide_c2_v1,
-            null=_RW_NULL, measure=measure_c2_v1),),
-        rule=Rule(
-            version=2, date="2026-12-01",
-            text="mean over blocks of the seed s.d. of r90, real minus the random-walk null's "
-                 "(same seeds); supported if its 95% bootstrap CI over seeds lies below "
-                 "−`margin` (the dimension varies less across seeds than a matched random "
-                 "walk's); else not supported; not testable with fewer than 3 seeds",
-            statistic="mean block seed s.d. of r90, real − random walk",
-            unit="seed (bootstrap, the same seeds for real and null)",
-            direction="lower than the null supports", thresholds={"margin": 0.0},
-            ranges={"margin": (0.0, 0.1)}, decide=decide_c2_v2, null=_RW_NULL,
-            reason="v1 is passed by its null: every block of a matched random walk spans ≤ 1 "
-                   "across seeds (null seed s.d. 0.37), so 'spans ≤ 1' says nothing about the "
-                   "task; v2 compares the real seed spread with the null's")),
+        history=(declared("C2", 1, __name__),),
+        rule=declared("C2", 2, __name__)),
     ClaimSpec(
         id="C3", claim="the subspace orientation varies across seeds", source="§4.1",
         chapter="03", tables=("angles", "k", "dim"), measure=measure_c3,
         null_tables=null_same_init, alternatives=alternatives_c3,
-        rule=Rule(
-            version=1, date="2026-11-21",
-            text="supported if the cross-seed overlap of the top-k subspaces is below `ratio`× "
-                 "the random expectation k/D in every block (orientations unrelated); partly if "
-                 "the mean over seeds is; else not supported",
-            statistic="cross-seed overlap mean cos²θ / (k/D), per block and per seed",
-            unit="seed (per seed the mean overlap with the other seeds)",
-            direction="lower supports", thresholds=C3_THRESHOLDS, ranges={"ratio": (5.0, 20.0)},
-            decide=decide_c3_v1,
-            null="positive control for sameness: the same-seed, different-m runs (shared "
-                 "initialisation) in place of the cross-seed pairs")),
+        rule=declared("C3", 1, __name__)),
     ClaimSpec(
         id="C4", claim="collapse happens within the first 20–30% of training", source="§4.1",
         chapter="03", tables=("lock_in", "resolution"), measure=measure_c4,
         null_tables=null_lock_in, alternatives=alternatives_c4, variants=(*VARIANTS, REGULAR),
-        history=(Rule(
-            version=1, date="2026-11-21",
-            text="supported if the lock-in CI upper bound is ≤ `early` and below the random-walk "
-                 "null's lock-in CI; partly if ≤ `early` but not distinguishable from the null; "
-                 "else not supported",
-            statistic="lock-in fraction (per seed: median over blocks)", unit="seed",
-            direction="earlier supports", thresholds={"early": 0.3},
-            ranges={"early": (0.2, 0.4)}, decide=decide_c4_v1,
-            null="one random-walk draw per block in place of the real trajectory"),),
-        rule=Rule(
-            version=2, date="2026-12-01",
-            text="not supported if the lock-in CI upper bound exceeds `early`; not testable if "
-                 "the CI of the per-seed paired difference real − random walk lies within ± "
-                 "`resolution` snapshot intervals (real and null the same at this snapshot "
-                 "resolution); supported if that CI lies below 0; else not supported",
-            statistic="lock-in fraction; paired real − random-walk lock-in per seed",
-            unit="seed", direction="earlier than the null supports",
-            thresholds={"early": 0.3, "resolution": 1.0},
-            ranges={"early": (0.2, 0.4), "resolution": (0.5, 2.0)}, decide=decide_c4_v2,
-            null="one random-walk draw per block in place of the real trajectory",
-            reason="v1 said 'partly supported' although matched random walks lock in at the "
-                   "same 0.07 of training, which the chapter says is not evidence of a "
-                   "task-specific manifold (its null passes it); v2 tests the paired difference "
-                   "and says when the snapshot grid cannot resolve it")),
+        history=(declared("C4", 1, __name__),),
+        rule=declared("C4", 2, __name__)),
     ClaimSpec(
         id="C5", claim="W_V, W_O lower-dimensional than W_Q, W_K; consistent across layers",
         source="Fig 1", chapter="03", tables=("r90",), measure=measure_c5,
         null_tables=null_random_walk, variants=VARIANTS,
-        rule=Rule(
-            version=1, date="2026-11-21",
-            text="per seed, mean r90 of W_Q, W_K minus that of W_V, W_O (over layers); supported "
-                 "if the CI is above `margin` and the layer-wise mean difference is positive in "
-                 "every layer; partly if the CI is above `margin` only; else not supported",
-            statistic="paired r90(Q,K) − r90(V,O) per seed", unit="seed",
-            direction="positive supports", thresholds={"margin": 0.0},
-            ranges={"margin": (0.0, 0.5)}, decide=decide_c5_v1, null=_RW_NULL)),
+        rule=declared("C5", 1, __name__)),
 )
 
 

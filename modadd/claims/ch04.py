@@ -34,11 +34,9 @@ import pandas as pd
 from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, clip_interval, mean_ci, one_sided_p
 from .ch03 import DENSE_GRID, REGULAR
-from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, Tables, declared, finite
 
 SMOOTH_FRACTION = 0.05   # chapter 4's `smooth_fraction`: abrupt if the 10-90% window <= 5% of training
-V1_DATE = "2026-11-21"   # commit 94929fa: chapter 4 and its ledger rows C6-C7
-V2_DATE = "2026-12-01"
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -399,76 +397,13 @@ def alternatives_c7(tables: Tables) -> dict:
 
 # ------------------------------------------------------------------------------------ rules
 
-C6_V1 = Rule(
-    version=1, date=V1_DATE,
-    text="supported if, in the last layer and for every m, the drop of the readout entropy is "
-         "at least `drop` × ln T (t-CI lower bound over seeds) and the 10–90% window is wider "
-         "than `smooth_fraction` of training (CI lower bound); partly if one of the two holds",
-    statistic="per-m lower t-bounds of drop / ln T and of window / training (last layer)",
-    unit="seed", direction="larger drop and wider window support",
-    thresholds={"drop": 0.5, "smooth_fraction": SMOOTH_FRACTION},
-    ranges={"drop": (0.4, 0.6), "smooth_fraction": (0.03, 0.1)},
-    decide=decide_c6_v1, measure=measure_c6_v1,
-    null="uniform attention (entropy ln T, no drop)")
+C6_V1 = declared("C6", 1, __name__)
 
-C6_V2 = Rule(
-    version=2, date=V2_DATE,
-    text="Last layer (the paper's). Drop: for every m, the t-CI over seeds of (initial − "
-         "minimum entropy) / ln T, kept in [0, 1], has its lower bound ≥ `drop`. Smooth/abrupt: "
-         "W = the 10–90% window in steps (per seed, mean over m; t-CI over seeds, kept ≥ 0), "
-         "Δ = the spacing of the evaluated steps up to the latest 90% point (read from the "
-         "entropy table). If W ≤ `resolved_intervals` × Δ the shape is not resolved and this "
-         "part is not testable at Δ-step snapshots; otherwise smooth if W's CI lies above "
-         "`smooth_fraction` × n_steps, abrupt if it lies at or below it, undecided if it "
-         "contains it. Supported if the drop holds and the window is smooth; partly if exactly "
-         "one holds (the drop holds with the shape abrupt, undecided or not testable, or the "
-         "window is smooth with the drop failing); not supported otherwise",
-    statistic="per-m lower bound of drop / ln T; 10–90% window in steps and in snapshot "
-              "intervals",
-    unit="seed (m averaged within seed for the window)",
-    direction="larger drop and wider (resolved) window support",
-    thresholds={"drop": 0.5, "smooth_fraction": SMOOTH_FRACTION, "resolved_intervals": 4},
-    ranges={"drop": (0.4, 0.6), "smooth_fraction": (0.03, 0.1),
-            "resolved_intervals": (3, 6)},
-    decide=decide_c6, null="uniform attention (entropy ln T at every step, no drop)",
-    reason="v1 called the window 'abrupt' (≤ 5% of training = 300 steps) when it spans ~2.6 "
-           "snapshot intervals of 100 steps: at that resolution 'abrupt' is the resolution "
-           "limit, not a finding. v2 decides the shape only when the window is resolved "
-           "(more than `resolved_intervals` snapshot intervals, Δ read from the tables so a "
-           "dense-snapshot re-measurement is judged by the same rule) and keeps the drop test; "
-           "intervals now respect the quantities' ranges")
+C6_V2 = declared("C6", 2, __name__)
 
-C7_V1 = Rule(
-    version=1, date=V1_DATE,
-    text="supported if the seed×layer correlation of entropy midpoint and lock-in step has a "
-         "Fisher-z CI excluding 0 on the positive side and the mean gap midpoint − lock-in has "
-         "a CI within ±`close_fraction` of training; partly if one holds",
-    statistic="Pearson r over seed × layer points; mean gap over seeds",
-    unit="seed × layer point (r), seed (gap)", direction="positive r, small gap support",
-    thresholds={"close_fraction": 0.1}, ranges={"close_fraction": (0.05, 0.2)},
-    decide=decide_c7_v1, measure=measure_c7_v1,
-    null="lock-in of another seed (pairing broken)")
+C7_V1 = declared("C7", 1, __name__)
 
-C7_V2 = Rule(
-    version=2, date=V2_DATE,
-    text="Seed is the unit: per seed the entropy midpoint (50% of the drop; mean over m, then "
-         "over layers) and the lock-in step (median over each layer's four blocks, mean over "
-         "layers). Not testable if fewer than `min_off_mode` of the seed × layer × m midpoints "
-         "lie off their modal snapshot (the "
-         "midpoints do not vary beyond the snapshot grid, so any correlation would come from "
-         "the lock-in alone), or with fewer than 4 seeds. Otherwise supported if Pearson r over "
-         "seeds has a Fisher-z 95% CI lower bound > `r_floor`; not supported otherwise",
-    statistic="Pearson r over seeds (Fisher-z CI), permutation p over pairings of seeds",
-    unit="seed", direction="positive r supports",
-    thresholds={"min_off_mode": 0.25, "r_floor": 0.0},
-    ranges={"min_off_mode": (0.1, 0.5), "r_floor": (0.0, 0.2)},
-    decide=decide_c7,
-    null="the pairing broken: each seed's midpoints against the next seed's lock-in",
-    reason="v1's CI treated the 25 seed × layer points as independent (they cluster by seed), "
-           "and its gap criterion is passed by the broken-pairing null (the mean gap does not "
-           "depend on the pairing); the entropy midpoints nearly all sit on one snapshot, so "
-           "v2 says 'not testable' where they do not vary beyond the snapshot grid, and "
-           "otherwise tests r over seeds")
+C7_V2 = declared("C7", 2, __name__)
 
 
 CLAIMS = (

@@ -24,14 +24,12 @@ import pandas as pd
 
 from ..report import ci_relation, fmt_ci, interval, number, percent, pvalue
 from ..stats import bounded_mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, finite, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, Tables, declared, finite
 
 RANDOM = "random (same blocks)"
 VECTORS = ("delta", "delta32", "g_a", "g_b")
 PHASES = ("early", "late")
 POSITIVE = (0.0, math.inf)
-V1_DATE = "2026-11-21"   # commits a236a4c / 2d18a44: chapter 5's ledger row C8 and its ρ → 0 part
-V2_DATE = "2026-12-01"
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -224,51 +222,14 @@ def alternatives(tables: Tables) -> dict:
     return out
 
 
-V1 = Rule(
-    version=1, date=V1_DATE,
-    text="causal basis, k = 3 per block, per-seed medians over pairs. Perpendicular: √(1−ρ²) > "
-         "`perpendicular` at every measured snapshot. Enriched: the fair ratio's CI lower bound "
-         "≥ `enrichment`, early and late. Vanishing: late ρ ≤ half the early ρ with separated "
-         "CIs. Supported if all three hold; partly if perpendicular and the fair ratio's CI "
-         "excludes 1 in at least one phase; not supported otherwise",
-    statistic="min √(1−ρ²); fair ratio per phase; ρ per phase",
-    unit="seed", direction="perpendicular, enriched, falling ρ support",
-    thresholds={"perpendicular": 0.92, "enrichment": 2.0},
-    ranges={"perpendicular": (0.9, 0.98), "enrichment": (1.5, 3.0)},
-    decide=decide_v1, measure=measure_v1,
-    null="random k directions in the same blocks")
-
-V2 = Rule(
-    version=2, date=V2_DATE,
-    text="Judged against random k directions in the same attention blocks (causal basis, k = 3 "
-         "per block; per seed the median over pairs and snapshots of each phase, t-CI over "
-         "seeds kept > 0). Enriched: the fair ratio ρ_exec/ρ_random has CI lower bound ≥ "
-         "`enrichment` early and late (the paper's 2–10×). ρ → 0 relative to random: the late "
-         "fair ratio is at most `vanish` × the early one, with separated CIs. Smallness of ρ "
-         "(√(1−ρ²) > 0.92) is not tested: random directions pass it. Supported if enriched and "
-         "falling; partly if the fair ratio's CI excludes 1 in at least one phase; not "
-         "supported otherwise",
-    statistic="fair ratio ρ_exec/ρ_random(same blocks) per phase and its late/early change",
-    unit="seed (pairs and snapshots medianed within seed)",
-    direction="enriched over random, falling towards it, supports",
-    thresholds={"enrichment": 2.0, "vanish": 0.5},
-    ranges={"enrichment": (1.5, 3.0), "vanish": (0.3, 0.7)},
-    decide=decide,
-    null="random k directions in the same blocks in place of the execution basis (ratio 1)",
-    reason="v1's perpendicularity test (√(1−ρ²) > 0.92) is passed by any random direction "
-           "(ρ ≈ 0.01), so it tests nothing; and its ρ → 0 part read the absolute ρ, which "
-           "depends on where δ lies among the blocks. v2 judges both parts relative to random "
-           "directions in the same blocks: the fair ratio (enrichment) and its fall from early "
-           "to late (ρ → 0 relative to random)")
-
-
 CLAIMS = (ClaimSpec(
     id="C8", claim="commutators are large in ambient space but their projection on the "
                    "execution subspace is small (ρ → 0, > 92–95% perpendicular); exec/random "
                    "ratio 2–10×",
     source="§4.3, Figs 3–5", chapter="05",
     tables=("rho", "n_steps", "early", "late", "k", "n_blocks", "P_original"),
-    measure=measure, null_tables=null_tables, rule=V2, history=(V1,),
+    measure=measure, null_tables=null_tables, rule=declared("C8", 2, __name__),
+    history=(declared("C8", 1, __name__),),
     alternatives=alternatives),)
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..report import fmt_ci, interval, number, percent
 from ..stats import bounded_mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, Tables, declared
 
 STRONG = 0.5             # association counted as "strong" (the notebook's `strong`)
 SMALL_DROP = 0.05        # accuracy drop counted as "barely changes" (the notebook's `small_drop`)
@@ -328,44 +328,9 @@ def decide_v2(ev: Evidence, th) -> Decision:
     return Decision("not supported", why)
 
 
-RULE_V1 = Rule(
-    version=1, date="2026-11-21",
-    text=f"judged on the ReLU SAE over every probed layer. Correlate: at some layer at least "
-         f"{FEW} latents reach association `strong` with m or a marker position at the stages "
-         f"after the first (seed mean of the count); barely matter: zeroing them lowers "
-         f"accuracy by less than `small_drop` beyond the reconstruction at every layer and "
-         f"stage (CI upper bound); largest early: the early drop exceeds the later ones at the "
-         f"layer with the largest drop. Supported if all three hold, partly if correlate or "
-         f"barely-matter holds, else not supported",
-    statistic="seed-mean count of latents at association ≥ 0.5; drop CI upper bounds",
-    unit="seed (each seed's mean over m; random latents: mean over draws)",
-    direction="many strong latents and small drops support",
-    thresholds={"strong": STRONG, "small_drop": SMALL_DROP},
-    ranges={"small_drop": (0.04, 0.06)},
-    decide=decide_v1,
-    null="random live latents zeroed in place of the m/position latents")
+RULE_V1 = declared("C9", 1, __name__)
 
-RULE_V2 = Rule(
-    version=2, date="2026-12-01",
-    text=f"judged on the ReLU SAE over every probed layer. Correlate: at some layer the "
-         f"third-strongest m/position latent (\"a few\" = {FEW}) has seed-mean association ≥ "
-         f"`strong` at every stage after the first. Without it: not supported (the ablation "
-         f"then tests no task latents). With it: supported if zeroing the latents lowers "
-         f"accuracy by less than `small_drop` beyond the reconstruction at every layer and "
-         f"stage (CI upper bound over seeds) and the early drop exceeds the later ones at the "
-         f"layer with the largest drop; partly if one of the two holds",
-    statistic="third-strongest latent's association (seed mean); drop CI upper bounds",
-    unit="seed (each seed's mean over m; random latents: mean over draws)",
-    direction="strong latents and small drops support",
-    thresholds={"strong": STRONG, "small_drop": SMALL_DROP},
-    ranges={"strong": (0.4, 0.6), "small_drop": (0.04, 0.06)},
-    decide=decide_v2,
-    null="random live latents in place of the m/position latents (their ablation drops; their "
-         "association at the sampling-noise level)",
-    reason="v1 is passed by its own null: random live latents barely change accuracy either, "
-           "so 'barely matter' alone earned 'partly supported'; v2 makes the correlation, "
-           "which random latents lack, a condition of any passing verdict, and reads it as a "
-           "continuous statistic so `strong` can be moved")
+RULE_V2 = declared("C9", 2, __name__)
 
 CLAIMS = (ClaimSpec(
     id="C9", claim="SAE latents correlate with m / positions, but ablating them barely changes "

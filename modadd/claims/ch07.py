@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..report import ci_relation, ci_text, compare, fmt_ci, interval, number
 from ..stats import bounded_mean_ci, mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, Tables, declared
 
 LEARNED = 0.9            # held-out accuracy counted as "learned" (the notebook's `learned`)
 THRESHOLD = 0.9          # the r90 variance fraction
@@ -206,20 +206,7 @@ def decide_c10_v1(ev: Evidence, th) -> Decision:
     return Decision(verdict, f"{a}; {b}")
 
 
-C10_V1 = Rule(
-    version=1, date="2026-11-22",
-    text="two parts. (a) collapse disrupted: with MLP, the joint attention r90 exceeds "
-         "attention-only, or its distance below the random-walk null shrinks (paired CI lower "
-         "bound above 0), or the MLP weights' mean r90 per matrix lies above the paper's 3–4 "
-         "band (> `mlp_band`); (b) generalization hurt: final accuracy with MLP is lower "
-         "(paired CI upper bound below 0). Supported if both hold, partly if one, else not "
-         "supported",
-    statistic="paired seed differences (MLP − attention-only) of joint attention r90, its "
-              "distance to the null, final accuracy; MLP-weight r90",
-    unit="seed (paired: same seed, data stream, probe sets)",
-    direction="higher r90 / lower accuracy with MLP supports",
-    thresholds={"mlp_band": 4.5}, ranges={"mlp_band": (4.0, 5.0)},
-    decide=decide_c10_v1, null="the attention-only arm in place of the MLP arm (difference 0)")
+C10_V1 = declared("C10", 1, __name__)
 
 
 # ----------------------------------------------------------------------------------- C11
@@ -275,11 +262,17 @@ def null_c11(tables: Tables) -> Tables:
                                               ignore_index=True)}
 
 
+def no_reset_as_curriculum(tables: Tables, name: str) -> dict:
+    """The alternative of C11 and C12: ``tables`` with table ``name``'s curriculum rows replaced
+    by the curriculum without optimizer resets."""
+    t = tables[name]
+    swapped = pd.concat([t[t.arm != CURRICULUM], t[t.arm == NO_RESET].assign(arm=CURRICULUM)],
+                        ignore_index=True)
+    return {"the curriculum without optimizer resets": {**tables, name: swapped}}
+
+
 def alternatives_c11(tables: Tables) -> dict:
-    f = tables["forgetting"]
-    swapped = pd.concat([f[f.arm != CURRICULUM],
-                         f[f.arm == NO_RESET].assign(arm=CURRICULUM)], ignore_index=True)
-    return {"the curriculum without optimizer resets": {**tables, "forgetting": swapped}}
+    return no_reset_as_curriculum(tables, "forgetting")
 
 
 def decide_c11_v1(ev: Evidence, th) -> Decision:
@@ -298,20 +291,7 @@ def decide_c11_v1(ev: Evidence, th) -> Decision:
     return Decision("not supported", why)
 
 
-C11_V1 = Rule(
-    version=1, date="2026-11-22",
-    text="supported if the curriculum's forgetting on the smallest m has a CI lower bound above "
-         "`forget` while mixed training's largest forgetting (seed mean, over m) is below "
-         "`mixed_forget` and mixed training learns every m (seed-mean final accuracy ≥ "
-         "`learned`); partly if the forgetting is real (CI lower bound above 0) but not all of "
-         "that holds; else not supported",
-    statistic="forgetting (peak − final held-out accuracy) of the smallest m",
-    unit="seed", direction="more forgetting under the curriculum supports",
-    thresholds={"forget": 0.1, "mixed_forget": 0.05, "learned": LEARNED},
-    ranges={"forget": (0.05, 0.2), "mixed_forget": (0.02, 0.1), "learned": (0.8, 0.95)},
-    decide=decide_c11_v1,
-    null="the mixed arm in place of the curriculum arm (no forgetting); seed-to-seed and "
-         "random subspace overlaps as controls")
+C11_V1 = declared("C11", 1, __name__)
 
 
 # ----------------------------------------------------------------------------------- C12
@@ -352,10 +332,7 @@ def null_c12(tables: Tables) -> Tables:
 
 
 def alternatives_c12(tables: Tables) -> dict:
-    fin = tables["final"]
-    swapped = pd.concat([fin[fin.arm != CURRICULUM],
-                         fin[fin.arm == NO_RESET].assign(arm=CURRICULUM)], ignore_index=True)
-    return {"the curriculum without optimizer resets": {**tables, "final": swapped}}
+    return no_reset_as_curriculum(tables, "final")
 
 
 def decide_c12_v1(ev: Evidence, th) -> Decision:
@@ -373,16 +350,7 @@ def decide_c12_v1(ev: Evidence, th) -> Decision:
     return Decision("not supported", why)
 
 
-C12_V1 = Rule(
-    version=1, date="2026-11-22",
-    text="supported if from scratch on the largest m every seed stays below `learned` while "
-         "mixed training and the curriculum reach it there (seed mean; same architecture, so "
-         "capacity suffices); partly if mixed does but the curriculum does not; else not "
-         "supported",
-    statistic="final held-out accuracy on the largest m", unit="seed",
-    direction="from scratch low, mixed / curriculum high supports",
-    thresholds={"learned": LEARNED}, ranges={"learned": (0.8, 0.95)},
-    decide=decide_c12_v1, null="chance accuracy 1/C for every arm")
+C12_V1 = declared("C12", 1, __name__)
 
 
 CLAIMS = (

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..report import ci_text, compare, fmt_ci, interval, number
 from ..stats import clip_interval, mean_ci, one_sided_p
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
+from .core import ClaimSpec, Decision, Evidence, Tables, declared, finite
 
 THRESHOLD = 0.9          # r90
 MUL, ADD = "mul mod 7", "add mod 7"
@@ -126,19 +126,7 @@ def decide_v1(ev: Evidence, th) -> Decision:
     return Decision("not supported", f"{gap} does not lie above {th['min_gap']:g}")
 
 
-RULE_V1 = Rule(
-    version=1, date="2026-11-22",
-    text="supported if the paired difference mul − add of the per-matrix r90 (mean over all "
-         "blocks, one value per seed) has a 95% CI above `min_gap` (0) and multiplication's "
-         "mean lies in [4, 6] and addition's in [3, 4], each widened by `band_tolerance` "
-         "(0.5); partly supported if only the difference is positive; not supported otherwise",
-    statistic="paired difference mul − add of the mean per-block r90", unit="seed (paired)",
-    direction="higher (mul − add > 0) supports",
-    thresholds={"min_gap": 0.0, "band_tolerance": 0.5},
-    ranges={"min_gap": (0.0, 0.25), "band_tolerance": (0.25, 1.0)},
-    decide=decide_v1,
-    null="the random-walk null difference mul − add (each run's own step norms) in place of "
-         "the real one")
+RULE_V1 = declared("C13", 1, __name__)
 
 CLAIMS = (ClaimSpec(
     id="C13", claim="multiplication needs a higher-dimensional manifold (4–6 vs 3–4)",

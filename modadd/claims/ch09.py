@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..report import fmt_ci, interval, number, pvalue
 from ..stats import clip_interval, mean_ci
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
+from .core import ClaimSpec, Decision, Evidence, Tables, declared, finite
 
 WINDOWS = ("whole run", "common window")
 
@@ -193,32 +193,8 @@ def decide_v2(ev: Evidence, th) -> Decision:
                                         "(over perturbations) has")
 
 
-_TEXT = ("with RRR DMD, supported if the weight decays separate — label-permutation p < "
-         "`alpha` (0.05) and the between/within distance ratio's bootstrap CI over seeds above "
-         "`min_ratio` (1) — both on whole runs and in the common window, and the perturbed "
-         "runs are stable: {stable} below the between-wd mean; partly supported if the "
-         "separation holds on whole runs only (run length could explain it) or the "
-         "perturbations are not stable; not supported if the weight decays do not separate on "
-         "whole runs")
-_COMMON = dict(statistic="between/within-weight-decay spectral distance ratio; label-"
-                         "permutation p", direction="higher ratio, lower p support",
-               thresholds={"alpha": 0.05, "min_ratio": 1.0},
-               ranges={"alpha": (0.01, 0.1), "min_ratio": (1.0, 1.2)},
-               null="weight-decay labels reassigned across conditions (each new label: one run "
-                    "per seed, from all weight decays); the separation test's own "
-                    "permutation p")
-RULE_V1 = Rule(version=1, date="2026-11-22", decide=decide_v1,
-               text=_TEXT.format(stable="the upper t-CI of the mean distance over all pairs of "
-                                        "the perturbation family (seed 0 at wd 1 and its "
-                                        "perturbed copies)"),
-               unit="seed (bootstrap); pairs of the perturbation family", **_COMMON)
-RULE_V2 = Rule(version=2, date="2026-12-01", decide=decide_v2,
-               text=_TEXT.format(stable="the upper t-CI of the perturbed runs' distance to "
-                                        "the unperturbed run, one value per perturbation"),
-               unit="seed (bootstrap); perturbation (stability)",
-               reason="v1's stability interval treated the pairs among the perturbation "
-                      "family as independent (each run enters several pairs); v2 uses one "
-                      "value per independent perturbation draw", **_COMMON)
+RULE_V1 = declared("C14", 1, __name__)
+RULE_V2 = declared("C14", 2, __name__)
 
 CLAIMS = (ClaimSpec(
     id="C14", claim="DMD spectra of training fingerprints characterize grokking runs: they "

@@ -21,7 +21,7 @@ from scipy import stats
 
 from ..report import interval, number, pvalue
 from ..stats import wilson_ci
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables, finite
+from .core import ClaimSpec, Decision, Evidence, Tables, declared, finite
 
 YARDSTICK = "held-out accuracy ≥ 0.5"      # not a predictor: how long the jump itself takes
 SELECT_PARITY = 0                          # v2: even seeds select the detector, odd evaluate
@@ -295,44 +295,8 @@ def alternatives(tables: Tables) -> dict:
         seed=runs.seed + 1)}}
 
 
-_THRESHOLDS_V1 = {"precision_low": 0.5, "recall_low": 0.5, "max_fpr": 0.5}
-RULE_V1 = Rule(
-    version=1, date="2026-11-22", measure=measure_v1, decide=decide_v1,
-    text="supported if a detector that reads only the training side reaches precision and "
-         "recall whose Wilson lower bounds are ≥ 0.5, with a positive median lead, and fires in "
-         "fewer than half of the weight-decayed runs that do not grok; partly supported if a "
-         "detector passes the first test but not the second, or only detectors that read the "
-         "held-out split pass; not supported otherwise (the best detector is picked after the "
-         "fact, over all runs)",
-    statistic="precision, recall (Wilson) and false-positive rate within weight decay of the "
-              "best detector", unit="run", direction="higher precision/recall support",
-    thresholds=_THRESHOLDS_V1,
-    ranges={"precision_low": (0.4, 0.6), "recall_low": (0.4, 0.6), "max_fpr": (0.33, 0.67)},
-    null="grokking labels permuted among the weight-decayed runs (a fixed draw)")
-RULE_V2 = Rule(
-    version=2, date="2026-12-01", measure=measure_v2, decide=decide_v2,
-    text="the detector (any but the held-out-accuracy yardstick) is chosen on the even seeds by "
-         "its Youden index within weight decay (recall − false-positive rate among the "
-         "weight-decayed runs that never grok) and judged on the odd seeds (both halves hold "
-         "two seeds of every weight decay × fraction cell): supported if there its recall has "
-         "Wilson lower bound ≥ `recall_low` (0.5) with a positive median lead, it fires in a "
-         "share < `max_fpr` (0.5) of the weight-decayed runs that never grok with the Wilson "
-         "upper bound below `max_fpr` too, and it reads only training signals; partly supported "
-         "if it is specific only at the point estimate, or reads the held-out split; not "
-         "supported if it misses grokking runs or fires in ≥ `max_fpr` of the weight-decayed "
-         "runs that never grok; not testable if the evaluation half has no within-weight-decay "
-         "control, or too few such runs for any count to show specificity",
-    statistic="recall and within-weight-decay false-positive rate of the pre-selected detector "
-              "on the held-out half", unit="run (evaluation half)",
-    direction="higher recall, lower within-wd false-positive rate support",
-    thresholds={"recall_low": 0.5, "max_fpr": 0.5},
-    ranges={"recall_low": (0.4, 0.6), "max_fpr": (0.33, 0.67)},
-    null="grokking labels permuted among the weight-decayed runs (a fixed draw); the "
-         "weight-decayed runs that never grok as the specificity control",
-    reason="v1 picked the best detector after the fact on all runs with uncorrected intervals, "
-           "and its 'partly supported' was reached by a detector (Σw² 10% below its peak) that "
-           "fires in every weight-decayed run that never groks; v2 selects on one half, "
-           "evaluates on the other, and requires specificity within weight decay")
+RULE_V1 = declared("C15", 1, __name__)
+RULE_V2 = declared("C15", 2, __name__)
 
 CLAIMS = (ClaimSpec(
     id="C15", claim="grokking can be detected early (before test accuracy jumps) from training "

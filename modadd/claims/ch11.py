@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..report import ci_relation, ci_text, fmt_ci, interval, number, pvalue
 from ..stats import mean_ci
-from .core import ClaimSpec, Decision, Evidence, Rule, Tables
+from .core import ClaimSpec, Decision, Evidence, Tables, declared
 
 SUCCESS = 0.9            # final held-out accuracy counted as "generalized"
 N_PERM = 200             # setting permutations of the AUC null
@@ -223,27 +223,8 @@ def decide_v2(ev: Evidence, th) -> Decision:
     return _decide(ev, th, "delta_low", "cluster bootstrap over settings")
 
 
-_TEXT = ("at 15% of training, supported if the diagnostics alone beat the setting-permutation "
-         "null (p < `alpha`, 0.05) and, added to the training loss, raise the cross-validated "
-         "AUC (ΔAUC interval {unit} above 0); partly supported if they beat the null but add "
-         "nothing to the loss; not supported if they do not beat the null; not testable if "
-         "every run (or none) generalized")
-_COMMON = dict(statistic="leave-one-setting-out AUC of the diagnostics; ΔAUC against the "
-                         "training loss", direction="higher AUC supports",
-               thresholds={"alpha": 0.05}, ranges={"alpha": (0.01, 0.1)},
-               null="outcomes permuted between whole (m, optimizer) settings (the chapter's "
-                    "permutation null)")
-RULE_V1 = Rule(version=1, date="2026-11-22", decide=decide_v1,
-               text=_TEXT.format(unit="bootstrapped over runs"), unit="run (bootstrap)",
-               **_COMMON)
-RULE_V2 = Rule(version=2, date="2026-12-01", decide=decide_v2,
-               text=_TEXT.format(unit="from a cluster bootstrap over whole settings"),
-               unit="setting (cluster bootstrap; permutation of whole settings)",
-               reason="outcomes cluster by setting (the seeds of a setting almost always agree), "
-                      "so v1's bootstrap over runs made intervals too narrow (AUC [0.55, 0.88] "
-                      "excluded 0.5 while the setting-level permutation gives p = 0.124); v2's "
-                      "intervals resample whole settings, and the verdict rests on the "
-                      "setting-level permutation test", **_COMMON)
+RULE_V1 = declared("C16", 1, __name__)
+RULE_V2 = declared("C16", 2, __name__)
 
 CLAIMS = (ClaimSpec(
     id="C16", claim="early low-dimensional diagnostics predict eventual success",

@@ -17,7 +17,11 @@ the same tables so the rule-history table shows what each would have said.
 from __future__ import annotations
 
 import math
+import sys
+import tomllib
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 VERDICTS = ("supported", "partly supported", "not supported", "not testable")
@@ -82,6 +86,30 @@ class Rule:
             if not lo <= self.thresholds[name] <= hi:
                 raise ValueError(f"ranges[{name!r}]: ({lo}, {hi}) must contain the threshold "
                                  f"{self.thresholds[name]}")
+
+
+RULES = Path(__file__).with_name("rules.toml")     # every rule version, as pre-registered
+
+
+@lru_cache(maxsize=None)
+def declarations() -> dict:
+    """``{claim: {"v1": {field: value}, ...}}`` as :data:`RULES` declares them."""
+    return tomllib.loads(RULES.read_text(encoding="utf-8"))
+
+
+def declared(claim_id: str, version: int, module: str) -> Rule:
+    """Version ``version`` of claim ``claim_id``'s rule as :data:`RULES` declares it, with its
+    ``decide`` (and ``measure``) looked up by name in module ``module`` (a chapter module passes
+    its ``__name__`` while it is imported, after defining them)."""
+    entry = declarations().get(claim_id, {}).get(f"v{version}")
+    if entry is None:
+        raise ValueError(f"{claim_id} v{version}: not declared in {RULES.name}")
+    namespace = vars(sys.modules[module])
+    values = dict(entry)
+    decide = namespace[values.pop("decide")]
+    measure = namespace[values.pop("measure")] if "measure" in values else None
+    values["ranges"] = {k: tuple(v) for k, v in values.get("ranges", {}).items()}
+    return Rule(version=version, decide=decide, measure=measure, **values)
 
 
 @dataclass(frozen=True)

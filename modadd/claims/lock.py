@@ -1,5 +1,5 @@
-"""The pre-registration trail: a fingerprint of every rule version, committed in
-``rules.lock.json``, so that a rule cannot change silently once its verdict has been shown.
+"""The pre-registration trail: a fingerprint of every rule version (declared in ``rules.toml``),
+committed in ``rules.lock.json``, so that a rule cannot change silently once its verdict has been shown.
 
 A fingerprint covers everything that decides a verdict: the rule's text, statistic, unit,
 direction, thresholds, sensitivity ranges, null, and the source code of its ``decide`` (and of its

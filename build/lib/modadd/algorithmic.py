@@ -1,0 +1,124 @@
+"""Algorithmic datasets of the grokking literature: every pair ``(a, b)`` of ``a ∘ b mod p``.
+
+``∘`` is ``+``, ``-``, ``*`` or ``/`` (``a · b⁻¹``, so ``b ≠ 0`` and ``p`` must be prime).  An
+example is the token sequence ``a ∘ b =``; the answer ``c`` is predicted **at the ``=`` position**,
+the last input position (the fingerprint fork read the position after the answer instead,
+peer_anchors §2 (a)).  Token ids: ``0..p-1`` the residues, ``p`` the operator, ``p+1`` the ``=``.
+
+The train/held-out split is a permutation drawn from its own ``split_seed``, independent of any
+model or data-order seed; :meth:`AlgorithmicTask.split` returns the index arrays that a run stores.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .validate import as_float, check_choice, check_float, check_int, is_int, is_prime
+
+OPERATIONS = ("+", "-", "*", "/")
+
+
+@dataclass(frozen=True)
+class AlgorithmicTask:
+    """All pairs of ``a ∘ b mod p``, split into a training and a held-out set."""
+
+    p: int = 97                  # modulus, prime (>= 3)
+    op: str = "+"                # one of OPERATIONS
+    train_fraction: float = 0.4  # share of the pairs in the training split, in (0, 1)
+    split_seed: int = 0          # seed of the split permutation, >= 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_fraction", as_float(self.train_fraction))
+        if not is_int(self.p) or not is_prime(self.p) or self.p < 3:
+            raise ValueError(f"p: must be a prime >= 3 (so that '/' is defined and every "
+                             f"residue but 0 is invertible), got {self.p!r}")
+        check_choice("op", self.op, OPERATIONS)
+        check_float("train_fraction", self.train_fraction, 0.0, 1.0,
+                     low_open=True, high_open=True)
+        check_int("split_seed", self.split_seed, 0)
+        n, n_train = self.n_pairs, self.n_train
+        if not 1 <= n_train < n:
+            raise ValueError(f"train_fraction: leaves {n_train} of the {n} pairs of p={self.p}, "
+                             f"op={self.op!r} for training; both splits must be non-empty, i.e. "
+                             f"round(train_fraction * {n}) in 1..{n - 1}, "
+                             f"got {self.train_fraction!r}")
+
+    @property
+    def n_pairs(self) -> int:
+        """How many operand pairs there are: ``p²``, or ``p (p - 1)`` for ``/`` (``b ≠ 0``)."""
+        return self.p * (self.p - 1 if self.op == "/" else self.p)
+
+    @property
+    def n_train(self) -> int:
+        """Size of the training split (:meth:`split`): ``round(train_fraction * n_pairs)``."""
+        return int(round(self.train_fraction * self.n_pairs))
+
+    @property
+    def vocab_size(self) -> int:
+        """Residues, the operator token and the ``=`` token."""
+        return self.p + 2
+
+    @property
+    def seq_len(self) -> int:
+        """``a ∘ b =``: four input tokens."""
+        return 4
+
+    @property
+    def n_classes(self) -> int:
+        """The answer is one of the ``p`` residues."""
+        return self.p
+
+    @property
+    def answer_position(self) -> int:
+        """Index of the input position whose output predicts the answer (the ``=``)."""
+        return self.seq_len - 1
+
+    def pairs(self) -> np.ndarray:
+        """``[N, 2]`` every operand pair, ``a`` major (``b ≠ 0`` for ``/``)."""
+        low = 1 if self.op == "/" else 0
+        a, b = np.meshgrid(np.arange(self.p), np.arange(low, self.p), indexing="ij")
+        return np.stack([a.ravel(), b.ravel()], axis=1)
+
+    def labels(self, pairs: np.ndarray) -> np.ndarray:
+        """``a ∘ b mod p`` for each row of ``pairs``."""
+        a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+        if self.op == "+":
+            return (a + b) % self.p
+        if self.op == "-":
+            return (a - b) % self.p
+        if self.op == "*":
+            return (a * b) % self.p
+        if np.any(b % self.p == 0):
+            raise ValueError("pairs: division by 0 is undefined")
+        inverse = np.array([pow(int(x), self.p - 2, self.p) for x in b])   # Fermat
+        return (a * inverse) % self.p
+
+    def tokens(self, pairs: np.ndarray) -> torch.Tensor:
+        """``[N, 4]`` long: ``a, op, b, =``."""
+        n = len(pairs)
+        out = np.empty((n, 4), dtype=np.int64)
+        out[:, 0], out[:, 2] = pairs[:, 0], pairs[:, 1]
+        out[:, 1], out[:, 3] = self.p, self.p + 1
+        return torch.from_numpy(out)
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train indices, held-out indices) into :meth:`pairs`: disjoint, covering, sorted,
+        a function of ``p``, ``op``, ``train_fraction`` and ``split_seed`` only."""
+        n, n_train = self.n_pairs, self.n_train     # both splits non-empty (__post_init__)
+        order = np.random.default_rng([self.split_seed, 0x5917]).permutation(n)
+        return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+    def split_data(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{"train": (tokens, labels), "heldout": (tokens, labels)}`` in split-index order."""
+        pairs = self.pairs()
+        out = {}
+        for name, index in zip(("train", "heldout"), self.split()):
+            out[name] = (self.tokens(pairs[index]),
+                         torch.from_numpy(self.labels(pairs[index])))
+        return out
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (for hashing and storage)."""
+        return asdict(self)
