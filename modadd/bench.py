@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .ensemble import StackedModels, data_generators, ensemble_batches
 from .model import build_model
 from .presets import preset
-from .taskdata import AlgorithmicData, evaluate, probe_sets, task_data, training_batch
+from .taskdata import AlgorithmicData, evaluate_probes, probe_sets, task_data, training_batch
 from .train import check_device, initial_model, make_optimizer, to_device, train_step
 
 
@@ -143,7 +143,7 @@ def bench_preset(name: str, steps: int, cfg=None, device: str = "cpu") -> dict:
                           device=device)
     model = build_model(cfg.model, cfg.task, 0).to(device)
     probes = probe_sets(cfg)
-    eval_s = _seconds_per_call(lambda: evaluate(model, probes, 0), 2, warmup=1)
+    eval_s = _seconds_per_call(lambda: evaluate_probes(model, probes, 0), 2, warmup=1)
     row = {"preset": name, "device": str(device),
            "data share of step (fp32)": data_s / (step_s["fp32"] + data_s)}
     for label, precision, lean in MODES:

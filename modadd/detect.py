@@ -234,7 +234,7 @@ def summarize(table: pd.DataFrame) -> dict:
             "mean lead": float(leads.mean()) if leads.size else np.nan}
 
 
-def evaluate(detectors, series: dict, truth: dict, n_thresholds: int = 60
+def evaluate_detectors(detectors, series: dict, truth: dict, n_thresholds: int = 60
              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every detector on every run (``series``/``truth``: run id → Series / grok step or None).
 

@@ -120,7 +120,7 @@ def per_seed_values(cfgs, null_draws: int = NULL_DRAWS) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["seed", "quantity", "value"])
 
 
-def compare(reference: pd.DataFrame, other: pd.DataFrame, resolution: float,
+def agreement_table(reference: pd.DataFrame, other: pd.DataFrame, resolution: float,
             pairing: Optional[dict] = None) -> pd.DataFrame:
     """The agreement rule on every quantity of two :func:`per_seed_values` tables: one row per
     quantity with both means and CIs over seeds, the paired difference (``other − reference``)
@@ -181,13 +181,13 @@ def validation(preset: str = "book", seeds: int = 5, null_draws: int = NULL_DRAW
               for name in ("fp32", "bf16", "constant lr")}
     seed_ids = [c.seed for c in cfgs["fp32"]]
     shifted = {s: seed_ids[(i + 1) % len(seed_ids)] for i, s in enumerate(seed_ids)}
-    comparison = compare(values["fp32"], values["bf16"], resolution)
+    comparison = agreement_table(values["fp32"], values["bf16"], resolution)
     verdicts = claim_verdicts(cfgs["fp32"], cfgs["bf16"], cfgs["single m"], null_draws)
     agrees = bool((comparison.verdict != "different").all() and
                   (verdicts["fp32"] == verdicts["bf16"]).all())
     return {"values": values, "comparison": comparison,
-            "null": compare(values["fp32"], values["fp32"], resolution, shifted),
-            "positive control": compare(values["fp32"], values["constant lr"], resolution),
+            "null": agreement_table(values["fp32"], values["fp32"], resolution, shifted),
+            "positive control": agreement_table(values["fp32"], values["constant lr"], resolution),
             "verdicts": verdicts, "agrees": agrees}
 
 

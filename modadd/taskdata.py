@@ -45,7 +45,7 @@ def probe_sets(cfg: RunConfig) -> dict[int, Batch]:
 
 
 @torch.no_grad()
-def evaluate(model: Transformer, probes: dict[int, Batch], step: int,
+def evaluate_probes(model: Transformer, probes: dict[int, Batch], step: int,
              chunk: int = 1024) -> list[dict]:
     """Loss, accuracy and per-layer readout-attention entropy on each probe set.
 
@@ -98,7 +98,7 @@ class MarkerData:
         return training_batch(self.cfg, step, generator)
 
     def evaluate(self, model: Transformer, step: int) -> list[dict]:
-        return evaluate(model, self.probes, step)
+        return evaluate_probes(model, self.probes, step)
 
     def heldout_accuracy(self, rows: list[dict]) -> float:
         """The lowest accuracy over m in ``rows`` (an evaluation's rows)."""

@@ -242,7 +242,7 @@ fig.tight_layout()
 # share of the grokking step; ROC AUC over thresholds.
 
 # %%
-per_run, summary, roc = detect.evaluate(detect.DETECTORS, series, truth)
+per_run, summary, roc = detect.evaluate_detectors(detect.DETECTORS, series, truth)
 rng = np.random.default_rng(0)
 rows = []
 for s in summary.itertuples():

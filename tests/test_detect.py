@@ -73,7 +73,7 @@ def test_evaluation_on_synthetic_runs_gives_expected_lead_times():
     runs |= {f"n{k}": _curve(None, seed=k) for k in range(3)}
     truth = {k: D.grok_step(s) for k, s in runs.items()}
     acc = D.Detector("acc 0.5", D.partial_accuracy, 0.5)
-    per_run, summary, roc = D.evaluate([acc], runs, truth)
+    per_run, summary, roc = D.evaluate_detectors([acc], runs, truth)
     row = summary.iloc[0]
     assert (row.TP, row.FP, row.miss, row.TN) == (3, 0, 0, 3)
     assert row.precision == 1 and row.recall == 1
@@ -83,7 +83,7 @@ def test_evaluation_on_synthetic_runs_gives_expected_lead_times():
     assert row["ROC AUC"] == pytest.approx(1.0)
     # a detector that fires everywhere at the start: recall 1, precision 1/2, FPR 1
     always = D.Detector("always", lambda s: np.ones(len(s.steps)), 0.5)
-    s2 = D.evaluate([always], runs, truth)[1].iloc[0]
+    s2 = D.evaluate_detectors([always], runs, truth)[1].iloc[0]
     assert s2.precision == pytest.approx(0.5) and s2["false-positive rate"] == 1
     assert s2["ROC AUC"] == pytest.approx(0.5)   # the chance diagonal (0,0)-(1,1)
 
@@ -95,7 +95,7 @@ def test_detectors_needing_missing_series_are_skipped():
     assert not weight.usable(bare) and weight.usable(s)
     with pytest.raises(ValueError, match="weight_sq"):
         D.weight_norm_decay(bare)
-    per_run, summary, _ = D.evaluate([weight], {"a": bare, "b": s}, {"a": 400, "b": 400})
+    per_run, summary, _ = D.evaluate_detectors([weight], {"a": bare, "b": s}, {"a": 400, "b": 400})
     assert summary.iloc[0].runs == 1
 
 

@@ -21,7 +21,7 @@ from modadd.model import ModelConfig, build_model, count_flops_per_step
 from modadd.presets import preset, with_mlp, with_precision
 from modadd.store import load_or_train, run_key
 from modadd.task import TaskConfig
-from modadd.taskdata import evaluate, probe_sets, training_batch
+from modadd.taskdata import evaluate_probes, probe_sets, training_batch
 from modadd.train import (check_device, train,
                           training_logits)
 
@@ -134,7 +134,7 @@ def test_bf16_step_is_bf16_but_everything_stored_is_float32(tmp_path):
     # the stored metrics are the exact float32 evaluation of the float32 weights
     model = build_model(bf16.model, bf16.task, 0)
     model.load_state_dict(state)
-    again = pd.DataFrame(evaluate(model, probe_sets(bf16), bf16.train.n_steps))
+    again = pd.DataFrame(evaluate_probes(model, probe_sets(bf16), bf16.train.n_steps))
     stored = run.metrics[run.metrics.step == bf16.train.n_steps]
     merged = stored.merge(again, on=["step", "m", "metric", "layer"])
     assert len(merged) == len(stored) > 0
@@ -197,7 +197,7 @@ def test_compare_pairs_seeds_and_applies_floors():
         shifted += [(seed, q, v + (3.0 if q == "r90 W_Q" else 0.0)) for q, v in base.items()]
     a = pd.DataFrame(rows, columns=["seed", "quantity", "value"])
     b = pd.DataFrame(shifted, columns=["seed", "quantity", "value"])
-    table = P.compare(a, b, resolution=0.05).set_index("quantity")
+    table = P.agreement_table(a, b, resolution=0.05).set_index("quantity")
     assert table.loc["r90 W_Q", "verdict"] == "different"
     assert table.loc["r90 W_Q", "difference"] == pytest.approx(3.0)
     assert table.loc["accuracy m=1", "verdict"] == "equivalent"
@@ -205,7 +205,7 @@ def test_compare_pairs_seeds_and_applies_floors():
     assert table.seeds.eq(6).all()
     # re-pairing seed s with s+1: differences are between independent seeds
     cyclic = {s: (s + 1) % 6 for s in range(6)}
-    repaired = P.compare(a, a, resolution=0.05, pairing=cyclic).set_index("quantity")
+    repaired = P.agreement_table(a, a, resolution=0.05, pairing=cyclic).set_index("quantity")
     ref = a[a.quantity == "r90 W_Q"].set_index("seed").value
     expected = np.mean([ref[(s + 1) % 6] - ref[s] for s in range(6)])
     assert repaired.loc["r90 W_Q", "difference"] == pytest.approx(expected, abs=1e-12)

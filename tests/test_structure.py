@@ -120,3 +120,36 @@ def test_a_long_module_says_why():
                                                          or ""):
             long.append(f"{path.relative_to(PACKAGE)} ({text.count(chr(10))} lines)")
     assert long == []
+
+
+# Public names several modules define on purpose, each with one meaning: a protocol every module
+# of a kind implements, or one quantity on another input.
+SHARED_NAMES = {
+    # every claims chapter module (modadd/claims/chNN.py): the registry reads these by name
+    "load": "a chapter's cached tables", "measure": "a claim's statistic",
+    "null_tables": "a claim's null data", "alternatives": "a claim's alternative analyses",
+    "summary": "a chapter's verdict prose", "decide_v1": "a rule's decision",
+    "decide_v2": "a rule's decision", "measure_v1": "a rule version's own statistic",
+    "main": "a module's command line",
+    "compute_tables": "an analysis module's cached tables for a set of runs",
+    "read_manifest": "a store's manifest (sweeps, analysis cache)",
+    "grok_step": "the one ground truth (grokking.first_step_at) on metrics or on a Series",
+    "outcomes": "detector outcomes: one run (detect), every run of the tables (claims.ch10)",
+    "transitions": "10-90% entropy transition windows: run metrics (bubbling), claim tables "
+                   "(claims.ch04)",
+    "evaluate": "a claim's verdict (claims; claims.core is its implementation)",
+}
+
+
+def test_public_names_defined_twice_share_one_meaning():
+    """No two public functions or classes of modadd share a name with different meanings: a
+    name defined in two modules must be a listed protocol."""
+    where: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(_module_name(path))
+    twice = {name: mods for name, mods in where.items() if len(mods) > 1}
+    assert set(twice) - set(SHARED_NAMES) == set(), {n: twice[n] for n in
+                                                     set(twice) - set(SHARED_NAMES)}
+    assert set(SHARED_NAMES) <= set(twice), "a listed name is no longer shared: drop it"

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from modadd.config import RunConfig, TrainConfig, stream_seed
 from modadd.model import ModelConfig, build_model
 from modadd.task import TaskConfig, sample_batch
-from modadd.taskdata import evaluate, probe_sets, training_batch
+from modadd.taskdata import evaluate_probes, probe_sets, training_batch
 from modadd.train import snapshot_steps, train
 from modadd.schedules import lr_at_step
 
@@ -120,7 +120,7 @@ def test_evaluate_matches_recomputation():
     cfg = replace(TINY, model=replace(TINY.model, n_layers=2))
     model = build_model(cfg.model, cfg.task, 3)
     probes = probe_sets(cfg)
-    rows = evaluate(model, probes, step=0, chunk=25)
+    rows = evaluate_probes(model, probes, step=0, chunk=25)
     assert {r["step"] for r in rows} == {0}
     for m, batch in probes.items():
         assert (batch.m == m).all()
