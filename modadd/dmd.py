@@ -14,9 +14,13 @@ modes are ``L @ W`` for that matrix's eigenvectors ``W``.
   ``Z ≈ U_r Σ_r V_rᵀ``, ``Ã = U_rᵀ Zp V_r Σ_r⁻¹``, ``A = U_r Ã U_rᵀ``.  The subspace is chosen to
   explain ``Z``, not to predict ``Zp``.
 - **RRR DMD** (reduced-rank regression, Kostic et al. 2022, as kooplearn's ``reduced_rank``):
-  ``A_ols = Zp Zᵀ (Z Zᵀ + n γ I)⁻¹``, ``Q_r`` = top-``r`` left singular vectors of the fitted
-  values ``A_ols Z``, ``A = Q_r Q_rᵀ A_ols``.  With ``γ = 0`` this is the rank-``r`` map with the
-  smallest one-step error ``‖Zp − A Z‖_F``.
+  the rank-``r`` map minimising ``‖Zp − A Z‖_F² + n γ ‖A‖_F²``.  With ``A_γ = Zp Zᵀ (Z Zᵀ +
+  n γ I)⁻¹`` (the ridge solution) it is ``A = Q_r Q_rᵀ A_γ``, ``Q_r`` the top-``r`` left singular
+  vectors of ``[A_γ Z, √(n γ) A_γ]`` — the fitted values of the ridge problem written as least
+  squares on the augmented data ``[Z, √(n γ) I]`` — i.e. the top eigenvectors of
+  ``C_YX C_γ⁻¹ C_XY`` (``C_γ = C_X + γ I``).  With ``γ = 0`` it is the rank-``r`` map with the
+  smallest one-step error ``‖Zp − A Z‖_F``.  (Before issue 25 a ridge > 0 took ``Q_r`` from
+  ``A_γ Z`` alone: the eigenvectors of ``C_YX C_γ⁻¹ C_X C_γ⁻¹ C_XY``, not the estimator.)
 """
 from __future__ import annotations
 
@@ -126,7 +130,8 @@ def tsvd_dmd(Z: np.ndarray, Zp: np.ndarray, rank: int) -> DMD:
 
 def rrr_dmd(Z: np.ndarray, Zp: np.ndarray, rank: int, ridge: float = 1e-6) -> DMD:
     """Reduced-rank-regression DMD of rank ``rank`` with Tikhonov ``ridge`` (γ, ≥ 0; the
-    regulariser is ``n γ I`` for ``n`` columns, as kooplearn's ``alpha``)."""
+    regulariser is ``n γ I`` for ``n`` columns, as kooplearn's ``alpha``): the Kostic et al.
+    estimator (module docstring)."""
     Z, Zp = _check(Z, Zp, rank)
     if not ridge >= 0:
         raise ValueError(f"ridge: must be >= 0, got {ridge}")
@@ -138,7 +143,9 @@ def rrr_dmd(Z: np.ndarray, Zp: np.ndarray, rank: int, ridge: float = 1e-6) -> DM
         # round-off directions of a rank-deficient Z (e.g. a Hankel matrix of a low-rank
         # signal) and amplifies them by 1e13
         A_ols = Zp @ np.linalg.pinv(Z, rcond=np.finfo(float).eps * max(Z.shape))
-    Q = np.linalg.svd(A_ols @ Z, full_matrices=False)[0][:, :rank]
+    fitted = A_ols @ Z if ridge == 0 else np.concatenate([A_ols @ Z, np.sqrt(n * ridge) * A_ols],
+                                                         axis=1)
+    Q = np.linalg.svd(fitted, full_matrices=False)[0][:, :rank]
     return _finish("rrr", Q, Q.T @ A_ols)
 
 

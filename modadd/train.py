@@ -1,4 +1,4 @@
-"""Training engine: schedules, evaluation on fixed probe sets, snapshots, resumable checkpoints.
+"""Training engine: one loop for both task families, snapshots, resumable checkpoints.
 
 A run writes into one directory:
 

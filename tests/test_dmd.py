@@ -136,3 +136,54 @@ def test_rrr_differs_from_tsvd_under_noise():
         gaps.append(dmd.tsvd_dmd(Z, Zp, 2).one_step_error(Z, Zp)
                     - dmd.rrr_dmd(Z, Zp, 2, ridge=0.0).one_step_error(Z, Zp))
     assert max(gaps) > 1e-3
+
+
+def kostic_rrr_eigenvalues(Z, Zp, rank, ridge):
+    """An independent implementation of the reduced-rank estimator with a ridge, from its
+    covariance form: Q = the top-``rank`` eigenvectors of C_YX C_γ⁻¹ C_XY (symmetric, eigh),
+    A = Q Qᵀ C_YX C_γ⁻¹; the non-zero eigenvalues of A."""
+    n, D = Z.shape[1], Z.shape[0]
+    C_X, C_XY = Z @ Z.T / n, Z @ Zp.T / n
+    C_gamma_inv = np.linalg.inv(C_X + ridge * np.eye(D))
+    M = C_XY.T @ C_gamma_inv @ C_XY
+    values, vectors = np.linalg.eigh((M + M.T) / 2)
+    Q = vectors[:, np.argsort(values)[::-1][:rank]]
+    A = Q @ Q.T @ C_XY.T @ C_gamma_inv
+    eig = np.linalg.eigvals(Q.T @ A @ Q)
+    return eig[np.argsort(-np.abs(eig), kind="stable")]
+
+
+@pytest.mark.parametrize("seed, ridge", [(0, 1e-6), (1, 1e-3), (2, 0.1), (3, 1.0)])
+def test_rrr_with_a_ridge_is_the_kostic_estimator(seed, ridge):
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((6, 60)).cumsum(axis=1) * 0.1 + rng.standard_normal((6, 60))
+    Z, Zp = dmd.data_matrices(Y, n_delays=3)
+    fit = dmd.rrr_dmd(Z, Zp, 4, ridge=ridge)
+    reference = kostic_rrr_eigenvalues(Z, Zp, 4, ridge)
+    assert dmd.spectral_distance(fit.eigenvalues, reference) < 1e-8
+    # the previous formula (the SVD of the fitted values alone) is another estimator here
+    A = Zp @ Z.T @ np.linalg.inv(Z @ Z.T + Z.shape[1] * ridge * np.eye(Z.shape[0]))
+    Q_old = np.linalg.svd(A @ Z, full_matrices=False)[0][:, :4]
+    old = np.linalg.eigvals(Q_old.T @ A @ Q_old)
+    if ridge >= 0.1:
+        assert dmd.spectral_distance(old, reference) > 1e-6
+
+
+def test_rrr_minimises_the_regularised_objective_among_rank_r_maps():
+    """A = Q Qᵀ A_γ beats the old projection on ‖Zp − A Z‖² + nγ‖A‖² (the estimator's objective)."""
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((8, 40))
+    Zp = rng.standard_normal((8, 8)) @ Z * 0.3 + 0.5 * rng.standard_normal((8, 40))
+    ridge, n = 0.5, Z.shape[1]
+    fit = dmd.rrr_dmd(Z, Zp, 3, ridge=ridge)
+    A_new = fit.L @ fit.R
+    A_ridge = Zp @ Z.T @ np.linalg.inv(Z @ Z.T + n * ridge * np.eye(8))
+    Q_old = np.linalg.svd(A_ridge @ Z, full_matrices=False)[0][:, :3]
+    A_old = Q_old @ Q_old.T @ A_ridge
+
+    def objective(A):
+        return np.linalg.norm(Zp - A @ Z) ** 2 + n * ridge * np.linalg.norm(A) ** 2
+    assert objective(A_new) < objective(A_old)
+    for _ in range(20):                      # and every random rank-3 projection of A_ridge
+        Q = np.linalg.qr(rng.standard_normal((8, 3)))[0]
+        assert objective(A_new) <= objective(Q @ Q.T @ A_ridge) + 1e-9
