@@ -208,8 +208,7 @@ motion_table
 # and **RRR DMD** (reduced-rank regression: the subspace that best *predicts* the next state,
 # ridge `ridge`; the exact Kostic et al. estimator, the rank-`rank` minimiser of the
 # ridge-regularised one-step error, as kooplearn's `Ridge(reduced_rank=True)` — before issue 25
-# a ridge > 0 took the subspace from the fitted values alone, which moved these spectra by at
-# most about 2·10⁻⁴ at 32 delays and changed no verdict). All seeds of a weight decay are overlaid; black crosses: one fit to all seeds
+# a ridge > 0 took the subspace from the fitted values alone, another estimator). All seeds of a weight decay are overlaid; black crosses: one fit to all seeds
 # of the weight decay at once (their Hankel pairs stacked without crossing from one run to the
 # next, `modadd.dmd.data_matrices`); the unit circle is drawn.
 
