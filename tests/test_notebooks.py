@@ -21,7 +21,11 @@ def declared_parameters(notebook) -> set[str]:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path) -> None:
+def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path, monkeypatch) -> None:
+    # one thread in the kernel, as in every other test process: two xdist workers then use the
+    # two cores without oversubscribing them (training pools use one thread per process already)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
     notebook = jupytext.read(path)
     names = declared_parameters(notebook)
     assert "preset" in names
