@@ -4,6 +4,9 @@
 example is the token sequence ``a ∘ b =``; the answer ``c`` is predicted **at the ``=`` position**,
 the last input position (the fingerprint fork read the position after the answer instead,
 peer_anchors §2 (a)).  Token ids: ``0..p-1`` the residues, ``p`` the operator, ``p+1`` the ``=``.
+Nanda et al.'s format (``operator_token=False``): ``a b =``, three tokens, ``p`` the ``=``; with
+``readout_all_tokens`` the readout scores every token of the vocabulary (his unembedding has
+``p + 1`` outputs, the ``=`` among them), not only the ``p`` residues.
 
 The train/held-out split is a permutation drawn from its own ``split_seed``, independent of any
 model or data-order seed; :meth:`AlgorithmicTask.split` returns the index arrays that a run stores.
@@ -15,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .validate import as_float, check_choice, check_float, check_int, is_int, is_prime
+from .validate import as_float, check_bool, check_choice, check_float, check_int, is_int, is_prime
 
 OPERATIONS = ("+", "-", "*", "/")
 
@@ -28,6 +31,9 @@ class AlgorithmicTask:
     op: str = "+"                # one of OPERATIONS
     train_fraction: float = 0.4  # share of the pairs in the training split, in (0, 1)
     split_seed: int = 0          # seed of the split permutation, >= 0
+    operator_token: bool = True  # True: "a op b =" (4 tokens); False: "a b =" (3, Nanda et al.)
+    readout_all_tokens: bool = False   # True: the answer is scored over the whole vocabulary
+                                       # (Nanda et al.: p + 1 outputs); False: the p residues
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_fraction", as_float(self.train_fraction))
@@ -38,6 +44,8 @@ class AlgorithmicTask:
         check_float("train_fraction", self.train_fraction, 0.0, 1.0,
                      low_open=True, high_open=True)
         check_int("split_seed", self.split_seed, 0)
+        check_bool("operator_token", self.operator_token)
+        check_bool("readout_all_tokens", self.readout_all_tokens)
         n, n_train = self.n_pairs, self.n_train
         if not 1 <= n_train < n:
             raise ValueError(f"train_fraction: leaves {n_train} of the {n} pairs of p={self.p}, "
@@ -57,18 +65,23 @@ class AlgorithmicTask:
 
     @property
     def vocab_size(self) -> int:
-        """Residues, the operator token and the ``=`` token."""
-        return self.p + 2
+        """Residues, the operator token (unless ``operator_token=False``) and the ``=`` token."""
+        return self.p + 1 + int(self.operator_token)
 
     @property
     def seq_len(self) -> int:
-        """``a ∘ b =``: four input tokens."""
-        return 4
+        """``a ∘ b =``: four input tokens (``a b =``: three without the operator token)."""
+        return 3 + int(self.operator_token)
+
+    @property
+    def equals_token(self) -> int:
+        """The id of the ``=`` token: ``p + 1`` (``p`` without the operator token)."""
+        return self.p + int(self.operator_token)
 
     @property
     def n_classes(self) -> int:
-        """The answer is one of the ``p`` residues."""
-        return self.p
+        """Readout classes: the ``p`` residues, or every token (``readout_all_tokens``)."""
+        return self.vocab_size if self.readout_all_tokens else self.p
 
     @property
     def answer_position(self) -> int:
@@ -96,11 +109,12 @@ class AlgorithmicTask:
         return (a * inverse) % self.p
 
     def tokens(self, pairs: np.ndarray) -> torch.Tensor:
-        """``[N, 4]`` long: ``a, op, b, =``."""
+        """``[N, 4]`` long: ``a, op, b, =`` (``[N, 3]``: ``a, b, =`` without the operator)."""
         n = len(pairs)
-        out = np.empty((n, 4), dtype=np.int64)
-        out[:, 0], out[:, 2] = pairs[:, 0], pairs[:, 1]
-        out[:, 1], out[:, 3] = self.p, self.p + 1
+        out = np.empty((n, self.seq_len), dtype=np.int64)
+        out[:, 0], out[:, -2], out[:, -1] = pairs[:, 0], pairs[:, 1], self.equals_token
+        if self.operator_token:
+            out[:, 1] = self.p
         return torch.from_numpy(out)
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:

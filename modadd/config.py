@@ -22,6 +22,7 @@ MIXED_PER = ("batch", "example")
 LR_SCHEDULES = ("constant", "cosine", "cyclic", "plateau")
 WD_SCHEDULES = ("constant", "linear")
 PRECISIONS = ("fp32", "bf16")
+LOSS_DTYPES = ("float32", "float64")
 
 # The cache key's layout: per config section, the fields runs have been keyed by since schema 1
 # (the algorithmic task's since it was added).  They always enter the key; any other field
@@ -60,10 +61,13 @@ class OptimizerOptions:
                                       # optimizer state, attention core, losses and gradients
     lean_step: bool = False           # True: the lean forward (fused attention, last block on
                                       # the readout row only) in float32 too; bf16 always uses it
+    loss_dtype: str = "float32"       # the training loss's log-softmax in "float32" or "float64"
+                                      # (Nanda et al.: float64, no float32 floor near loss 1e-7)
 
     def check_optimizer(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
         check_bool("lean_step", self.lean_step)
         check_int("batch_size", self.batch_size, 1)
         check_float("lr", self.lr, 0.0, low_open=True)

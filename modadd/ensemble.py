@@ -31,7 +31,7 @@ output.
 
 Not supported (refused with a ``ValueError``; :func:`modadd.store.load_or_train_many` trains such
 runs sequentially): algorithmic tasks, ``diagnostics_every``, the ``plateau`` lr schedule (its cuts
-depend on each seed's own loss).  No checkpoints are written: an interrupted ensemble restarts
+depend on each seed's own loss), a float64 ``loss_dtype``.  No checkpoints are written: an interrupted ensemble restarts
 from scratch, and a run directory holding a sequential ``checkpoint.pt`` is refused (resume it
 with ``train``).
 """
@@ -74,6 +74,8 @@ def unsupported_reason(cfg: RunConfig) -> Optional[str]:
     if t.lr_schedule == "plateau":
         return ("lr_schedule: 'plateau' is not supported (each seed would cut its lr at its own "
                 "plateau); use 'constant', 'cosine' or 'cyclic'")
+    if t.loss_dtype != "float32":
+        return f"loss_dtype: must be 'float32' in an ensemble, got {t.loss_dtype!r}"
     return None
 
 

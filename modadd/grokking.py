@@ -10,7 +10,12 @@ Presets (``grokking_preset(name, weight_decay, seed)``), all on the one training
   as above, a fingerprint every 2 steps on 100 probes — but probes from the **held-out** split
   and log-probs of the **answer** (the fork's two defects, peer_anchors §2).
 - ``nanda``: Nanda et al. (2023): p=113, 30% training pairs, 1 layer, d=128, 4 heads, ReLU MLP
-  512, no LayerNorm, full-batch AdamW lr 1e-3, wd 1, β=(0.9, 0.98), 25 000 steps.
+  512, no LayerNorm, full-batch AdamW lr 1e-3, wd 1, β=(0.9, 0.98), 25 000 steps, and his code's
+  input ``a b =`` (readout over all p+1 tokens), initialisation (weights N(0, 1/d), head
+  N(0, 1/(p+1)), biases 0), biases in the MLP only, 10-step warm-up and float64 loss.
+- ``nanda-default-init``: the same model and optimiser with this study's defaults (``a + b =``,
+  PyTorch's initialisation, biases everywhere, no warm-up, float32 loss): the ``nanda`` preset
+  before issue 25, which grokked ~2.8× later than his runs.
 - ``book``: the scale the book is computed at on a 2-core CPU (see the notebook for why).
 - ``smoke``: CI scale (p=23), seconds per run.
 
@@ -68,10 +73,21 @@ def _fingerprint() -> RunConfig:
                                       record_every=2, probe_size=100))
 
 
-def _nanda() -> RunConfig:
+def _nanda_default_init() -> RunConfig:
     return _grokking_run(113, 0.3, 1, 128, 4, batch="full",
                          model_options={"layer_norm": False, "d_mlp": 512}, n_steps=25_000,
                          snapshot_every=100, record_every=100, probe_size=1000)
+
+
+def _nanda() -> RunConfig:
+    """Nanda et al.'s recipe as his code runs it (progress-measures-paper ``transformers.py``):
+    ``a b =`` with ``=`` scored over all ``p + 1`` tokens, his initialisation, biases in the MLP
+    only, a 10-step linear warm-up and a float64 loss; everything else as
+    ``nanda-default-init``."""
+    cfg = _nanda_default_init()
+    return replace(cfg, task=replace(cfg.task, operator_token=False, readout_all_tokens=True),
+                   model=replace(cfg.model, init="nanda", biases="mlp"),
+                   train=replace(cfg.train, warmup_steps=10, loss_dtype="float64"))
 
 
 def _book() -> RunConfig:
@@ -97,7 +113,8 @@ def _detect() -> RunConfig:
 
 
 GROKKING_PRESETS = {"smoke": _smoke, "book": _book, "detect": _detect,
-                    "fingerprint": _fingerprint, "power": _power, "nanda": _nanda}
+                    "fingerprint": _fingerprint, "power": _power, "nanda": _nanda,
+                    "nanda-default-init": _nanda_default_init}
 # steps for wd = 0 (no early stop can fire in practice): seed 001 gave those runs 10 000 steps
 _WD0_STEPS = {"fingerprint": 10_000}
 
@@ -133,6 +150,52 @@ def grokking_study(name: str = "book", seeds: int = 5, weight_decays=WEIGHT_DECA
     perturbed = [grokking_preset(name, wd, perturbed_seed, perturbation_seed=k)
                  for wd in perturbed_weight_decays for k in range(perturbations)]
     return {"main": main, "perturbed": perturbed}
+
+
+# Nanda et al.'s train-fraction sweep (neelnanda-io/Grokking, saved_runs/
+# mod_addition_frac_train_sweep.pth, read for issue 25): the epoch (= full-batch step) at which
+# his run first had train loss < 1e-2 and test loss < 1e-2, and its highest test loss (None:
+# not read).  Reference numbers from an external source, cited, never computed here.
+NANDA_REFERENCE = {0.5: {"train loss < 1e-2": 272, "test loss < 1e-2": 1109, "test-loss peak": 5.96},
+                   0.4: {"train loss < 1e-2": 268, "test loss < 1e-2": 3324, "test-loss peak": None}}
+NANDA_SWEEP_STEPS, NANDA_SWEEP_EVERY = 8000, 10
+
+
+def nanda_sweep(name: str = "nanda", fractions=tuple(NANDA_REFERENCE), seeds: int = 2
+                ) -> list[RunConfig]:
+    """Grokking preset ``name`` at each training fraction of Nanda et al.'s sweep, seeds
+    ``0..seeds-1`` (full batch; split seed 0): an evaluation of both splits every
+    ``NANDA_SWEEP_EVERY`` steps, at most ``NANDA_SWEEP_STEPS`` steps, stopped 1000 steps after
+    held-out accuracy first reaches 99% (his milestones all come before; training up to the stop
+    is that of the full-length run)."""
+    out = []
+    for fraction in fractions:
+        for seed in range(seeds):
+            cfg = grokking_preset(name, seed=seed)
+            task = replace(cfg.task, train_fraction=float(fraction))
+            out.append(replace(cfg, task=task, train=replace(
+                cfg.train, batch_size=_batch_like(cfg, task), n_steps=NANDA_SWEEP_STEPS,
+                snapshot_every=NANDA_SWEEP_EVERY, early_stop_accuracy=0.99,
+                early_stop_delay=1000)))
+    return out
+
+
+def milestones(run) -> dict:
+    """Nanda et al.'s milestones of one run, in updates completed (his epochs): the first with
+    training loss < 1e-2 (the per-step training loss, which full batch takes on the whole split:
+    ``train_log`` step ``s`` is the loss before update ``s``, i.e. after ``s - 1``), with
+    held-out loss < 1e-2 and with held-out accuracy >= 0.95 (at evaluation steps), and the
+    highest held-out loss."""
+    log = run.train_log
+    below = np.flatnonzero(log["loss"].to_numpy() < 1e-2)
+    m = run.metrics[run.metrics.m == 0].pivot_table(index="step", columns="metric",
+                                                    values="value")
+    steps = m.index.to_numpy()
+    test_below = np.flatnonzero(m["loss"].to_numpy() < 1e-2)
+    return {"train loss < 1e-2": None if below.size == 0 else int(log["step"].iloc[below[0]]) - 1,
+            "test loss < 1e-2": None if test_below.size == 0 else int(steps[test_below[0]]),
+            "test accuracy >= 0.95": first_step_at(steps, m["accuracy"].to_numpy(), 0.95),
+            "test-loss peak": float(m["loss"].max())}
 
 
 # chapter 10's grids per preset (weight decays, training fractions); other presets use "detect"'s

@@ -21,6 +21,8 @@ from .validate import check_bool, check_choice, check_int, is_int
 
 MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
 ACTIVATIONS = ("gelu", "relu")
+INITS = ("torch", "nanda")
+BIASES = ("all", "mlp")
 ResidHook = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -35,6 +37,11 @@ class ModelConfig:
     layer_norm: bool = True        # False: no LayerNorm anywhere (Nanda et al.'s grokking model)
     activation: str = "gelu"       # MLP non-linearity: "gelu" | "relu"
     d_mlp: int = 0                 # MLP hidden width, >= 1; 0 means 4 * d_model
+    init: str = "torch"            # "torch": PyTorch's default initialisation; "nanda": Nanda et
+                                   # al.'s (every weight N(0, 1/d_model), the head N(0, 1/classes),
+                                   # every bias 0)
+    biases: str = "all"            # "all": biases in every linear layer; "mlp": in the MLP only
+                                   # (no attention or head biases: Nanda et al.'s layout)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -49,6 +56,8 @@ class ModelConfig:
         for name in ("attention_only", "layer_norm"):
             check_bool(name, getattr(self, name))
         check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("init", self.init, INITS)
+        check_choice("biases", self.biases, BIASES)
         if not is_int(self.d_mlp) or self.d_mlp < 0:
             raise ValueError(f"d_mlp: must be an integer >= 1, or 0 for 4 * d_model, "
                              f"got {self.d_mlp!r}")
@@ -74,8 +83,9 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_heads, self.d_head = cfg.n_heads, cfg.d_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        bias = cfg.biases == "all"
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=bias)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=bias)
 
     def forward(self, h: torch.Tensor, attn_override: Optional[torch.Tensor] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,7 +162,26 @@ class Transformer(nn.Module):
         self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = _norm(cfg)
-        self.head = nn.Linear(cfg.d_model, n_classes)
+        self.head = nn.Linear(cfg.d_model, n_classes, bias=cfg.biases == "all")
+        if cfg.init == "nanda":
+            self._nanda_init()
+
+    @torch.no_grad()
+    def _nanda_init(self) -> None:
+        """Nanda et al.'s initialisation (progress-measures-paper ``transformers.py``): every
+        weight ``N(0, 1/d_model)`` (embeddings, attention, both MLP layers: his ``W_out`` too is
+        scaled by ``d_model``, not by its fan-in), the head ``N(0, 1/n_classes)``, every bias 0.
+        LayerNorm gains and shifts keep their ones and zeros.  The draws come from the global
+        RNG, which :func:`build_model` seeds."""
+        for name, p in self.named_parameters():
+            if name.startswith("ln_") or ".ln_" in name:
+                continue
+            if name.endswith("bias"):
+                p.zero_()
+            elif name.startswith("head"):
+                p.normal_(0.0, 1.0 / math.sqrt(p.shape[0]))
+            else:
+                p.normal_(0.0, 1.0 / math.sqrt(self.cfg.d_model))
 
     @classmethod
     def for_task(cls, cfg: ModelConfig, task) -> "Transformer":
@@ -197,9 +226,9 @@ class Transformer(nn.Module):
                 x = x + attention.out(mixed.transpose(1, 2).reshape(batch, length, width))
             else:       # the readout row only: its query against every position's key
                 weight, bias = attention.qkv.weight, attention.qkv.bias
-                k, v = F.linear(h, weight[width:], bias[width:]) \
+                k, v = F.linear(h, weight[width:], None if bias is None else bias[width:]) \
                     .view(batch, length, 2, heads, d_head).permute(2, 0, 3, 1, 4)
-                q = F.linear(h[:, -1:], weight[:width], bias[:width]) \
+                q = F.linear(h[:, -1:], weight[:width], None if bias is None else bias[:width]) \
                     .view(batch, 1, heads, d_head).transpose(1, 2)
                 mixed = _fp32_attention(q, k, v, False, fused)   # the last row sees all
                 x = x[:, -1:] + attention.out(mixed.reshape(batch, 1, width))

@@ -138,7 +138,7 @@ class AlgorithmicData:
         self.splits = task.split_data()
         tokens = self.splits["train"][0]
         # operand size of each training pair, (a + b) / (2 (p - 1)) in [0, 1] (seed 002's measure)
-        self.operand_size = (tokens[:, 0] + tokens[:, 2]).double() / (2 * (task.p - 1))
+        self.operand_size = (tokens[:, 0] + tokens[:, -2]).double() / (2 * (task.p - 1))
         self._pools: dict[float, torch.Tensor] = {}
         rng = np.random.default_rng([cfg.train.fingerprint_seed, 0xF1])
         self.probes = {}

@@ -330,7 +330,7 @@ def train_step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimi
     With ``inspect``, its diagnostic rows for ``step`` (gradients before the optimizer step,
     update ratios after it, then activations) are appended to ``rows``.
     """
-    loss = F.cross_entropy(training_logits(cfg, model, batch.tokens), batch.labels)
+    loss = training_loss(cfg, training_logits(cfg, model, batch.tokens), batch.labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -342,6 +342,13 @@ def train_step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimi
         rows += inspect.after_step(step)
         rows += inspect.activations(step)
     return float(loss.detach()), float(grad_norm)
+
+
+def training_loss(cfg: RunConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the training step, its log-softmax in ``cfg.train.loss_dtype``."""
+    if cfg.train.loss_dtype == "float64":
+        logits = logits.double()
+    return F.cross_entropy(logits, labels)
 
 
 def training_logits(cfg: RunConfig, model: Transformer, tokens: torch.Tensor) -> torch.Tensor:

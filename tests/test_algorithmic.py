@@ -55,3 +55,23 @@ def test_bad_fields_are_named(field, value, message):
         AlgorithmicTask(**{field: value})
     with pytest.raises(ValueError, match="both splits"):
         AlgorithmicTask(p=3, train_fraction=0.01).split()
+
+
+def test_nanda_format_three_tokens_and_a_readout_over_the_vocabulary():
+    task = AlgorithmicTask(p=7, op="+", operator_token=False, readout_all_tokens=True)
+    pairs = task.pairs()[:5]
+    tokens = task.tokens(pairs).numpy()
+    # Nanda et al.: (a, b, p) with p the '=' token; d_vocab = p + 1 outputs
+    assert tokens.shape == (5, 3) and task.seq_len == 3 and task.vocab_size == 8
+    assert task.n_classes == 8 and task.equals_token == 7 and task.answer_position == 2
+    np.testing.assert_array_equal(tokens, np.c_[pairs, np.full(5, 7)])
+    assert AlgorithmicTask(p=7, operator_token=False).n_classes == 7
+    # the split does not depend on the format
+    for a, b in zip(task.split(), AlgorithmicTask(p=7).split()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("field", ["operator_token", "readout_all_tokens"])
+def test_format_switches_must_be_bools(field):
+    with pytest.raises(ValueError, match=field):
+        AlgorithmicTask(**{field: "no"})

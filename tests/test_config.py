@@ -98,7 +98,7 @@ FIELD_CHANGES = {
     "task": dict(T=12, C=5, m_values=(1, 2, 3), op="mul", marker_ids="single",
                  positions="per_batch", readout="query", vocab_size=200, marker_offset=120),
     "model": dict(n_layers=2, d_model=64, n_heads=2, attention_only=False, layer_norm=False,
-                  activation="relu", d_mlp=256),
+                  activation="relu", d_mlp=256, init="nanda", biases="mlp"),
     "train": dict(optimizer="sgd", lr=1e-3, weight_decay=0.0, momentum=0.5, batch_size=64,
                   n_steps=999, schedule="single", mixed_per="example", curriculum=None,
                   reset_optimizer=False, single_m=1, snapshot_every=7, store_full_params=True,
@@ -109,7 +109,8 @@ FIELD_CHANGES = {
                   fingerprint_seed=2, cycle_steps=50, plateau_patience=10, plateau_factor=0.3,
                   wd_schedule="linear", wd_final_ratio=10.0, wd_ramp_steps=500,
                   operand_curriculum=((0.3, 100),), diagnostics_every=10,
-                  precision="bf16", lean_step=True, dense_every=10, dense_until=200),
+                  precision="bf16", lean_step=True, dense_every=10, dense_until=200,
+                  loss_dtype="float64"),
 }
 # options read only under one setting of another field (refused elsewhere): that setting
 ENABLED_BY = {"momentum": dict(optimizer="sgd"), "cycle_steps": dict(lr_schedule="cyclic"),
@@ -235,7 +236,8 @@ def test_algorithmic_fields_change_the_key_and_round_trip():
                for name in sorted(ALGORITHMIC_ONLY)]
     changed += [replace(base, task=replace(base.task, **change))
                 for change in (dict(p=13), dict(op="*"), dict(train_fraction=0.5),
-                               dict(split_seed=1))]
+                               dict(split_seed=1), dict(operator_token=False),
+                               dict(readout_all_tokens=True))]
     keys = {base.key(1)} | {cfg.key(1) for cfg in changed}
     assert len(keys) == len(changed) + 1
     for cfg in [base, *changed]:

@@ -195,3 +195,47 @@ def test_flat_offset_locates_each_parameter():
     import pytest
     with pytest.raises(ValueError, match="param"):
         model.flat_offset(torch.zeros(3))
+
+
+def test_nanda_init_matches_his_parameter_layout_and_scales():
+    """Nanda et al.'s 1-layer model (p=113, d=128, d_mlp=512): 226 816 parameters (his
+    transformers.py: W_E, W_pos, W_Q/K/V/O, W_in, b_in, W_out, b_out, W_U); every weight's
+    variance 1/d (the head's 1/(p+1)), every bias zero, Σw² near his ~1781."""
+    from modadd.algorithmic import AlgorithmicTask
+    task = AlgorithmicTask(p=113, train_fraction=0.3, operator_token=False,
+                           readout_all_tokens=True)
+    cfg = ModelConfig(1, 128, 4, attention_only=False, layer_norm=False, activation="relu",
+                      d_mlp=512, init="nanda", biases="mlp")
+    model = build_model(cfg, task, seed=0)
+    d, p1 = 128, 114
+    expected = p1 * d + 3 * d + 4 * d * d + (512 * d + 512) + (d * 512 + d) + d * p1
+    assert sum(p.numel() for p in model.parameters()) == expected == 226_816
+    named = dict(model.named_parameters())
+    assert {n for n in named if n.endswith("bias")} == {"blocks.0.mlp.0.bias",
+                                                         "blocks.0.mlp.2.bias"}
+    for name, p in named.items():
+        if name.endswith("bias"):
+            assert float(p.abs().max()) == 0.0
+        else:
+            var = 1 / p1 if name.startswith("head") else 1 / d
+            assert float(p.double().var()) == pytest.approx(var, rel=0.1), name
+    # E Σw² = Σ_tensors n_entries × variance = 114 + 3 + 4·128 + 512 + 512 + 128 = 1781
+    assert model.weight_sq() == pytest.approx(1781, rel=0.03)
+    default = build_model(ModelConfig(1, 128, 4, attention_only=False, layer_norm=False,
+                                      d_mlp=512), task, seed=0)
+    assert default.weight_sq() > 5 * model.weight_sq()
+
+
+def test_nanda_init_keeps_layer_norm_gains_and_lean_forward_without_biases(tokens):
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, attention_only=False, init="nanda",
+                      biases="mlp")
+    model = build_model(cfg, TASK, seed=3)
+    assert float(model.ln_final.weight.min()) == 1.0 == float(model.ln_final.weight.max())
+    assert model.blocks[1].attn.qkv.bias is None and model.head.bias is None
+    torch.testing.assert_close(model.lean_logits(tokens), model(tokens), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value", [("init", "xavier"), ("biases", "none")])
+def test_init_and_bias_options_are_validated(field, value):
+    with pytest.raises(ValueError, match=f"{field}: must be one of"):
+        ModelConfig(**{field: value})

@@ -286,3 +286,21 @@ def test_dense_schedule_resumes_bit_identically(tmp_path):
     train(DENSE, tmp_path / "parts", stop_after=7)
     resumed = train(DENSE, tmp_path / "parts")
     assert_runs_equal(tmp_path / "whole", whole, tmp_path / "parts", resumed)
+
+
+def test_float64_loss_is_the_float64_log_softmax_and_the_default_float32():
+    from modadd.train import training_loss
+    logits = torch.tensor([[30.0, 0.0, -5.0], [1.0, 2.0, 3.0]])
+    labels = torch.tensor([0, 2])
+    cfg = RunConfig(task=TaskConfig(T=8, C=5, m_values=(1, 2)),
+                    model=ModelConfig(n_layers=1, d_model=32, n_heads=2),
+                    train=TrainConfig(loss_dtype="float64"))
+    # by hand: -mean(z_y - logsumexp(z)) in float64
+    z = logits.double().numpy()
+    by_hand = -np.mean([z[i, y] - np.log(np.exp(z[i]).sum()) for i, y in enumerate([0, 2])])
+    out = training_loss(cfg, logits, labels)
+    assert out.dtype == torch.float64 and float(out) == pytest.approx(by_hand, rel=1e-14)
+    out32 = training_loss(replace(cfg, train=TrainConfig()), logits, labels)
+    assert out32.dtype == torch.float32
+    with pytest.raises(ValueError, match="loss_dtype: must be one of"):
+        TrainConfig(loss_dtype="float16").check_optimizer()
