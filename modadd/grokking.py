@@ -161,22 +161,31 @@ NANDA_REFERENCE = {0.5: {"train loss < 1e-2": 272, "test loss < 1e-2": 1109, "te
 NANDA_SWEEP_STEPS, NANDA_SWEEP_EVERY = 8000, 10
 
 
-def nanda_sweep(name: str = "nanda", fractions=tuple(NANDA_REFERENCE), seeds: int = 2
-                ) -> list[RunConfig]:
+def nanda_sweep(name: str = "nanda", fractions=tuple(NANDA_REFERENCE), seeds: int = 2,
+                n_steps: int = NANDA_SWEEP_STEPS) -> list[RunConfig]:
     """Grokking preset ``name`` at each training fraction of Nanda et al.'s sweep, seeds
-    ``0..seeds-1`` (full batch; split seed 0): an evaluation of both splits every
-    ``NANDA_SWEEP_EVERY`` steps, at most ``NANDA_SWEEP_STEPS`` steps, stopped 1000 steps after
+    ``0..seeds-1`` (full batch stays full batch; split seed 0): an evaluation of both splits
+    every ``NANDA_SWEEP_EVERY`` steps, at most ``n_steps`` steps, stopped 1000 steps after
     held-out accuracy first reaches 99% (his milestones all come before; training up to the stop
     is that of the full-length run)."""
+    out = []
+    for cfg in fraction_sweep(name, fractions, seeds):
+        out.append(replace(cfg, train=replace(
+            cfg.train, n_steps=n_steps, snapshot_every=NANDA_SWEEP_EVERY,
+            early_stop_accuracy=0.99, early_stop_delay=1000)))
+    return out
+
+
+def fraction_sweep(name: str, fractions, seeds: int) -> list[RunConfig]:
+    """Grokking preset ``name`` at each of ``fractions`` (its batch carried over: full batch
+    stays full, a power-style batch is recomputed), seeds ``0..seeds-1``, fraction-major."""
     out = []
     for fraction in fractions:
         for seed in range(seeds):
             cfg = grokking_preset(name, seed=seed)
             task = replace(cfg.task, train_fraction=float(fraction))
-            out.append(replace(cfg, task=task, train=replace(
-                cfg.train, batch_size=_batch_like(cfg, task), n_steps=NANDA_SWEEP_STEPS,
-                snapshot_every=NANDA_SWEEP_EVERY, early_stop_accuracy=0.99,
-                early_stop_delay=1000)))
+            out.append(replace(cfg, task=task,
+                               train=replace(cfg.train, batch_size=_batch_like(cfg, task))))
     return out
 
 
@@ -196,6 +205,43 @@ def milestones(run) -> dict:
             "test loss < 1e-2": None if test_below.size == 0 else int(steps[test_below[0]]),
             "test accuracy >= 0.95": first_step_at(steps, m["accuracy"].to_numpy(), 0.95),
             "test-loss peak": float(m["loss"].max())}
+
+
+MILESTONES = ("train loss < 1e-2", "test accuracy >= 0.95", "test loss < 1e-2")
+NANDA_TOLERANCE = 0.25      # issue 25's target: within ±25% of his epochs
+
+
+def nanda_table(runs) -> pd.DataFrame:
+    """One row per run of :func:`nanda_sweep`: its training fraction and seed, each of
+    :data:`MILESTONES` and the test-loss peak (:func:`milestones`)."""
+    rows = [{"train fraction": r.config.task.train_fraction, "seed": r.config.seed,
+             **milestones(r)} for r in runs]
+    return pd.DataFrame(rows)
+
+
+def nanda_comparison(table: pd.DataFrame, reference=None,
+                     tolerance: float = NANDA_TOLERANCE) -> pd.DataFrame:
+    """Per training fraction and milestone: the seeds' values (mean, min, max), Nanda et al.'s
+    (``reference``, default :data:`NANDA_REFERENCE`), the ratio mean / his and whether every
+    seed lies within ``±tolerance`` of his value (None where he gives none or a seed never got
+    there: a seed that never reaches a milestone is outside)."""
+    reference = NANDA_REFERENCE if reference is None else reference
+    rows = []
+    for fraction, part in table.groupby("train fraction", sort=False):
+        his = reference.get(fraction, {})
+        for name in (*MILESTONES, "test-loss peak"):
+            values = part[name].astype(float)
+            ref = his.get(name)
+            reached = values.notna().all()
+            rows.append({
+                "train fraction": fraction, "milestone": name, "seeds": len(values),
+                "mean": values.mean() if reached else np.nan,
+                "min": values.min(), "max": values.max(), "Nanda et al.": ref,
+                "mean / his": values.mean() / ref if ref and reached else np.nan,
+                f"every seed within ±{tolerance:.0%}": (
+                    None if ref is None else
+                    bool(reached and (abs(values / ref - 1) <= tolerance).all()))})
+    return pd.DataFrame(rows)
 
 
 # chapter 10's grids per preset (weight decays, training fractions); other presets use "detect"'s

@@ -243,8 +243,12 @@ def _runs_ch02(s: Settings) -> Runs:
 
 
 def _runs_ch03(s: Settings) -> Runs:
-    return _marker_roles(s, "main", "constant lr", "original lr", "single m", "dense snapshots",
+    from .presets import paper_setting
+    runs = _marker_roles(s, "main", "constant lr", "original lr", "single m", "dense snapshots",
                          "main bf16", "longer budget", single_m_seeds=s.single_m_seeds)
+    if s.paper_setting_seeds:       # §6: the paper's stated setting (T=32) and its task under
+        runs.update(paper_setting(s.preset, s.paper_setting_seeds))     # the book's optimiser
+    return runs
 
 
 def _grams(runs: Runs, roles: tuple[str, ...]) -> None:
@@ -258,7 +262,7 @@ def _grams(runs: Runs, roles: tuple[str, ...]) -> None:
 def _warm_ch03(s: Settings, runs: Runs, workers: int) -> None:
     from .manifold import dense_lock_in
     _grams(runs, ("main", "constant lr", "original lr", "single m", "main bf16",
-                  "longer budget"))
+                  "longer budget", "paper setting: stated", "paper setting: book optimizer"))
     for cfg in runs.get("dense snapshots", []):     # lock-in at 10-step resolution (a few kB)
         dense_lock_in(cfg)
 
@@ -334,9 +338,14 @@ def _warm_ch08(s: Settings, runs: Runs, workers: int) -> None:
 
 
 def _runs_ch09(s: Settings) -> Runs:
-    from .grokking import grokking_study
+    from .grokking import fraction_sweep, grokking_study, nanda_sweep
     study = grokking_study(s.preset, seeds=s.seeds, perturbations=s.perturbations)
-    return {"grokking": study["main"], "grokking perturbed": study["perturbed"]}
+    return {"grokking": study["main"], "grokking perturbed": study["perturbed"],
+            # §7: the published references (Nanda et al.'s sweep; Power et al.'s recipe)
+            "nanda sweep": nanda_sweep(s.nanda_preset, s.reference_fractions,
+                                       s.reference_seeds, s.reference_steps),
+            "power sweep": fraction_sweep(s.power_preset, s.reference_fractions,
+                                          s.reference_seeds)}
 
 
 def _runs_ch10(s: Settings) -> Runs:
@@ -372,8 +381,11 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
             _marker({}), _runs_ch02),
     Chapter("ch03", "03_execution_manifold",
             {"seeds": BOOK_SEEDS, "single_m_seeds": 5, "k_subspace": 4, "null_draws": 20,
-             "window": 15},
-            _marker({}), _runs_ch03, _warm_ch03),
+             "window": 15, "paper_setting_seeds": 5},
+            {**_marker({"paper_setting_seeds": 2}), "original": {"seeds": PRESETS["original"].seeds,
+                                                                 "paper_setting_seeds": 0},
+             "paper": {"seeds": PRESETS["paper"].seeds, "paper_setting_seeds": 0}},
+            _runs_ch03, _warm_ch03),
     Chapter("ch04", "04_attention_bubbling",
             {"seeds": BOOK_SEEDS, "n_examples": 256, "ablation_examples": 1024,
              "smooth_fraction": 0.05},
@@ -395,11 +407,15 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
             {"seeds": BOOK_SEEDS, "null_draws": 20, "learned": 0.9},
             _marker({}), _runs_ch08, _warm_ch08),
     # chapter 9's scales are the grokking presets (modadd.grokking.GROKKING_PRESETS)
+    # (its references, §7, are the same runs at every scale but smoke)
     Chapter("ch09", "09_grokking_fingerprints",
             {"seeds": 5, "perturbations": 5, "n_delays": 32, "rank": 10, "ridge": 1e-6,
-             "n_perm": 5000},
-            {"smoke": {"seeds": 2, "perturbations": 2, "n_perm": 200}, "book": {},
-             "fingerprint": {}, "power": {}, "nanda": {}}, _runs_ch09),
+             "n_perm": 5000, "nanda_preset": "nanda", "power_preset": "power",
+             "reference_fractions": (0.5, 0.4), "reference_seeds": 2, "reference_steps": 8000},
+            {"smoke": {"seeds": 2, "perturbations": 2, "n_perm": 200, "nanda_preset": "smoke",
+                       "power_preset": "smoke", "reference_fractions": (0.7,),
+                       "reference_seeds": 1, "reference_steps": 400},
+             "book": {}, "fingerprint": {}, "power": {}, "nanda": {}}, _runs_ch09),
     # chapter 10's grid runs at grokking preset ``grid``
     Chapter("ch10", "10_grokking_diagnostics", {"seeds": 4, "n_boot": 2000, "grid": "detect"},
             {"smoke": {"seeds": 2, "grid": "smoke"}, "book": {}}, _runs_ch10),

@@ -202,6 +202,13 @@ def test_presets_follow_their_sources():
     nanda = grokking_preset("nanda")
     assert nanda.task.p == 113 and not nanda.model.layer_norm and nanda.model.d_mlp == 512
     assert nanda.train.batch_size == len(nanda.task.split()[0])    # full batch
+    # his code's recipe (progress-measures-paper transformers.py), the old one kept by name
+    assert nanda.task.seq_len == 3 and nanda.task.n_classes == 114
+    assert (nanda.model.init, nanda.model.biases) == ("nanda", "mlp")
+    assert nanda.train.warmup_steps == 10 and nanda.train.loss_dtype == "float64"
+    old = grokking_preset("nanda-default-init")
+    assert old.task.seq_len == 4 and old.model.init == "torch" and old.train.warmup_steps == 0
+    assert replace(nanda, task=old.task, model=old.model, train=old.train) == old
     assert grokking_preset("fingerprint", 0.0).train.n_steps == 10_000
     assert grokking_preset("book", 2.0, seed=3).train.weight_decay == 2.0
     perturbed = grokking_preset("book", 1.0, 0, perturbation_seed=2)
@@ -310,3 +317,46 @@ def test_first_step_at_is_the_one_ground_truth():
     assert first_step_at([0, 10, 20], [0.5, 0.99, 1.0]) == 10
     assert first_step_at([0, 10, 20], [0.5, 0.98, 0.985]) is None
     assert first_step_at([0, 10, 20], [0.5, 0.7, 0.8], threshold=0.7) == 10
+
+
+class _FakeRun:
+    def __init__(self, cfg, train_loss, evals):
+        self.config = cfg
+        self.train_log = pd.DataFrame({"step": np.arange(1, len(train_loss) + 1),
+                                       "loss": train_loss})
+        rows = [dict(step=step, m=0, metric=name, layer=-1, value=value)
+                for step, metrics in evals.items() for name, value in metrics.items()]
+        self.metrics = pd.DataFrame(rows)
+
+
+def test_nanda_milestones_and_comparison_by_hand():
+    from modadd.grokking import NANDA_REFERENCE, milestones, nanda_comparison, nanda_table
+    cfg = grokking_preset("nanda")
+    # train-log step s holds the loss before update s, i.e. after s - 1 updates
+    loss = np.array([5.0, 1.0, 0.5, 0.009, 0.001])
+    evals = {0: {"loss": 4.7, "accuracy": 0.01}, 10: {"loss": 6.0, "accuracy": 0.5},
+             20: {"loss": 0.5, "accuracy": 0.96}, 30: {"loss": 0.009, "accuracy": 1.0}}
+    got = milestones(_FakeRun(cfg, loss, evals))
+    assert got == {"train loss < 1e-2": 3, "test loss < 1e-2": 30,
+                   "test accuracy >= 0.95": 20, "test-loss peak": 6.0}
+    never = milestones(_FakeRun(cfg, np.ones(5), {0: {"loss": 3.0, "accuracy": 0.0}}))
+    assert never["train loss < 1e-2"] is None and never["test loss < 1e-2"] is None
+    half = replace(cfg, task=replace(cfg.task, train_fraction=0.5))
+    his = NANDA_REFERENCE[0.5]
+    runs = [_FakeRun(replace(half, seed=s), np.r_[np.ones(his["train loss < 1e-2"] + d), 1e-3],
+                     {0: {"loss": 1.0, "accuracy": 0.0},
+                      his["test loss < 1e-2"] + d: {"loss": 1e-3, "accuracy": 1.0}})
+            for s, d in ((0, 10), (1, 60))]
+    table = nanda_table(runs)
+    assert table["train loss < 1e-2"].tolist() == [his["train loss < 1e-2"] + 10,
+                                                   his["train loss < 1e-2"] + 60]
+    comparison = nanda_comparison(table).set_index("milestone")
+    row = comparison.loc["train loss < 1e-2"]
+    assert row["mean / his"] == pytest.approx((his["train loss < 1e-2"] + 35)
+                                              / his["train loss < 1e-2"])
+    # +60 of 272 is 22%: inside ±25%; +60 of 1109 too; a 0.2 tolerance puts the first outside
+    assert row["every seed within ±25%"] and comparison.loc["test loss < 1e-2",
+                                                          "every seed within ±25%"]
+    strict = nanda_comparison(table, tolerance=0.2).set_index("milestone")
+    assert not strict.loc["train loss < 1e-2", "every seed within ±20%"]
+    assert comparison.loc["test accuracy >= 0.95", "every seed within ±25%"] is None
