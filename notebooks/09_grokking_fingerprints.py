@@ -523,3 +523,38 @@ display(power_steps.style.hide(axis="index").format({"held-out accuracy ≥ 99% 
 display(Markdown("Mean over seeds: " + "; ".join(
     f"fraction {f:g}: {ci_text(part['held-out accuracy ≥ 99% at'].astype(float), 0)} steps"
     for f, part in power_steps.groupby("train fraction", sort=False)) + "."))
+
+# %% [markdown]
+# **How precise is a grokking step?** At the default training fraction the `power` preset trains
+# exactly as this chapter's weight-decay-1 runs of the same seed: the presets differ only in what
+# they record and in the step cap (recording never changes training:
+# `tests/test_grokking.py`). The chapter's runs were trained on another host, though, and float
+# rounding is not the same across CPU kernels: their training losses part at the step below, by
+# about one unit in the last place, and the runs then go their own ways. Their grokking steps, side by side, show how much of a
+# step count is rounding chaos rather than recipe (a lower bound on the seed-to-seed spread
+# worth reading):
+
+# %%
+same_training = []
+for run in power_runs:
+    twin = next((r for r in main_runs if r.config.seed == run.config.seed
+                 and r.config.train.weight_decay == run.config.train.weight_decay
+                 and r.config.task == run.config.task), None)
+    if twin is None:
+        continue
+    a, b = run.train_log.loss.to_numpy(), twin.train_log.loss.to_numpy()
+    n = min(len(a), len(b))
+    parted = np.flatnonzero(a[:n] != b[:n])
+    same_training.append({
+        "seed": run.config.seed,
+        f"`{S.power_preset}` (this host): grokked at": grokking.grok_step(run.metrics),
+        "this chapter's run: grokked at": grokking.grok_step(twin.metrics),
+        "training losses first differ at step": int(run.train_log.step.iloc[parted[0]]) if parted.size else None,
+        "their difference there": float(abs(a[parted[0]] - b[parted[0]])) if parted.size else 0.0,
+        "same host": run.meta.get("platform") == twin.meta.get("platform")})
+if same_training:
+    display(pd.DataFrame(same_training).style.hide(axis="index")
+            .format({"their difference there": "{:.1e}"}, na_rep="—"))
+else:
+    display(Markdown(f"No `{S.power_preset}` run shares its training with this chapter's runs at "
+                     f"preset `{preset}`."))
