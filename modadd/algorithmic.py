@@ -13,6 +13,7 @@ model or data-order seed; :meth:`AlgorithmicTask.split` returns the index arrays
 """
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from .validate import as_float, check_bool, check_choice, check_float, check_int, is_int, is_prime
 
 OPERATIONS = ("+", "-", "*", "/")
+SPLIT_METHODS = ("permutation", "python-shuffle")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class AlgorithmicTask:
     operator_token: bool = True  # True: "a op b =" (4 tokens); False: "a b =" (3, Nanda et al.)
     readout_all_tokens: bool = False   # True: the answer is scored over the whole vocabulary
                                        # (Nanda et al.: p + 1 outputs); False: the p residues
+    split_method: str = "permutation"  # "permutation": numpy's, round(f N) training pairs;
+                                       # "python-shuffle": Nanda et al.'s, Python's
+                                       # random.Random(split_seed).shuffle, floor(f N) pairs
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_fraction", as_float(self.train_fraction))
@@ -46,6 +51,7 @@ class AlgorithmicTask:
         check_int("split_seed", self.split_seed, 0)
         check_bool("operator_token", self.operator_token)
         check_bool("readout_all_tokens", self.readout_all_tokens)
+        check_choice("split_method", self.split_method, SPLIT_METHODS)
         n, n_train = self.n_pairs, self.n_train
         if not 1 <= n_train < n:
             raise ValueError(f"train_fraction: leaves {n_train} of the {n} pairs of p={self.p}, "
@@ -60,7 +66,10 @@ class AlgorithmicTask:
 
     @property
     def n_train(self) -> int:
-        """Size of the training split (:meth:`split`): ``round(train_fraction * n_pairs)``."""
+        """Size of the training split (:meth:`split`): ``round(train_fraction * n_pairs)``
+        (``floor`` with ``split_method="python-shuffle"``, as Nanda et al.'s ``int(f * N)``)."""
+        if self.split_method == "python-shuffle":
+            return int(self.train_fraction * self.n_pairs)
         return int(round(self.train_fraction * self.n_pairs))
 
     @property
@@ -121,7 +130,12 @@ class AlgorithmicTask:
         """(train indices, held-out indices) into :meth:`pairs`: disjoint, covering, sorted,
         a function of ``p``, ``op``, ``train_fraction`` and ``split_seed`` only."""
         n, n_train = self.n_pairs, self.n_train     # both splits non-empty (__post_init__)
-        order = np.random.default_rng([self.split_seed, 0x5917]).permutation(n)
+        if self.split_method == "python-shuffle":   # Nanda et al.'s: shuffling the pair list
+            order = list(range(n))                  # (a major) shuffles its indices alike
+            random.Random(self.split_seed).shuffle(order)
+            order = np.array(order)
+        else:
+            order = np.random.default_rng([self.split_seed, 0x5917]).permutation(n)
         return np.sort(order[:n_train]), np.sort(order[n_train:])
 
     def split_data(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -75,3 +75,23 @@ def test_nanda_format_three_tokens_and_a_readout_over_the_vocabulary():
 def test_format_switches_must_be_bools(field):
     with pytest.raises(ValueError, match=field):
         AlgorithmicTask(**{field: "no"})
+
+
+def test_python_shuffle_split_is_nandas():
+    """Nanda et al.'s gen_train_test: random.seed(seed); random.shuffle of the (i, j, p) tuples
+    in i-major order; the first int(frac * N) train.  Recomputed on the tuples themselves."""
+    import random
+    p, fraction, seed = 13, 0.4, 3
+    pairs = [(i, j, p) for i in range(p) for j in range(p)]
+    random.seed(seed)
+    random.shuffle(pairs)
+    his_train = {(i, j) for i, j, _ in pairs[:int(fraction * len(pairs))]}
+    task = AlgorithmicTask(p=p, train_fraction=fraction, split_seed=seed,
+                           split_method="python-shuffle")
+    train, heldout = task.split()
+    ours = {tuple(x) for x in task.pairs()[train]}
+    assert ours == his_train and task.n_train == int(fraction * p * p) == 67
+    assert AlgorithmicTask(p=p, train_fraction=fraction).n_train == 68      # round(67.6)
+    assert len(heldout) == p * p - 67
+    with pytest.raises(ValueError, match="split_method: must be one of"):
+        AlgorithmicTask(split_method="sorted")

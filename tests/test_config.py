@@ -237,7 +237,8 @@ def test_algorithmic_fields_change_the_key_and_round_trip():
     changed += [replace(base, task=replace(base.task, **change))
                 for change in (dict(p=13), dict(op="*"), dict(train_fraction=0.5),
                                dict(split_seed=1), dict(operator_token=False),
-                               dict(readout_all_tokens=True))]
+                               dict(readout_all_tokens=True),
+                               dict(split_method="python-shuffle"))]
     keys = {base.key(1)} | {cfg.key(1) for cfg in changed}
     assert len(keys) == len(changed) + 1
     for cfg in [base, *changed]:
