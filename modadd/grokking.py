@@ -176,6 +176,31 @@ def nanda_sweep(name: str = "nanda", fractions=tuple(NANDA_REFERENCE), seeds: in
     return out
 
 
+# one recipe difference at a time (chapter 9 §7): what each arm changes in the ``nanda`` preset
+NANDA_ABLATIONS = {
+    "his split": lambda c: replace(c, task=replace(c.task, split_method="python-shuffle")),
+    "PyTorch init": lambda c: replace(c, model=replace(c.model, init="torch")),
+    "biases everywhere": lambda c: replace(c, model=replace(c.model, biases="all")),
+    "a + b = over the residues": lambda c: replace(c, task=replace(
+        c.task, operator_token=True, readout_all_tokens=False)),
+    "no warm-up": lambda c: replace(c, train=replace(c.train, warmup_steps=0)),
+    "float32 loss": lambda c: replace(c, train=replace(c.train, loss_dtype="float32")),
+}
+
+
+def nanda_ablation(arms=tuple(NANDA_ABLATIONS), fraction: float = 0.5, seed: int = 0,
+                   n_steps: int = NANDA_SWEEP_STEPS) -> dict[str, RunConfig]:
+    """The :func:`nanda_sweep` run of the ``nanda`` preset at ``fraction`` and ``seed`` with one
+    recipe difference of :data:`NANDA_ABLATIONS` each (same seed: same data order; the
+    initialisation differs only where the arm changes it)."""
+    base = nanda_sweep("nanda", (fraction,), seed + 1, n_steps)[seed]
+    unknown = [a for a in arms if a not in NANDA_ABLATIONS]
+    if unknown:
+        raise ValueError(f"arms: must be among {', '.join(map(repr, NANDA_ABLATIONS))}, "
+                         f"got {unknown}")
+    return {arm: NANDA_ABLATIONS[arm](base) for arm in arms}
+
+
 def fraction_sweep(name: str, fractions, seeds: int) -> list[RunConfig]:
     """Grokking preset ``name`` at each of ``fractions`` (its batch carried over: full batch
     stays full, a power-style batch is recomputed), seeds ``0..seeds-1``, fraction-major."""
@@ -238,6 +263,8 @@ def nanda_comparison(table: pd.DataFrame, reference=None,
                 "mean": values.mean() if reached else np.nan,
                 "min": values.min(), "max": values.max(), "Nanda et al.": ref,
                 "mean / his": values.mean() / ref if ref and reached else np.nan,
+                "his inside our seeds' range": (None if ref is None or not reached else
+                                                bool(values.min() <= ref <= values.max())),
                 f"every seed within ±{tolerance:.0%}": (
                     None if ref is None else
                     bool(reached and (abs(values / ref - 1) <= tolerance).all()))})

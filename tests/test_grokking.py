@@ -360,3 +360,20 @@ def test_nanda_milestones_and_comparison_by_hand():
     strict = nanda_comparison(table, tolerance=0.2).set_index("milestone")
     assert not strict.loc["train loss < 1e-2", "every seed within ±20%"]
     assert comparison.loc["test accuracy >= 0.95", "every seed within ±25%"] is None
+
+
+def test_nanda_ablation_changes_one_recipe_difference_per_arm():
+    from modadd.grokking import NANDA_ABLATIONS, nanda_ablation, nanda_sweep
+    from modadd.presets import config_differences
+    base = nanda_sweep("nanda", (0.5,), 1)[0]
+    arms = nanda_ablation()
+    assert list(arms) == list(NANDA_ABLATIONS)
+    changed = {arm: set(config_differences(base, cfg).setting) for arm, cfg in arms.items()}
+    assert changed == {"his split": {"task.split_method"}, "PyTorch init": {"model.init"},
+                       "biases everywhere": {"model.biases"},
+                       "a + b = over the residues": {"task.operator_token",
+                                                     "task.readout_all_tokens"},
+                       "no warm-up": {"train.warmup_steps"},
+                       "float32 loss": {"train.loss_dtype"}}
+    with pytest.raises(ValueError, match="arms: must be among"):
+        nanda_ablation(("dropout",))
