@@ -463,7 +463,9 @@ display(Markdown(
     f"milestones are on target"
     + ("." if hit.all() else "; off target: " + ", ".join(
         f"{r.milestone} at fraction {r['train fraction']:g} (mean / his "
-        f"{number(r['mean / his'])})" for _, r in within[~hit.astype(bool)].iterrows()) + ".")))
+        f"{number(r['mean / his'])}; our {r.seeds} seeds span {number(r['min'], 0)}–"
+        f"{number(r['max'], 0)}, his {number(r['Nanda et al.'], 0)})"
+        for _, r in within[~hit.astype(bool)].iterrows()) + ".")))
 
 # %%
 fig, axes = plt.subplots(1, len(S.reference_fractions), figsize=(6 * len(S.reference_fractions), 3.6),
