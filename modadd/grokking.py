@@ -15,7 +15,7 @@ Presets (``grokking_preset(name, weight_decay, seed)``), all on the one training
   N(0, 1/(p+1)), biases 0), biases in the MLP only, 10-step warm-up and float64 loss.
 - ``nanda-default-init``: the same model and optimiser with this study's defaults (``a + b =``,
   PyTorch's initialisation, biases everywhere, no warm-up, float32 loss): the ``nanda`` preset
-  before issue 25, which grokked ~2.8× later than his runs.
+  before issue 25, which grokked well after his runs.
 - ``book``: the scale the book is computed at on a 2-core CPU (see the notebook for why).
 - ``smoke``: CI scale (p=23), seconds per run.
 

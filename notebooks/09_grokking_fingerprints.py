@@ -408,8 +408,8 @@ display(Markdown(ch09.summary(record, grok_table, sep, motion_ratio, rrr_wins, l
 # `mod_addition_frac_train_sweep.pth`: 1 layer, $p = 113$, full-batch AdamW, lr $10^{-3}$,
 # weight decay 1): the epoch (= full-batch step) at which train loss and test loss first fall
 # below $10^{-2}$, and the test-loss peak (cited constants, `grokking.NANDA_REFERENCE`). The
-# `nanda` preset before issue 25 (kept as `nanda-default-init`) grokked about 2.8× later than
-# his runs. Reading his code (`transformers.py` of the progress-measures paper) against ours:
+# `nanda` preset before issue 25 (kept as `nanda-default-init`) grokked well after his runs
+# (measured once, for issue 25; not rerun in this chapter). Reading his code (`transformers.py` of the progress-measures paper) against ours:
 #
 # | | Nanda et al.'s code | `nanda-default-init` | `nanda` |
 # |---|---|---|---|
