@@ -453,10 +453,11 @@ nanda_vs = grokking.nanda_comparison(nanda_steps)
 within = nanda_vs.dropna(subset=["Nanda et al."])
 hit = within[[c for c in within if c.startswith("every seed within")][0]]
 display(nanda_steps.style.hide(axis="index").format(
-    {"test-loss peak": "{:.2f}", **{m: "{:.0f}" for m in grokking.MILESTONES}}, na_rep="never"))
+    {"train fraction": "{:g}", "test-loss peak": "{:.2f}",
+     **{m: "{:.0f}" for m in grokking.MILESTONES}}, na_rep="never"))
 display(nanda_vs.style.hide(axis="index").format(
-    {"mean": "{:.0f}", "min": "{:.0f}", "max": "{:.0f}", "Nanda et al.": "{:g}",
-     "mean / his": "{:.2f}"}, na_rep="—"))
+    {"train fraction": "{:g}", "mean": "{:.4g}", "min": "{:.4g}", "max": "{:.4g}",
+     "Nanda et al.": "{:g}", "mean / his": "{:.2f}"}, na_rep="—"))
 display(Markdown(
     f"**Against Nanda et al.'s sweep** (target: every seed within "
     f"±{grokking.NANDA_TOLERANCE:.0%} of his epoch): {int(hit.sum())} of {len(hit)} compared "
@@ -520,10 +521,11 @@ for run in power_runs:
                        "resolution": run.config.train.snapshot_every,
                        "within the 1e5 budget": g is not None and g <= 100_000})
 power_steps = pd.DataFrame(power_rows)
-display(power_steps.style.hide(axis="index").format({"held-out accuracy ≥ 99% at": "{:.0f}"},
-                                                    na_rep="never"))
-display(Markdown("Mean over seeds: " + "; ".join(
-    f"fraction {f:g}: {ci_text(part['held-out accuracy ≥ 99% at'].astype(float), 0)} steps"
+display(power_steps.style.hide(axis="index").format(
+    {"train fraction": "{:g}", "held-out accuracy ≥ 99% at": "{:.0f}"}, na_rep="never"))
+display(Markdown("Per fraction, the seeds' steps and their mean: " + "; ".join(
+    f"{f:g}: " + ", ".join(number(v, 0) for v in part['held-out accuracy ≥ 99% at'].astype(float))
+    + f" (mean {number(part['held-out accuracy ≥ 99% at'].astype(float).mean(), 0)})"
     for f, part in power_steps.groupby("train fraction", sort=False)) + "."))
 
 # %% [markdown]
