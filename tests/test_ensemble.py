@@ -144,6 +144,7 @@ def test_unsupported_settings_are_refused(tmp_path):
         "task": algorithmic,
         "diagnostics_every": replace(SMALL, train=replace(SMALL.train, diagnostics_every=5)),
         "lr_schedule": replace(SMALL, train=replace(SMALL.train, lr_schedule="plateau")),
+        "loss_dtype": replace(SMALL, train=replace(SMALL.train, loss_dtype="float64")),
     }
     for field, cfg in cases.items():
         assert ensemble.unsupported_reason(cfg).startswith(f"{field}:")
