@@ -23,6 +23,10 @@ Differences from openai/grok that every preset shares: pre-LN blocks with learne
 embeddings (openai/grok: post-LN, sinusoidal), the loss on the answer only (openai/grok also
 scores the trailing end token, which halves its reported loss), biases in the linear layers,
 and minibatches drawn uniformly without replacement per step (openai/grok: shuffled epochs).
+
+Length: the presets, the published references (Nanda et al.'s sweep, its milestones and
+ablation arms) and the spectra analysis of chapter 9 share one vocabulary of grokking runs;
+split apart, each part would import the others' presets and step definitions.
 """
 from __future__ import annotations
 

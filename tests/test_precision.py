@@ -37,7 +37,8 @@ FAMILIES = {"smoke": lambda: preset("smoke"), "book": lambda: preset("book"),
             "original": lambda: preset("original"), "paper": lambda: preset("paper"),
             "book mlp": lambda: with_mlp(preset("book")),
             "grokking book": lambda: grokking_preset("book"),
-            "grokking nanda": lambda: grokking_preset("nanda")}
+            # the pin predates issue 25's faithful `nanda`: it is the recipe kept by name
+            "grokking nanda": lambda: grokking_preset("nanda-default-init")}
 
 
 def short(cfg: RunConfig, steps: int = 4, **train_changes) -> RunConfig:
