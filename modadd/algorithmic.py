@@ -6,7 +6,9 @@ the last input position (the fingerprint fork read the position after the answer
 peer_anchors §2 (a)).  Token ids: ``0..p-1`` the residues, ``p`` the operator, ``p+1`` the ``=``.
 Nanda et al.'s format (``operator_token=False``): ``a b =``, three tokens, ``p`` the ``=``; with
 ``readout_all_tokens`` the readout scores every token of the vocabulary (his unembedding has
-``p + 1`` outputs, the ``=`` among them), not only the ``p`` residues.
+``p + 1`` outputs, the ``=`` among them), not only the ``p`` residues.  openai/grok's format
+(``start_token=True``) opens every sequence with a start token (its ``<|eos|>``/``<|bos|>``),
+id ``vocab_size - 1``: ``<s> a ∘ b =``.
 
 The train/held-out split is a permutation drawn from its own ``split_seed``, independent of any
 model or data-order seed; :meth:`AlgorithmicTask.split` returns the index arrays that a run stores.
@@ -22,7 +24,7 @@ import torch
 from .validate import as_float, check_bool, check_choice, check_float, check_int, is_int, is_prime
 
 OPERATIONS = ("+", "-", "*", "/")
-SPLIT_METHODS = ("permutation", "python-shuffle")
+SPLIT_METHODS = ("permutation", "python-shuffle", "numpy-shuffle")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,10 @@ class AlgorithmicTask:
                                        # (Nanda et al.: p + 1 outputs); False: the p residues
     split_method: str = "permutation"  # "permutation": numpy's, round(f N) training pairs;
                                        # "python-shuffle": Nanda et al.'s, Python's
-                                       # random.Random(split_seed).shuffle, floor(f N) pairs
+                                       # random.Random(split_seed).shuffle, floor(f N) pairs;
+                                       # "numpy-shuffle": openai/grok's, numpy's legacy
+                                       # RandomState(split_seed).shuffle, round(f N) pairs
+    start_token: bool = False    # True: a start token opens each sequence (openai/grok)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_fraction", as_float(self.train_fraction))
@@ -51,6 +56,7 @@ class AlgorithmicTask:
         check_int("split_seed", self.split_seed, 0)
         check_bool("operator_token", self.operator_token)
         check_bool("readout_all_tokens", self.readout_all_tokens)
+        check_bool("start_token", self.start_token)
         check_choice("split_method", self.split_method, SPLIT_METHODS)
         n, n_train = self.n_pairs, self.n_train
         if not 1 <= n_train < n:
@@ -74,13 +80,20 @@ class AlgorithmicTask:
 
     @property
     def vocab_size(self) -> int:
-        """Residues, the operator token (unless ``operator_token=False``) and the ``=`` token."""
-        return self.p + 1 + int(self.operator_token)
+        """Residues, the operator token (unless ``operator_token=False``), the ``=`` token and
+        the start token (``start_token=True``), in this order."""
+        return self.p + 1 + int(self.operator_token) + int(self.start_token)
 
     @property
     def seq_len(self) -> int:
-        """``a ∘ b =``: four input tokens (``a b =``: three without the operator token)."""
-        return 3 + int(self.operator_token)
+        """``a ∘ b =``: four input tokens (``a b =``: three without the operator token; one more
+        with the start token)."""
+        return 3 + int(self.operator_token) + int(self.start_token)
+
+    @property
+    def operand_positions(self) -> tuple[int, int]:
+        """The input positions of ``a`` and ``b``."""
+        return int(self.start_token), self.seq_len - 2
 
     @property
     def equals_token(self) -> int:
@@ -118,19 +131,26 @@ class AlgorithmicTask:
         return (a * inverse) % self.p
 
     def tokens(self, pairs: np.ndarray) -> torch.Tensor:
-        """``[N, 4]`` long: ``a, op, b, =`` (``[N, 3]``: ``a, b, =`` without the operator)."""
+        """``[N, 4]`` long: ``a, op, b, =`` (``[N, 3]``: ``a, b, =`` without the operator; the
+        start token first with ``start_token``)."""
         n = len(pairs)
         out = np.empty((n, self.seq_len), dtype=np.int64)
-        out[:, 0], out[:, -2], out[:, -1] = pairs[:, 0], pairs[:, 1], self.equals_token
+        first, second = self.operand_positions
+        out[:, first], out[:, second], out[:, -1] = pairs[:, 0], pairs[:, 1], self.equals_token
         if self.operator_token:
-            out[:, 1] = self.p
+            out[:, first + 1] = self.p
+        if self.start_token:
+            out[:, 0] = self.vocab_size - 1
         return torch.from_numpy(out)
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """(train indices, held-out indices) into :meth:`pairs`: disjoint, covering, sorted,
         a function of ``p``, ``op``, ``train_fraction`` and ``split_seed`` only."""
         n, n_train = self.n_pairs, self.n_train     # both splits non-empty (__post_init__)
-        if self.split_method == "python-shuffle":   # Nanda et al.'s: shuffling the pair list
+        if self.split_method == "numpy-shuffle":    # openai/grok's: its equation list (a
+            order = np.arange(n)                    # major) shuffled, the first rows trained
+            np.random.RandomState(self.split_seed).shuffle(order)
+        elif self.split_method == "python-shuffle":   # Nanda et al.'s: shuffling the pair list
             order = list(range(n))                  # (a major) shuffles its indices alike
             random.Random(self.split_seed).shuffle(order)
             order = np.array(order)

@@ -23,6 +23,7 @@ LR_SCHEDULES = ("constant", "cosine", "cyclic", "plateau")
 WD_SCHEDULES = ("constant", "linear")
 PRECISIONS = ("fp32", "bf16")
 LOSS_DTYPES = ("float32", "float64")
+SAMPLINGS = ("uniform", "epochs")
 
 # The cache key's layout: per config section, the fields runs have been keyed by since schema 1
 # (the algorithmic task's since it was added).  They always enter the key; any other field
@@ -196,8 +197,18 @@ class AlgorithmicOptions:
     # -- operand-size curriculum (algorithmic tasks; seed 002's): ((fraction, until_step), ...):
     #    before until_step, train only on pairs with (a + b) / (2 (p - 1)) <= fraction
     operand_curriculum: tuple = ()
+    # -- how minibatches are drawn (algorithmic tasks): "uniform": batch_size distinct training
+    #    pairs drawn afresh each step; "epochs": openai/grok's shuffled epochs, a fresh
+    #    permutation of the training split per epoch cut into consecutive batches (the last
+    #    one of an epoch smaller when batch_size does not divide the split)
+    sampling: str = "uniform"
 
     def check_algorithmic(self) -> None:
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        if self.sampling == "epochs" and self.operand_curriculum:
+            raise ValueError(f"sampling: 'epochs' cannot be combined with an operand curriculum "
+                             f"(its pool changes within an epoch), got sampling='epochs' with "
+                             f"operand_curriculum={self.operand_curriculum!r}")
         check_bool("fingerprint_train", self.fingerprint_train)
         for name in ("early_stop_delay", "perturbation_seed", "record_every",
                      "fingerprint_directions", "fingerprint_seed"):
@@ -305,9 +316,9 @@ class RunConfig:
                                  f"'mixed', got {train.schedule!r}")
             return
         fingerprint_fields = ("early_stop_accuracy", "record_every", "fingerprint_directions",
-                              "operand_curriculum")
+                              "operand_curriculum", "sampling")
         for name in fingerprint_fields:
-            if getattr(train, name):
+            if getattr(train, name) != _TRAIN_DEFAULTS[name]:
                 raise ValueError(f"{name}: only supported for algorithmic tasks (a marker "
                                  f"task has no single held-out split), "
                                  f"got {getattr(train, name)!r}")

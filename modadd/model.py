@@ -1,4 +1,4 @@
-"""Pre-LN transformer for the marker task, with named attention matrices and a residual cache.
+"""Pre-LN transformer (post-LN as an option), with named attention matrices and a residual cache.
 
 Orientation of the attention matrices (one convention everywhere in the study): each is stored
 as PyTorch stores a ``Linear`` weight, ``[d_out, d_in]``, and acts on a row vector ``h`` as
@@ -22,7 +22,9 @@ from .validate import check_bool, check_choice, check_int, is_int
 MATRIX_NAMES = ("W_Q", "W_K", "W_V", "W_O")
 ACTIVATIONS = ("gelu", "relu")
 INITS = ("torch", "nanda")
-BIASES = ("all", "mlp")
+BIASES = ("all", "mlp", "none")
+NORM_POSITIONS = ("pre", "post")
+POSITIONS = ("learned", "sinusoidal")
 ResidHook = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -41,7 +43,14 @@ class ModelConfig:
                                    # al.'s (every weight N(0, 1/d_model), the head N(0, 1/classes),
                                    # every bias 0)
     biases: str = "all"            # "all": biases in every linear layer; "mlp": in the MLP only
-                                   # (no attention or head biases: Nanda et al.'s layout)
+                                   # (no attention or head biases: Nanda et al.'s layout);
+                                   # "none": in no linear layer (openai/grok's; LayerNorm keeps
+                                   # its shift)
+    norm_position: str = "pre"     # "pre": x + f(LN(x)), a final LN before the head; "post":
+                                   # LN(x + f(x)) and no final LN (openai/grok's decoder block)
+    positions: str = "learned"     # "learned": a trained position embedding; "sinusoidal":
+                                   # openai/grok's fixed table (sin at even, cos at odd
+                                   # dimensions), not a parameter
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +67,12 @@ class ModelConfig:
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("init", self.init, INITS)
         check_choice("biases", self.biases, BIASES)
+        check_choice("norm_position", self.norm_position, NORM_POSITIONS)
+        check_choice("positions", self.positions, POSITIONS)
+        if self.norm_position == "post" and not self.layer_norm:
+            raise ValueError("norm_position: 'post' needs layer_norm=True (without LayerNorm "
+                             "the two positions are one model), got 'post' with "
+                             "layer_norm=False")
         if not is_int(self.d_mlp) or self.d_mlp < 0:
             raise ValueError(f"d_mlp: must be an integer >= 1, or 0 for 4 * d_model, "
                              f"got {self.d_mlp!r}")
@@ -126,31 +141,60 @@ def _norm(cfg: ModelConfig) -> nn.Module:
 
 
 class Block(nn.Module):
-    """Pre-LN block: ``x + attn(LN(x))`` and, unless attention-only, ``+ mlp(LN(x))``
-    (without LayerNorm, ``LN`` is the identity)."""
+    """Pre-LN block: ``x + attn(LN(x))`` and, unless attention-only, ``+ mlp(LN(x))`` (without
+    LayerNorm, ``LN`` is the identity); post-LN (``norm_position="post"``): ``LN(x + attn(x))``,
+    then ``LN(· + mlp(·))``."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.post = cfg.norm_position == "post"
         self.ln_attn = _norm(cfg)
         self.attn = Attention(cfg)
         self.ln_mlp = None if cfg.attention_only else _norm(cfg)
+        bias = cfg.biases != "none"
         self.mlp = None if cfg.attention_only else nn.Sequential(
-            nn.Linear(cfg.d_model, cfg.mlp_width),
+            nn.Linear(cfg.d_model, cfg.mlp_width, bias=bias),
             nn.GELU() if cfg.activation == "gelu" else nn.ReLU(),
-            nn.Linear(cfg.mlp_width, cfg.d_model))
+            nn.Linear(cfg.mlp_width, cfg.d_model, bias=bias))
+
+    def attention_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the attention reads: ``LN(x)`` (pre-LN) or ``x`` itself (post-LN)."""
+        return x if self.post else self.ln_attn(x)
+
+    def add_attention(self, x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        """The residual after the attention: ``x + update`` (post-LN: ``LN(x + update)``)."""
+        return self.ln_attn(x + update) if self.post else x + update
+
+    def add_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual after the MLP (``x`` itself in an attention-only block)."""
+        if self.mlp is None:
+            return x
+        if self.post:
+            return self.ln_mlp(x + self.mlp(x))
+        return x + self.mlp(self.ln_mlp(x))
 
     def forward(self, x: torch.Tensor, attn_override: Optional[torch.Tensor] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Residual ``[B,T,d]`` in and out, plus the attention probabilities."""
-        update, probs = self.attn(self.ln_attn(x), attn_override)
-        x = x + update
-        if self.mlp is not None:
-            x = x + self.mlp(self.ln_mlp(x))
-        return x, probs
+        update, probs = self.attn(self.attention_input(x), attn_override)
+        return self.add_mlp(self.add_attention(x, update)), probs
+
+
+def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
+    """openai/grok's fixed position table ``[length, width]``: at position ``t``, dimension
+    ``2j`` holds ``sin(t / 10000^(2j / width))`` and ``2j + 1`` holds ``cos`` of the same angle."""
+    t = torch.arange(length, dtype=torch.float64)[:, None]
+    even = torch.arange(0, width, 2, dtype=torch.float64)
+    angle = t / 10000.0 ** (even / width)
+    table = torch.empty(length, width, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, :width // 2])
+    return table.float()
 
 
 class Transformer(nn.Module):
-    """Token + learned position embeddings, pre-LN blocks, final LN, linear head at the readout.
+    """Token + position embeddings, pre-LN blocks, final LN, linear head at the readout
+    (post-LN blocks: no final LN; sinusoidal positions: a fixed buffer ``pos_table``).
 
     The readout is the last position (the query token when the task appends one).
     """
@@ -159,9 +203,13 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg, self.seq_len = cfg, seq_len
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
-        self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
+        self.pos_embed = None
+        if cfg.positions == "learned":
+            self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
+        else:
+            self.register_buffer("pos_table", sinusoidal_positions(seq_len, cfg.d_model))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.ln_final = _norm(cfg)
+        self.ln_final = nn.Identity() if cfg.norm_position == "post" else _norm(cfg)
         self.head = nn.Linear(cfg.d_model, n_classes, bias=cfg.biases == "all")
         if cfg.init == "nanda":
             self._nanda_init()
@@ -182,6 +230,12 @@ class Transformer(nn.Module):
                 p.normal_(0.0, 1.0 / math.sqrt(p.shape[0]))
             else:
                 p.normal_(0.0, 1.0 / math.sqrt(self.cfg.d_model))
+
+    def positional(self, length: int) -> torch.Tensor:
+        """The position vectors of the first ``length`` positions, ``[length, d_model]``."""
+        if self.pos_embed is None:
+            return self.pos_table[:length]
+        return self.pos_embed.weight[:length]
 
     @classmethod
     def for_task(cls, cfg: ModelConfig, task) -> "Transformer":
@@ -213,17 +267,18 @@ class Transformer(nn.Module):
             raise ValueError(f"tokens: expected shape [B, {self.seq_len}], got "
                              f"{tuple(tokens.shape)}")
         batch, length = tokens.shape
-        x = self.embed(tokens) + self.pos_embed.weight[:length]
+        x = self.embed(tokens) + self.positional(length)
         last = len(self.blocks) - 1
         for index, block in enumerate(self.blocks):
-            h = block.ln_attn(x)
+            h = block.attention_input(x)
             attention = block.attn
             heads, d_head, width = attention.n_heads, attention.d_head, self.cfg.d_model
             if index < last:
                 q, k, v = attention.qkv(h).view(batch, length, 3, heads, d_head) \
                     .permute(2, 0, 3, 1, 4)
                 mixed = _fp32_attention(q, k, v, True, fused)
-                x = x + attention.out(mixed.transpose(1, 2).reshape(batch, length, width))
+                x = block.add_attention(
+                    x, attention.out(mixed.transpose(1, 2).reshape(batch, length, width)))
             else:       # the readout row only: its query against every position's key
                 weight, bias = attention.qkv.weight, attention.qkv.bias
                 k, v = F.linear(h, weight[width:], None if bias is None else bias[width:]) \
@@ -231,9 +286,8 @@ class Transformer(nn.Module):
                 q = F.linear(h[:, -1:], weight[:width], None if bias is None else bias[:width]) \
                     .view(batch, 1, heads, d_head).transpose(1, 2)
                 mixed = _fp32_attention(q, k, v, False, fused)   # the last row sees all
-                x = x[:, -1:] + attention.out(mixed.reshape(batch, 1, width))
-            if block.mlp is not None:
-                x = x + block.mlp(block.ln_mlp(x))
+                x = block.add_attention(x[:, -1:], attention.out(mixed.reshape(batch, 1, width)))
+            x = block.add_mlp(x)
         return self.head(self.ln_final(x[:, -1]))
 
     def run_with_cache(self, tokens: torch.Tensor,
@@ -256,8 +310,7 @@ class Transformer(nn.Module):
         if bad:
             raise ValueError(f"resid_hooks/attn_overrides: layer must be in "
                              f"0..{self.cfg.n_layers}, got {bad[0]}")
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.embed(tokens) + self.pos_embed(positions)
+        x = self.embed(tokens) + self.positional(tokens.shape[1])
         resid, attn = [], []
         for layer in range(self.cfg.n_layers + 1):
             if layer in hooks:

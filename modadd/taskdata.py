@@ -16,6 +16,7 @@ None of them touches a training RNG: measuring never changes training.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -138,8 +139,10 @@ class AlgorithmicData:
         self.splits = task.split_data()
         tokens = self.splits["train"][0]
         # operand size of each training pair, (a + b) / (2 (p - 1)) in [0, 1] (seed 002's measure)
-        self.operand_size = (tokens[:, 0] + tokens[:, -2]).double() / (2 * (task.p - 1))
+        first, second = task.operand_positions
+        self.operand_size = (tokens[:, first] + tokens[:, second]).double() / (2 * (task.p - 1))
         self._pools: dict[float, torch.Tensor] = {}
+        self._epoch: tuple[int, Optional[torch.Tensor]] = (-1, None)
         rng = np.random.default_rng([cfg.train.fingerprint_seed, 0xF1])
         self.probes = {}
         for name in ("heldout", "train"):
@@ -173,9 +176,27 @@ class AlgorithmicData:
     def training_batch(self, step: int, generator: torch.Generator) -> AlgorithmicBatch:
         """The batch of ``step``: ``batch_size`` distinct training pairs drawn uniformly from the
         data stream (at the operand curriculum's size limit), or the whole training split (no
-        randomness) when ``batch_size`` is at least its size."""
+        randomness) when ``batch_size`` is at least its size; with ``sampling="epochs"``, the
+        step's slice of its epoch (:meth:`epoch_batch`)."""
         t = self.cfg.train
+        if t.sampling == "epochs":
+            return self.epoch_batch(step)
         return self.batch(t.batch_size, generator, operand_fraction_at_step(t, step))
+
+    def epoch_batch(self, step: int) -> AlgorithmicBatch:
+        """openai/grok's shuffled epochs: epoch ``e`` is a permutation of the training split from
+        the stream ``"epoch:<e>"`` of the run seed, cut into ``ceil(N / batch_size)``
+        consecutive batches, the last one smaller when ``batch_size`` does not divide ``N``.  A
+        function of ``step`` alone, so a resumed run draws the same batches."""
+        tokens, labels = self.splits["train"]
+        n = len(labels)
+        size = min(self.cfg.train.batch_size, n)
+        epoch, index = divmod(step, math.ceil(n / size))
+        if self._epoch[0] != epoch:
+            generator = torch.Generator().manual_seed(stream_seed(self.cfg.seed, f"epoch:{epoch}"))
+            self._epoch = (epoch, torch.randperm(n, generator=generator))
+        rows = self._epoch[1][index * size:(index + 1) * size]
+        return AlgorithmicBatch(tokens[rows], labels[rows])
 
     def evaluate(self, model: Transformer, step: int) -> list[dict]:
         return evaluate_algorithmic(model, self, step)

@@ -71,7 +71,7 @@ def test_nanda_format_three_tokens_and_a_readout_over_the_vocabulary():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("field", ["operator_token", "readout_all_tokens"])
+@pytest.mark.parametrize("field", ["operator_token", "readout_all_tokens", "start_token"])
 def test_format_switches_must_be_bools(field):
     with pytest.raises(ValueError, match=field):
         AlgorithmicTask(**{field: "no"})
@@ -95,3 +95,33 @@ def test_python_shuffle_split_is_nandas():
     assert len(heldout) == p * p - 67
     with pytest.raises(ValueError, match="split_method: must be one of"):
         AlgorithmicTask(split_method="sorted")
+
+
+def test_numpy_shuffle_split_is_openai_grok():
+    """openai/grok's make_data: its equation strings (a major) shuffled in place by
+    np.random.RandomState(seed), the first round(N * pct / 100) rows trained.  Recomputed on the
+    strings themselves (a list, not an index array)."""
+    p, pct, seed = 13, 40, 0
+    eqs = [f"{a} + {b} = {(a + b) % p}" for a in range(p) for b in range(p)]
+    np.random.RandomState(seed=seed).shuffle(eqs)
+    n_train = round(len(eqs) * (pct / 100.0))
+    his_train = {tuple(int(t) for t in e.split()[0:3:2]) for e in eqs[:n_train]}
+    task = AlgorithmicTask(p=p, train_fraction=pct / 100, split_seed=seed,
+                           split_method="numpy-shuffle")
+    train, heldout = task.split()
+    assert {tuple(x) for x in task.pairs()[train]} == his_train
+    assert task.n_train == n_train == 68 and len(heldout) == p * p - 68
+    assert set(train) != set(AlgorithmicTask(p=p, train_fraction=0.4).split()[0])
+
+
+def test_start_token_opens_the_sequence():
+    """openai/grok's ``<s> a + b =``: the start token is the last id, the answer still read at
+    '=', the operands one position later (the operand curriculum reads them there)."""
+    task = AlgorithmicTask(p=7, start_token=True)
+    pairs = task.pairs()[[3, 20]]
+    tokens = task.tokens(pairs).numpy()
+    assert task.vocab_size == 10 and task.seq_len == 5 and task.answer_position == 4
+    np.testing.assert_array_equal(tokens, [[9, 0, 7, 3, 8], [9, 2, 7, 6, 8]])
+    assert task.operand_positions == (1, 3) and task.equals_token == 8
+    nanda_like = AlgorithmicTask(p=7, start_token=True, operator_token=False)
+    np.testing.assert_array_equal(nanda_like.tokens(pairs).numpy(), [[8, 0, 3, 7], [8, 2, 6, 7]])

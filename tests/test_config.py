@@ -98,7 +98,8 @@ FIELD_CHANGES = {
     "task": dict(T=12, C=5, m_values=(1, 2, 3), op="mul", marker_ids="single",
                  positions="per_batch", readout="query", vocab_size=200, marker_offset=120),
     "model": dict(n_layers=2, d_model=64, n_heads=2, attention_only=False, layer_norm=False,
-                  activation="relu", d_mlp=256, init="nanda", biases="mlp"),
+                  activation="relu", d_mlp=256, init="nanda", biases="mlp",
+                  norm_position="post", positions="sinusoidal"),
     "train": dict(optimizer="sgd", lr=1e-3, weight_decay=0.0, momentum=0.5, batch_size=64,
                   n_steps=999, schedule="single", mixed_per="example", curriculum=None,
                   reset_optimizer=False, single_m=1, snapshot_every=7, store_full_params=True,
@@ -110,7 +111,7 @@ FIELD_CHANGES = {
                   wd_schedule="linear", wd_final_ratio=10.0, wd_ramp_steps=500,
                   operand_curriculum=((0.3, 100),), diagnostics_every=10,
                   precision="bf16", lean_step=True, dense_every=10, dense_until=200,
-                  loss_dtype="float64"),
+                  loss_dtype="float64", sampling="epochs"),
 }
 # options read only under one setting of another field (refused elsewhere): that setting
 ENABLED_BY = {"momentum": dict(optimizer="sgd"), "cycle_steps": dict(lr_schedule="cyclic"),
@@ -122,7 +123,7 @@ ENABLED_BY = {"momentum": dict(optimizer="sgd"), "cycle_steps": dict(lr_schedule
                                       n_steps=1000)}
 # fields that only an algorithmic task accepts
 ALGORITHMIC_ONLY = {"early_stop_accuracy", "record_every", "fingerprint_directions",
-                    "operand_curriculum"}
+                    "operand_curriculum", "sampling"}
 
 
 def _changed_configs(base: RunConfig):
@@ -238,7 +239,8 @@ def test_algorithmic_fields_change_the_key_and_round_trip():
                 for change in (dict(p=13), dict(op="*"), dict(train_fraction=0.5),
                                dict(split_seed=1), dict(operator_token=False),
                                dict(readout_all_tokens=True),
-                               dict(split_method="python-shuffle"))]
+                               dict(split_method="python-shuffle"),
+                               dict(split_method="numpy-shuffle"), dict(start_token=True))]
     keys = {base.key(1)} | {cfg.key(1) for cfg in changed}
     assert len(keys) == len(changed) + 1
     for cfg in [base, *changed]:

@@ -158,3 +158,36 @@ def test_operand_curriculum_restricts_the_batches():
     assert operand_fraction_at_step(cfg.train, 10) == 1.0
     with pytest.raises(ValueError, match="operand_curriculum"):
         TrainConfig(operand_curriculum=((0.5, 10), (0.6, 5)))
+
+
+def test_shuffled_epochs_cover_the_split_once_per_epoch():
+    """openai/grok's sampling: each epoch is a permutation of the training split in consecutive
+    batches, the last one ragged; a fresh permutation per epoch; batches a function of the step
+    (a new data object, as after a resume, draws the same ones); another seed, other epochs."""
+    cfg = _cfg(sampling="epochs", batch_size=16)
+    data = AlgorithmicData(cfg)
+    tokens, _ = data.splits["train"]
+    n = len(tokens)
+    per_epoch = -(-n // 16)
+    g = torch.Generator().manual_seed(0)
+    epochs = []
+    for epoch in range(2):
+        batches = [data.training_batch(epoch * per_epoch + i, g) for i in range(per_epoch)]
+        assert [len(b.labels) for b in batches] == [16] * (per_epoch - 1) + [n - 16 * (per_epoch - 1)]
+        rows = torch.cat([b.tokens for b in batches])
+        assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, tokens.tolist()))
+        epochs.append(rows)
+    assert not torch.equal(epochs[0], epochs[1])
+    again = AlgorithmicData(cfg).training_batch(per_epoch + 2, g)
+    torch.testing.assert_close(again.tokens, epochs[1][32:48])
+    other = AlgorithmicData(replace(cfg, seed=1)).training_batch(0, g)
+    assert not torch.equal(other.tokens, epochs[0][:16])
+
+
+def test_sampling_is_validated():
+    with pytest.raises(ValueError, match="sampling: must be one of"):
+        TrainConfig(sampling="bootstrap")
+    with pytest.raises(ValueError, match="sampling: 'epochs' cannot be combined"):
+        TrainConfig(sampling="epochs", operand_curriculum=((0.5, 10),))
+    with pytest.raises(ValueError, match="sampling: only supported for algorithmic tasks"):
+        RunConfig(train=TrainConfig(sampling="epochs"))

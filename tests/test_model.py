@@ -235,7 +235,66 @@ def test_nanda_init_keeps_layer_norm_gains_and_lean_forward_without_biases(token
     torch.testing.assert_close(model.lean_logits(tokens), model(tokens), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("field,value", [("init", "xavier"), ("biases", "none")])
+@pytest.mark.parametrize("field,value", [("init", "xavier"), ("biases", "some")])
 def test_init_and_bias_options_are_validated(field, value):
     with pytest.raises(ValueError, match=f"{field}: must be one of"):
         ModelConfig(**{field: value})
+
+
+def test_post_ln_block_recomputed_by_hand(tokens):
+    """openai/grok's block, written out: a1 = LN(x + attn(x)), a2 = LN(a1 + mlp(a1)), no final
+    LN, no linear biases, a fixed sinusoidal table added to the token embeddings."""
+    cfg = ModelConfig(n_layers=1, d_model=32, n_heads=4, attention_only=False, activation="relu",
+                      biases="none", norm_position="post", positions="sinusoidal")
+    model = build_model(cfg, TASK, seed=2)
+    assert not any(n.endswith("bias") and "ln_" not in n for n, _ in model.named_parameters())
+    assert model.pos_embed is None and "pos_table" in dict(model.named_buffers())
+    d, h, dh, T = 32, 4, 8, TASK.T
+    table = np.array([[math.sin(t / 10000 ** (i / d)) if i % 2 == 0
+                       else math.cos(t / 10000 ** ((i - 1) / d)) for i in range(d)]
+                      for t in range(T)])
+    np.testing.assert_allclose(model.pos_table.numpy(), table, atol=1e-6)
+    block = model.blocks[0]
+
+    def layer_norm(x, ln):
+        normed = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + ln.eps)
+        return normed * ln.weight.detach().numpy() + ln.bias.detach().numpy()
+
+    x = model.embed.weight[tokens].detach().numpy() + table
+    w = {n: model.attention_matrix(0, n).detach().numpy() for n in MATRIX_NAMES}
+    q, k, v = ((x @ w[n].T).reshape(6, T, h, dh).transpose(0, 2, 1, 3)
+               for n in ("W_Q", "W_K", "W_V"))
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh)
+    scores = np.where(np.triu(np.ones((T, T)), 1) > 0, -np.inf, scores)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    mixed = (probs @ v).transpose(0, 2, 1, 3).reshape(6, T, d)
+    a1 = layer_norm(x + mixed @ w["W_O"].T, block.ln_attn)
+    w_in, w_out = (block.mlp[i].weight.detach().numpy() for i in (0, 2))
+    a2 = layer_norm(a1 + np.maximum(a1 @ w_in.T, 0) @ w_out.T, block.ln_mlp)
+    expected = a2[:, -1] @ model.head.weight.detach().numpy().T
+    np.testing.assert_allclose(model(tokens).detach().numpy(), expected, atol=1e-4)
+    torch.testing.assert_close(model.lean_logits(tokens), model(tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_post_ln_two_layers_lean_forward_matches(tokens):
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, attention_only=False,
+                      norm_position="post", positions="sinusoidal", biases="none")
+    model = build_model(cfg, TASK, seed=4)
+    torch.testing.assert_close(model.lean_logits(tokens), model(tokens), rtol=1e-5, atol=1e-5)
+    attn_only = build_model(ModelConfig(n_layers=2, d_model=32, n_heads=4,
+                                        norm_position="post"), TASK, seed=4)
+    torch.testing.assert_close(attn_only.lean_logits(tokens), attn_only(tokens), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value", [("norm_position", "sandwich"),
+                                         ("positions", "rotary")])
+def test_norm_and_position_options_are_validated(field, value):
+    with pytest.raises(ValueError, match=f"{field}: must be one of"):
+        ModelConfig(**{field: value})
+
+
+def test_post_ln_without_layer_norm_is_refused():
+    with pytest.raises(ValueError, match="norm_position: 'post' needs layer_norm=True"):
+        ModelConfig(norm_position="post", layer_norm=False)
