@@ -3,9 +3,14 @@
 Presets (``grokking_preset(name, weight_decay, seed)``), all on the one training engine of
 :mod:`modadd.train`:
 
-- ``power``: Power et al. (2022), App. A.1.2: ``a + b mod 97``, 40% training pairs, 2 layers,
-  d=128, 4 heads, ReLU MLP 4d, AdamW lr 1e-3, β=(0.9, 0.98), 10-step linear warm-up, batch
+- ``power``: Power et al. (2022), App. A.1.2, as openai/grok runs it: ``a + b mod 97``, 40%
+  training pairs (its numpy-shuffled split), ``<s> a + b =`` scored over the whole vocabulary,
+  2 post-LN layers with fixed sinusoidal positions and no linear biases, d=128, 4 heads, ReLU MLP
+  4d, AdamW lr 1e-3, β=(0.9, 0.98), 10-step linear warm-up, shuffled epochs of batch
   min(512, ⌈N_train/2⌉), 10⁵ updates; early stop 1000 steps after held-out accuracy ≥ 99%.
+- ``power-default-arch``: the same recipe on this study's defaults (``a + b =`` over the
+  residues, pre-LN with learned positions and biases, its own split, a fresh uniform batch per
+  step): the ``power`` preset before issue 25, the base of ``fingerprint`` and ``book``.
 - ``fingerprint``: seed 001's study of the same model: 6000 steps (10 000 at wd=0), early stop
   as above, a fingerprint every 2 steps on 100 probes — but probes from the **held-out** split
   and log-probs of the **answer** (the fork's two defects, peer_anchors §2).
@@ -19,10 +24,12 @@ Presets (``grokking_preset(name, weight_decay, seed)``), all on the one training
 - ``book``: the scale the book is computed at on a 2-core CPU (see the notebook for why).
 - ``smoke``: CI scale (p=23), seconds per run.
 
-Differences from openai/grok that every preset shares: pre-LN blocks with learned position
-embeddings (openai/grok: post-LN, sinusoidal), the loss on the answer only (openai/grok also
-scores the trailing end token, which halves its reported loss), biases in the linear layers,
-and minibatches drawn uniformly without replacement per step (openai/grok: shuffled epochs).
+Differences from openai/grok that every preset keeps, ``power`` included: the loss on the
+answer only (openai/grok also scores the trailing end token, which halves its reported loss), a
+vocabulary of this task's tokens only (openai/grok's holds 239, for all its tasks), and a first
+update at the warm-up's first step (openai/grok's LambdaLR gives its first update lr 0).  Every
+other preset also keeps this study's pre-LN blocks with learned positions and biases, its own
+split and uniform per-step batches (:data:`POWER_ABLATIONS` puts each back into ``power``).
 
 Length: the presets, the published references (Nanda et al.'s sweep, its milestones and
 ablation arms) and the spectra analysis of chapter 9 share one vocabulary of grokking runs;
@@ -65,14 +72,29 @@ def _grokking_run(p: int, fraction: float, n_layers: int, d_model: int, n_heads:
                           **{"lr": 1e-3, **train}))
 
 
-def _power() -> RunConfig:
+def _power_default_arch() -> RunConfig:
     return _grokking_run(97, 0.4, 2, 128, 4, warmup_steps=10, n_steps=100_000,
                          snapshot_every=100, checkpoint_every=1000, early_stop_accuracy=0.99,
                          early_stop_delay=1000, record_every=100, probe_size=100)
 
 
+def _power() -> RunConfig:
+    """Power et al.'s recipe as openai/grok's code runs it (``grok/data.py``,
+    ``grok/transformer.py``): ``<s> a + b =`` read out over the whole vocabulary, its split
+    (numpy's ``RandomState(0).shuffle``, the first ``round(f N)`` rows), post-LN blocks without
+    a final LN, fixed sinusoidal positions, no biases in any linear layer, shuffled epochs;
+    everything else as ``power-default-arch``."""
+    cfg = _power_default_arch()
+    return replace(cfg,
+                   task=replace(cfg.task, start_token=True, readout_all_tokens=True,
+                                split_method="numpy-shuffle"),
+                   model=replace(cfg.model, norm_position="post", positions="sinusoidal",
+                                 biases="none"),
+                   train=replace(cfg.train, sampling="epochs"))
+
+
 def _fingerprint() -> RunConfig:
-    cfg = _power()
+    cfg = _power_default_arch()
     return replace(cfg, train=replace(cfg.train, n_steps=6000, snapshot_every=50,
                                       record_every=2, probe_size=100))
 
@@ -95,7 +117,7 @@ def _nanda() -> RunConfig:
 
 
 def _book() -> RunConfig:
-    cfg = _power()
+    cfg = _power_default_arch()
     return replace(cfg, train=replace(cfg.train, n_steps=6000, snapshot_every=50,
                                       record_every=10, probe_size=500, fingerprint_train=True))
 
@@ -118,7 +140,8 @@ def _detect() -> RunConfig:
 
 GROKKING_PRESETS = {"smoke": _smoke, "book": _book, "detect": _detect,
                     "fingerprint": _fingerprint, "power": _power, "nanda": _nanda,
-                    "nanda-default-init": _nanda_default_init}
+                    "nanda-default-init": _nanda_default_init,
+                    "power-default-arch": _power_default_arch}
 # steps for wd = 0 (no early stop can fire in practice): seed 001 gave those runs 10 000 steps
 _WD0_STEPS = {"fingerprint": 10_000}
 
@@ -190,19 +213,54 @@ NANDA_ABLATIONS = {
     "no warm-up": lambda c: replace(c, train=replace(c.train, warmup_steps=0)),
     "float32 loss": lambda c: replace(c, train=replace(c.train, loss_dtype="float32")),
 }
+# ... and in the ``power`` preset: each arm puts back one default of this study
+POWER_ABLATIONS = {
+    "pre-LN": lambda c: replace(c, model=replace(c.model, norm_position="pre")),
+    "learned positions": lambda c: replace(c, model=replace(c.model, positions="learned")),
+    "biases everywhere": lambda c: replace(c, model=replace(c.model, biases="all")),
+    "no start token": lambda c: replace(c, task=replace(c.task, start_token=False)),
+    "readout over the residues": lambda c: replace(c, task=replace(
+        c.task, readout_all_tokens=False)),
+    "our split": lambda c: replace(c, task=replace(c.task, split_method="permutation")),
+    "uniform batches": lambda c: replace(c, train=replace(c.train, sampling="uniform")),
+}
+
+
+def _ablation(base: RunConfig, table: dict, arms) -> dict[str, RunConfig]:
+    unknown = [a for a in arms if a not in table]
+    if unknown:
+        raise ValueError(f"arms: must be among {', '.join(map(repr, table))}, got {unknown}")
+    return {arm: table[arm](base) for arm in arms}
 
 
 def nanda_ablation(arms=tuple(NANDA_ABLATIONS), fraction: float = 0.5, seed: int = 0,
-                   n_steps: int = NANDA_SWEEP_STEPS) -> dict[str, RunConfig]:
-    """The :func:`nanda_sweep` run of the ``nanda`` preset at ``fraction`` and ``seed`` with one
+                   n_steps: int = NANDA_SWEEP_STEPS, name: str = "nanda"
+                   ) -> dict[str, RunConfig]:
+    """The :func:`nanda_sweep` run of preset ``name`` at ``fraction`` and ``seed`` with one
     recipe difference of :data:`NANDA_ABLATIONS` each (same seed: same data order; the
     initialisation differs only where the arm changes it)."""
-    base = nanda_sweep("nanda", (fraction,), seed + 1, n_steps)[seed]
-    unknown = [a for a in arms if a not in NANDA_ABLATIONS]
-    if unknown:
-        raise ValueError(f"arms: must be among {', '.join(map(repr, NANDA_ABLATIONS))}, "
-                         f"got {unknown}")
-    return {arm: NANDA_ABLATIONS[arm](base) for arm in arms}
+    return _ablation(nanda_sweep(name, (fraction,), seed + 1, n_steps)[seed], NANDA_ABLATIONS,
+                     arms)
+
+
+def power_ablation(arms=tuple(POWER_ABLATIONS), fraction: float = 0.4, seed: int = 0,
+                   name: str = "power") -> dict[str, RunConfig]:
+    """The :func:`fraction_sweep` run of preset ``name`` at ``fraction`` and ``seed`` with one
+    default of this study put back each (:data:`POWER_ABLATIONS`)."""
+    return _ablation(fraction_sweep(name, (fraction,), seed + 1)[seed], POWER_ABLATIONS, arms)
+
+
+def ablation_table(base, arms: dict, measure, against: str) -> pd.DataFrame:
+    """One row per arm of an ablation, the unchanged run first (arm ``"none"``): the values of
+    ``measure(run)`` (a dict of numbers or None) and, for its entry ``against``, the arm's value
+    over the unchanged run's (NaN where either is None)."""
+    rows = []
+    for arm, run in {"none": base, **arms}.items():
+        rows.append({"arm": arm, **measure(run)})
+    table = pd.DataFrame(rows)
+    values = table[against].astype(float)
+    table[f"{against}: / unchanged"] = values / values.iloc[0]
+    return table
 
 
 def fraction_sweep(name: str, fractions, seeds: int) -> list[RunConfig]:

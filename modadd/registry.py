@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .config import RunConfig
+from .grokking import NANDA_ABLATIONS, POWER_ABLATIONS
 from .presets import PRESETS
 
 Runs = dict[str, list[RunConfig]]
@@ -338,14 +339,22 @@ def _warm_ch08(s: Settings, runs: Runs, workers: int) -> None:
 
 
 def _runs_ch09(s: Settings) -> Runs:
-    from .grokking import fraction_sweep, grokking_study, nanda_sweep
+    from .grokking import (fraction_sweep, grokking_study, nanda_ablation, nanda_sweep,
+                           power_ablation)
     study = grokking_study(s.preset, seeds=s.seeds, perturbations=s.perturbations)
     return {"grokking": study["main"], "grokking perturbed": study["perturbed"],
-            # §7: the published references (Nanda et al.'s sweep; Power et al.'s recipe)
+            # §7: the published references (Nanda et al.'s sweep; Power et al.'s recipe), and
+            # one recipe difference at a time at one fraction and seed 0
             "nanda sweep": nanda_sweep(s.nanda_preset, s.reference_fractions,
                                        s.reference_seeds, s.reference_steps),
+            "nanda ablation": list(nanda_ablation(s.nanda_arms, s.ablation_fraction, 0,
+                                                  s.reference_steps, s.nanda_preset).values()),
             "power sweep": fraction_sweep(s.power_preset, s.reference_fractions,
-                                          s.reference_seeds)}
+                                          s.reference_seeds),
+            "power sweep: default arch": fraction_sweep(s.power_default_preset,
+                                                        s.reference_fractions, s.reference_seeds),
+            "power ablation": list(power_ablation(s.power_arms, s.ablation_fraction, 0,
+                                                  s.power_preset).values())}
 
 
 def _runs_ch10(s: Settings) -> Runs:
@@ -411,10 +420,15 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
     Chapter("ch09", "09_grokking_fingerprints",
             {"seeds": 5, "perturbations": 5, "n_delays": 32, "rank": 10, "ridge": 1e-6,
              "n_perm": 5000, "nanda_preset": "nanda", "power_preset": "power",
-             "reference_fractions": (0.5, 0.4), "reference_seeds": 2, "reference_steps": 8000},
+             "power_default_preset": "power-default-arch",
+             "reference_fractions": (0.5, 0.4), "reference_seeds": 2, "reference_steps": 8000,
+             "ablation_fraction": 0.4, "nanda_arms": tuple(NANDA_ABLATIONS),
+             "power_arms": tuple(POWER_ABLATIONS)},
             {"smoke": {"seeds": 2, "perturbations": 2, "n_perm": 200, "nanda_preset": "smoke",
-                       "power_preset": "smoke", "reference_fractions": (0.7,),
-                       "reference_seeds": 1, "reference_steps": 400},
+                       "power_preset": "smoke", "power_default_preset": "smoke",
+                       "reference_fractions": (0.7,), "reference_seeds": 1,
+                       "reference_steps": 400, "ablation_fraction": 0.7,
+                       "nanda_arms": ("his split",), "power_arms": ("no start token",)},
              "book": {}, "fingerprint": {}, "power": {}, "nanda": {}}, _runs_ch09),
     # chapter 10's grid runs at grokking preset ``grid``
     Chapter("ch10", "10_grokking_diagnostics", {"seeds": 4, "n_boot": 2000, "grid": "detect"},

@@ -67,9 +67,13 @@ ridge: Optional[float] = None   # RRR Tikhonov regulariser (kooplearn's default 
 n_perm: Optional[int] = None    # label permutations of the separation test
 nanda_preset: Optional[str] = None   # §7: the preset run at Nanda et al.'s training fractions
 power_preset: Optional[str] = None   # §7: the preset run at Power et al.'s recipe's fractions
+power_default_preset: Optional[str] = None # §7: the same recipe on this study's defaults
 reference_fractions: Optional[list] = None # §7: the training fractions of both sweeps
 reference_seeds: Optional[int] = None # §7: seeds per fraction of both sweeps
 reference_steps: Optional[int] = None # §7: step cap of the Nanda sweep (stops at 99% + 1000)
+ablation_fraction: Optional[float] = None # §7: the training fraction of both ablations (seed 0)
+nanda_arms: Optional[list] = None    # §7: arms of grokking.NANDA_ABLATIONS run
+power_arms: Optional[list] = None    # §7: arms of grokking.POWER_ABLATIONS run
 workers: int = 0                # training processes on a cache miss (0: one per core)
 
 # %% [markdown]
@@ -431,9 +435,12 @@ from modadd.presets import config_differences
 display(config_differences(grokking.grokking_preset("nanda"),
                            grokking.grokking_preset("nanda-default-init"),
                            "nanda", "nanda-default-init").style.hide(axis="index"))
-reference_runs = S.load("nanda sweep", "power sweep", workers=workers)
-n_nanda = len(S.runs()["nanda sweep"])
-nanda_runs, power_runs = reference_runs[:n_nanda], reference_runs[n_nanda:]
+reference_roles = ("nanda sweep", "nanda ablation", "power sweep", "power sweep: default arch",
+                   "power ablation")
+reference_runs = dict(zip(reference_roles, (S.load(role, workers=workers)
+                                            for role in reference_roles)))
+nanda_runs, power_runs = reference_runs["nanda sweep"], reference_runs["power sweep"]
+power_default_runs = reference_runs["power sweep: default arch"]
 nanda_cfg = nanda_runs[0].config
 display(Markdown(
     f"The sweep: preset `{S.nanda_preset}` at training fractions "
@@ -490,47 +497,110 @@ fig.suptitle(f"Preset `{S.nanda_preset}`: train (dashed) and test (solid) loss; 
 fig.tight_layout()
 
 # %% [markdown]
-# **Power et al.'s recipe** {cite}`power2022grokking` (App. A.1.2; its code, openai/grok, read in
-# peer_anchors §1) against the `power` preset. Each difference, and whether it is the same here:
-#
-# | | Power et al. / openai/grok | `power` preset | same? |
-# |---|---|---|---|
-# | task | $a + b \bmod 97$, a fixed shuffle's first $\mathrm{round}(fN)$ pairs | the same task; our own permutation, $\mathrm{round}(fN)$ pairs | another split |
-# | model | 2 layers, $d = 128$, 4 heads, ReLU MLP $4d$ | the same | yes |
-# | blocks | post-LN | pre-LN and a final LayerNorm | no |
-# | positions | fixed sinusoidal | learned | no |
-# | biases | none in the linear layers | in every linear layer | no |
-# | sequence and loss | `<eos> a op b = c <eos>`: the loss on $c$ *and* the trailing `<eos>` | `a + b =`: the loss on the answer only | no (his loss is about half ours at equal answer loss) |
-# | optimiser | AdamW lr $10^{-3}$, $\beta = (0.9, 0.98)$, weight decay 1, warm-up 10 updates | the same | yes |
-# | batch | $\min(512, \lceil N_{train}/2 \rceil)$, shuffled epochs | the same size, drawn without replacement each step | sampling differs |
-# | budget | $10^5$ updates | $10^5$, stopped 1000 updates after held-out accuracy ≥ 99% | yes, up to the stop |
-#
-# Which of the "no" rows change the step counts has not been measured here (each needs its own
-# model option and arm; left for a later issue). Power et al. publish no step counts for this
-# task: their Fig. 2 gives only the best validation accuracy reached within the $10^5$-update
-# budget. The reference a reader can check is therefore that budget. Steps to held-out accuracy
-# ≥ 99% of the preset at both fractions (resolution: the evaluation spacing):
+# **One recipe difference at a time.** Where the preset misses his epochs, each arm below puts
+# back one of this study's defaults (or, for the split, takes his) into the preset's run of seed
+# 0 at one training fraction, `grokking.NANDA_ABLATIONS`; everything else, the data order
+# included, stays that run's. One seed per arm: read a change against the seed-to-seed spread of
+# the sweep table above, not as an effect with an interval.
 
 # %%
-power_rows = []
-for run in power_runs:
-    g = grokking.grok_step(run.metrics)
-    power_rows.append({"train fraction": run.config.task.train_fraction, "seed": run.config.seed,
-                       "batch": run.config.train.batch_size,
-                       "held-out accuracy ≥ 99% at": g,
-                       "resolution": run.config.train.snapshot_every,
-                       "within the 1e5 budget": g is not None and g <= 100_000})
-power_steps = pd.DataFrame(power_rows)
-display(power_steps.style.hide(axis="index").format(
-    {"train fraction": "{:g}", "held-out accuracy ≥ 99% at": "{:.0f}"}, na_rep="never"))
-display(Markdown("Per fraction, the seeds' steps and their mean: " + "; ".join(
-    f"{f:g}: " + ", ".join(number(v, 0) for v in part['held-out accuracy ≥ 99% at'].astype(float))
-    + f" (mean {number(part['held-out accuracy ≥ 99% at'].astype(float).mean(), 0)})"
-    for f, part in power_steps.groupby("train fraction", sort=False)) + "."))
+def first_of(run, fraction):
+    """The sweep run of seed 0 at ``fraction`` (the unchanged arm of an ablation)."""
+    return next(r for r in run if r.config.task.train_fraction == fraction and r.config.seed == 0)
+
+
+nanda_ablation_table = grokking.ablation_table(
+    first_of(nanda_runs, S.ablation_fraction),
+    dict(zip(S.nanda_arms, reference_runs["nanda ablation"])), grokking.milestones,
+    "test loss < 1e-2")
+his = grokking.NANDA_REFERENCE.get(S.ablation_fraction, {})
+for name in ("train loss < 1e-2", "test loss < 1e-2"):
+    nanda_ablation_table[f"{name}: / his"] = (nanda_ablation_table[name].astype(float) / his[name]
+                                              if his.get(name) else np.nan)
+display(nanda_ablation_table.style.hide(axis="index").format(
+    {"test-loss peak": "{:.2f}", **{m: "{:.0f}" for m in grokking.MILESTONES},
+     **{c: "{:.2f}" for c in nanda_ablation_table if "/ " in c}}, na_rep="—"))
+ratio = nanda_ablation_table["test loss < 1e-2: / his"].astype(float)
+sweep_at = nanda_steps[nanda_steps["train fraction"] == S.ablation_fraction]["test loss < 1e-2"]
+spread = float(sweep_at.max() / sweep_at.min() - 1)      # the sweep's seeds, same fraction
+moved = [f"{r.arm} ({number(r['test loss < 1e-2: / unchanged'])}× unchanged)"
+         for _, r in nanda_ablation_table.iloc[1:].iterrows()
+         if abs(r["test loss < 1e-2: / unchanged"] - 1) > spread]
+if ratio.notna().any():
+    closest = nanda_ablation_table.loc[(ratio - 1).abs().idxmin()]
+    display(Markdown(
+        f"At training fraction {S.ablation_fraction:g}, seed 0, the unchanged preset reaches test "
+        f"loss < 1e-2 at {number(ratio.iloc[0])}× his epoch; the arm closest to his is "
+        f"**{closest.arm}** ({number(closest['test loss < 1e-2: / his'])}× his). The sweep's "
+        f"seeds at this fraction differ by {spread:.0%}; arms that move the milestone by more: "
+        + (", ".join(moved) or "none") + "."))
 
 # %% [markdown]
-# **How precise is a grokking step?** At the default training fraction the `power` preset trains
-# exactly as this chapter's weight-decay-1 runs of the same seed: the presets differ only in what
+# **Power et al.'s recipe** {cite}`power2022grokking` (App. A.1.2; its code, openai/grok, read in
+# peer_anchors §1) against the `power` preset (his code's recipe, since issue 25) and
+# `power-default-arch` (the same recipe on this study's defaults, the `power` preset before
+# issue 25 and the base of this chapter's `book` preset):
+#
+# | | Power et al. / openai/grok | `power-default-arch` | `power` |
+# |---|---|---|---|
+# | task | $a + b \bmod 97$; the first $\mathrm{round}(fN)$ rows of numpy's `RandomState(0).shuffle` | our own permutation, $\mathrm{round}(fN)$ pairs | his split |
+# | model | 2 layers, $d = 128$, 4 heads, ReLU MLP $4d$ | the same | the same |
+# | blocks | post-LN, no final LayerNorm | pre-LN and a final LayerNorm | his |
+# | positions | fixed sinusoidal | learned | his |
+# | biases | none in the linear layers | in every linear layer | his |
+# | input | `<eos> a + b =`, the `=` position scored over his whole vocabulary (239 tokens, every task's) | `a + b =`, scored over the 97 residues | `<s> a + b =`, scored over this task's 100 tokens |
+# | loss | on $c$ *and* the trailing `<eos>` (his loss is about half ours at equal answer loss) | on the answer only | on the answer only: **not his** |
+# | optimiser | AdamW lr $10^{-3}$, $\beta = (0.9, 0.98)$, weight decay 1, warm-up 10 updates (his first update has lr 0) | the same, the ramp one update earlier | the same as `power-default-arch` |
+# | batch | $\min(512, \lceil N_{train}/2 \rceil)$, shuffled epochs (the last batch smaller) | the same size, drawn afresh each step | his |
+# | budget | $10^5$ updates | $10^5$, stopped 1000 updates after held-out accuracy ≥ 99% | the same as `power-default-arch` |
+#
+# The loss on the trailing end token is the one difference of his recipe left in `power`: it
+# needs a second readout position. Power et al. publish no step counts for this task: their
+# Fig. 2 gives only the best validation accuracy reached within the $10^5$-update budget, so
+# the reference a reader can check is that budget. Steps to held-out accuracy ≥ 99% of both
+# presets at both fractions (resolution: the evaluation spacing):
+
+# %%
+display(config_differences(grokking.grokking_preset("power"),
+                           grokking.grokking_preset("power-default-arch"),
+                           "power", "power-default-arch").style.hide(axis="index"))
+
+
+def power_row(run):
+    g = grokking.grok_step(run.metrics)
+    return {"held-out accuracy ≥ 99% at": g, "resolution": run.config.train.snapshot_every,
+            "within the 1e5 budget": g is not None and g <= 100_000}
+
+
+power_steps = pd.DataFrame([
+    {"preset": name, "train fraction": run.config.task.train_fraction, "seed": run.config.seed,
+     "batch": run.config.train.batch_size, **power_row(run)}
+    for name, group in ((S.power_preset, power_runs), (S.power_default_preset, power_default_runs))
+    for run in group])
+display(power_steps.style.hide(axis="index").format(
+    {"train fraction": "{:g}", "held-out accuracy ≥ 99% at": "{:.0f}"}, na_rep="never"))
+display(Markdown("Per preset and fraction, the seeds' steps and their mean: " + "; ".join(
+    f"`{name}` at {f:g}: " + ", ".join(number(v, 0) for v in part['held-out accuracy ≥ 99% at'].astype(float))
+    + f" (mean {number(part['held-out accuracy ≥ 99% at'].astype(float).mean(), 0)})"
+    for (name, f), part in power_steps.groupby(["preset", "train fraction"], sort=False)) + "."))
+
+# %% [markdown]
+# Which of the differences change the step count: each arm of `grokking.POWER_ABLATIONS` puts
+# one of this study's defaults back into the `power` preset's run of seed 0 at the ablation's
+# training fraction (one seed per arm; read it against the seed spread above).
+
+# %%
+power_ablation_table = grokking.ablation_table(
+    first_of(power_runs, S.ablation_fraction),
+    dict(zip(S.power_arms, reference_runs["power ablation"])), power_row,
+    "held-out accuracy ≥ 99% at")
+display(power_ablation_table.style.hide(axis="index").format(
+    {"held-out accuracy ≥ 99% at": "{:.0f}", "held-out accuracy ≥ 99% at: / unchanged": "{:.2f}"},
+    na_rep="never"))
+
+# %% [markdown]
+# **How precise is a grokking step?** At the default training fraction the `power-default-arch`
+# preset trains exactly as this chapter's weight-decay-1 runs of the same seed: the presets differ only in what
 # they record and in the step cap (recording never changes training:
 # `tests/test_grokking.py`). The chapter's runs were trained on another host, though, and float
 # rounding is not the same across CPU kernels: their training losses part at the step below, by
@@ -540,7 +610,7 @@ display(Markdown("Per fraction, the seeds' steps and their mean: " + "; ".join(
 
 # %%
 same_training = []
-for run in power_runs:
+for run in power_default_runs:
     twin = next((r for r in main_runs if r.config.seed == run.config.seed
                  and r.config.train.weight_decay == run.config.train.weight_decay
                  and r.config.task == run.config.task), None)
@@ -551,7 +621,7 @@ for run in power_runs:
     parted = np.flatnonzero(a[:n] != b[:n])
     same_training.append({
         "seed": run.config.seed,
-        f"`{S.power_preset}` (this host): grokked at": grokking.grok_step(run.metrics),
+        f"`{S.power_default_preset}` (this host): grokked at": grokking.grok_step(run.metrics),
         "this chapter's run: grokked at": grokking.grok_step(twin.metrics),
         "training losses first differ at step": int(run.train_log.step.iloc[parted[0]]) if parted.size else None,
         "their difference there": float(abs(a[parted[0]] - b[parted[0]])) if parted.size else 0.0,
@@ -560,5 +630,5 @@ if same_training:
     display(pd.DataFrame(same_training).style.hide(axis="index")
             .format({"their difference there": "{:.1e}"}, na_rep="—"))
 else:
-    display(Markdown(f"No `{S.power_preset}` run shares its training with this chapter's runs at "
+    display(Markdown(f"No `{S.power_default_preset}` run shares its training with this chapter's runs at "
                      f"preset `{preset}`."))

@@ -122,10 +122,21 @@ def test_algorithmic_run_is_reproducible_and_measurement_does_not_change_trainin
     assert last == pytest.approx(sum(float((v.double() ** 2).sum()) for v in sa.values()))
 
 
-def test_resumed_algorithmic_run_is_bit_identical(tmp_path):
-    full = train(_tiny(), tmp_path / "full")
-    train(_tiny(), tmp_path / "part", stop_after=10)
-    resumed = train(_tiny(), tmp_path / "part")
+def _tiny_power() -> RunConfig:
+    """``_tiny`` on openai/grok's recipe (the ``power`` preset's options): shuffled epochs of 4
+    batches (60 training pairs, the last batch 12), post-LN, sinusoidal, no biases."""
+    cfg = _tiny(sampling="epochs")
+    return replace(cfg, task=replace(cfg.task, start_token=True, readout_all_tokens=True,
+                                     split_method="numpy-shuffle"),
+                   model=replace(cfg.model, norm_position="post", positions="sinusoidal",
+                                 biases="none"))
+
+
+@pytest.mark.parametrize("make", [_tiny, _tiny_power], ids=["default", "power recipe"])
+def test_resumed_algorithmic_run_is_bit_identical(tmp_path, make):
+    full = train(make(), tmp_path / "full")
+    train(make(), tmp_path / "part", stop_after=10)      # mid-epoch with shuffled epochs
+    resumed = train(make(), tmp_path / "part")
     np.testing.assert_array_equal(full["train_loss"], resumed["train_loss"])
     np.testing.assert_array_equal(full["arrays"]["fingerprints.npz"]["heldout"],
                                   resumed["arrays"]["fingerprints.npz"]["heldout"])
@@ -199,6 +210,16 @@ def test_presets_follow_their_sources():
         round(0.3 * 23 * 23) / 2)
     assert power.train.beta2 == 0.98 and power.train.warmup_steps == 10
     assert power.model.n_layers == 2 and power.model.mlp_width == 512
+    # openai/grok's code (grok/data.py, grok/transformer.py); the old recipe kept by name
+    assert (power.model.norm_position, power.model.positions, power.model.biases) == \
+        ("post", "sinusoidal", "none")
+    assert power.task.seq_len == 5 and power.task.n_classes == power.task.vocab_size == 100
+    assert power.task.split_method == "numpy-shuffle" and power.train.sampling == "epochs"
+    default_arch = grokking_preset("power-default-arch")
+    assert replace(power, task=default_arch.task, model=default_arch.model,
+                   train=default_arch.train) == default_arch
+    assert replace(default_arch.train, n_steps=6000, snapshot_every=50, record_every=10,
+                   probe_size=500, fingerprint_train=True) == grokking_preset("book").train
     nanda = grokking_preset("nanda")
     assert nanda.task.p == 113 and not nanda.model.layer_norm and nanda.model.d_mlp == 512
     assert nanda.train.batch_size == len(nanda.task.split()[0])    # full batch
@@ -377,3 +398,33 @@ def test_nanda_ablation_changes_one_recipe_difference_per_arm():
                        "float32 loss": {"train.loss_dtype"}}
     with pytest.raises(ValueError, match="arms: must be among"):
         nanda_ablation(("dropout",))
+
+
+def test_power_ablation_puts_back_one_default_per_arm():
+    from modadd.grokking import POWER_ABLATIONS, fraction_sweep, power_ablation
+    from modadd.presets import config_differences
+    base = fraction_sweep("power", (0.5,), 2)[1]
+    arms = power_ablation(fraction=0.5, seed=1)
+    assert list(arms) == list(POWER_ABLATIONS)
+    changed = {arm: set(config_differences(base, cfg).setting) for arm, cfg in arms.items()}
+    assert changed == {"pre-LN": {"model.norm_position"}, "learned positions": {"model.positions"},
+                       "biases everywhere": {"model.biases"},
+                       "no start token": {"task.start_token"},
+                       "readout over the residues": {"task.readout_all_tokens"},
+                       "our split": {"task.split_method"}, "uniform batches": {"train.sampling"}}
+    # every arm together is the recipe on this study's defaults
+    default_arch = fraction_sweep("power-default-arch", (0.5,), 2)[1]
+    every = base
+    for arm in POWER_ABLATIONS.values():
+        every = arm(every)
+    assert every == default_arch
+
+
+def test_ablation_table_divides_each_arm_by_the_unchanged_run():
+    from modadd.grokking import ablation_table
+    steps = {"base": 400, "a": 600, "b": None}
+    table = ablation_table("base", {"x": "a", "y": "b"},
+                           lambda run: {"step": steps[run], "name": run}, "step")
+    assert list(table.arm) == ["none", "x", "y"] and list(table.name) == ["base", "a", "b"]
+    ratio = table["step: / unchanged"].to_numpy()
+    assert ratio[0] == 1.0 and ratio[1] == 1.5 and np.isnan(ratio[2])
