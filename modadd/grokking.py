@@ -250,7 +250,7 @@ def power_ablation(arms=tuple(POWER_ABLATIONS), fraction: float = 0.4, seed: int
     return _ablation(fraction_sweep(name, (fraction,), seed + 1)[seed], POWER_ABLATIONS, arms)
 
 
-def ablation_table(base, arms: dict, measure, against: str) -> pd.DataFrame:
+def recipe_ablation_table(base, arms: dict, measure, against: str) -> pd.DataFrame:
     """One row per arm of an ablation, the unchanged run first (arm ``"none"``): the values of
     ``measure(run)`` (a dict of numbers or None) and, for its entry ``against``, the arm's value
     over the unchanged run's (NaN where either is None)."""

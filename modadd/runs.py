@@ -530,9 +530,28 @@ def _write_summaries(cfg: RunConfig, key: str, log: dict, folder: Path) -> None:
             "ensemble_size": log.get("ensemble_size", 1),   # seeds trained as one model
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "processor": platform.processor(),
+            "cpu": cpu_signature(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "final_accuracy": {str(int(r.m)): r.value for r in final_acc.itertuples()}}
     _seal_meta(folder, meta)       # last: its presence marks the run as finished
+
+
+def cpu_signature() -> str:
+    """What decides a CPU run's float rounding beyond the code: the CPU's vendor and model
+    (``/proc/cpuinfo``; ``platform.processor()`` elsewhere), the kernel set PyTorch dispatches
+    to and PyTorch's version, e.g. ``"AuthenticAMD AMD EPYC / AVX512 / torch 2.13.0+cpu"``.
+    Runs on hosts of one signature are expected to agree bit for bit; across hosts they part
+    within a few steps by a unit in the last place (chapter 9 §7)."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    cpu = " ".join(v for v in (fields.get("vendor_id"), fields.get("model name")) if v)
+    return (f"{cpu or platform.processor() or 'unknown CPU'} / "
+            f"{torch.backends.cpu.get_cpu_capability()} / torch {torch.__version__}")
 
 
 def _save_npz(path: Path, arrays: dict) -> None:

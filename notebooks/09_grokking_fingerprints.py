@@ -509,7 +509,7 @@ def first_of(run, fraction):
     return next(r for r in run if r.config.task.train_fraction == fraction and r.config.seed == 0)
 
 
-nanda_ablation_table = grokking.ablation_table(
+nanda_ablation_table = grokking.recipe_ablation_table(
     first_of(nanda_runs, S.ablation_fraction),
     dict(zip(S.nanda_arms, reference_runs["nanda ablation"])), grokking.milestones,
     "test loss < 1e-2")
@@ -590,7 +590,7 @@ display(Markdown("Per preset and fraction, the seeds' steps and their mean: " + 
 # training fraction (one seed per arm; read it against the seed spread above).
 
 # %%
-power_ablation_table = grokking.ablation_table(
+power_ablation_table = grokking.recipe_ablation_table(
     first_of(power_runs, S.ablation_fraction),
     dict(zip(S.power_arms, reference_runs["power ablation"])), power_row,
     "held-out accuracy ≥ 99% at")

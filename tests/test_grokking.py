@@ -420,10 +420,10 @@ def test_power_ablation_puts_back_one_default_per_arm():
     assert every == default_arch
 
 
-def test_ablation_table_divides_each_arm_by_the_unchanged_run():
-    from modadd.grokking import ablation_table
+def test_recipe_ablation_table_divides_each_arm_by_the_unchanged_run():
+    from modadd.grokking import recipe_ablation_table
     steps = {"base": 400, "a": 600, "b": None}
-    table = ablation_table("base", {"x": "a", "y": "b"},
+    table = recipe_ablation_table("base", {"x": "a", "y": "b"},
                            lambda run: {"step": steps[run], "name": run}, "step")
     assert list(table.arm) == ["none", "x", "y"] and list(table.name) == ["base", "a", "b"]
     ratio = table["step: / unchanged"].to_numpy()
