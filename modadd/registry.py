@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .config import RunConfig
-from .grokking import NANDA_ABLATIONS, POWER_ABLATIONS
+from .grokking import NANDA_ABLATIONS
 from .presets import PRESETS
 
 Runs = dict[str, list[RunConfig]]
@@ -423,7 +423,8 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
              "power_default_preset": "power-default-arch",
              "reference_fractions": (0.5, 0.4), "reference_seeds": 2, "reference_steps": 8000,
              "ablation_fraction": 0.4, "nanda_arms": tuple(NANDA_ABLATIONS),
-             "power_arms": tuple(POWER_ABLATIONS)},
+             # not yet run at book (issue 25's note): pass tuple(POWER_ABLATIONS) to run them all
+             "power_arms": ()},
             {"smoke": {"seeds": 2, "perturbations": 2, "n_perm": 200, "nanda_preset": "smoke",
                        "power_preset": "smoke", "power_default_preset": "smoke",
                        "reference_fractions": (0.7,), "reference_seeds": 1,

@@ -587,16 +587,24 @@ display(Markdown("Per preset and fraction, the seeds' steps and their mean: " + 
 # %% [markdown]
 # Which of the differences change the step count: each arm of `grokking.POWER_ABLATIONS` puts
 # one of this study's defaults back into the `power` preset's run of seed 0 at the ablation's
-# training fraction (one seed per arm; read it against the seed spread above).
+# training fraction (one seed per arm; read it against the seed spread above). The arms run at
+# this scale are the setting `power_arms`.
 
 # %%
-power_ablation_table = grokking.recipe_ablation_table(
-    first_of(power_runs, S.ablation_fraction),
-    dict(zip(S.power_arms, reference_runs["power ablation"])), power_row,
-    "held-out accuracy ≥ 99% at")
-display(power_ablation_table.style.hide(axis="index").format(
-    {"held-out accuracy ≥ 99% at": "{:.0f}", "held-out accuracy ≥ 99% at: / unchanged": "{:.2f}"},
-    na_rep="never"))
+if S.power_arms:
+    power_ablation_table = grokking.recipe_ablation_table(
+        first_of(power_runs, S.ablation_fraction),
+        dict(zip(S.power_arms, reference_runs["power ablation"])), power_row,
+        "held-out accuracy ≥ 99% at")
+    display(power_ablation_table.style.hide(axis="index").format(
+        {"held-out accuracy ≥ 99% at": "{:.0f}",
+         "held-out accuracy ≥ 99% at: / unchanged": "{:.2f}"}, na_rep="never"))
+else:
+    display(Markdown(
+        f"No arm of `grokking.POWER_ABLATIONS` is run at preset `{preset}` (setting "
+        f"`power_arms` is empty): which of the {len(grokking.POWER_ABLATIONS)} differences "
+        f"({', '.join(grokking.POWER_ABLATIONS)}) moves the step count is not measured here. "
+        "Compare the two presets' rows above for their joint effect."))
 
 # %% [markdown]
 # **How precise is a grokking step?** At the default training fraction the `power-default-arch`
