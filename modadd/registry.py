@@ -183,7 +183,8 @@ def study_runs(preset: str = "book", seeds: int | None = None) -> Runs:
     for entry in chapters_at(preset):
         s = settings(entry.key, preset, **({"seeds": seeds} if "seeds" in entry.book else {}))
         for role, cfgs in s.runs().items():
-            _merge(out.setdefault(role, []), cfgs)
+            if cfgs:                    # a role left empty at this scale (an empty setting)
+                _merge(out.setdefault(role, []), cfgs)
     return out
 
 

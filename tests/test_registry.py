@@ -153,9 +153,9 @@ def test_the_book_study_is_the_committed_study() -> None:
     runs = registry.study_runs("book")
     keys = {run_key(c) for cfgs in runs.values() for c in cfgs}
     assert keys <= committed, sorted(keys - committed)[:5]
-    # 302 role entries: a few runs serve two roles; issue 25 added 18 (the paper setting, the
-    # Nanda and Power sweeps)
-    assert len(keys) == 292
+    # a few runs serve two roles; issue 25 added 28 (the paper setting, the Nanda and Power
+    # sweeps, both Power presets' sweeps and the Nanda ablation)
+    assert len(keys) == 302
 
 
 def _recording_warm(monkeypatch, warmed: list) -> None:
