@@ -8,7 +8,12 @@ Nanda et al.'s format (``operator_token=False``): ``a b =``, three tokens, ``p``
 ``readout_all_tokens`` the readout scores every token of the vocabulary (his unembedding has
 ``p + 1`` outputs, the ``=`` among them), not only the ``p`` residues.  openai/grok's format
 (``start_token=True``) opens every sequence with a start token (its ``<|eos|>``/``<|bos|>``),
-id ``vocab_size - 1``: ``<s> a ∘ b =``.
+id ``vocab_size - 1``: ``<s> a ∘ b =``.  With ``eos_target`` training also scores what
+openai/grok's loss scores after the answer: the sequence ``<s> a ∘ b = c`` is fed and the
+output at ``c`` must predict the end token (the start token's id, as its ``<|eos|>`` serves
+both); the loss is the mean over the two positions (:func:`modadd.train.training_loss`).
+Evaluation and every measurement still read the ``=`` position of ``<s> a ∘ b =``: the model is
+causal, so its output there is the same with or without the appended answer.
 
 The train/held-out split is a permutation drawn from its own ``split_seed``, independent of any
 model or data-order seed; :meth:`AlgorithmicTask.split` returns the index arrays that a run stores.
@@ -44,6 +49,9 @@ class AlgorithmicTask:
                                        # "numpy-shuffle": openai/grok's, numpy's legacy
                                        # RandomState(split_seed).shuffle, round(f N) pairs
     start_token: bool = False    # True: a start token opens each sequence (openai/grok)
+    eos_target: bool = False     # True: training also predicts the end token after the answer
+                                 # (openai/grok's loss over "c <eos>"); needs start_token and
+                                 # readout_all_tokens
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_fraction", as_float(self.train_fraction))
@@ -58,6 +66,12 @@ class AlgorithmicTask:
         check_bool("readout_all_tokens", self.readout_all_tokens)
         check_bool("start_token", self.start_token)
         check_choice("split_method", self.split_method, SPLIT_METHODS)
+        check_bool("eos_target", self.eos_target)
+        if self.eos_target and not (self.start_token and self.readout_all_tokens):
+            raise ValueError(f"eos_target: True needs start_token=True (the end token is the "
+                             f"start token's id) and readout_all_tokens=True (the readout must "
+                             f"score that token), got start_token={self.start_token}, "
+                             f"readout_all_tokens={self.readout_all_tokens}")
         n, n_train = self.n_pairs, self.n_train
         if not 1 <= n_train < n:
             raise ValueError(f"train_fraction: leaves {n_train} of the {n} pairs of p={self.p}, "
@@ -89,6 +103,20 @@ class AlgorithmicTask:
         """``a ∘ b =``: four input tokens (``a b =``: three without the operator token; one more
         with the start token)."""
         return 3 + int(self.operator_token) + int(self.start_token)
+
+    @property
+    def n_positions(self) -> int:
+        """Positions the model embeds: :attr:`seq_len`, one more with ``eos_target`` (the
+        appended answer)."""
+        return self.seq_len + int(self.eos_target)
+
+    @property
+    def end_token(self) -> int:
+        """The id ``eos_target`` trains the output after the answer towards: the start
+        token's."""
+        if not self.start_token:
+            raise ValueError("end_token: defined only with start_token=True")
+        return self.vocab_size - 1
 
     @property
     def operand_positions(self) -> tuple[int, int]:

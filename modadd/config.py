@@ -314,6 +314,11 @@ class RunConfig:
             if train.schedule != "mixed":
                 raise ValueError(f"schedule: algorithmic tasks have no marker count; must be "
                                  f"'mixed', got {train.schedule!r}")
+            if task.eos_target and train.lean:
+                raise ValueError(f"eos_target: scores two positions, which only the exact "
+                                 f"forward computes; needs lean_step=False and "
+                                 f"precision='fp32', got lean_step={train.lean_step}, "
+                                 f"precision={train.precision!r}")
             return
         fingerprint_fields = ("early_stop_accuracy", "record_every", "fingerprint_directions",
                               "operand_curriculum", "sampling")

@@ -7,7 +7,10 @@ Presets (``grokking_preset(name, weight_decay, seed)``), all on the one training
   training pairs (its numpy-shuffled split), ``<s> a + b =`` scored over the whole vocabulary,
   2 post-LN layers with fixed sinusoidal positions and no linear biases, d=128, 4 heads, ReLU MLP
   4d, AdamW lr 1e-3, β=(0.9, 0.98), 10-step linear warm-up, shuffled epochs of batch
-  min(512, ⌈N_train/2⌉), 10⁵ updates; early stop 1000 steps after held-out accuracy ≥ 99%.
+  min(512, ⌈N_train/2⌉), 10⁵ updates, the loss over ``c <eos>`` (the answer and the end token
+  after it); early stop 1000 steps after held-out accuracy ≥ 99%.
+- ``power-answer-loss``: ``power`` with the loss on the answer alone (the ``power`` preset
+  before the end-token loss landed, and the base of the :data:`POWER_ABLATIONS` runs).
 - ``power-default-arch``: the same recipe on this study's defaults (``a + b =`` over the
   residues, pre-LN with learned positions and biases, its own split, a fresh uniform batch per
   step): the ``power`` preset before issue 25, the base of ``fingerprint`` and ``book``.
@@ -24,12 +27,13 @@ Presets (``grokking_preset(name, weight_decay, seed)``), all on the one training
 - ``book``: the scale the book is computed at on a 2-core CPU (see the notebook for why).
 - ``smoke``: CI scale (p=23), seconds per run.
 
-Differences from openai/grok that every preset keeps, ``power`` included: the loss on the
-answer only (openai/grok also scores the trailing end token, which halves its reported loss), a
+Differences from openai/grok that every preset keeps, ``power`` included: a
 vocabulary of this task's tokens only (openai/grok's holds 239, for all its tasks), and a first
 update at the warm-up's first step (openai/grok's LambdaLR gives its first update lr 0).  Every
 other preset also keeps this study's pre-LN blocks with learned positions and biases, its own
-split and uniform per-step batches (:data:`POWER_ABLATIONS` puts each back into ``power``).
+split, uniform per-step batches and the loss on the answer alone (:data:`POWER_ABLATIONS` puts
+each of the others back into ``power-answer-loss``, one at a time).  openai/grok's accuracy also
+needs the end token right; ours reads the answer alone.
 
 Length: the presets, the published references (Nanda et al.'s sweep, its milestones and
 ablation arms) and the spectra analysis of chapter 9 share one vocabulary of grokking runs;
@@ -78,12 +82,9 @@ def _power_default_arch() -> RunConfig:
                          early_stop_delay=1000, record_every=100, probe_size=100)
 
 
-def _power() -> RunConfig:
-    """Power et al.'s recipe as openai/grok's code runs it (``grok/data.py``,
-    ``grok/transformer.py``): ``<s> a + b =`` read out over the whole vocabulary, its split
-    (numpy's ``RandomState(0).shuffle``, the first ``round(f N)`` rows), post-LN blocks without
-    a final LN, fixed sinusoidal positions, no biases in any linear layer, shuffled epochs;
-    everything else as ``power-default-arch``."""
+def _power_answer_loss() -> RunConfig:
+    """``power`` with the loss on the answer alone (this study's default): the ``power`` preset
+    of issue 25's third part, the base of its one-difference ablation."""
     cfg = _power_default_arch()
     return replace(cfg,
                    task=replace(cfg.task, start_token=True, readout_all_tokens=True,
@@ -91,6 +92,17 @@ def _power() -> RunConfig:
                    model=replace(cfg.model, norm_position="post", positions="sinusoidal",
                                  biases="none"),
                    train=replace(cfg.train, sampling="epochs"))
+
+
+def _power() -> RunConfig:
+    """Power et al.'s recipe as openai/grok's code runs it (``grok/data.py``,
+    ``grok/transformer.py``, ``grok/training.py``): ``<s> a + b =`` read out over the whole
+    vocabulary, its split (numpy's ``RandomState(0).shuffle``, the first ``round(f N)`` rows),
+    post-LN blocks without a final LN, fixed sinusoidal positions, no biases in any linear
+    layer, shuffled epochs, and its loss over the right-hand side ``c <eos>`` (the answer and
+    the end token after it); everything else as ``power-default-arch``."""
+    cfg = _power_answer_loss()
+    return replace(cfg, task=replace(cfg.task, eos_target=True))
 
 
 def _fingerprint() -> RunConfig:
@@ -141,7 +153,8 @@ def _detect() -> RunConfig:
 GROKKING_PRESETS = {"smoke": _smoke, "book": _book, "detect": _detect,
                     "fingerprint": _fingerprint, "power": _power, "nanda": _nanda,
                     "nanda-default-init": _nanda_default_init,
-                    "power-default-arch": _power_default_arch}
+                    "power-default-arch": _power_default_arch,
+                    "power-answer-loss": _power_answer_loss}
 # steps for wd = 0 (no early stop can fire in practice): seed 001 gave those runs 10 000 steps
 _WD0_STEPS = {"fingerprint": 10_000}
 
@@ -244,7 +257,7 @@ def nanda_ablation(arms=tuple(NANDA_ABLATIONS), fraction: float = 0.5, seed: int
 
 
 def power_ablation(arms=tuple(POWER_ABLATIONS), fraction: float = 0.4, seed: int = 0,
-                   name: str = "power") -> dict[str, RunConfig]:
+                   name: str = "power-answer-loss") -> dict[str, RunConfig]:
     """The :func:`fraction_sweep` run of preset ``name`` at ``fraction`` and ``seed`` with one
     default of this study put back each (:data:`POWER_ABLATIONS`)."""
     return _ablation(fraction_sweep(name, (fraction,), seed + 1)[seed], POWER_ABLATIONS, arms)

@@ -196,18 +196,24 @@ class Transformer(nn.Module):
     """Token + position embeddings, pre-LN blocks, final LN, linear head at the readout
     (post-LN blocks: no final LN; sinusoidal positions: a fixed buffer ``pos_table``).
 
-    The readout is the last position (the query token when the task appends one).
+    The readout is the last position (the query token when the task appends one).  The model
+    embeds ``n_positions`` positions (default ``seq_len``): more where training reads past the
+    readout (:meth:`sequence_logits`, ``AlgorithmicTask.eos_target``).
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_classes: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_classes: int,
+                 n_positions: Optional[int] = None):
         super().__init__()
-        self.cfg, self.seq_len = cfg, seq_len
+        n_positions = seq_len if n_positions is None else n_positions
+        if n_positions < seq_len:
+            raise ValueError(f"n_positions: must be >= seq_len={seq_len}, got {n_positions}")
+        self.cfg, self.seq_len, self.n_positions = cfg, seq_len, n_positions
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos_embed = None
         if cfg.positions == "learned":
-            self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
+            self.pos_embed = nn.Embedding(n_positions, cfg.d_model)
         else:
-            self.register_buffer("pos_table", sinusoidal_positions(seq_len, cfg.d_model))
+            self.register_buffer("pos_table", sinusoidal_positions(n_positions, cfg.d_model))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = nn.Identity() if cfg.norm_position == "post" else _norm(cfg)
         self.head = nn.Linear(cfg.d_model, n_classes, bias=cfg.biases == "all")
@@ -240,7 +246,7 @@ class Transformer(nn.Module):
     @classmethod
     def for_task(cls, cfg: ModelConfig, task) -> "Transformer":
         """A model whose vocabulary, length and classes match ``task``."""
-        return cls(cfg, task.vocab_size, task.seq_len, task.n_classes)
+        return cls(cfg, task.vocab_size, task.seq_len, task.n_classes, task.n_positions)
 
     def forward(self, tokens: torch.Tensor, lean: bool = False, fused: bool = True
                 ) -> torch.Tensor:
@@ -289,6 +295,18 @@ class Transformer(nn.Module):
                 x = block.add_attention(x[:, -1:], attention.out(mixed.reshape(batch, 1, width)))
             x = block.add_mlp(x)
         return self.head(self.ln_final(x[:, -1]))
+
+    def sequence_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits at every position, ``tokens [B,T] long`` → ``[B, T, n_classes]``, for any
+        length ``1 <= T <= n_positions`` (the exact forward: at ``T = seq_len`` its last row is
+        :meth:`forward`'s; by causality row ``t`` depends on tokens ``0..t`` only)."""
+        if tokens.dim() != 2 or not 1 <= tokens.shape[1] <= self.n_positions:
+            raise ValueError(f"tokens: expected shape [B, T] with 1 <= T <= "
+                             f"{self.n_positions}, got {tuple(tokens.shape)}")
+        x = self.embed(tokens) + self.positional(tokens.shape[1])
+        for block in self.blocks:
+            x = block(x)[0]
+        return self.head(self.ln_final(x))
 
     def run_with_cache(self, tokens: torch.Tensor,
                        resid_hooks: Optional[dict[int, ResidHook]] = None,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .config import RunConfig
-from .grokking import NANDA_ABLATIONS
+from .grokking import NANDA_ABLATIONS, POWER_ABLATIONS
 from .presets import PRESETS
 
 Runs = dict[str, list[RunConfig]]
@@ -352,10 +352,12 @@ def _runs_ch09(s: Settings) -> Runs:
                                                   s.reference_steps, s.nanda_preset).values()),
             "power sweep": fraction_sweep(s.power_preset, s.reference_fractions,
                                           s.reference_seeds),
+            "power sweep: answer loss": fraction_sweep(s.power_answer_preset,
+                                                       s.reference_fractions, s.reference_seeds),
             "power sweep: default arch": fraction_sweep(s.power_default_preset,
                                                         s.reference_fractions, s.reference_seeds),
             "power ablation": list(power_ablation(s.power_arms, s.ablation_fraction, 0,
-                                                  s.power_preset).values())}
+                                                  s.power_answer_preset).values())}
 
 
 def _runs_ch10(s: Settings) -> Runs:
@@ -422,12 +424,13 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
             {"seeds": 5, "perturbations": 5, "n_delays": 32, "rank": 10, "ridge": 1e-6,
              "n_perm": 5000, "nanda_preset": "nanda", "power_preset": "power",
              "power_default_preset": "power-default-arch",
+             "power_answer_preset": "power-answer-loss",
              "reference_fractions": (0.5, 0.4), "reference_seeds": 2, "reference_steps": 8000,
              "ablation_fraction": 0.4, "nanda_arms": tuple(NANDA_ABLATIONS),
-             # not yet run at book (issue 25's note): pass tuple(POWER_ABLATIONS) to run them all
-             "power_arms": ()},
+             "power_arms": tuple(POWER_ABLATIONS)},
             {"smoke": {"seeds": 2, "perturbations": 2, "n_perm": 200, "nanda_preset": "smoke",
                        "power_preset": "smoke", "power_default_preset": "smoke",
+                       "power_answer_preset": "smoke",
                        "reference_fractions": (0.7,), "reference_seeds": 1,
                        "reference_steps": 400, "ablation_fraction": 0.7,
                        "nanda_arms": ("his split",), "power_arms": ("no start token",)},

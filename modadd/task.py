@@ -147,6 +147,11 @@ class TaskConfig:
         return self.T + (1 if self.readout == "query" else 0)
 
     @property
+    def n_positions(self) -> int:
+        """Positions the model embeds: :attr:`seq_len`."""
+        return self.seq_len
+
+    @property
     def n_classes(self) -> int:
         """Number of output classes (C)."""
         return self.C

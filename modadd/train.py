@@ -330,7 +330,8 @@ def train_step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimi
     With ``inspect``, its diagnostic rows for ``step`` (gradients before the optimizer step,
     update ratios after it, then activations) are appended to ``rows``.
     """
-    loss = training_loss(cfg, training_logits(cfg, model, batch.tokens), batch.labels)
+    loss = training_loss(cfg, training_logits(cfg, model, batch.tokens, batch.labels),
+                         training_targets(cfg, batch.labels))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -344,19 +345,40 @@ def train_step(cfg: RunConfig, model: Transformer, optimizer: torch.optim.Optimi
     return float(loss.detach()), float(grad_norm)
 
 
-def training_loss(cfg: RunConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the training step, its log-softmax in ``cfg.train.loss_dtype``."""
+def training_loss(cfg: RunConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the training step, its log-softmax in ``cfg.train.loss_dtype``:
+    ``logits [B, C]`` against ``targets [B]``, or ``[B, 2, C]`` against ``[B, 2]`` with
+    ``eos_target`` (the mean over all ``2B`` outputs, as openai/grok's ``cross_entropy`` over
+    its right-hand side)."""
     if cfg.train.loss_dtype == "float64":
         logits = logits.double()
-    return F.cross_entropy(logits, labels)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def training_logits(cfg: RunConfig, model: Transformer, tokens: torch.Tensor) -> torch.Tensor:
+def _eos_target(cfg: RunConfig) -> bool:
+    return getattr(cfg.task, "eos_target", False)
+
+
+def training_targets(cfg: RunConfig, labels: torch.Tensor) -> torch.Tensor:
+    """What the training step's outputs are scored against: the answers ``[B]``, or with
+    ``eos_target`` ``[B, 2]``: the answer, then the end token."""
+    if not _eos_target(cfg):
+        return labels
+    return torch.stack([labels, torch.full_like(labels, cfg.task.end_token)], dim=1)
+
+
+def training_logits(cfg: RunConfig, model: Transformer, tokens: torch.Tensor,
+                    labels: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The training step's readout logits ``[B, C]``, float32: the exact forward by default, the
     lean forward (:meth:`Transformer.lean_logits`) with ``lean_step``, and the lean forward under
     bfloat16 autocast with ``precision="bf16"`` (float32 master weights; gradients arrive in
-    float32; the loss is taken on float32 logits)."""
+    float32; the loss is taken on float32 logits).  With ``eos_target``, ``[B, 2, C]``: the
+    outputs at ``=`` and at the answer ``labels`` appended to ``tokens`` (exact forward)."""
     t = cfg.train
+    if _eos_target(cfg):
+        if labels is None:
+            raise ValueError("labels: eos_target appends the answers to the input; pass them")
+        return model.sequence_logits(torch.cat([tokens, labels[:, None]], dim=1))[:, -2:]
     if not t.lean:
         return model(tokens)
     with torch.autocast(tokens.device.type, dtype=torch.bfloat16,

@@ -71,7 +71,8 @@ def test_nanda_format_three_tokens_and_a_readout_over_the_vocabulary():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("field", ["operator_token", "readout_all_tokens", "start_token"])
+@pytest.mark.parametrize("field", ["operator_token", "readout_all_tokens", "start_token",
+                                   "eos_target"])
 def test_format_switches_must_be_bools(field):
     with pytest.raises(ValueError, match=field):
         AlgorithmicTask(**{field: "no"})
@@ -125,3 +126,18 @@ def test_start_token_opens_the_sequence():
     assert task.operand_positions == (1, 3) and task.equals_token == 8
     nanda_like = AlgorithmicTask(p=7, start_token=True, operator_token=False)
     np.testing.assert_array_equal(nanda_like.tokens(pairs).numpy(), [[8, 0, 3, 7], [8, 2, 6, 7]])
+
+
+def test_eos_target_needs_the_start_token_and_a_readout_over_the_vocabulary():
+    task = AlgorithmicTask(p=7, start_token=True, readout_all_tokens=True, eos_target=True)
+    assert task.seq_len == 5 and task.n_positions == 6 and task.end_token == 9
+    assert AlgorithmicTask(p=7, start_token=True).n_positions == 5
+    # the input the model reads out at is unchanged: the answer is appended by training only
+    np.testing.assert_array_equal(task.tokens(task.pairs()[:3]).numpy(),
+                                  AlgorithmicTask(p=7, start_token=True).tokens(
+                                      task.pairs()[:3]).numpy())
+    for options in ({"start_token": True}, {"readout_all_tokens": True}, {}):
+        with pytest.raises(ValueError, match="eos_target: True needs start_token=True"):
+            AlgorithmicTask(p=7, eos_target=True, **options)
+    with pytest.raises(ValueError, match="end_token: defined only with start_token"):
+        AlgorithmicTask(p=7).end_token

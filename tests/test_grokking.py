@@ -124,10 +124,11 @@ def test_algorithmic_run_is_reproducible_and_measurement_does_not_change_trainin
 
 def _tiny_power() -> RunConfig:
     """``_tiny`` on openai/grok's recipe (the ``power`` preset's options): shuffled epochs of 4
-    batches (60 training pairs, the last batch 12), post-LN, sinusoidal, no biases."""
+    batches (60 training pairs, the last batch 12), post-LN, sinusoidal, no biases, the loss over
+    the answer and the end token."""
     cfg = _tiny(sampling="epochs")
     return replace(cfg, task=replace(cfg.task, start_token=True, readout_all_tokens=True,
-                                     split_method="numpy-shuffle"),
+                                     split_method="numpy-shuffle", eos_target=True),
                    model=replace(cfg.model, norm_position="post", positions="sinusoidal",
                                  biases="none"))
 
@@ -215,6 +216,9 @@ def test_presets_follow_their_sources():
         ("post", "sinusoidal", "none")
     assert power.task.seq_len == 5 and power.task.n_classes == power.task.vocab_size == 100
     assert power.task.split_method == "numpy-shuffle" and power.train.sampling == "epochs"
+    assert power.task.eos_target        # his loss over "c <eos>"; the answer-only variant kept
+    answer_loss = grokking_preset("power-answer-loss")
+    assert replace(power, task=replace(power.task, eos_target=False)) == answer_loss
     default_arch = grokking_preset("power-default-arch")
     assert replace(power, task=default_arch.task, model=default_arch.model,
                    train=default_arch.train) == default_arch
@@ -403,7 +407,7 @@ def test_nanda_ablation_changes_one_recipe_difference_per_arm():
 def test_power_ablation_puts_back_one_default_per_arm():
     from modadd.grokking import POWER_ABLATIONS, fraction_sweep, power_ablation
     from modadd.presets import config_differences
-    base = fraction_sweep("power", (0.5,), 2)[1]
+    base = fraction_sweep("power-answer-loss", (0.5,), 2)[1]
     arms = power_ablation(fraction=0.5, seed=1)
     assert list(arms) == list(POWER_ABLATIONS)
     changed = {arm: set(config_differences(base, cfg).setting) for arm, cfg in arms.items()}

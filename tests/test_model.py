@@ -298,3 +298,29 @@ def test_norm_and_position_options_are_validated(field, value):
 def test_post_ln_without_layer_norm_is_refused():
     with pytest.raises(ValueError, match="norm_position: 'post' needs layer_norm=True"):
         ModelConfig(norm_position="post", layer_norm=False)
+
+
+@pytest.mark.parametrize("options", [{}, {"norm_position": "post", "positions": "sinusoidal",
+                                          "biases": "none"}], ids=["pre-LN", "post-LN"])
+def test_sequence_logits_read_every_position_and_past_the_readout(options):
+    """``sequence_logits``: its last row is the readout of ``forward``; with one extra embedded
+    position (``eos_target``) the row at the readout of a longer input equals ``forward`` of the
+    shorter one (causality), and the row after it is that of the longer input alone."""
+    from modadd.model import Transformer
+    torch.manual_seed(3)
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, **options)
+    model = Transformer(cfg, vocab_size=11, seq_len=5, n_classes=11, n_positions=6).eval()
+    short = torch.randint(11, (4, 5))
+    long = torch.cat([short, torch.randint(11, (4, 1))], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model.sequence_logits(short)[:, -1], model(short),
+                                   rtol=1e-6, atol=1e-6)
+        rows = model.sequence_logits(long)
+        torch.testing.assert_close(rows[:, -2], model(short), rtol=1e-6, atol=1e-6)
+        other = torch.cat([short, (long[:, -1:] + 1) % 11], dim=1)
+        assert not torch.allclose(model.sequence_logits(other)[:, -1], rows[:, -1])
+        torch.testing.assert_close(model.sequence_logits(other)[:, -2], rows[:, -2])
+    with pytest.raises(ValueError, match=r"tokens: expected shape \[B, T\] with 1 <= T <= 6"):
+        model.sequence_logits(torch.zeros(2, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="n_positions: must be >= seq_len=5"):
+        Transformer(cfg, vocab_size=11, seq_len=5, n_classes=11, n_positions=4)

@@ -304,3 +304,36 @@ def test_float64_loss_is_the_float64_log_softmax_and_the_default_float32():
     assert out32.dtype == torch.float32
     with pytest.raises(ValueError, match="loss_dtype: must be one of"):
         TrainConfig(loss_dtype="float16").check_optimizer()
+
+
+def test_eos_target_loss_is_the_mean_over_the_answer_and_the_end_token():
+    """openai/grok's loss over ``c <eos>``: the answer appended to the input, the outputs at
+    ``=`` and at the answer scored against the answer and the end token, the mean over both,
+    against a by-hand log-softmax of ``sequence_logits`` in float64."""
+    from modadd.algorithmic import AlgorithmicTask
+    from modadd.model import Transformer
+    from modadd.train import training_logits, training_loss, training_targets
+    task = AlgorithmicTask(p=7, train_fraction=0.5, start_token=True, readout_all_tokens=True,
+                           eos_target=True)
+    cfg = RunConfig(task=task, model=ModelConfig(n_layers=1, d_model=16, n_heads=2),
+                    train=TrainConfig(batch_size=4))
+    torch.manual_seed(0)
+    model = Transformer.for_task(cfg.model, task)
+    tokens, labels = task.split_data()["train"]
+    tokens, labels = tokens[:4], labels[:4]
+    logits = training_logits(cfg, model, tokens, labels)
+    targets = training_targets(cfg, labels)
+    assert logits.shape == (4, 2, task.vocab_size)
+    np.testing.assert_array_equal(targets[:, 1].numpy(), [task.end_token] * 4)
+    full = model.sequence_logits(torch.cat([tokens, labels[:, None]], dim=1)).double()
+    z = full.detach().numpy()
+    by_hand = -np.mean([z[i, t, y] - np.log(np.exp(z[i, t]).sum())
+                        for i in range(4) for t, y in ((4, int(labels[i])),
+                                                       (5, task.end_token))])
+    assert float(training_loss(cfg, logits, targets).detach()) == pytest.approx(by_hand, rel=1e-6)
+    # the output at '=' is the readout the evaluation reads (causal model)
+    torch.testing.assert_close(logits[:, 0], model(tokens), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="labels: eos_target appends the answers"):
+        training_logits(cfg, model, tokens)
+    with pytest.raises(ValueError, match="eos_target: scores two positions"):
+        RunConfig(task=task, model=cfg.model, train=TrainConfig(lean_step=True))
