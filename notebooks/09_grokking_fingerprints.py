@@ -68,6 +68,7 @@ n_perm: Optional[int] = None    # label permutations of the separation test
 nanda_preset: Optional[str] = None   # §7: the preset run at Nanda et al.'s training fractions
 power_preset: Optional[str] = None   # §7: the preset run at Power et al.'s recipe's fractions
 power_default_preset: Optional[str] = None # §7: the same recipe on this study's defaults
+power_answer_preset: Optional[str] = None # §7: power with the loss on the answer alone
 reference_fractions: Optional[list] = None # §7: the training fractions of both sweeps
 reference_seeds: Optional[int] = None # §7: seeds per fraction of both sweeps
 reference_steps: Optional[int] = None # §7: step cap of the Nanda sweep (stops at 99% + 1000)
@@ -435,12 +436,13 @@ from modadd.presets import config_differences
 display(config_differences(grokking.grokking_preset("nanda"),
                            grokking.grokking_preset("nanda-default-init"),
                            "nanda", "nanda-default-init").style.hide(axis="index"))
-reference_roles = ("nanda sweep", "nanda ablation", "power sweep", "power sweep: default arch",
-                   "power ablation")
+reference_roles = ("nanda sweep", "nanda ablation", "power sweep", "power sweep: answer loss",
+                   "power sweep: default arch", "power ablation")
 reference_runs = dict(zip(reference_roles, (S.load(role, workers=workers)
                                             for role in reference_roles)))
 nanda_runs, power_runs = reference_runs["nanda sweep"], reference_runs["power sweep"]
 power_default_runs = reference_runs["power sweep: default arch"]
+power_answer_runs = reference_runs["power sweep: answer loss"]
 nanda_cfg = nanda_runs[0].config
 display(Markdown(
     f"The sweep: preset `{S.nanda_preset}` at training fractions "
@@ -549,16 +551,20 @@ if ratio.notna().any():
 # | positions | fixed sinusoidal | learned | his |
 # | biases | none in the linear layers | in every linear layer | his |
 # | input | `<eos> a + b =`, the `=` position scored over his whole vocabulary (239 tokens, every task's) | `a + b =`, scored over the 97 residues | `<s> a + b =`, scored over this task's 100 tokens |
-# | loss | on $c$ *and* the trailing `<eos>` (his loss is about half ours at equal answer loss) | on the answer only | on the answer only: **not his** |
+# | loss | on $c$ *and* the trailing `<eos>` (the mean over both positions) | on the answer only | his: `<s> a + b = c` is fed, the output at `c` must predict the end token (the start token's id, as his `<eos>` serves both) |
 # | optimiser | AdamW lr $10^{-3}$, $\beta = (0.9, 0.98)$, weight decay 1, warm-up 10 updates (his first update has lr 0) | the same, the ramp one update earlier | the same as `power-default-arch` |
 # | batch | $\min(512, \lceil N_{train}/2 \rceil)$, shuffled epochs (the last batch smaller) | the same size, drawn afresh each step | his |
 # | budget | $10^5$ updates | $10^5$, stopped 1000 updates after held-out accuracy ≥ 99% | the same as `power-default-arch` |
 #
-# The loss on the trailing end token is the one difference of his recipe left in `power`: it
-# needs a second readout position. Power et al. publish no step counts for this task: their
+# Since the end-token loss landed, `power` keeps only two differences from his recipe: the
+# vocabulary (this task's tokens, not all 239 of his tasks') and a first update at lr $> 0$. His
+# accuracy also needs the end token right; ours reads the answer alone (evaluation reads the `=`
+# position of `<s> a + b =`, which a causal model computes the same with or without the appended
+# answer). `power-answer-loss` is `power` with the loss on the answer alone (the `power` preset
+# before the end-token loss landed): the same runs without that one difference. Power et al. publish no step counts for this task: their
 # Fig. 2 gives only the best validation accuracy reached within the $10^5$-update budget, so
-# the reference a reader can check is that budget. Steps to held-out accuracy ≥ 99% of both
-# presets at both fractions (resolution: the evaluation spacing):
+# the reference a reader can check is that budget. Steps to held-out accuracy ≥ 99% of the
+# three presets at both fractions (resolution: the evaluation spacing):
 
 # %%
 display(config_differences(grokking.grokking_preset("power"),
@@ -575,7 +581,8 @@ def power_row(run):
 power_steps = pd.DataFrame([
     {"preset": name, "train fraction": run.config.task.train_fraction, "seed": run.config.seed,
      "batch": run.config.train.batch_size, **power_row(run)}
-    for name, group in ((S.power_preset, power_runs), (S.power_default_preset, power_default_runs))
+    for name, group in ((S.power_preset, power_runs), (S.power_answer_preset, power_answer_runs),
+                        (S.power_default_preset, power_default_runs))
     for run in group])
 display(power_steps.style.hide(axis="index").format(
     {"train fraction": "{:g}", "held-out accuracy ≥ 99% at": "{:.0f}"}, na_rep="never"))
@@ -584,21 +591,50 @@ display(Markdown("Per preset and fraction, the seeds' steps and their mean: " + 
     + f" (mean {number(part['held-out accuracy ≥ 99% at'].astype(float).mean(), 0)})"
     for (name, f), part in power_steps.groupby(["preset", "train fraction"], sort=False)) + "."))
 
+
+def steps_by(name):
+    """``{(fraction, seed): steps to 99%}`` of one preset's rows of ``power_steps``."""
+    part = power_steps[power_steps["preset"] == name]
+    return {(r["train fraction"], r.seed): r["held-out accuracy ≥ 99% at"]
+            for _, r in part.iterrows()}
+
+
+with_eos, answer_only = steps_by(S.power_preset), steps_by(S.power_answer_preset)
+paired = [(f, seed, with_eos[f, seed] / answer_only[f, seed])
+          for f, seed in with_eos if with_eos[f, seed] and answer_only.get((f, seed))]
+if S.power_preset != S.power_answer_preset and paired:
+    display(Markdown(
+        "The end-token loss alone, paired by seed (`power` against `power-answer-loss`: same "
+        "split, data order and initialisation): steps to 99% in ratio "
+        + ", ".join(f"{r:.2f} (fraction {f:g}, seed {seed})" for f, seed, r in paired)
+        + f"; geometric mean {np.exp(np.mean([np.log(r) for *_, r in paired])):.2f}."))
+
 # %% [markdown]
-# Which of the differences change the step count: each arm of `grokking.POWER_ABLATIONS` puts
-# one of this study's defaults back into the `power` preset's run of seed 0 at the ablation's
-# training fraction (one seed per arm; read it against the seed spread above). The arms run at
-# this scale are the setting `power_arms`.
+# Which of the other differences change the step count: each arm of `grokking.POWER_ABLATIONS`
+# puts one of this study's defaults back into the `power-answer-loss` run of seed 0 at the
+# ablation's training fraction (the arms were run before the end-token loss landed; its own
+# effect is the paired comparison above). One seed per arm: read it against the seed spread
+# above. The arms run at this scale are the setting `power_arms`.
 
 # %%
 if S.power_arms:
     power_ablation_table = grokking.recipe_ablation_table(
-        first_of(power_runs, S.ablation_fraction),
+        first_of(power_answer_runs, S.ablation_fraction),
         dict(zip(S.power_arms, reference_runs["power ablation"])), power_row,
         "held-out accuracy ≥ 99% at")
     display(power_ablation_table.style.hide(axis="index").format(
         {"held-out accuracy ≥ 99% at": "{:.0f}",
          "held-out accuracy ≥ 99% at: / unchanged": "{:.2f}"}, na_rep="never"))
+    seeds_at = [v for (f, _), v in answer_only.items() if f == S.ablation_fraction and v]
+    ratios = power_ablation_table["held-out accuracy ≥ 99% at: / unchanged"].iloc[1:]
+    if len(seeds_at) > 1 and ratios.notna().any():
+        spread = max(seeds_at) / min(seeds_at) - 1
+        moved = [f"{arm} ({r:.2f}×)" for arm, r in
+                 zip(power_ablation_table["arm"].iloc[1:], ratios) if abs(r - 1) > spread]
+        display(Markdown(
+            f"The arms move the step count by {ratios.min():.2f}× to {ratios.max():.2f}× the "
+            f"unchanged run's; its seeds at this fraction differ by {spread:.0%}. Arms that move "
+            "it by more: " + (", ".join(moved) or "none") + "."))
 else:
     display(Markdown(
         f"No arm of `grokking.POWER_ABLATIONS` is run at preset `{preset}` (setting "
