@@ -40,12 +40,13 @@ CHROMIUM ?= chromium
 # make study PRECISION=bf16: retrain at bf16 mixed precision (other run keys; the book reads fp32)
 PRECISION ?= fp32
 
-.PHONY: help venv mathjax book test unit study bench sweep verify clean distclean test-browser mutants
+.PHONY: help venv mathjax book lab chromium test unit study bench sweep verify clean distclean test-browser mutants
 
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
 	@echo "make test   - set up, unit tests + smoke-run every notebook + book build (no training)"
 	@echo "              + make test-browser"
+	@echo "make lab    - JupyterLab on the repository: chapters open as notebooks (project kernel)"
 	@echo "make test-browser - open every page of _build/html in headless Chromium and check it"
 	@echo "make study  - retrain every run at the book preset, then build the book"
 	@echo "              (PRECISION=bf16: bf16 mixed precision; validated on the precision page)"
@@ -58,7 +59,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[book,test]"
+	$(BIN)/python -m pip install -q -e ".[book,lab,publish,interop,test]"
 	touch $@
 
 venv: $(STAMP)
@@ -73,15 +74,21 @@ $(MATHJAX):
 
 mathjax: $(MATHJAX)
 
+# JupyterLab on the repository: notebooks/*.py open as notebooks (Jupytext), kernel = this .venv
+lab: $(STAMP)
+	mkdir -p .cache
+	$(BIN)/python -m modadd.lab
+
 book: $(STAMP) $(MATHJAX)
 	$(call book_build,)
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 # one BLAS thread per xdist worker: two workers with two OpenBLAS threads each spin-wait on two
 # cores (a 200x200 eigh: 0.4 s instead of 4 ms on this machine under load)
-unit: $(STAMP)
+unit: $(STAMP) chromium
 	mkdir -p .cache
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 MODADD_REQUIRE_BROWSER=1 \
+		CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -n 2 tests
 
 # CI: every page is executed (no jupyter-cache reuse), warnings are errors; then the browser check
 test: unit $(MATHJAX)
@@ -89,10 +96,13 @@ test: unit $(MATHJAX)
 	$(call book_build,--warningiserror --nitpick --keep-going)
 	$(MAKE) test-browser
 
-# Builds the book only if there is none; installs Debian's chromium if missing (needs root).
-test-browser: $(STAMP)
-	test -f _build/html/index.html || $(MAKE) book
+# Debian's chromium, installed if missing (needs root): the book's and JupyterLab's browser tests
+chromium:
 	command -v $(CHROMIUM) >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# Builds the book only if there is none.
+test-browser: $(STAMP) chromium
+	test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots \
 		--chromium $(CHROMIUM)
 
