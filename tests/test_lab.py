@@ -27,6 +27,12 @@ from modadd.paths import ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM", "chromium")
 ANALYSIS_CHAPTER = "05_commutators.py"   # an analysis chapter that reads cached tables (~10 s)
+# MODADD_LAB_CHAPTERS=all (or a comma-separated list of file names) runs more chapters the same
+# way; chapter 1 is always first (its parameters cell is edited)
+_CHOSEN = os.environ.get("MODADD_LAB_CHAPTERS", ANALYSIS_CHAPTER)
+CHAPTERS = ["01_task.py"] + [p.name for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+                             if p.name != "01_task.py"
+                             and (_CHOSEN == "all" or p.name in _CHOSEN.split(","))]
 # the test's own settings: every cell stays in the page (JupyterLab 4 virtualises the notebook
 # otherwise, so outputs below the fold are not in the DOM); nothing is saved behind our back
 TEST_SETTINGS = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
@@ -105,18 +111,31 @@ def lab_server(tmp_path):
         log.close()
 
 
-def run_all(page, timeout_s: float = 300) -> list[str]:
-    """Run all cells of the active notebook; wait until every queued cell ran; its prompts."""
+def run_all(page, timeout_s: float = 1800, settle_s: float = 3.0) -> list[str]:
+    """Run all cells of the active notebook; wait until every queued cell ran; its prompts.
+
+    JupyterLab may run the cells one after the other, so a moment with no ``[*]`` prompt is not
+    the end: done is when the prompts changed (each run cell gets a new execution count), none
+    is queued, the kernel is idle, and all of that held for ``settle_s`` seconds."""
     page.wait_for_selector(f'{ACTIVE} .jp-Notebook-ExecutionIndicator[data-status="idle"]',
                            timeout=60_000)
     before = page.evaluate(f"() => {PROMPTS}")
     page.click('.lm-MenuBar-itemLabel:text-is("Run")')
     page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
-    # done: the prompts changed (every run cell gets a new execution count) and none is queued
-    page.wait_for_function(f"""before => {{ const now = {PROMPTS};
-        return JSON.stringify(now) !== JSON.stringify(before) && !now.some(t => t.includes('*'));
-        }}""", arg=before, timeout=timeout_s * 1000, polling=500)
-    return page.evaluate(f"() => {PROMPTS}")
+    deadline, quiet_since, last = time.monotonic() + timeout_s, None, None
+    while time.monotonic() < deadline:
+        now = page.evaluate(f"() => {PROMPTS}")
+        idle = page.locator(f'{ACTIVE} .jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        done = now != before and not any("*" in p for p in now) and idle.count() == 1
+        if done and now == last:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle_s:
+                return now
+        else:
+            quiet_since = None
+        last = now
+        time.sleep(0.5)
+    raise TimeoutError(f"Run All did not finish in {timeout_s} s: prompts {last}")
 
 
 def outputs(page) -> dict:
@@ -162,7 +181,8 @@ def test_chapters_open_and_rerun_in_jupyterlab(lab_server) -> None:
                                              args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            for notebook in ("01_task.py", ANALYSIS_CHAPTER):
+            assert len(CHAPTERS) >= 2, f"MODADD_LAB_CHAPTERS={_CHOSEN!r} names no chapter"
+            for notebook in CHAPTERS:
                 # ?reset: a fresh workspace, so only this notebook is open
                 page.goto(f"{base}/lab/tree/notebooks/{notebook}?reset&token={token}")
                 page.wait_for_selector(f"{ACTIVE} .jp-Cell", timeout=60_000)
