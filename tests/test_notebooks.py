@@ -1,6 +1,12 @@
-"""Every notebook runs top to bottom with papermill at the smoke preset, in a fresh cache."""
+"""Every notebook runs top to bottom with papermill at the smoke preset, in a fresh store.
+
+The notebooks of one test session share that store (its runs and cached analyses): chapters 2-6
+read the same smoke runs, which are then trained once, not once per chapter.  The store lets
+concurrent readers of one key wait for its single writer, so the two xdist workers share it too.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jupytext
@@ -20,8 +26,21 @@ def declared_parameters(notebook) -> set[str]:
             if line and not line.startswith("#")}
 
 
+@pytest.fixture
+def session_store(tmp_path_factory, monkeypatch) -> Path:
+    """One results/cache store for every notebook test of this session (all xdist workers)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent       # the session's folder, above each worker's own
+    store = base / "notebook-store"
+    monkeypatch.setenv("MODADD_RESULTS_DIR", str(store / "results"))
+    monkeypatch.setenv("MODADD_CACHE_DIR", str(store / "cache"))
+    return store
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path, monkeypatch) -> None:
+def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path, monkeypatch,
+                                       session_store: Path) -> None:
     # one thread in the kernel, as in every other test process: two xdist workers then use the
     # two cores without oversubscribing them (training pools use one thread per process already)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
