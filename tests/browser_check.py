@@ -1,12 +1,16 @@
 """Check the built book (``_build/html``) the way a reader sees it, in headless Chromium.
 
-Usage: ``python tests/browser_check.py [HTML_DIR] [--screenshots DIR] [--chromium BIN]``
-(``make test-browser``).  Exits 1 and lists every failure if any check fails.
+Usage: ``python tests/browser_check.py [HTML_DIR] [--screenshots DIR] [--chromium BIN]
+[--repository-url URL]`` (``make test-browser``; ``make test-browser-url`` for the online build).  Exits 1 and lists every failure if any check fails.
 
 Static checks (every page): no external script, stylesheet, font or image (``http(s)://`` or
 ``//`` in a resource attribute, or ``url(...)``/``@import`` in CSS); every ``<img>`` file exists
 and figures are valid PNG files; every local link resolves to a file, and its ``#anchor`` to an
-id on the target page.
+id on the target page.  Which build (``--repository-url``): the default build (no URL) has no
+repository, issues or launch button and no URL of GitHub, GitLab, Binder or Colab on any page (a
+citation's bare ``github.com/...`` text is not a URL); the online build (``BOOK_REPOSITORY_URL``)
+has, on a chapter page, repository and issues buttons linking to URL, a download button and a
+Binder launch button for URL's repository, no Colab button anywhere, and no other such URL.
 
 In Chromium (every page, opened from a temporary copy with a small report script injected):
 no resource failed to load and no script error; every image loaded (``naturalWidth > 0``); every
@@ -46,6 +50,13 @@ LINK_RELS = {"index", "search", "next", "prev", "author", "license", "canonical"
 LEDGER_IDS = ["R0", *(f"C{i}" for i in range(1, 17))]
 BUDGET_MS = 10_000    # virtual milliseconds a page gets to load and typeset its math
 SHOTS = {"intro": "book/intro.html", "ledger": "book/claims.html"}
+CHAPTER = "notebooks/01_task.html"   # the page whose header buttons the online build must have
+# the header buttons of sphinx-book-theme, by their classes (launch links: title "Launch on X")
+BUTTON_CLASSES = {"btn-source-repository-button": "repository",
+                  "btn-source-issues-button": "issues", "btn-download-source-button": "download"}
+BUTTON_GROUPS = {"dropdown-launch-buttons": "launch", "dropdown-source-buttons": "source"}
+ONLINE_URL = re.compile(r"(?:https?:)?//(?:www\.)?(?:github\.com|gitlab\.com|mybinder\.org|"
+                        r"colab\.research\.google\.com)[^\s\"'<>)]*", re.I)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
@@ -92,6 +103,7 @@ class PageParser(HTMLParser):
         self.ids: set[str] = set()
         self.styles: list[str] = []
         self.redirect: str | None = None
+        self.buttons: list[tuple[str, str]] = []   # (kind, href): repository, issues, launch ...
         self._in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -104,6 +116,12 @@ class PageParser(HTMLParser):
             self.redirect = values.get("content", "").split("url=")[-1].strip()
         if tag == "a" and values.get("href"):
             self.links.append(values["href"])
+        classes = set(values.get("class", "").split())
+        self.buttons += [(kind, values.get("href", "")) for cls, kind in BUTTON_CLASSES.items()
+                         if cls in classes]
+        self.buttons += [(kind, "") for cls, kind in BUTTON_GROUPS.items() if cls in classes]
+        if tag == "a" and values.get("title", "").startswith("Launch on "):
+            self.buttons.append((f"launch {values['title'][10:]}", values.get("href", "")))
         if tag == "img" and values.get("src"):
             self.images.append(values["src"])
         if tag == "link" and set(values.get("rel", "").lower().split()) <= LINK_RELS \
@@ -193,6 +211,51 @@ def static_checks(html_dir: Path, pages: list[Path]) -> list[str]:
     for css in sorted((html_dir / "_static").rglob("*.css")):
         if CSS_EXTERNAL.search(css.read_text(encoding="utf-8", errors="replace")):
             failures.append(f"{css.relative_to(html_dir)}: loads an external URL")
+    return failures
+
+
+def binder_prefix(url: str, branch: str) -> str:
+    """The start of a Binder launch link for the repository ``url`` on ``branch``."""
+    host, owner, repo = urlsplit(url).netloc, *urlsplit(url).path.strip("/").split("/")[:2]
+    spec = f"gh/{owner}/{repo}" if host == "github.com" else f"gl/{owner}%2F{repo}"
+    return f"https://mybinder.org/v2/{spec}/{branch}?urlpath="
+
+
+def repository_failures(html_dir: Path, pages: list[Path], url: str = "",
+                        branch: str = "main") -> list[str]:
+    """The default build (``url`` empty) names no repository: no repository, issues or launch
+    button, no GitHub/GitLab/Binder/Colab URL. The online build's chapter page has repository,
+    issues, download and Binder buttons for ``url``; no page has Colab or another such URL."""
+    failures, url = [], url.rstrip("/")
+    binder = binder_prefix(url, branch) if url else ""
+    for page in pages:
+        name = page.relative_to(html_dir).as_posix()
+        info, text = parse_page(page), page.read_text(encoding="utf-8")
+        found = [m.group(0) for m in ONLINE_URL.finditer(text)]
+        if not url:
+            failures += [f"{name}: {kind} button (the default build names no repository)"
+                         for kind, _ in info.buttons if kind != "download"]
+            failures += [f"{name}: URL {u} (the default build names no repository)"
+                         for u in dict.fromkeys(found)]
+            continue
+        failures += [f"{name}: {kind} button (no Colab: it cannot open .py chapters)"
+                     for kind, _ in info.buttons if kind == "launch Colab"]
+        failures += [f"{name}: URL {u} is neither {url} nor its Binder" for u in dict.fromkeys(found)
+                     if not (u == url or u.startswith(url + "/") or u.startswith(binder))]
+        if name != CHAPTER:
+            continue
+        buttons = {kind: href for kind, href in reversed(info.buttons)}
+        source = (html_dir / "_sources" / CHAPTER).with_suffix(".py").relative_to(html_dir)
+        expected = {"repository": (url, "== "), "issues": (f"{url}/issues", "starting with "),
+                    "download": (f"../{source.as_posix()}", "== "),
+                    "launch Binder": (f"{binder}lab/tree/{Path(CHAPTER).with_suffix('.py')}",
+                                      "== ")}
+        for kind, (want, how) in expected.items():
+            href = buttons.get(kind)
+            if href is None:
+                failures.append(f"{name}: no {kind} button")
+            elif not (href == want or how.startswith("starting") and href.startswith(want)):
+                failures.append(f"{name}: {kind} button links to {href}, expected {how}{want}")
     return failures
 
 
@@ -290,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chromium", default="chromium")
     parser.add_argument("--jobs", type=int, default=2, help="Chromium processes at once")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per page")
+    parser.add_argument("--repository-url", default="", help="the build's BOOK_REPOSITORY_URL "
+                        "(empty: the default build, which names no repository)")
+    parser.add_argument("--branch", default="main", help="the online build's BOOK_BRANCH")
     args = parser.parse_args(argv)
     html_dir = Path(args.html_dir).resolve()
     if not (html_dir / "index.html").is_file():
@@ -299,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     pages = book_pages(html_dir)
     missing = [p for p in SHOTS.values() if not (html_dir / p).is_file()]
     failures = [f"missing page {p}" for p in missing] + static_checks(html_dir, pages)
+    if args.repository_url and not (html_dir / CHAPTER).is_file():
+        failures.append(f"missing page {CHAPTER}")
+    failures += repository_failures(html_dir, pages, args.repository_url, args.branch)
     browsed = [p for p in pages if parse_page(p).redirect is None]
     with futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
         reports = dict(zip(browsed, pool.map(
@@ -315,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             failures += screenshot(html_dir / page, Path(args.screenshots) / f"{label}.png",
                                    args.chromium, args.timeout)
     typeset = sum(r.get("typeset", 0) for r in reports.values())
-    print(f"browser check: {len(pages)} pages ({len(reports)} opened in Chromium), "
+    build = f"repository {args.repository_url}" if args.repository_url else "no repository"
+    print(f"browser check ({build}): {len(pages)} pages ({len(reports)} opened in Chromium), "
           f"{sum(len(r.get('images', [])) for r in reports.values())} images, "
           f"{typeset} typeset math elements; screenshots in {args.screenshots}")
     for failure in failures:

@@ -85,3 +85,94 @@ def test_the_ledger_must_list_every_claim() -> None:
     assert browser_check.ledger_failures({"ledger": short[:16]})[0].startswith("ledger: lists")
     assert browser_check.ledger_failures({"ledger": short}) == [
         "ledger: C16 has no chapter link", "ledger: C16 has no verdict"]
+
+
+URL = "https://github.com/owner/modadd"
+BINDER = "https://mybinder.org/v2/gh/owner/modadd/main?urlpath=lab/tree/notebooks/01_task.py"
+
+
+def buttons(binder: str = BINDER, repo: str = URL, issues: str = URL + "/issues/new?title=x",
+            extra: str = "") -> str:
+    """sphinx-book-theme's header buttons as the online build renders them (abridged)."""
+    launch = (f'<div class="dropdown dropdown-launch-buttons"><ul><li><a href="{binder}" '
+              f'class="btn btn-sm dropdown-item" title="Launch on Binder">Binder</a></li>'
+              f'{extra}</ul></div>') if binder else ""
+    source = ('<div class="dropdown dropdown-source-buttons"><ul>'
+              + (f'<li><a href="{repo}" class="btn btn-source-repository-button">R</a></li>'
+                 if repo else "")
+              + (f'<li><a href="{issues}" class="btn btn-source-issues-button">I</a></li>'
+                 if issues else "") + '</ul></div>')
+    download = ('<div class="dropdown dropdown-download-buttons"><a href="../_sources/notebooks/'
+                '01_task.py" class="btn btn-download-source-button">.py</a></div>')
+    return launch + source + download
+
+
+def book(tmp_path: Path, header: str, intro: str = "") -> Path:
+    """A site with a chapter page (header buttons ``header``) and an intro page."""
+    html = site(tmp_path, body=intro)
+    (html / "notebooks").mkdir()
+    (html / "_sources" / "notebooks").mkdir(parents=True)
+    (html / "_sources" / "notebooks" / "01_task.py").write_text("# %%\n")
+    (html / "notebooks" / "01_task.html").write_text(PAGE.format(head="", body=header))
+    return html
+
+
+def repository(html: Path, url: str = "") -> list[str]:
+    return browser_check.repository_failures(html, browser_check.book_pages(html), url)
+
+
+def test_the_default_build_names_no_repository(tmp_path: Path) -> None:
+    citation = "<p>Code: github.com/someone/bubble-modadd, commit 39dcc3a</p>"   # text, not a URL
+    download = buttons(binder="", repo="", issues="").split("</div>", 1)[1]
+    html = book(tmp_path, download, intro=citation)
+    assert repository(html) == []
+    assert failures(html) == []
+
+
+def test_buttons_or_urls_in_the_default_build_are_reported(tmp_path: Path) -> None:
+    html = book(tmp_path, buttons(), intro='<a href="https://colab.research.google.com/x">c</a>'
+                '<script>var u="//github.com/a/b";</script>')
+    found = repository(html)
+    assert found[:2] == ["index.html: URL https://colab.research.google.com/x (the default "
+                         "build names no repository)",
+                         "index.html: URL //github.com/a/b (the default build names no "
+                         "repository)"]
+    chapter = [f.split(": ", 1)[1] for f in found if f.startswith("notebooks/01_task.html")]
+    assert chapter[:5] == [f"{kind} button (the default build names no repository)" for kind in
+                           ("launch", "launch Binder", "source", "repository", "issues")]
+    assert chapter[5] == f"URL {BINDER} (the default build names no repository)"
+    assert len(found) == 2 + 5 + 3
+
+
+def test_the_online_build_has_the_buttons_of_its_repository(tmp_path: Path) -> None:
+    html = book(tmp_path, buttons(), intro=f'<a href="{URL}/blob/main/README.md">readme</a>')
+    assert repository(html, URL) == []
+    assert repository(html, URL + "/") == []
+
+
+def test_missing_or_wrong_buttons_in_the_online_build_are_reported(tmp_path: Path) -> None:
+    html = book(tmp_path, buttons(binder="", repo="", issues="https://github.com/other/x/issues"))
+    assert repository(html, URL) == [
+        "notebooks/01_task.html: URL https://github.com/other/x/issues is neither "
+        f"{URL} nor its Binder",
+        "notebooks/01_task.html: no repository button",
+        "notebooks/01_task.html: issues button links to https://github.com/other/x/issues, "
+        f"expected starting with {URL}/issues",
+        "notebooks/01_task.html: no launch Binder button"]
+
+
+def test_a_colab_button_or_another_binder_is_reported(tmp_path: Path) -> None:
+    colab = ('<li><a href="https://colab.research.google.com/github/owner/modadd/blob/main/'
+             'notebooks/01_task.py" class="btn" title="Launch on Colab">Colab</a></li>')
+    other = "https://mybinder.org/v2/gh/owner/modadd/dev?urlpath=lab/tree/notebooks/01_task.py"
+    html = book(tmp_path, buttons(binder=other, extra=colab))
+    found = repository(html, URL)
+    assert found[0] == "notebooks/01_task.html: launch Colab button (no Colab: it cannot open " \
+        ".py chapters)"
+    assert found[1] == f"notebooks/01_task.html: URL {other} is neither {URL} nor its Binder"
+    assert found[2].startswith("notebooks/01_task.html: URL https://colab.research.google.com/")
+    assert found[3] == f"notebooks/01_task.html: launch Binder button links to {other}, " \
+        f"expected == {BINDER}"
+    assert len(found) == 4
+    assert browser_check.binder_prefix("https://gitlab.com/g/r", "main") == \
+        "https://mybinder.org/v2/gl/g%2Fr/main?urlpath="
