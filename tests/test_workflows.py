@@ -39,7 +39,7 @@ def lint(*files: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_workflows_pass_actionlint() -> None:
-    assert [p.name for p in WORKFLOWS] == ["book.yml"]
+    assert "book.yml" in [p.name for p in WORKFLOWS]
     done = lint(*WORKFLOWS)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith(f"{len(WORKFLOWS)} workflow file(s), 0 finding(s)")
