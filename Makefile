@@ -81,7 +81,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[book,lab,publish,interop,test]"
+	$(BIN)/python -m pip install -q -e ".[book,lab,publish,test]"
 	touch $@
 
 venv: $(STAMP)

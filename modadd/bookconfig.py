@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import yaml
 
+from .durable import atomic_write_text
 from .paths import ROOT
 
 VARIABLE = "BOOK_REPOSITORY_URL"
@@ -78,7 +79,7 @@ def write_online_config(url: str, out: Path, branch: str = "main",
                              allow_unicode=True))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    atomic_write_text(out, text)
     return out
 
 
