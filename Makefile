@@ -81,7 +81,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[book,lab,publish,test]"
+	$(BIN)/python -m pip install -q -e ".[book,lab,publish,test,interop]"
 	touch $@
 
 venv: $(STAMP)
@@ -116,7 +116,8 @@ book: $(STAMP) $(MATHJAX)
 # cores (a 200x200 eigh: 0.4 s instead of 4 ms on this machine under load)
 unit: $(STAMP) chromium $(ACTIONLINT)
 	mkdir -p .cache
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 MODADD_REQUIRE_BROWSER=1 \
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		MODADD_REQUIRE_BROWSER=1 MODADD_REQUIRE_INTEROP=1 \
 		CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -n 2 tests
 
 # CI: every page is executed (no jupyter-cache reuse), warnings are errors; then the browser check
