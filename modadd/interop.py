@@ -36,6 +36,7 @@ ours.
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from typing import Optional
@@ -365,8 +366,11 @@ def _agreement(cfg, n_examples: int, example: int) -> dict:
     run = load_or_train(cfg, trajectories=True, progress=False)
     model = model_from_run(run)
     hooked = to_hooked_transformer(model)
+    # the same weights in float64 on both sides: what is left is the map, not float32 rounding
+    model64 = copy.deepcopy(model).double()
+    hooked64 = to_hooked_transformer(model64)
     n_layers = cfg.model.n_layers
-    names, rows, patterns = [], [], None
+    names, rows = [], []
     with torch.no_grad():
         for name, (tokens, labels) in _evaluation_sets(cfg).items():
             tokens, labels = tokens[:n_examples], labels[:n_examples]
@@ -381,34 +385,42 @@ def _agreement(cfg, n_examples: int, example: int) -> dict:
                          max(float((a - b).abs().max()) for a, b in zip(cache["attn"],
                                                                         mapped["attn"])),
                          max(float((a - b).abs().max()) for a, b in zip(cache["resid"],
-                                                                        mapped["resid"]))])
+                                                                        mapped["resid"])),
+                         float((model64(tokens) - hooked64(tokens)[:, -1]).abs().max())])
             names.append(name)
-            if patterns is None:      # one example's readout rows, read by TL's hook names
-                if example >= len(tokens):
-                    raise ValueError(f"example: set {name!r} has {len(tokens)} examples, got "
-                                     f"{example!r}")
-                patterns = np.stack([tl_cache[hook_name("attn", layer, n_layers)][example, :, -1]
-                                     .numpy() for layer in range(n_layers)])
-                example_tokens = tokens[example].numpy()
+            if example >= len(tokens):
+                raise ValueError(f"example: set {name!r} has {len(tokens)} examples, got "
+                                 f"{example!r}")
+            # one example's readout rows, read by TL's hook names (the last set's is kept)
+            patterns = np.stack([tl_cache[hook_name("attn", layer, n_layers)][example, :, -1]
+                                 .numpy() for layer in range(n_layers)])
+            example_tokens = tokens[example].numpy()
+    origin = {"cpu": run.meta.get("cpu", "unknown"), "finished": run.meta.get("finished", ""),
+              "train_log_sha256": run.meta.get("checksums", {}).get("train_log.npz", "")}
     return {"sets": np.array(names), "columns": np.array(AGREEMENT_COLUMNS),
             "values": np.array(rows), "readout_pattern": patterns,
-            "example_tokens": example_tokens, "example_set": np.array(names[0])}
+            "example_tokens": example_tokens, "example_set": np.array(names[-1]),
+            **{f"weights_{k}": np.array(v) for k, v in origin.items()}}
 
 
 AGREEMENT_COLUMNS = ("max_abs_logit_diff", "max_abs_logit", "argmax_agreement", "accuracy_ours",
-                     "accuracy_tl", "max_abs_pattern_diff", "max_abs_resid_diff")
+                     "accuracy_tl", "max_abs_pattern_diff", "max_abs_resid_diff",
+                     "max_abs_logit_diff_fp64")
 
 
 def tl_agreement(cfg, n_examples: int = 512, example: int = 0) -> dict:
     """A stored run's final model, ours against its TransformerLens conversion, on the run's
     fixed evaluation sets (the probe set of each m; a∘b mod p: the held-out and training probes;
     the first ``n_examples`` of each): ``{"sets": [S], "columns": AGREEMENT_COLUMNS,
-    "values": [S, 7]`` (max |Δ logit| at the readout, max |logit|, share of equal argmax,
+    "values": [S, 8]`` (max |Δ logit| at the readout, max |logit|, share of equal argmax,
     accuracy of each, max |Δ| of the attention patterns and of the residual streams read
-    through TL's hook names), ``"readout_pattern": [n_layers, H, T]`` (the readout query's row
-    of ``blocks.{l}.attn.hook_pattern`` for probe ``example`` of the first set),
-    ``"example_tokens"``, ``"example_set"``}.  Needs the run's weights (trains on a cache miss)
-    and TransformerLens; cached, so a book build reads it without either."""
+    through TL's hook names, max |Δ logit| with both models in float64), ``"readout_pattern": [n_layers, H, T]`` (the readout query's row
+    of ``blocks.{l}.attn.hook_pattern`` for probe ``example`` of the last set: the largest m),
+    ``"example_tokens"``, ``"example_set"``, and where the weights came from: ``"weights_cpu"``
+    (the CPU signature of the host that trained them), ``"weights_finished"``,
+    ``"weights_train_log_sha256"`` (equal to the committed run's when the same trajectory was
+    retrained bit for bit)}.  Needs the run's weights (trains on a cache miss) and
+    TransformerLens; cached, so a book build reads it without either."""
     check_int("n_examples", n_examples, 1)
     check_int("example", example, 0)
     if example >= n_examples:

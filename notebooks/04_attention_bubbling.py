@@ -21,7 +21,8 @@
 #
 # Here: every layer and head, on the fixed held-out probe sets; a stated criterion for "smooth";
 # where the attention goes (marker and value tokens vs distractors); top-$k$ attention ablation;
-# and the timing against chapter 3's lock-in step, seed by seed.
+# and the timing against chapter 3's lock-in step, seed by seed. The last section opens the
+# chapter's run in TransformerLens.
 #
 # The runs are the `book` preset with the full parameter vector stored at every snapshot, so the
 # model can be rebuilt at any step. Storing more does not change training (independent RNG
@@ -38,6 +39,7 @@ from IPython.display import Markdown, display
 import modadd
 from modadd import bubbling
 from modadd import claims
+from modadd import interop
 from modadd import manifold
 import modadd.metrics
 from modadd import registry
@@ -321,3 +323,80 @@ display(records["C6"])
 
 # %%
 records["C7"]
+
+# %% [markdown]
+# ## 7. This chapter's run in TransformerLens
+# Interpretability work on models like these is done in
+# [TransformerLens](https://github.com/TransformerLensOrg/TransformerLens) (TL): its hook names,
+# `run_with_cache`, activation patching. `modadd.interop.to_hooked_transformer` converts any
+# pre-LN model of this study (marker task or a∘b mod p) into a TL `HookedTransformer`, and
+# `from_hooked_transformer` converts back; the map of weights and hook names is in the module's
+# docstring (post-LN models have no TL form and are refused). Below, seed 0's final model of this
+# chapter's book runs against its conversion, on the run's fixed probe set of each $m$: the
+# logits at the readout, the attention patterns read through TL's `blocks.{l}.attn.hook_pattern`
+# and the residual stream through `blocks.{l}.hook_resid_pre`. The comparison is cached, so this
+# page needs neither the weights nor TL. To open the run yourself (the `interop` extra; the
+# weights are not committed, so `load_or_train` retrains the run into `data/cache` first):
+#
+# ```python
+# run = modadd.load_or_train(main[0], trajectories=True)
+# hooked = interop.hooked_from_run(run)            # a transformer_lens.HookedTransformer
+# logits, cache = hooked.run_with_cache(tokens)    # logits[:, -1] is our readout
+# cache["blocks.4.attn.hook_pattern"][:, :, -1]    # the readout row of each last-layer head
+# ```
+
+# %%
+agreement = interop.tl_agreement(main[0])
+table = pd.DataFrame(agreement["values"], index=agreement["sets"], columns=agreement["columns"])
+n_probe = min(512, main[0].train.probe_size)
+display(Markdown(
+    f"Over the first {n_probe} probe examples of each m, the largest difference between our "
+    f"readout logits and TL's is **{table.max_abs_logit_diff.max():.1e}** in float32, where "
+    f"logits reach {table.max_abs_logit.max():.1f} in size (the two implementations round "
+    f"differently through {main[0].model.n_layers} layers), and "
+    f"**{table.max_abs_logit_diff_fp64.max():.0e}** with both models in float64: the conversion "
+    f"itself is exact. The predicted answer is the same in "
+    f"**{table.argmax_agreement.min():.0%}** of the examples"
+    f"{' (so the accuracies are equal)' if (table.accuracy_ours == table.accuracy_tl).all() else ''}; "
+    f"the attention patterns differ by at most {table.max_abs_pattern_diff.max():.1e} and the "
+    f"residual streams by {table.max_abs_resid_diff.max():.1e}."))
+committed = main_runs[0].meta
+same_run = str(agreement["weights_train_log_sha256"]) == committed.get("checksums", {}).get(
+    "train_log.npz")
+final_acc = ", ".join(f"m={m}: {a:.3f}" for m, a in committed["final_accuracy"].items())
+display(Markdown(
+    "The weights are this run's bit for bit (the same training log)." if same_run else
+    f"The committed results keep no weights, so these are the same configuration retrained on "
+    f"another host (`{agreement['weights_cpu']}`): its float rounding parts from the committed "
+    f"run's within the first steps (as chapter 9 §7 measures across hosts), so it is a sibling "
+    f"of the committed run, not the run itself. Its probe accuracies below compare with the "
+    f"committed run's final ones ({final_acc})."))
+table.rename(columns={"max_abs_logit_diff": "max |Δ logit|", "max_abs_logit": "max |logit|",
+                      "argmax_agreement": "same answer", "accuracy_ours": "accuracy (ours)",
+                      "accuracy_tl": "accuracy (TL)",
+                      "max_abs_pattern_diff": "max |Δ pattern|",
+                      "max_abs_resid_diff": "max |Δ residual|",
+                      "max_abs_logit_diff_fp64": "max |Δ logit|, float64"}).style.format(
+    {"max |Δ logit|": "{:.1e}", "max |logit|": "{:.1f}", "same answer": "{:.0%}",
+     "accuracy (ours)": "{:.3f}", "accuracy (TL)": "{:.3f}", "max |Δ pattern|": "{:.1e}",
+     "max |Δ residual|": "{:.1e}", "max |Δ logit|, float64": "{:.0e}"})
+
+# %%
+pattern = agreement["readout_pattern"]                   # [layer, head, position]
+layers, heads, length = pattern.shape
+example_tokens = agreement["example_tokens"]
+is_marker = np.isin(example_tokens, main[0].task.marker_tokens)
+is_value = np.r_[False, is_marker[:-1]]                 # the token after a marker is its value
+labels = [f"{t}{'*' if marker else ''}{'v' if value else ''}"
+          for t, marker, value in zip(example_tokens, is_marker, is_value)]
+fig, ax = plt.subplots(figsize=(7, 0.32 * layers * heads + 1.4))
+sns.heatmap(pattern.reshape(layers * heads, length), ax=ax, cmap="viridis", vmin=0, vmax=1,
+            cbar_kws={"label": "attention weight"},
+            yticklabels=[f"L{l} H{h}" for l in range(layers) for h in range(heads)],
+            xticklabels=labels)
+ax.set(xlabel="input token (* marker, v value; the last is the readout position)",
+       ylabel="layer, head",
+       title=f"Readout row of blocks.{{l}}.attn.hook_pattern, probe example 0 of "
+             f"{agreement['example_set']}")
+ax.tick_params(axis="x", labelsize=8, rotation=0)
+fig.tight_layout()

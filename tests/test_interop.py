@@ -25,6 +25,8 @@ from modadd.presets import preset
 from modadd.task import TaskConfig
 
 TOL = 1e-5
+# this checkout's run cache, read before conftest points every test at a temporary store
+LOCAL_CACHE = os.environ.get("MODADD_CACHE_DIR", str(paths.ROOT / "data" / "cache"))
 ARCHITECTURES = {   # name: (model config, vocab, seq_len, classes, n_positions)
     "marker task (book)": (preset("book").model, preset("book").task.vocab_size,
                            preset("book").task.seq_len, preset("book").task.n_classes, None),
@@ -150,10 +152,15 @@ def test_the_agreement_check_validates_its_arguments():
 
 
 # ---- against TransformerLens -------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
-def test_tl_gives_our_logits_and_cache(tl, name):
-    model = _random_model(name)
+def test_tl_gives_our_logits_and_cache(tl, name, dtype):
+    """float32: equal to 1e-5 (two implementations round differently); float64: to 1e-12, so
+    what differs in float32 is rounding, not the map."""
+    model = _random_model(name).to(dtype)
+    tol = TOL if dtype == torch.float32 else 1e-12
     hooked = interop.to_hooked_transformer(model)
+    assert hooked.cfg.dtype == dtype
     assert isinstance(hooked, tl.HookedTransformer)
     tokens = _tokens(model)
     with torch.no_grad():
@@ -161,12 +168,12 @@ def test_tl_gives_our_logits_and_cache(tl, name):
         theirs, tl_cache = hooked.run_with_cache(tokens)
     assert theirs.shape == (*tokens.shape, model.head.out_features)
     assert ours.abs().max() > 1.0                  # logits of a real scale, not all ~0
-    assert torch.allclose(theirs[:, -1], ours, atol=TOL, rtol=0)
+    assert torch.allclose(theirs[:, -1], ours, atol=tol, rtol=0)
     mapped = interop.cache_from_tl(tl_cache, model.cfg.n_layers)
     for kind in interop.HOOK_KINDS:
         assert len(mapped[kind]) == len(cache[kind])
         for a, b in zip(mapped[kind], cache[kind]):
-            assert torch.allclose(a, b, atol=TOL, rtol=0)
+            assert torch.allclose(a, b, atol=tol, rtol=0)
 
 
 def test_tl_reads_the_end_token_position_as_our_sequence_logits(tl):
@@ -240,7 +247,8 @@ def test_the_agreement_check_on_a_trained_run(tl, cfg):
     and the stored readout pattern is our cache's row read back by TL's hook name."""
     result = interop.tl_agreement(cfg, n_examples=32, example=3)
     table = dict(zip(result["columns"], result["values"].T))
-    assert (table["max_abs_logit_diff"] <= TOL).all()
+    assert (table["max_abs_logit_diff"] <= TOL * np.maximum(1.0, table["max_abs_logit"])).all()
+    assert (table["max_abs_logit_diff_fp64"] <= 1e-12).all()
     assert (table["max_abs_pattern_diff"] <= TOL).all()
     assert (table["max_abs_resid_diff"] <= TOL).all()
     assert (table["argmax_agreement"] == 1.0).all()
@@ -260,18 +268,26 @@ def test_the_agreement_check_on_a_trained_run(tl, cfg):
 
 def test_the_book_run_where_its_weights_are_cached(tl, monkeypatch):
     """The book's main run (seed 0) when `load_or_train(preset("book"), trajectories=True)` has
-    put its final weights into this checkout's data/cache (CI has none: skipped there)."""
-    monkeypatch.setenv("MODADD_CACHE_DIR", str(paths.ROOT / "data" / "cache"))
+    put its final weights into this checkout's run cache (data/cache, or MODADD_CACHE_DIR as
+    set when pytest started; CI has none: skipped there)."""
+    monkeypatch.setenv("MODADD_CACHE_DIR", LOCAL_CACHE)
     monkeypatch.setenv("MODADD_RESULTS_DIR", str(paths.ROOT / "data" / "results"))
     monkeypatch.setenv("MODADD_NO_TRAIN", "1")
     from modadd.runs import find_run
     run = find_run(preset("book"), trajectories=True)
     if run is None:
-        pytest.skip("the book's main run has no weights in data/cache")
+        pytest.skip(f"the book's main run has no weights in {LOCAL_CACHE}")
     model = interop.model_from_run(run)
     hooked = interop.to_hooked_transformer(model)
     from modadd.taskdata import probe_sets
+    model64 = interop.model_from_run(run).double()
+    hooked64 = interop.to_hooked_transformer(model64)
     for batch in probe_sets(run.config).values():
         with torch.no_grad():
-            ours = model(batch.tokens[:256])
-            assert torch.allclose(hooked(batch.tokens[:256])[:, -1], ours, atol=TOL, rtol=0)
+            ours = model(batch.tokens)
+            # float32: 1e-5 of the logits' scale (~16 here: five layers round differently in
+            # TL's einsums); float64: the map itself, exact to 1e-10
+            scale = float(ours.abs().max())
+            assert torch.allclose(hooked(batch.tokens)[:, -1], ours, atol=TOL * scale, rtol=0)
+            assert torch.allclose(hooked64(batch.tokens)[:, -1], model64(batch.tokens),
+                                  atol=1e-10, rtol=0)
