@@ -203,8 +203,10 @@ def hooked_config(model: Transformer):
 
 def _new_hooked(tl, config):
     # TL 3.x announces HookedTransformer's removal in 4.0 on every construction; the pin
-    # (TL_REQUIREMENT) is our answer to that, so the warning is not repeated to the reader
-    with warnings.catch_warnings():
+    # (TL_REQUIREMENT) is our answer to that, so the warning is not repeated to the reader.
+    # TL initialises its weights from the global RNG (then overwritten): forked, so converting
+    # a model never moves another stream
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.filterwarnings("ignore", message="HookedTransformer is deprecated",
                                 category=DeprecationWarning)
         return tl.HookedTransformer(config, move_to_device=False)
@@ -217,9 +219,10 @@ def to_hooked_transformer(model: Transformer):
     hooked = _new_hooked(tl, hooked_config(model))
     weights = tl_state_dict(model)
     params = dict(hooked.named_parameters())
-    missing = sorted(set(params) - set(weights))
-    if missing:         # a TL version with parameters this map does not know
-        raise RuntimeError(f"TransformerLens parameters without a modadd counterpart: {missing}")
+    unmatched = sorted(set(params) ^ set(weights))
+    if unmatched:       # a TL version whose parameters this map does not know
+        raise RuntimeError(f"TransformerLens {tl.__version__ if hasattr(tl, '__version__') else ''}"
+                           f" parameters and modadd's map differ in: {unmatched}")
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
@@ -306,7 +309,8 @@ def from_hooked_transformer(hooked, seq_len: Optional[int] = None,
     seq_len = c.n_ctx if seq_len is None else seq_len
     if not 1 <= seq_len <= c.n_ctx:
         raise ValueError(f"seq_len: must be in 1..n_ctx={c.n_ctx}, got {seq_len!r}")
-    model = Transformer(config, c.d_vocab, seq_len, c.d_vocab_out, n_positions=c.n_ctx)
+    with torch.random.fork_rng(devices=[]):     # its init is overwritten: no stream moves
+        model = Transformer(config, c.d_vocab, seq_len, c.d_vocab_out, n_positions=c.n_ctx)
     model.load_state_dict(modadd_state_dict(tl_state, model))
     return model.to(next(hooked.parameters()).device).eval()
 
@@ -339,7 +343,8 @@ def cache_from_tl(tl_cache, n_layers: int) -> dict[str, list[torch.Tensor]]:
 def model_from_run(run) -> Transformer:
     """The trained model of a stored run (its ``final_model.pt``: a cache copy, e.g.
     ``load_or_train(cfg, trajectories=True)``), in eval mode."""
-    model = Transformer.for_task(run.config.model, run.config.task)
+    with torch.random.fork_rng(devices=[]):
+        model = Transformer.for_task(run.config.model, run.config.task)
     model.load_state_dict(run.final_state_dict())
     return model.eval()
 

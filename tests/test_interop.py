@@ -176,6 +176,15 @@ def test_tl_gives_our_logits_and_cache(tl, name, dtype):
             assert torch.allclose(a, b, atol=tol, rtol=0)
 
 
+def test_converting_does_not_move_the_global_rng(tl):
+    model = _random_model("mlp + relu")
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    interop.from_hooked_transformer(interop.to_hooked_transformer(model))
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_tl_reads_the_end_token_position_as_our_sequence_logits(tl):
     model = _random_model("end-token loss (one more position)")
     tokens = torch.randint(0, 13, (8, model.n_positions))
