@@ -327,7 +327,7 @@ records["C7"]
 # %% [markdown]
 # ## 7. This chapter's run in TransformerLens
 # Interpretability work on models like these is done in
-# [TransformerLens](https://github.com/TransformerLensOrg/TransformerLens) (TL): its hook names,
+# TransformerLens (TL) {cite}`nanda2022transformerlens`: its hook names,
 # `run_with_cache`, activation patching. `modadd.interop.to_hooked_transformer` converts any
 # pre-LN model of this study (marker task or a∘b mod p) into a TL `HookedTransformer`, and
 # `from_hooked_transformer` converts back; the map of weights and hook names is in the module's
