@@ -25,7 +25,7 @@
 # sets, and what chance level is. It ends with the ways our task differs from the original code
 # (bubble-modadd) and the paper (Xu 2026, §3).
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 import itertools
 from dataclasses import replace
@@ -48,7 +48,7 @@ preset: str = "book"            # "smoke" (CI, seconds) | "book" (2-core CPU) | 
 n_samples: Optional[int] = None # sampled examples per (m, C) for the label and position statistics
 seed: Optional[int] = None      # seed of the sampling generator (measurement stream)
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch01", globals())
 display(S)
 task = modadd.preset(preset).task
@@ -61,14 +61,14 @@ sns.set_theme(style="whitegrid", context="notebook")
 # $i$-th marker from the left being its own token) but draws distractors from **one fixed set** that
 # excludes every marker id of the configuration.
 
-# %%
+# %% tags=["hide-input"]
 print(describe(task))
 
 # %% [markdown]
 # ## Example sequences
 # `[Mi]` is the $i$-th marker token, `<v>` a value, `·` a distractor; the label follows the arrow.
 
-# %%
+# %% tags=["hide-input"]
 lines = []
 for m in task.m_values:
     batch = sample_batch(task, 3, m, generator=generator)
@@ -84,7 +84,7 @@ print("\n".join(lines))
 # the label would pile up on 0 (we reject those configurations). We test both by sampling
 # (`n_samples` per cell, $\chi^2$ goodness of fit against the uniform law).
 
-# %%
+# %% tags=["hide-input"]
 def label_table(task: TaskConfig) -> pd.DataFrame:
     """Empirical label frequencies and a chi-square test per m."""
     rows = []
@@ -110,10 +110,10 @@ for ax, variant in zip(axes, variants):
 fig.suptitle(f"Label distribution per m ({S.n_samples} samples per m)")
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 label_tests = (labels.groupby(["op", "C", "m"])["p_uniform"].first().unstack("m")
                .rename(columns=lambda m: f"p (m={m})"))
-label_tests
+label_tests.style.format("{:.2g}", na_rep="")
 
 # %% [markdown]
 # ## Marker positions
@@ -123,7 +123,7 @@ label_tests
 # loop. Below: the probability that position $p$ holds a marker, sampled (bars) against exact
 # enumeration of every valid set (black dots).
 
-# %%
+# %% tags=["hide-input"]
 def exact_marker_occupancy(T: int, m: int) -> np.ndarray:
     """P(position p holds a marker) under the uniform law on non-adjacent m-sets, by enumeration."""
     valid = [s for s in itertools.combinations(range(1, T - 1), m)
@@ -155,7 +155,7 @@ pd.Series(occupancy_error, name="max |sampled − exact|").rename_axis("m").to_f
 # sits at $T-2$. The model then reads out *at* a value token: a shortcut-prone position. A dedicated
 # query token (`readout="query"`) removes this; the table gives the exact probability per $m$.
 
-# %%
+# %% tags=["hide-input"]
 readout_value = pd.DataFrame({
     "m": list(task.m_values),
     "exact": [exact_marker_occupancy(task.T, m)[task.T - 2] for m in task.m_values],
@@ -171,7 +171,7 @@ readout_value
 # values is also at chance, because the missing value shifts the sum uniformly. Anything above
 # $1/C$ on the held-out probes therefore needs *all* marked values.
 
-# %%
+# %% tags=["hide-input"]
 chance = pd.DataFrame({"op": [v.op for v in variants], "C": [v.C for v in variants],
                        "chance accuracy": [chance_accuracy(v) for v in variants]})
 chance
@@ -182,7 +182,7 @@ chance
 # preset uses it where the row says so). The paper's text differs from its own code in several
 # rows; we follow the code for the `book` preset and offer the paper's text as the `paper` preset.
 
-# %%
+# %% tags=["hide-input"]
 original = modadd.preset("original")
 book = modadd.preset("book")
 paper = modadd.preset("paper")
@@ -208,7 +208,7 @@ differences.style.hide(axis="index")
 # This chapter tests no claim of the paper, so it adds no row to the claims ledger; it checks the
 # task's own invariants, which every later verdict relies on (a failed check reads FAIL).
 
-# %%
+# %% tags=["hide-input"]
 checks = pd.DataFrame([
     ("T1", "labels uniform for every m and C (add) and on 1..C−1 (mul)",
      "pass" if labels.p_uniform.min() > 1e-3 else "FAIL",
@@ -219,10 +219,10 @@ checks = pd.DataFrame([
 ], columns=["id", "check", "result", "effect", "control"])
 checks.style.hide(axis="index")
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # Headline values recorded for parameter sweeps (`modadd.sweep.collect`; hidden in the book).
 
-# %% tags=["remove-output"]
+# %% tags=["remove-cell"]
 from modadd.sweep import record_value
 
 record_value("min_label_p", float(labels.p_uniform.min()))

@@ -40,7 +40,7 @@
 #   "shuffled" control permuted snapshots, which leaves PCA unchanged: a no-op; a unit test
 #   checks this.)
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
@@ -68,7 +68,7 @@ window: Optional[int] = None    # sliding-window width in snapshots (time-resolv
 paper_setting_seeds: Optional[int] = None # seeds of the paper's own setting (§6; 0: none)
 workers: int = 0                # training processes on a cache miss (0: one per run)
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch03", globals())
 display(S)
 roles = S.runs()
@@ -96,7 +96,7 @@ display(Markdown(
 # Mean and 95% CI over seeds (the paper's Fig. 1 shows mean ± s.d. of a single setting, without
 # a baseline). Each null point is first averaged over its draws within a run, then over seeds.
 
-# %%
+# %% tags=["hide-input"]
 dims = manifold.dimension_summary(main, null_draws=S.null_draws)
 r90_blocks = dims[(dims.group == "block") & (dims.threshold == 0.9)]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), sharey=True)
@@ -116,7 +116,7 @@ fig.tight_layout()
 # The same numbers per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is
 # over seeds), with the participation ratio beside it:
 
-# %%
+# %% tags=["hide-input"]
 def by_matrix(table, value):
     per_seed = table.groupby(["seed", "matrix", "source"], as_index=False)[value].mean()
     out = seed_summary(per_seed, ["matrix", "source"], value)
@@ -133,7 +133,7 @@ pd.concat({"r90": by_matrix(r90_blocks, "rank"),
 # matrices, so the dimension of a whole layer's attention weights, and of all of them, costs
 # nothing extra. The nulls use the joint step norms in the joint dimension.
 
-# %%
+# %% tags=["hide-input"]
 joint = dims[(dims.group != "block") & (dims.threshold == 0.9)]
 summary = seed_summary(joint, ["label", "source"], "rank")
 summary["r90"] = [fmt_ci((r.mean, r.low, r.high)) for r in summary.itertuples()]
@@ -146,7 +146,7 @@ summary.pivot(index="label", columns="source", values="r90")[SOURCES]
 # early, large moves. The same analysis on the two constant-rate controls (same seeds, same
 # budget): peak rate held constant, and the original rate $3 \times 10^{-4}$.
 
-# %%
+# %% tags=["hide-input"]
 settings = {"book (cosine)": main, "constant lr": roles["constant lr"],
             "original lr (constant 3e-4)": roles["original lr"]}
 ROLE = dict(zip(settings, ["main", "constant lr", "original lr"]))    # the claims' role names
@@ -176,7 +176,7 @@ fig.tight_layout()
 # random-walk null matched to the kept intervals. The paper does not state its snapshot count;
 # the original code took 40, evenly spaced.
 
-# %%
+# %% tags=["hide-input"]
 counts = sorted({c for c in (6, 11, 21, 31, 41, 61) if c <= n_snapshots} | {n_snapshots})
 sens = manifold.snapshot_sensitivity(main, counts=counts, null_draws=max(1, S.null_draws // 4))
 sens["kind"] = np.where(sens.matrix.isin(["W_Q", "W_K"]), "W_Q, W_K", "W_V, W_O")
@@ -209,7 +209,7 @@ fig.tight_layout()
 # 0.3. The same statistic on matched random walks (with their own $k$ by the same rule) says
 # how early a structureless trajectory "locks in".
 
-# %%
+# %% tags=["hide-input"]
 timed = manifold.time_resolved(main, window=window)
 layer_mean = timed.groupby(["seed", "matrix", "fraction"], as_index=False)[
     ["growing", "sliding", "outside", "growing_null", "sliding_null"]].mean()
@@ -230,7 +230,7 @@ fig.suptitle("Time-resolved dimension (mean over layers; 95% CI over seeds; dash
              "random walks); shaded: the paper's 20–30%")
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 lock = manifold.lock_in_table(main, null_draws=S.null_draws)
 lock_run = (lock.groupby(["seed", "layer", "matrix", "source"], as_index=False)["lock_in"].mean()
             .groupby(["seed", "source"], as_index=False)["lock_in"].median())
@@ -265,7 +265,7 @@ pd.concat([lock_by_matrix, lock_summary]).pivot(index="matrix", columns="source"
 # displacement matches the real one; `modadd.manifold.regular_matched_norms`), which asks only
 # whether finer snapshots move the lock-in.
 
-# %%
+# %% tags=["hide-input"]
 dense_cfgs = roles["dense snapshots"]
 modadd.load_or_train_many(dense_cfgs, n_workers=workers or None)
 dense_lock = manifold.dense_lock_in_table(dense_cfgs, null_draws=S.null_draws)
@@ -288,7 +288,7 @@ ax.set(xlabel="step", ylabel="outside fraction (mean over blocks)",
 ax.legend(fontsize=8)
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 dense_seed = (dense_lock.groupby(["grid", "seed", "layer", "matrix", "source"], as_index=False)
               ["lock_in"].mean().groupby(["grid", "seed", "source"])["lock_in"].median()
               .unstack("source"))
@@ -324,7 +324,7 @@ pd.DataFrame(rows).set_index("grid and null")
 #   so pairs across the two groups are not computed);
 # - **random**: pairs of uniformly random $k$-dimensional subspaces in the same $D$ coordinates.
 
-# %%
+# %% tags=["hide-input"]
 mixed = {c.seed: c for c in main}
 single = {(c.train.single_m, c.seed): c for c in roles["single m"]}
 angles = manifold.replicated_angle_table(mixed, single, k=k_subspace, random_draws=50,
@@ -347,7 +347,7 @@ for ax in axes:
     ax.tick_params(axis="x", labelrotation=20)
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 overlap = angles.groupby("comparison")["overlap"].agg(["mean", "median", "min", "max", "count"])
 overlap["× random (k/D)"] = overlap["mean"] / (k_subspace / dim)
 overlap.loc[[c for c in COMPARISONS if c in overlap.index]].style.format(
@@ -358,7 +358,7 @@ overlap.loc[[c for c in COMPARISONS if c in overlap.index]].style.format(
 # Cross-seed overlap at equal $m$, per $m$ (single-$m$ runs; one row per $m$, the pairs of
 # seeds available, see the list above):
 
-# %%
+# %% tags=["hide-input"]
 same_m = angles[angles.comparison == "seed (same m)"].copy()
 same_m["m"] = same_m.a.str.extract(r"^m(\d+)", expand=False).astype(int)
 per_pair_m = same_m.groupby(["m", "a", "b"], as_index=False).overlap.mean()
@@ -378,7 +378,7 @@ per_pair_m = same_m.groupby(["m", "a", "b"], as_index=False).overlap.mean()
 # difference. The fp32 book runs are listed for the accuracies. Per seed, the final held-out
 # accuracy of each $m$:
 
-# %%
+# %% tags=["hide-input"]
 from modadd import convergence
 
 short_label = f"{cfg.train.n_steps} steps, bf16"
@@ -394,7 +394,7 @@ convergence.accuracy_table(final_acc)
 # Chapter 3's claims that need no single-$m$ runs (C1, C2, C4, C5), by the same rules with the
 # same nulls, at both budgets (regular snapshots: neither arm has a dense phase):
 
-# %%
+# %% tags=["hide-input"]
 budget_recs = convergence.budget_records({short_label: roles["main bf16"],
                                           long_label: roles["longer budget"]},
                                          null_draws=S.null_draws)
@@ -416,7 +416,7 @@ convergence.budget_summary(budget_recs)
 # in the original code); the book's draws them per example. Final held-out accuracy per $m$
 # (chance is $1/C$):
 
-# %%
+# %% tags=["hide-input"]
 paper_roles = ["paper setting: stated", "paper setting: book optimizer"]
 
 
@@ -442,7 +442,7 @@ else:
 # $r_{90}$ per matrix type in each arm, against the same two nulls as in §1 (each seed's value
 # averaged over layers first; 95% CI over seeds):
 
-# %%
+# %% tags=["hide-input"]
 if S.paper_setting_seeds:
     paper_dims = {arm: manifold.dimension_summary(cs, thresholds=(0.9,), null_draws=S.null_draws)
                   for arm, cs in paper_arms.items()}
@@ -453,7 +453,7 @@ if S.paper_setting_seeds:
 # Chapter 3's claims that need no single-$m$ runs (C1, C2, C4, C5), by the same rules, thresholds
 # and nulls, in each arm:
 
-# %%
+# %% tags=["hide-input"]
 if S.paper_setting_seeds:
     paper_recs = convergence.budget_records(paper_arms, null_draws=S.null_draws)
     c1 = {arm: recs["C1"] for arm, recs in paper_recs.items()}
@@ -477,7 +477,7 @@ if S.paper_setting_seeds:
 # snapshots only, and its schedule variants at the regular spacing, the only one those runs
 # have). The rules as they stand:
 
-# %%
+# %% tags=["hide-input"]
 role_dims = {ROLE[name]: schedule_dims[schedule_dims.setting == name] for name in settings}
 regular_tables = ch03.tables_from_analyses(dims, lock, angles, k=k_subspace, dim=dim,
                                            steps=steps, schedules=role_dims)
@@ -499,7 +499,7 @@ display(Markdown("\n".join(
     + ", ".join(f"`{name}` = {value:g}" for name, value in claims.spec(cid).rule.thresholds.items())
     + ")" for cid in ch03.IDS)))
 
-# %%
+# %% tags=["hide-input"]
 records = {cid: claims.evaluate(cid, tables, preset,
                                 {v: variant_tables[v] for v in claims.spec(cid).variants})
            for cid in ch03.IDS}
@@ -510,7 +510,7 @@ for record in records.values():
 # The verdicts by optimisation schedule (C3 has no constant-rate counterpart: there are no
 # single-$m$ runs, and no stored trajectories for subspace angles, at those schedules):
 
-# %%
+# %% tags=["hide-input"]
 by_schedule = pd.DataFrame({cid: {"preset schedule": r.verdict,
                                   **{v: r.variants[v].verdict for v in ch03.VARIANTS
                                      if v in r.variants}}
@@ -522,7 +522,7 @@ by_schedule
 # Computed from the tables above (paired differences are per seed, real minus the same run's
 # random-walk null, mean over layers).
 
-# %%
+# %% tags=["hide-input"]
 def paired(setting_dims, matrices):
     part = setting_dims[setting_dims.matrix.isin(matrices) & (setting_dims.source != "shuffled increments")]
     wide = part.groupby(["seed", "source"])["rank"].mean().unstack("source")

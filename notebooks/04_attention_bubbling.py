@@ -28,7 +28,7 @@
 # model can be rebuilt at any step. Storing more does not change training (independent RNG
 # streams): the first cell checks that these runs' metrics equal those of chapter 2's runs.
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
@@ -57,7 +57,7 @@ ablation_examples: Optional[int] = None # probe examples per m for top-k ablatio
 smooth_fraction: Optional[float] = None # a drop is "abrupt" if its 10-90% window is at most this share of training
 workers: int = 0                # training processes on a cache miss (0: one per run)
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch04", globals())
 display(S)
 roles = S.runs()
@@ -87,7 +87,7 @@ display(Markdown(f"Training metrics identical with and without full-parameter sn
 # Entropy of the readout row (mean over heads and probe examples); dotted: uniform causal
 # attention, $\ln T$. The paper's Fig. 2 shows the last layer only.
 
-# %%
+# %% tags=["hide-input"]
 entropy_panels(metrics, T, f"Readout attention entropy (mean, 95% CI over {len(main)} "
                             f"seeds; cf. paper Fig. 2)");
 
@@ -97,7 +97,7 @@ entropy_panels(metrics, T, f"Readout attention entropy (mean, 95% CI over {len(m
 # 90% of the drop), and the rebound (how much of the drop is recovered by the end). A transition
 # counts as *abrupt* if its window is at most `smooth_fraction` of training.
 
-# %%
+# %% tags=["hide-input"]
 trans = bubbling.transitions(metrics)
 trans["width_fraction"] = trans.width / cfg.train.n_steps
 trans["drop_fraction"] = trans["drop"] / np.log(T)
@@ -122,7 +122,7 @@ pd.DataFrame(table).set_index(["layer", "m"])
 # lines: the dense evaluations; dots: the same runs' values at the regular snapshots. The last
 # layer, the paper's, per $m$.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(ch04.divergence_text(diverge)))
 dense_until = dense_cfgs[0].train.dense_until
 early = dense_metrics[(dense_metrics.metric == "entropy")
@@ -147,7 +147,7 @@ fig.tight_layout()
 # snapshots alone, and all of them; per seed the mean over $m$; mean and 95% CI over seeds; width
 # and midpoint in steps, and the width in snapshot intervals of the grid it was measured on):
 
-# %%
+# %% tags=["hide-input"]
 dense_trans = bubbling.transitions(dense_metrics)
 sparse_trans = bubbling.transitions(ch04.on_regular_steps(dense_metrics, cfg.train.snapshot_every,
                                                   cfg.train.n_steps))
@@ -163,7 +163,7 @@ ch04.resolution_table({f"every {cfg.train.snapshot_every} steps": sparse_trans,
 # One held-out example per $m$ (seed 0). Rows: layer.head; columns: positions, labelled `M` for a
 # marker, `v` for its value, `·` for a distractor (and `Q` for a query token).
 
-# %%
+# %% tags=["hide-input"]
 n_snapshots = len(full_runs[0].snapshot_steps)
 picks = sorted({1, n_snapshots // 2, n_snapshots - 1})
 m_show = max(cfg.task.m_values)
@@ -187,7 +187,7 @@ fig.tight_layout()
 # Mass of the readout row on marker and value positions, per layer (mean over heads and $m$);
 # the dotted line is what uniform attention would give (the share of marker and value positions).
 
-# %%
+# %% tags=["hide-input"]
 profiles = pd.concat([bubbling.attention_profile(c, n_examples=S.n_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 profiles["task_mass"] = profiles.mass_marker + profiles.mass_value
@@ -211,7 +211,7 @@ fig.tight_layout()
 # Per head: normalised readout entropy ($1$ = uniform) of every head over training, mean over $m$,
 # one panel per layer. Heads of one layer need not bubble together.
 
-# %%
+# %% tags=["hide-input"]
 per_head = profiles.groupby(["seed", "step", "layer", "head"], as_index=False)["entropy_norm"].mean()
 fig, axes = plt.subplots(1, cfg.model.n_layers, figsize=(3.2 * cfg.model.n_layers, 3.2),
                          sharey=True, squeeze=False)
@@ -227,7 +227,7 @@ fig.tight_layout()
 # Per head at the end of training (mean over $m$ and seeds): the mass on values, markers and
 # distractors, and the normalised entropy.
 
-# %%
+# %% tags=["hide-input"]
 last = profiles[profiles.step == profiles.step.max()]
 (last.groupby(["layer", "head"])[["mass_value", "mass_marker", "mass_distractor", "top1",
                                   "entropy_norm"]].mean().round(3)
@@ -241,7 +241,7 @@ last = profiles[profiles.step == profiles.step.max()]
 # (they cluster by seed); the per-seed correlation (last layer) is shown as well, and claim C7
 # (section 6) takes the seed as its unit.
 
-# %%
+# %% tags=["hide-input"]
 dense_lock = ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.lock_in_null_draws(preset)))
 lock = dense_lock.groupby(["seed", "layer"], as_index=False)["lock_in"].median()
 lock["lock_step"] = lock.lock_in * cfg.train.n_steps
@@ -266,7 +266,7 @@ display(Markdown(ch04.timing_text(gap, r_last, dense_trans["mid"])))
 # Per seed (the unit C7 takes), at 10-step resolution: the entropy midpoint and the lock-in step,
 # each the mean over layers (midpoints over $m$ first), and their difference:
 
-# %%
+# %% tags=["hide-input"]
 per_seed_timing = timing.groupby("seed")[["mid", "lock_step"]].mean()
 per_seed_timing["midpoint − lock-in"] = per_seed_timing["mid"] - per_seed_timing.lock_step
 per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
@@ -278,7 +278,7 @@ per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
 # per row and renormalised (the original's protocol); accuracy per $m$ on `ablation_examples` held-out
 # examples, at three points of training. $k = T$ is the unablated model.
 
-# %%
+# %% tags=["hide-input"]
 ablation = pd.concat([bubbling.ablation_table(c, n_examples=S.ablation_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 points = sorted(ablation.step.unique())
@@ -308,7 +308,7 @@ fig.tight_layout()
 # (the dense-snapshot runs, §1b and §4); each record also shows the verdict on the regular
 # snapshots only, by the same rule.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown("\n".join(f"- **{spec.id}**, rule v{spec.rule.version} ({spec.rule.date}): "
                             f"{spec.rule.text}." for spec in ch04.CLAIMS)))
 tables = ch04.tables_from_metrics(dense_metrics, dense_lock, T, cfg.train.n_steps)
@@ -321,7 +321,7 @@ records = {cid: claims.evaluate(cid, tables, preset, regular) for cid in ("C6", 
 display(Markdown(ch04.resolution_verdicts(records)))
 display(records["C6"])
 
-# %%
+# %% tags=["hide-input"]
 records["C7"]
 
 # %% [markdown]
@@ -345,7 +345,7 @@ records["C7"]
 # cache["blocks.4.attn.hook_pattern"][:, :, -1]    # the readout row of each last-layer head
 # ```
 
-# %%
+# %% tags=["hide-input"]
 agreement = interop.tl_agreement(main[0])
 table = pd.DataFrame(agreement["values"], index=agreement["sets"], columns=agreement["columns"])
 n_probe = min(512, main[0].train.probe_size)
@@ -381,7 +381,7 @@ table.rename(columns={"max_abs_logit_diff": "max |Δ logit|", "max_abs_logit": "
      "accuracy (ours)": "{:.3f}", "accuracy (TL)": "{:.3f}", "max |Δ pattern|": "{:.1e}",
      "max |Δ residual|": "{:.1e}", "max |Δ logit|, float64": "{:.0e}"})
 
-# %%
+# %% tags=["hide-input"]
 pattern = agreement["readout_pattern"]                   # [layer, head, position]
 layers, heads, length = pattern.shape
 example_tokens = agreement["example_tokens"]

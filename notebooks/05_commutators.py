@@ -39,7 +39,7 @@
 # original, while training used AdamW: a mismatch the original shares, stated rather than
 # hidden. Batches are drawn as in training (one $m$ per batch, 128 examples).
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,7 +66,7 @@ early: Optional[float] = None   # early phase: steps in (0, early * n_steps]
 late: Optional[float] = None    # late phase: steps from (1 - late) * n_steps on
 workers: int = 0                # processes on a cache miss (0: min(2, seeds))
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch05", globals())
 display(S)
 configs = [run.config for run in S.load("full params", workers=workers)]
@@ -102,7 +102,7 @@ display(Markdown(
 # Hessian-scale defect divides by $\eta^2\lambda_{\max}(\lVert g_A\rVert+\lVert g_B\rVert)$, the
 # largest value the second-order term can take, and cannot rise for that reason alone.
 
-# %%
+# %% tags=["hide-input"]
 scalars["grad_norm"] = np.sqrt(scalars.grad_norm_a * scalars.grad_norm_b)
 scalars["loss"] = (scalars.loss_a + scalars.loss_b) / 2
 panels = [("delta_norm", "‖δ‖ (float64, direct)"), ("grad_norm", "√(‖g_A‖‖g_B‖)"),
@@ -120,7 +120,7 @@ axes[0][0].legend(fontsize=7)
 fig.suptitle(f"Commutator scale over training (mean, 95% CI over {len(configs)} seeds)")
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 def phase_table(frame: pd.DataFrame, columns: dict, by=()) -> pd.DataFrame:
     """Mean [95% CI] over seeds of the per-seed median over pairs and snapshots in each phase."""
     out = []
@@ -146,7 +146,7 @@ phase_table(scalars, {"delta_norm": "‖δ‖", "grad_norm": "√(‖g_A‖‖g_
 # Same-$m$ pairs (both batches with the same marker count) against cross-$m$ pairs, as the
 # original's first version split them: do batches of different $m$ commute less?
 
-# %%
+# %% tags=["hide-input"]
 scalars["pair kind"] = np.where(scalars.m_a == scalars.m_b, "same m", "cross m")
 phase_table(scalars, {"delta_norm": "‖δ‖", "defect_hessian": "Hessian-scale defect",
                       "grad_cos": "cos(g_A, g_B)"}, by=["pair kind"]).unstack("phase")
@@ -158,7 +158,7 @@ phase_table(scalars, {"delta_norm": "‖δ‖", "defect_hessian": "Hessian-scale
 # result carries no information about $\delta$ (it is rounding noise, or exactly 0 where the two
 # steps round to the same float32 numbers).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 point = commutator.over_pairs(scalars[scalars.step > 0], "delta32_error")
 band_plot(point, x="step", value="delta32_error", ax=axes[0], log=True)
@@ -184,7 +184,7 @@ display(Markdown(
 # $K = 20k$-dimensional subspace of all live parameters. Dotted: $\sqrt{K/P_{live}}$;
 # dash-dotted: $\sqrt{K/P}$ with the original's dead coordinates, the baseline it plotted.
 
-# %%
+# %% tags=["hide-input"]
 basis_order = list(commutator.BASES)
 delta = rho[(rho.vector == "delta") & (rho.step > 0)]
 ks = sorted(delta.k.unique())
@@ -211,7 +211,7 @@ fig.tight_layout()
 # fraction $\rho$, the energy fraction $\rho^2$, and the perpendicular norm fraction
 # $\sqrt{1-\rho^2}$ (the original plotted $1-\rho$ under that name).
 
-# %%
+# %% tags=["hide-input"]
 main_rho = delta[delta.k == S.k_main].assign(one_minus=lambda f: 1 - f.rho)
 phase_table(main_rho, {"rho": "ρ", "rho2": "ρ² (energy)", "perp": "√(1−ρ²)",
                        "one_minus": "1−ρ (original's label)"}, by=["basis"])
@@ -225,7 +225,7 @@ phase_table(main_rho, {"rho": "ρ", "rho2": "ρ² (energy)", "perp": "√(1−ρ
 # than the gradients, the enrichment says where the gradients point, not something about
 # non-commutativity. Basis: causal, $k$ = `k_main`.
 
-# %%
+# %% tags=["hide-input"]
 vectors = ["delta", "g_a", "g_b", "update", "next_interval"]
 names = {"delta": "commutator δ", "g_a": "gradient g_A", "g_b": "gradient g_B",
          "update": "AdamW update (1 step)", "next_interval": "movement to next snapshot",
@@ -243,7 +243,7 @@ axes[0].legend(fontsize=7)
 fig.suptitle(f"Fair enrichment ratio, k = {S.k_main} (median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 ratios = rho[(rho.k == S.k_main) & rho.basis.isin(["causal", "final", "held-out seed"])
              & rho.vector.isin(vectors + ["delta32"])].copy()
 ratios["vector"] = ratios.vector.map(names)
@@ -256,7 +256,7 @@ phase_table(ratios, {"ratio": "fair ratio (same blocks)"}, by=["basis", "vector"
 # including the dead MLP weights, with the basis built causally. Below, that ratio next to the fair
 # one, for $k$ = `k_main`: the gap between them is the size of the two defects.
 
-# %%
+# %% tags=["hide-input"]
 K_main = n_blocks * S.k_main
 causal = rho[(rho.basis == "causal") & (rho.k == S.k_main) & (rho.step > 0)]
 compare = causal[causal.vector.isin(["delta", "delta32"])].copy()
@@ -282,7 +282,7 @@ phase_table(compare, {"original-style ratio": "vs √(K/P) with dead weights",
 # is built from, so its enrichment is inherited from where the gradients point rather than being
 # a property of non-commutativity.
 
-# %%
+# %% tags=["hide-input"]
 spec_c8 = ch05.CLAIMS[0]
 display(Markdown(f"**C8**, rule v{spec_c8.rule.version} ({spec_c8.rule.date}): "
                  f"{spec_c8.rule.text}."))
@@ -293,7 +293,7 @@ record
 # %% [markdown]
 # ## 7. Summary (computed)
 
-# %%
+# %% tags=["hide-input"]
 causal = rho[(rho.basis == "causal") & (rho.k == S.k_main) & (rho.step > 0)]
 grad_ratio = causal[causal.vector.isin(["g_a", "g_b"])].groupby(["seed", "step", "pair"]) \
     .ratio.mean().rename("grad_ratio").reset_index()

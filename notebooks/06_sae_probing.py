@@ -40,7 +40,7 @@
 #
 # The runs are the `book` runs with full parameters (chapters 4–5), at three stages of training.
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 from functools import partial
 
@@ -72,7 +72,7 @@ strong: Optional[float] = None  # association counted as "strong"
 small_drop: Optional[float] = None # accuracy drop counted as "barely changes"
 workers: int = 0                # processes on a cache miss (0: min(2, seeds))
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch06", globals())
 display(S)
 configs = S.runs()["full params"]
@@ -99,7 +99,7 @@ display(Markdown(
 # Explained variance on held-out readout vectors, mean number of active latents ($L_0$), and
 # latents never active. Mean [95% CI] over seeds.
 
-# %%
+# %% tags=["hide-input"]
 ci3 = partial(ci_text, digits=3, fmt="g")      # mean [95% CI] over seeds, 3 significant digits
 quality = table[table.quantity.isin(["explained_variance", "l0", "dead_fraction",
                                      "alive_latents"])]
@@ -111,7 +111,7 @@ quality = table[table.quantity.isin(["explained_variance", "l0", "dead_fraction"
 # The association of the top-ranked latents with $m$ or a marker position (|Pearson r|), and with
 # the label or a marked value (correlation ratio), by rank. Dotted: the "strong" threshold.
 
-# %%
+# %% tags=["hide-input"]
 assoc = table[table.quantity.str.startswith("association:")].copy()
 assoc["selection"] = assoc.quantity.str.split(":").str[1]
 fig, axes = plt.subplots(len(settings.kinds), len(layers), figsize=(5 * len(layers), 3.4 *
@@ -138,7 +138,7 @@ n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci3).uns
 # mean code for each value of $m$ and of each marker's position (markers absent from an example
 # do not count).
 
-# %%
+# %% tags=["hide-input"]
 profile = pd.concat([sae.latent_profile(configs[0], steps[-1], layer, settings)
                      for layer in layers], ignore_index=True)
 profile = profile[profile.selection == "m / positions"]
@@ -168,7 +168,7 @@ fig.tight_layout()
 # costs against the clean model, and what each ablation costs **beyond** the reconstruction
 # (mean over $m$; mean and 95% CI over seeds).
 
-# %%
+# %% tags=["hide-input"]
 acc = table[table.quantity.str.startswith("accuracy:")].copy()
 acc["condition"] = acc.quantity.str.split(":").str[1]
 acc = acc.groupby(["seed", "step", "stage", "layer", "sae", "condition", "m"],
@@ -195,7 +195,7 @@ fig.tight_layout()
 # The same drops as numbers, and the held-out accuracy per $m$ at the last stage (mean [95% CI]
 # over seeds).
 
-# %%
+# %% tags=["hide-input"]
 display(drops.groupby(["sae", "layer", "stage"], observed=True)[drop_columns].agg(ci3))
 last_stage = acc[acc.step == steps[-1]]        # random: each seed's mean over its draws
 (last_stage.groupby(["sae", "layer", "condition", "m"], observed=True).value.apply(ci3)
@@ -206,7 +206,7 @@ last_stage = acc[acc.step == steps[-1]]        # random: each seed's mean over i
 # Test accuracy of a multinomial logistic probe on the readout residual entering each layer
 # (layer $L$: after the last block), for $m$ and for the label; dotted: majority-class rate.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=True)
 for ax, target in zip(axes, ["m", "label"]):
     part = probes[probes.target == target].assign(       # numbered: legend in time order
@@ -232,7 +232,7 @@ fig.tight_layout()
 # control, whether the null passes, and what flips the verdict (the bars moved over their
 # stated ranges, the cell with the highest drop bound left out, the TopK SAE).
 
-# %%
+# %% tags=["hide-input"]
 kind = "relu" if "relu" in settings.kinds else settings.kinds[0]
 order = [stage_name[s] for s in steps]
 c9_tables = ch06.tables_from_probes(table, order, settings.kinds, S.n_latents, S.n_train)
@@ -241,7 +241,7 @@ spec = claims.spec("C9")
 display(Markdown(ch06.rules_markdown(spec)))
 display(record)
 
-# %%
+# %% tags=["hide-input"]
 column = "drop: zero m / positions"
 
 
@@ -258,7 +258,7 @@ random_ci = drop_stats(kind, worst, "drop: zero random")
 # %% [markdown]
 # ## 6. Summary (computed)
 
-# %%
+# %% tags=["hide-input"]
 recon_cost = drops[drops.sae == kind].groupby("stage", observed=True)["reconstruction cost"] \
     .apply(lambda v: mean_ci(v)[0])
 probe_last = probes[(probes.step == steps[-1]) & (probes.layer == cfg.model.n_layers)]

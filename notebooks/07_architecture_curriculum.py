@@ -43,7 +43,7 @@
 # $m$) every 100 steps; subspaces and ranks use the attention weight trajectories, exactly as in
 # chapter 3.
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 from functools import partial
 
@@ -78,7 +78,7 @@ random_draws: Optional[int] = None # random subspace pairs (angle baseline)
 learned: Optional[float] = None # held-out accuracy counted as "learned"
 workers: int = 0                # training processes on a cache miss (0: one per core)
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch07", globals())
 display(S)
 roles = S.runs()
@@ -136,13 +136,13 @@ def final_table(frame: pd.DataFrame, arm_names: list) -> pd.DataFrame:
 # the same random-walk null (a Gaussian walk with the run's own step norms in the matrix's own
 # dimension).
 
-# %%
+# %% tags=["hide-input"]
 accuracy_panels(acc, ["attention-only, mixed", "with MLP"],
                 "Held-out accuracy per m (mean, 95% CI over seeds; dotted: chance)")
 display(Markdown(f"**Final held-out accuracy** (step {final_step}), mean [95% CI] over seeds:"))
 final_table(final, ["attention-only, mixed", "with MLP"])
 
-# %%
+# %% tags=["hide-input"]
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
 dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=S.null_draws)
@@ -174,7 +174,7 @@ fig.tight_layout()
 # Per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is over seeds),
 # and for all attention, resp. all MLP, weights jointly:
 
-# %%
+# %% tags=["hide-input"]
 def type_summary(frame: pd.DataFrame) -> pd.DataFrame:
     per_seed = frame.groupby(["arm", "seed", "matrix", "source"], as_index=False)["rank"].mean()
     return per_seed.groupby(["arm", "matrix", "source"])["rank"].apply(ci_text).unstack("source")
@@ -191,7 +191,7 @@ pd.concat([type_summary(blocks), type_summary(joint)])
 # as far as the parameter draw order allows (checked below): the MLP's initialisation draws from
 # the same stream, so every block after the first starts elsewhere.
 
-# %%
+# %% tags=["hide-input"]
 init_plain = build_model(cfg.model, cfg.task, cfg.seed).attention_matrices()
 init_mlp = build_model(arms["with MLP"][0].model, cfg.task, cfg.seed).attention_matrices()
 same_init = [bool(torch.equal(a, b)) for a, b in zip(init_plain, init_mlp)]
@@ -203,7 +203,7 @@ display(Markdown(f"Initial attention matrices identical across the two arms, by 
                  f"{flops['with MLP'] / flops['attention-only, mixed']:.1f}× the matmul FLOPs "
                  f"per step."))
 
-# %%
+# %% tags=["hide-input"]
 att_joint = dims[dims.group == "all"].pivot_table(index="seed", columns=["arm", "source"],
                                                     values="rank")
 mlp_joint = mlp_dims[mlp_dims.group == "all mlp"].pivot_table(index="seed", columns="source",
@@ -237,7 +237,7 @@ pd.DataFrame({"quantity": [
 # Vertical lines: the start of each curriculum stage. In the curriculum arms, accuracy on an $m$
 # not yet trained is not expected; the question is what happens to the earlier $m$ afterwards.
 
-# %%
+# %% tags=["hide-input"]
 CURRICULUM_ARMS = ["attention-only, mixed", "curriculum", "curriculum (no reset)", ONLY]
 marks = {arm: modadd.arms.stage_starts(arms[arm][0]) for arm in CURRICULUM_ARMS}
 accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curriculum vs one m "
@@ -247,7 +247,7 @@ accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curricu
 # **Forgetting** per $m$: peak held-out accuracy at any time minus accuracy at the end, per run
 # (≥ 0), mean [95% CI] over seeds; and the final accuracy beside it.
 
-# %%
+# %% tags=["hide-input"]
 forget = modadd.arms.forgetting_table(acc[acc.arm.isin(CURRICULUM_ARMS)])
 pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgetting
            .apply(ci_text, bounds=ACC).unstack("m"),
@@ -263,7 +263,7 @@ pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgettin
 # dimensions than a mixed one. $r_{90}$ of all attention weights jointly, per arm, against each
 # run's random-walk null (chapter 3's measure), mean [95% CI] over seeds:
 
-# %%
+# %% tags=["hide-input"]
 arm_dims = pd.concat({arm: manifold.dimension_summary(arms[arm], null_draws=S.null_draws)
                       for arm in CURRICULUM_ARMS}, names=["arm"]).reset_index("arm")
 arm_dims = arm_dims[(arm_dims.threshold == THRESHOLD) & (arm_dims.group == "all")
@@ -280,7 +280,7 @@ arm_r90.groupby("arm").agg(ci_text).loc[CURRICULUM_ARMS]
 # pair of $k$-subspaces of $\mathbb{R}^{d^2}$ gives $k/d^2$). Each seed (or seed pair) is first
 # averaged over the blocks, so the CI is over seeds.
 
-# %%
+# %% tags=["hide-input"]
 angle_arms = {arm: arms[arm] for arm in CURRICULUM_ARMS + ["with MLP"]}
 k = min(S.k_subspace, len(manifold.block_grams(cfg)[2]) - 2)
 angles = modadd.arms.arm_angle_table(angle_arms, k=k, random_draws=S.random_draws)
@@ -308,7 +308,7 @@ overlap.loc[per_pair.groupby("comparison").mean_cos2.mean().sort_values(ascendin
 # seeds added later, its bf16 copy). Mean and 95% CI over the seeds shown in each cell's label
 # ($n$; a t-interval over 3 seeds is wide, and is kept in [0, 1]).
 
-# %%
+# %% tags=["hide-input"]
 grid = {}
 moduli = {c.task.C for c in roles["difficulty"]}
 display(Markdown(f"Moduli {sorted(moduli)}; sequence length $T = {cfg.task.T}$ fits up to "
@@ -353,7 +353,7 @@ fig.suptitle("Final held-out accuracy: from scratch on one m vs mixed training "
              "(mean, 95% CI over seeds, kept in [0, 1])", y=1.03)
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 counts = (difficulty.assign(ok=difficulty.value >= S.learned)
           .groupby(["C", "arm", "m"]).ok.agg(["sum", "size"]))
 counts["runs learned"] = [f"{s}/{n}" for s, n in counts.values]
@@ -364,7 +364,7 @@ counts["runs learned"].unstack("m").fillna("")
 # ## 4. The paper's optimizer: SGD at lr $10^{-3}$, batch 64
 # Same steps and seeds, same task. Training loss beside held-out accuracy.
 
-# %%
+# %% tags=["hide-input"]
 sgd_loss = []
 for c in arms["paper SGD"] + arms["attention-only, mixed"][:len(arms["paper SGD"])]:
     log = modadd.load_or_train(c, progress=False).train_log
@@ -406,7 +406,7 @@ display(Markdown(
 #   while mixed training and the curriculum reach it; partly if only mixed does. Null: chance
 #   accuracy for every arm.
 
-# %%
+# %% tags=["hide-input"]
 c7_tables = ch07.tables_from_arms(final, forget, per_pair, dims, mlp_dims, M_VALUES, chance,
                                   k / dim)
 records = {cid: claims.evaluate(cid, c7_tables, preset) for cid in ("C10", "C11", "C12")}
@@ -419,7 +419,7 @@ for record in records.values():
 # %% [markdown]
 # ## Where we agree and disagree with the paper
 
-# %%
+# %% tags=["hide-input"]
 real_r90 = arm_r90["real"].unstack("arm")
 fragment = real_r90["curriculum"] - real_r90["attention-only, mixed"]
 display(Markdown(ch07.summary(records, c7_tables, mlp_below, fragment, sgd_final.value,

@@ -37,7 +37,7 @@
 # otherwise identical settings** (same seeds, hence the same initial weights, same steps and
 # optimizer; the `book` preset with only `op` and `C` changed).
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 from itertools import product
 
@@ -72,7 +72,7 @@ workers: int = 0                # training processes on a cache miss (0: one per
 # $1..6$: the probability of the most frequent label (the accuracy of a constant guess) and the
 # label entropy against its maximum $\log_2 C$.
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch08", globals())
 display(S)
 def label_law(C: int, values, m: int) -> np.ndarray:
@@ -98,7 +98,7 @@ law.style.format({"P(most frequent label)": "{:.3f}", "entropy (bits)": "{:.2f}"
 # %% [markdown]
 # ## 2. Learning both tasks
 
-# %%
+# %% tags=["hide-input"]
 roles = S.runs()
 arms = {"mul mod 7": roles["mul C7"], "add mod 7": roles["add C7"]}
 modadd.load_or_train_many([c for cfgs in arms.values() for c in cfgs],
@@ -126,7 +126,7 @@ final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3, bounds=(0, 1))).
 # $r_{90}$ of each attention matrix's trajectory (chapter 3's measure and random-walk null), per
 # layer and matrix type; each seed's value averaged over layers first, so the CI is over seeds.
 
-# %%
+# %% tags=["hide-input"]
 THRESHOLD = 0.9
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
 dims = pd.concat({arm: manifold.dimension_summary(cfgs, null_draws=S.null_draws)
@@ -150,7 +150,7 @@ fig.suptitle("Effective rank per block (mean, 95% CI over seeds); shaded: the pa
              "(addition) and 4–6 (multiplication)", y=1.03)
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 per_seed = blocks.groupby(["arm", "seed", "matrix", "source"], as_index=False)["rank"].mean()
 joint = dims[dims.group == "all"].assign(matrix="all attention")
 table = pd.concat([per_seed, joint[per_seed.columns]])
@@ -162,7 +162,7 @@ table.groupby(["matrix", "arm", "source"])["rank"].apply(ci_text).unstack("sourc
 # same difference for the random-walk nulls as a control (their step norms come from the runs,
 # so a difference in how far the runs move shows up there too).
 
-# %%
+# %% tags=["hide-input"]
 wide = table.pivot_table(index=["seed", "matrix"], columns=["arm", "source"], values="rank")
 diff = pd.DataFrame({
     "real: mul − add": wide[("mul mod 7", "real")] - wide[("add mod 7", "real")],
@@ -182,7 +182,7 @@ diff_summary.loc[MATRICES + ["all attention"]]
 # random-walk nulls (the runs' own step norms); the record also shows the joint $r_{90}$ of all
 # attention weights as an alternative analysis.
 
-# %%
+# %% tags=["hide-input"]
 tables = ch08.tables_from_dimensions(dims)
 record = claims.evaluate("C13", tables, preset)
 display(record)
@@ -190,6 +190,6 @@ display(record)
 # %% [markdown]
 # ## Where we agree and disagree with the paper
 
-# %%
+# %% tags=["hide-input"]
 composite = law[(law.task.str.startswith("mul mod 8")) & (law.m == 4)].iloc[0]
 display(Markdown(ch08.summary(record, tables, composite, final, diff, S.learned)))

@@ -42,7 +42,7 @@
 # `modadd.grokking.grokking_preset("fingerprint")` is the fork's exact schedule and
 # `grokking_preset("power")` / `("nanda")` the two papers' setups.
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 import matplotlib.pyplot as plt
 import numpy as np
@@ -84,7 +84,7 @@ workers: int = 0                # training processes on a cache miss (0: one per
 # $w \to w(1 + 10^{-3} z)$, $z \sim \mathcal N(0, 1)$; same data order, split and probes).
 # The split (a permutation with its own seed) is the same for every run, as in openai/grok.
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch09", globals())
 display(S)
 runs = S.load("grokking", "grokking perturbed", workers=workers)
@@ -104,7 +104,7 @@ display(grokking.grokking_preset_table().loc[[preset]])
 # line per seed. Dotted verticals: each seed's grokking step, the first evaluation with held-out
 # accuracy ≥ 99%.
 
-# %%
+# %% tags=["hide-input"]
 curves = pd.concat([grokking.curves(r).assign(seed=r.config.seed, weight_decay=r.config.train.weight_decay)
                     for r in main_runs])
 fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 6.2), sharex=True,
@@ -133,7 +133,7 @@ fig.suptitle("Training (dashed) and held-out (solid) accuracy and loss; dotted: 
              y=1.0)
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 main_labels = labels[labels.role == "main"]
 n_steps = {wd: int(main_labels[main_labels.weight_decay == wd].last_step.max()) for wd in wds}
 grok_rows = []
@@ -164,7 +164,7 @@ grok_table.style.hide(axis="index")
 # training set is memorised the training probes pile up at $\log p \approx 0$ and stop moving,
 # while the held-out ones carry the generalisation.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 5.6), sharey=True,
                          squeeze=False, layout="constrained")
 vmin = min(float(np.percentile(grokking.fingerprint_series(r)[1], 1)) for r in main_runs)
@@ -186,13 +186,14 @@ for ax in axes[:, 0]:
     ax.set_ylabel("quantile level")
 fig.colorbar(mesh, ax=axes, label="log p(correct answer)", shrink=0.8)
 fig.suptitle("Fingerprint sequences, seed 0")
+plt.show()
 
 # %% [markdown]
 # **How much each probe set still moves after memorisation**: the standard deviation over time of
 # each quantile, averaged over the 19 quantiles, over the records after the run's memorisation
 # step (training accuracy ≥ 99%), mean [95% CI] over the runs that memorised.
 
-# %%
+# %% tags=["hide-input"]
 motion = []
 for run, lab in zip(main_runs, labels[labels.role == "main"].itertuples()):
     if np.isnan(lab.memorise_step) or "train" not in run.fingerprints:
@@ -222,7 +223,7 @@ motion_table
 # of the weight decay at once (their Hankel pairs stacked without crossing from one run to the
 # next, `modadd.dmd.data_matrices`); the unit circle is drawn.
 
-# %%
+# %% tags=["hide-input"]
 eig, errors = grokking.spectra_tables(runs, S.n_delays, S.rank, S.ridge)
 eig = eig.merge(labels[["key", "weight_decay", "seed", "role"]], on="key")
 theta = np.linspace(0, 2 * np.pi, 400)
@@ -254,7 +255,7 @@ fig.tight_layout()
 # rank-`rank` maps, so at equal rank it can only lose to TSVD through the ridge; the last column
 # counts the runs in which it does at least as well.
 
-# %%
+# %% tags=["hide-input"]
 err = errors.merge(labels[["key", "weight_decay", "role"]], on="key")
 err = err[err.role == "main"]
 metrics_cols = [c for c in errors.columns if c not in ("key", "method")]
@@ -272,7 +273,7 @@ err_table.style.hide(axis="index")
 # least-squares map interpolates, RRR's fitted values are the next states themselves, and RRR
 # reduces to the POD subspace of $Z'$ instead of $Z$: nearly TSVD.
 
-# %%
+# %% tags=["hide-input"]
 from modadd.dmd import spectral_distance  # noqa: E402
 
 
@@ -297,7 +298,7 @@ display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4, b
 # {cite}`redman2024identifying`). Runs are ordered by weight decay and seed; the last block is seed 0 at wd 1 under
 # the perturbations.
 
-# %%
+# %% tags=["hide-input"]
 order = labels.sort_values(["role", "weight_decay", "seed", "perturbation"]).reset_index(drop=True)
 ticks = [f"wd{r.weight_decay:g} s{r.seed}" if r.role == "main" else f"pert {r.perturbation}"
          for r in order.itertuples()]
@@ -322,7 +323,7 @@ fig.tight_layout()
 # shorter than wd = 0 ones; a spectrum could separate weight decays through length alone. The
 # second analysis truncates every run to the records up to the shortest run's last step.
 
-# %%
+# %% tags=["hide-input"]
 def separation_rows(eigenvalues, window: str) -> list[dict]:
     out = []
     main = order[order.role == "main"].index.to_numpy()
@@ -361,7 +362,7 @@ sep[[c for c in sep.columns if not c.startswith("_")]].style.hide(axis="index").
 # permutations) for other numbers of delays and ranks. With fewer delays the Hankel state has
 # fewer coordinates than there are records, and RRR and TSVD part ways.
 
-# %%
+# %% tags=["hide-input"]
 sens = []
 main_idx = order[order.role == "main"].index.to_numpy()
 for nd in sorted({8, 16, S.n_delays}):
@@ -392,7 +393,7 @@ sens.style.hide(axis="index").format({"p": "{:.3f}", "1-NN": "{:.2f}"})
 # the weight decays do not separate on whole runs. The null reassigns the weight-decay labels
 # across conditions; TSVD DMD is shown as an alternative analysis.
 
-# %%
+# %% tags=["hide-input"]
 tables = ch09.tables_from_spectra(labels, eig, eig_window, common, S.n_perm)
 record = claims.evaluate("C14", tables, preset)
 display(record)
@@ -400,7 +401,7 @@ display(record)
 # %% [markdown]
 # ## Where we agree and disagree with seed 001
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(ch09.summary(record, grok_table, sep, motion_ratio, rrr_wins, len(paired),
                              tsvd_vs_rrr, states, int(records.max()), cfg.train.snapshot_every,
                              cfg.train.n_steps, common)))
@@ -430,7 +431,7 @@ display(Markdown(ch09.summary(record, grok_table, sep, motion_ratio, rrr_wins, l
 # The fields the two presets differ in (everything else, model size, optimiser and full batch
 # included, is shared):
 
-# %%
+# %% tags=["hide-input"]
 from modadd.presets import config_differences
 
 display(config_differences(grokking.grokking_preset("nanda"),
@@ -456,7 +457,7 @@ display(Markdown(
                 for f, r in {r.config.task.train_fraction: r for r in nanda_runs}.items())
     + "."))
 
-# %%
+# %% tags=["hide-input"]
 nanda_steps = grokking.nanda_table(nanda_runs)
 nanda_vs = grokking.nanda_comparison(nanda_steps)
 within = nanda_vs.dropna(subset=["Nanda et al."])
@@ -477,7 +478,7 @@ display(Markdown(
         f"{number(r['max'], 0)}, his {number(r['Nanda et al.'], 0)})"
         for _, r in within[~hit.astype(bool)].iterrows()) + ".")))
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(S.reference_fractions), figsize=(6 * len(S.reference_fractions), 3.6),
                          squeeze=False, sharey=True)
 for ax, fraction in zip(axes[0], S.reference_fractions):
@@ -505,7 +506,7 @@ fig.tight_layout()
 # included, stays that run's. One seed per arm: read a change against the seed-to-seed spread of
 # the sweep table above, not as an effect with an interval.
 
-# %%
+# %% tags=["hide-input"]
 def first_of(run, fraction):
     """The sweep run of seed 0 at ``fraction`` (the unchanged arm of an ablation)."""
     return next(r for r in run if r.config.task.train_fraction == fraction and r.config.seed == 0)
@@ -566,7 +567,7 @@ if ratio.notna().any():
 # the reference a reader can check is that budget. Steps to held-out accuracy ≥ 99% of the
 # three presets at both fractions (resolution: the evaluation spacing):
 
-# %%
+# %% tags=["hide-input"]
 display(config_differences(grokking.grokking_preset("power"),
                            grokking.grokking_preset("power-default-arch"),
                            "power", "power-default-arch").style.hide(axis="index"))
@@ -616,7 +617,7 @@ if S.power_preset != S.power_answer_preset and paired:
 # effect is the paired comparison above). One seed per arm: read it against the seed spread
 # above. The arms run at this scale are the setting `power_arms`.
 
-# %%
+# %% tags=["hide-input"]
 if S.power_arms:
     power_ablation_table = grokking.recipe_ablation_table(
         first_of(power_answer_runs, S.ablation_fraction),
@@ -652,7 +653,7 @@ else:
 # step count is rounding chaos rather than recipe (a lower bound on the seed-to-seed spread
 # worth reading):
 
-# %%
+# %% tags=["hide-input"]
 same_training = []
 for run in power_default_runs:
     twin = next((r for r in main_runs if r.config.seed == run.config.seed

@@ -40,7 +40,7 @@
 # 0.55, 0.7 × 4 seeds, up to 3000 steps (early stop 200 steps after held-out accuracy ≥ 99%),
 # evaluated on both whole splits every 20 steps; plus one run recording every diagnostic.
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 from dataclasses import replace
 
@@ -71,7 +71,7 @@ workers: int = 0                # training processes on a cache miss (0: one per
 # The grokking step of a run is its first evaluation with held-out accuracy ≥ 99% (resolution:
 # the evaluation interval); a run that never gets there within its budget is a negative.
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch10", globals())
 display(S)
 *grid_runs, show = S.load("detection", "detection showcase", workers=workers)
@@ -103,7 +103,7 @@ cells.style.hide(axis="index")
 # norm is the root of the sum of its tensors' squared norms, its update ratio
 # $\|\Delta\theta\| / \|\theta\|$ likewise.
 
-# %%
+# %% tags=["hide-input"]
 m = show.metrics
 show_label = grokking.run_labels([show]).iloc[0]
 wide = grokking.curves(show)
@@ -185,7 +185,7 @@ fig.tight_layout()
 # The showcase run trains exactly as its grid twin (diagnostics draw no random numbers and run
 # under `no_grad`): their training losses are compared below.
 
-# %%
+# %% tags=["hide-input"]
 twin_run = next(r for r in grid_runs if r.config == replace(
     show.config, train=replace(show.config.train, diagnostics_every=0)))
 same = np.array_equal(twin_run.train_log.loss.to_numpy(), show.train_log.loss.to_numpy())
@@ -216,7 +216,7 @@ display(Markdown(f"Training loss identical to the grid run without diagnostics: 
 # Below: every detector's score over the showcase run and over a run of the same cell at weight
 # decay 0 (which never groks), each divided by its threshold (1 = fires).
 
-# %%
+# %% tags=["hide-input"]
 neg = next((r for r in grid_runs if truth[r.key] is None and r.config.task.train_fraction ==
             show.config.task.train_fraction), None)
 panels = [("showcase (groks)", twin_run)] + ([("never groks", neg)] if neg else [])
@@ -241,7 +241,7 @@ fig.tight_layout()
 # Wilson 95% intervals; lead: median with a bootstrap 95% CI over true positives, also as a
 # share of the grokking step; ROC AUC over thresholds.
 
-# %%
+# %% tags=["hide-input"]
 per_run, summary, roc = detect.evaluate_detectors(detect.DETECTORS, series, truth)
 rng = np.random.default_rng(0)
 rows = []
@@ -268,7 +268,7 @@ comparison.style.hide(axis="index").format({"ROC AUC": "{:.2f}"})
 # the weight-decayed runs only (the negatives there are runs that have not grokked within the
 # budget):
 
-# %%
+# %% tags=["hide-input"]
 decayed = set(labels[labels.weight_decay > 0].key)
 wd_rows = []
 for name, part in per_run[per_run.run.isin(decayed)].groupby("detector", sort=False):
@@ -280,7 +280,7 @@ for name, part in per_run[per_run.run.isin(decayed)].groupby("detector", sort=Fa
 within_decay = pd.DataFrame(wd_rows)
 within_decay[["detector", "TP / FP / miss / TN", "false-positive rate"]].style.hide(axis="index")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 for name, part in roc.groupby("detector", sort=False):
     axes[0].plot(part.fpr, part.tpr, marker=".", ms=3, label=name)
@@ -315,7 +315,7 @@ fig.tight_layout()
 # specificity. Both versions' verdicts are shown; the other split (odd seeds choose) is an
 # alternative analysis.
 
-# %%
+# %% tags=["hide-input"]
 tables = ch10.tables_from_series(grid_runs, series)
 record = claims.evaluate("C15", tables, preset)
 evidence_v1 = ch10.measure_v1(tables)
@@ -324,6 +324,6 @@ display(record)
 # %% [markdown]
 # ## Where we agree and disagree with seed 002
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(ch10.summary(record, evidence_v1, comparison, within_decay, grad,
                              len(grid_runs), n_pos)))

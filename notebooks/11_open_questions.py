@@ -36,7 +36,7 @@
 # has 61). Question 3 reuses chapter 7's book-preset runs through the cache. The table below is
 # computed from the configurations.
 
-# %%
+# %% tags=["hide-input"]
 from typing import Optional
 import warnings
 
@@ -71,7 +71,7 @@ last_fraction: Optional[float] = None # question 3: the "final" subspace is PCA 
 random_draws: Optional[int] = None # random subspace pairs (angle baseline)
 workers: int = 0                # training processes on a cache miss (0: one per core)
 
-# %%
+# %% tags=["hide-input"]
 S = registry.from_namespace("ch11", globals())
 display(S)
 scale = openq.open_scale(preset)
@@ -104,7 +104,7 @@ pd.DataFrame({
 # beside its random-walk null (a Gaussian walk with the run's own step norms in the same number
 # of dimensions). First, how well each shape learns:
 
-# %%
+# %% tags=["hide-input"]
 dims = openq.dimension_sweep(roles["open width"] + roles["open depth"] + roles["open width mul"],
                          null_draws=S.null_draws)
 per_run = openq.per_run_dimensions(dims)
@@ -131,7 +131,7 @@ display(Markdown(f"Final held-out accuracy (mean over m), mean [95% CI] over see
 shape.groupby(["op", "layers", "width"]).accuracy.apply(
     lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("op")
 
-# %%
+# %% tags=["hide-input"]
 SOURCES = {"real": "#1f4e79", "random walk": "#9dbbd6"}
 fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
 long = add.melt(id_vars=["layers", "width", "seed", "source"],
@@ -167,7 +167,7 @@ fig.tight_layout()
 # each block stays put. The random-walk rows are the control: a walk's $r_{90}$ depends on the
 # number of snapshots, not on the dimension, so its slope should be ≈ 0.
 
-# %%
+# %% tags=["hide-input"]
 trend_rows = []
 for axis, runs, log2 in (("width (per doubling)", width_runs, True),
                          ("depth (per layer)", depth_runs, False)):
@@ -181,7 +181,7 @@ trends.assign(slope=lambda f: [fmt_ci(ci, signed=True) for ci in
                                zip(f.slope, f.low, f.high)]) \
     .pivot_table(index=["axis", "measure"], columns="source", values="slope", aggfunc="first")
 
-# %%
+# %% tags=["hide-input"]
 n_snap = len(modadd.load_or_train(roles["open width"][0], progress=False).snapshot_steps)
 answer_1 = ch11.answer_1(trends, width_runs, depth_runs, n_snap)
 display(Markdown(answer_1))
@@ -214,14 +214,14 @@ display(Markdown(answer_1))
 # whole settings instead (a cluster bootstrap). The null permutes the outcomes of whole settings
 # among settings (same CV); p is the share of permutations with an AUC at least as high.
 
-# %%
+# %% tags=["hide-input"]
 features = openq.feature_table(prediction_cfgs, success=S.success)
 cells = features[features.fraction == features.fraction.min()]
 cells.groupby(["m", "optimizer"]).agg(
     runs=("seed", "size"), generalized=("success", "sum"),
     final_accuracy=("final_accuracy", lambda v: ci_text(v, 3, bounds=(0, 1)))).unstack("optimizer")
 
-# %%
+# %% tags=["hide-input"]
 FEATURE_SETS = {"training loss (baseline)": list(openq.BASELINE_FEATURES),
                 "diagnostics": list(openq.DIAGNOSTIC_FEATURES),
                 "diagnostics + loss": list(openq.DIAGNOSTIC_FEATURES + openq.BASELINE_FEATURES)}
@@ -244,7 +244,7 @@ table[["folds", "fraction", "features", "n", "successes", "AUC", "null", "delta"
     columns={"null": "null 95% (permutation p)", "delta": "ΔAUC vs baseline", "R2": "R²"}) \
     .style.hide(axis="index")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 palette = dict(zip(FEATURE_SETS, ["#7f7f7f", "#1f4e79", "#c0392b"]))
 offsets = dict(zip(FEATURE_SETS, (-0.008, 0.0, 0.008)))
@@ -274,7 +274,7 @@ fig.tight_layout()
 # Each feature alone (unseen-setting CV, no permutation null), and how the features look at
 # the headline window (15% of training; colour: final accuracy):
 
-# %%
+# %% tags=["hide-input"]
 HEADLINE = 0.15 if 0.15 in set(features.fraction) else float(features.fraction.median())
 single_view = single.pivot_table(index="features", columns="fraction", values="AUC").round(2)
 display(single_view)
@@ -289,7 +289,7 @@ fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out
              f"({len(head)} runs)", y=1.03)
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 c16_tables = ch11.tables_from_features(features, n_perm=S.n_perm, bootstrap=S.bootstrap)
 c16_record = claims.evaluate("C16", c16_tables, preset)      # shown in section 5
 answer_2 = ch11.answer_2(c16_record, all_scores, single, head, HEADLINE)
@@ -312,7 +312,7 @@ display(Markdown(answer_2))
 # $k$-subspaces of $\mathbb{R}^{d^2}$: $k/d^2$); each pair is first averaged over blocks, so
 # intervals are over seeds (same-seed pairs) or seed pairs (within an arm).
 
-# %%
+# %% tags=["hide-input"]
 arm_roles = roles                # chapter 7's arms, at this chapter's seeds
 book_cfg = arm_roles["main"][0]
 ONLY = f"m={max(book_cfg.task.m_values)} only"
@@ -350,7 +350,7 @@ display(Markdown(f"{k}-dimensional subspaces of $\\mathbb{{R}}^{{{dim}}}$; rando
                  f"overlap $k/D$ = {k / dim:.1e}. Overlap, mean [95% CI]:"))
 summary3.loc[list(COMPARISONS)]
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 3.4))
 sns.pointplot(overlaps, y="comparison", x="overlap", hue="view", order=list(COMPARISONS),
               dodge=0.4, linestyle="none", errorbar=("ci", 95), ax=ax, log_scale=True,
@@ -361,7 +361,7 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 
 
-# %%
+# %% tags=["hide-input"]
 last_stage = arms.stage_starts(angle_arms["curriculum"][0])[-1]
 final_start = int(modadd.load_or_train(book_cfg, progress=False).snapshot_steps[
     manifold.late_window(n_snapshots, S.last_fraction).start])
@@ -377,7 +377,7 @@ display(Markdown(answer_3))
 # the per-block $r_{90}$, with the same difference for the random-walk nulls (their step norms
 # come from the runs, so a difference in how far the runs move shows there too):
 
-# %%
+# %% tags=["hide-input"]
 # chapter 8's claim, evaluated here from chapter 8's cached tables (no file hand-off)
 c13 = claims.record("C13", preset)        # chapter 8's verdict, as the ledger has it
 widths = per_run[per_run.layers == base_depth]
@@ -402,7 +402,7 @@ gap_table["accuracy: mul − add"] = (acc_gap["mul"] - acc_gap["add"]).groupby(
     acc_gap.width).apply(lambda v: ci_text(v, 3, signed=True))
 gap_table
 
-# %%
+# %% tags=["hide-input"]
 gap_trend = openq.trend(gap.rename(columns={"real": "gap"}), "width", "gap", log2=True)
 answer_4 = ch11.answer_4(c13, gap, gap_trend)
 display(Markdown(answer_4))
@@ -419,19 +419,19 @@ display(Markdown(answer_4))
 # cluster by setting. The null moves the outcomes between whole settings (the chapter's
 # permutation null).
 
-# %%
+# %% tags=["hide-input"]
 display(c16_record)
 
 # %% [markdown]
 # ## Answers
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown("\n\n".join([answer_1, answer_2, answer_3, answer_4])))
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # Headline values recorded for parameter sweeps (`modadd.sweep.collect`; hidden in the book).
 
-# %% tags=["remove-output"]
+# %% tags=["remove-cell"]
 from modadd.sweep import record_value
 
 record_value("block_r90_slope_per_width_doubling",

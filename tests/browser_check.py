@@ -3,7 +3,9 @@
 Usage: ``python tests/browser_check.py [HTML_DIR] [--screenshots DIR] [--chromium BIN]
 [--repository-url URL]`` (``make test-browser``; ``make test-browser-url`` for the online build).  Exits 1 and lists every failure if any check fails.
 
-Static checks (every page): no external script, stylesheet, font or image (``http(s)://`` or
+Static checks (every page): no raw TeX (``$...$``) or pipe-table markup in the rendered text
+no matplotlib object's repr as a cell's output (``Text(0.5, 0.98, ...)``), and no code cell in
+view but the parameters cell (the others ``hide-input``); no external script, stylesheet, font or image (``http(s)://`` or
 ``//`` in a resource attribute, or ``url(...)``/``@import`` in CSS); every ``<img>`` file exists
 and figures are valid PNG files; every local link resolves to a file, and its ``#anchor`` to an
 id on the target page.  Which build (``--repository-url``): the default build (no URL) has no
@@ -90,6 +92,72 @@ var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
 document.documentElement.setAttribute('data-browser-check',JSON.stringify(out));},
 function(e){document.documentElement.setAttribute('data-browser-check',
   JSON.stringify({fatal:String(e)}));});});</script>"""
+
+
+# What a reader must never see in rendered text (outside code, pre and typeset math): TeX left
+# untypeset ($...$ or a bare \\mathbb-style command) and pipe-table markup left as text.
+RAW_MATH = re.compile(r"\$[^$\s][^$]{0,200}\$|\\(?:mathbb|mathrm|frac|approx|sqrt)\b")
+RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[—–]+):?\s*\|")   # smartquotes turn --- into —
+RAW_TEXT_EXEMPT = {"script", "style", "pre", "code", "textarea", "head"}
+VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+             "source", "track", "wbr"}
+# a notebook cell whose code the reader sees only on request (or never), and the one cell
+# whose code is part of the page: the parameters a reader changes
+# a matplotlib object's repr printed as a cell's result (a cell ending in fig.suptitle(...))
+OBJECT_REPR = re.compile(r"^\s*(?:Text|Line2D|Legend|Annotation)\(|<(?:Figure size|matplotlib\.|"
+                         r"Axes[: ]|seaborn\.)")
+CODE_OUT_OF_THE_WAY = {"tag_hide-input", "tag_hide-cell", "tag_remove-input", "tag_remove-cell",
+                       "tag_parameters"}
+
+
+class RenderParser(HTMLParser):
+    """The rendered text of a page outside code and math, and its code cells left in view."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.shown_code = 0                # cell inputs shown without a toggle
+        self.plain_outputs: list[str] = []   # text/plain results of cells
+        self._open: list[tuple[str, set[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = set((dict(attrs).get("class") or "").split())
+        if tag == "div" and "cell_input" in classes:
+            cell = next((c for t, c in reversed(self._open) if t == "div" and "cell" in c), set())
+            if not cell & CODE_OUT_OF_THE_WAY:
+                self.shown_code += 1
+        if tag not in VOID_TAGS:
+            self._open.append((tag, classes))
+
+    def handle_endtag(self, tag: str) -> None:
+        for index in range(len(self._open) - 1, -1, -1):     # tolerate unclosed inner tags
+            if self._open[index][0] == tag:
+                del self._open[index:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not any(t in RAW_TEXT_EXEMPT or "math" in c for t, c in self._open):
+            self.text.append(data)
+        if any(t == "div" and "text_plain" in c for t, c in self._open) and data.strip():
+            self.plain_outputs.append(data)
+
+
+def render_failures(name: str, path: Path) -> list[str]:
+    """Raw TeX or pipe-table markup in a page's rendered text; a matplotlib object's repr as
+    a cell's output; code cells left in view."""
+    parser = RenderParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    text = " ".join(parser.text)
+    failures = [f"{name}: raw math in the text: {m.group(0)[:60]!r}"
+                for m in RAW_MATH.finditer(text)][:3]
+    failures += [f"{name}: a pipe table left as text: {m.group(0)!r}"
+                 for m in RAW_TABLE.finditer(text)][:3]
+    failures += [f"{name}: an object's repr as output: {t.strip()[:60]!r}"
+                 for t in parser.plain_outputs if OBJECT_REPR.search(t)]
+    if parser.shown_code:
+        failures.append(f"{name}: {parser.shown_code} code cell(s) shown without a toggle "
+                        f"(tag them hide-input; only the parameters cell stays in view)")
+    return failures
 
 
 class PageParser(HTMLParser):
@@ -208,6 +276,8 @@ def static_checks(html_dir: Path, pages: list[Path]) -> list[str]:
                 known = ids.get(target) if target in ids else parse_page(target).ids
                 if fragment not in known:
                     failures.append(f"{name}: link {href}: no id {fragment!r} on the target page")
+    for page in pages:
+        failures += render_failures(page.relative_to(html_dir).as_posix(), page)
     for css in sorted((html_dir / "_static").rglob("*.css")):
         if CSS_EXTERNAL.search(css.read_text(encoding="utf-8", errors="replace")):
             failures.append(f"{css.relative_to(html_dir)}: loads an external URL")

@@ -176,3 +176,43 @@ def test_a_colab_button_or_another_binder_is_reported(tmp_path: Path) -> None:
     assert len(found) == 4
     assert browser_check.binder_prefix("https://gitlab.com/g/r", "main") == \
         "https://mybinder.org/v2/gl/g%2Fr/main?urlpath="
+
+
+CELL = ('<div class="cell{tags} docutils container"><div class="cell_input docutils container">'
+        '<pre>x = 1</pre></div><div class="cell_output docutils container">{out}</div></div>')
+
+
+def test_raw_math_and_pipe_tables_in_the_text_are_reported(tmp_path: Path) -> None:
+    clean = ('<p>the rate <span class="math notranslate nohighlight">\\(r_{90}\\)</span> costs '
+             '$5 in <code>$x$</code></p><pre>| a |\n|---|</pre><table><tr><td>1</td></tr></table>')
+    assert failures(site(tmp_path / "a", body=clean)) == []
+    raw = ('<p>Chapter 3: $r_{90}$ in \\mathbb{R}^{16384}</p>'
+           '<p>| m | r90 | |---|---| | 1 | 3 |</p><p>| a | b |\n|—|—|</p>')
+    assert failures(site(tmp_path / "b", body=raw)) == [
+        "index.html: raw math in the text: '$r_{90}$'",
+        "index.html: raw math in the text: '\\\\mathbb'",
+        "index.html: a pipe table left as text: '|---|'",
+        "index.html: a pipe table left as text: '|—|'"]
+
+
+def test_code_cells_in_view_are_reported_but_the_parameters_cell(tmp_path: Path) -> None:
+    hidden = "".join(CELL.format(tags=t, out="<p>ok</p>") for t in
+                     (" tag_parameters", " tag_hide-input", " tag_remove-input"))
+    assert failures(site(tmp_path / "a", body=hidden)) == []
+    shown = hidden + CELL.format(tags="", out="") + CELL.format(tags=" tag_remove-output", out="")
+    assert failures(site(tmp_path / "b", body=shown)) == [
+        "index.html: 2 code cell(s) shown without a toggle (tag them hide-input; only the "
+        "parameters cell stays in view)"]
+
+
+def test_an_object_repr_as_output_is_reported(tmp_path: Path) -> None:
+    plain = ('<div class="output text_plain highlight-myst-ansi notranslate"><div class="highlight">'
+             '<pre><span></span>{}\n</pre></div></div>')
+    ok = CELL.format(tags=" tag_hide-input", out=plain.format("Text size: 3 (a count)"))
+    assert failures(site(tmp_path / "a", body=ok)) == []
+    bad = CELL.format(tags=" tag_hide-input", out=plain.format(
+        "Text(0.5, 0.98, 'Fingerprint sequences, seed 0')"))
+    bad += CELL.format(tags=" tag_hide-input", out=plain.format("&lt;Figure size 640x480 with 1 Axes&gt;"))
+    assert failures(site(tmp_path / "b", body=bad)) == [
+        "index.html: an object's repr as output: \"Text(0.5, 0.98, 'Fingerprint sequences, seed 0')\"",
+        "index.html: an object's repr as output: '<Figure size 640x480 with 1 Axes>'"]

@@ -63,3 +63,21 @@ def test_every_notebook_is_in_the_toc() -> None:
     toc = (Path(__file__).resolve().parent.parent / "_toc.yml").read_text()
     missing = [p.stem for p in NOTEBOOKS if f"notebooks/{p.stem}" not in toc]
     assert not missing
+
+
+# what the book shows of a code cell: its input behind a toggle, or nothing at all
+HIDING = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+
+
+def test_the_book_shows_only_the_parameters_cells_code() -> None:
+    """Code out of the reader's way: every code cell but the parameters cell is hidden
+    (``hide-input``: a toggle shows it) or removed; the parameters cell stays visible."""
+    shown = []
+    for path in NOTEBOOKS:
+        for index, cell in enumerate(jupytext.read(path).cells):
+            tags = set(cell.metadata.get("tags", []))
+            if cell.cell_type == "code" and not tags & HIDING and "parameters" not in tags:
+                shown.append(f"{path.name} cell {index}")
+            if "parameters" in tags and tags & HIDING:
+                shown.append(f"{path.name} cell {index}: the parameters cell is hidden")
+    assert shown == []
