@@ -1,6 +1,14 @@
-"""Shared plotting helpers: seed means with confidence bands."""
+"""Shared plotting: the book's figure style (:func:`book_style`, :func:`panels`) and seed means
+with confidence bands.
+
+The book's text column is about 685 px wide at 1280 px.  A figure is drawn for it: at most
+``PAGE_WIDTH`` inches wide at ``DPI`` dots per inch (a natural width of at most 1050 px, shown at
+no less than ~0.65x), every font at least ``MIN_FONT`` points, legends beside or below the data;
+wide panel rows become grids of at most ``MAX_COLUMNS`` columns.
+"""
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
@@ -9,6 +17,39 @@ import pandas as pd
 import seaborn as sns
 
 from .stats import seed_summary
+
+PAGE_WIDTH = 7.0     # inches: the widest figure of the book
+DPI = 150            # dots per inch of every figure shown (natural width <= 1050 px)
+MIN_FONT = 9.0       # points: no text of a figure is smaller
+MAX_COLUMNS = 2      # panels per row on the page
+BOOK_RC = {"figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (PAGE_WIDTH, 4.2),
+           "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+           "xtick.labelsize": MIN_FONT, "ytick.labelsize": MIN_FONT,
+           "legend.fontsize": MIN_FONT, "legend.title_fontsize": MIN_FONT,
+           "figure.titlesize": 11, "legend.framealpha": 0.9}
+
+
+def book_style() -> None:
+    """The book's figure style for every chapter: seaborn's white grid with :data:`BOOK_RC`."""
+    sns.set_theme(style="whitegrid", context="notebook", rc=BOOK_RC)
+
+
+def panels(n: int, height: float = 2.6, columns: int = MAX_COLUMNS, **kwargs):
+    """``fig, axes`` for ``n`` panels in rows of at most ``columns`` (<= :data:`MAX_COLUMNS`),
+    :data:`PAGE_WIDTH` wide, ``height`` inches per row; ``axes`` is flat, unused panels removed.
+    ``kwargs`` go to ``plt.subplots`` (``sharey``, ``sharex``...)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: must be an integer >= 1, got {n!r}")
+    if not isinstance(columns, int) or not 1 <= columns <= MAX_COLUMNS:
+        raise ValueError(f"columns: must be in 1..{MAX_COLUMNS}, got {columns!r}")
+    columns = min(columns, n)
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(PAGE_WIDTH, height * rows), squeeze=False,
+                             **kwargs)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
 
 
 def band_plot(frame: pd.DataFrame, x: str, hue: Optional[str] = None, value: str = "value",
@@ -65,13 +106,16 @@ def entropy_panels(metrics: pd.DataFrame, seq_len: int, title: str) -> plt.Figur
     uniform-attention entropy ``ln seq_len`` dotted; ``metrics`` is tidy with a seed column."""
     entropy = metrics[metrics.metric == "entropy"]
     layers = sorted(entropy.layer.unique())
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.3), sharey=True,
-                             squeeze=False)
-    for ax, layer in zip(axes[0], layers):
+    fig, axes = panels(len(layers), sharey=True)
+    for ax, layer in zip(axes, layers):
         band_plot(entropy[entropy.layer == layer], x="step", hue="m", ax=ax, label_fmt="m={}")
         ax.axhline(np.log(seq_len), color="k", ls=":", lw=1)
         ax.set(title=f"layer {layer}", xlabel="step", ylabel="readout entropy (nats)")
-    axes[0][0].legend(fontsize=8)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.suptitle(title)
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=len(labels), frameon=False)      # below the panels, never over the data
     return fig

@@ -39,6 +39,7 @@ from IPython.display import display
 from scipy import stats
 
 import modadd
+from modadd.plots import book_style, panels
 from modadd import registry
 from modadd.task import TaskConfig, chance_accuracy, describe, render, sample_batch
 
@@ -53,7 +54,7 @@ S = registry.from_namespace("ch01", globals())
 display(S)
 task = modadd.preset(preset).task
 generator = torch.Generator().manual_seed(modadd.stream_seed(S.seed, "measure"))
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 
 # %% [markdown]
 # ## Vocabulary layout

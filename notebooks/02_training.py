@@ -32,7 +32,7 @@ import modadd
 from modadd import claims
 from modadd import registry
 from modadd.claims import ch02
-from modadd.plots import band_plot, entropy_panels
+from modadd.plots import band_plot, entropy_panels, book_style, panels
 from modadd.presets import preset_differences
 from modadd.stats import mean_ci, seed_summary
 from modadd.task import chance_accuracy
@@ -56,7 +56,7 @@ runs = modadd.load_or_train_many(configs, n_workers=workers or None)
 cfg = runs[0].config
 metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in runs], ignore_index=True)
 train_log = pd.concat([r.train_log.assign(seed=r.config.seed) for r in runs], ignore_index=True)
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 
 # %% [markdown]
 # ## How `book` differs from `original`

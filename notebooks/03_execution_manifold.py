@@ -53,7 +53,7 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch03
-from modadd.plots import band_plot, point_ci
+from modadd.plots import band_plot, point_ci, book_style, panels
 from modadd.report import fmt_ci
 from modadd.stats import mean_ci, seed_summary
 
@@ -84,7 +84,7 @@ k_subspace = min(S.k_subspace, n_snapshots - 2)
 MATRICES = ["W_Q", "W_K", "W_V", "W_O"]
 SOURCES = ["real", "random walk", "shuffled increments"]
 palette = dict(zip(SOURCES, ["#1f4e79", "#b0b0b0", "#e69f00"]))
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 display(Markdown(
     f"Preset `{preset}`: {len(main)} seeds, {cfg.model.n_layers} layers, "
     f"$d = {cfg.model.d_model}$ ($d^2 = {cfg.model.d_model ** 2}$ per matrix), "

@@ -44,7 +44,7 @@ from modadd import manifold
 import modadd.metrics
 from modadd import registry
 from modadd.claims import ch04
-from modadd.plots import band_plot, entropy_panels
+from modadd.plots import band_plot, entropy_panels, book_style, panels
 from modadd.report import fmt_ci
 from modadd.stats import bounded_mean_ci, mean_ci
 
@@ -74,7 +74,7 @@ dense_cfgs = roles["dense snapshots"]
 dense_runs = modadd.load_or_train_many(dense_cfgs, n_workers=workers or None)
 dense_metrics = pd.concat([r.metrics.assign(seed=r.config.seed) for r in dense_runs],
                           ignore_index=True)
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 # where the dense runs' training losses first differ from the committed book runs' (per seed)
 diverge = [int(np.flatnonzero(d.train_log.loss.to_numpy() != r.train_log.loss.to_numpy())[0])
            if (d.train_log.loss.to_numpy() != r.train_log.loss.to_numpy()).any() else None

@@ -52,7 +52,7 @@ from modadd import commutator
 from modadd import registry
 from modadd.claims import ch05
 from modadd.model import Transformer
-from modadd.plots import band_plot
+from modadd.plots import band_plot, book_style, panels
 from modadd.report import fmt_ci
 from modadd.stats import mean_ci
 
@@ -87,7 +87,7 @@ d2 = cfg.model.d_model ** 2
 # the original's P: this architecture plus its dead MLP weights (two Linear layers per block)
 n_blocks, P_original = ch05.parameter_counts(cfg)
 P_dead = P_original - P_live
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 display(Markdown(
     f"{len(configs)} seeds × {scalars.groupby('seed').step.nunique().iloc[0]} measured snapshots "
     f"× {S.pairs} pairs; $\\eta$ = {settings.eta:g}. Parameters: {P_all:,} in all, {P_live:,} live, "

@@ -53,7 +53,7 @@ from modadd import claims
 from modadd import sae
 from modadd import registry
 from modadd.claims import ch06
-from modadd.plots import band_plot, point_ci
+from modadd.plots import band_plot, point_ci, book_style, panels
 from modadd.report import ci_text
 from modadd.stats import mean_ci
 
@@ -88,7 +88,7 @@ stage_name = ch06.stage_names(steps)
 stage_order = list(stage_name.values())
 table["stage"] = pd.Categorical(table.step.map(stage_name), stage_order, ordered=True)
 table["sae"] = table.sae.fillna("none")          # model-only rows (the clean accuracy)
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 display(Markdown(
     f"{len(configs)} seeds; stages at steps {steps} ({', '.join(stage_name.values())}); "
     f"residual entering layers {S.layers}; SAEs with {settings.d_sae} latents trained on "

@@ -60,7 +60,7 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch07
-from modadd.plots import band_plot, point_ci
+from modadd.plots import band_plot, point_ci, book_style, panels
 from modadd.report import ci_text
 from modadd.stats import bounded_mean_ci
 from modadd.model import build_model, count_flops_per_step
@@ -96,7 +96,7 @@ chance = chance_accuracy(cfg.task)
 acc = modadd.arms.arm_metrics(arms)
 final_step = acc.step.max()
 final = acc[acc.step == final_step]
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 display(Markdown(
     f"Preset `{preset}`: {len(arms['attention-only, mixed'])} seeds per arm "
     f"({len(arms['paper SGD'])} for paper SGD), {cfg.train.n_steps} steps, "

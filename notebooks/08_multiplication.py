@@ -53,7 +53,7 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch08
-from modadd.plots import band_plot, point_ci
+from modadd.plots import band_plot, point_ci, book_style, panels
 from modadd.report import ci_text
 from modadd.task import chance_accuracy
 
@@ -106,7 +106,7 @@ modadd.load_or_train_many([c for cfgs in arms.values() for c in cfgs],
 cfg = arms["mul mod 7"][0]
 acc = modadd.arms.arm_metrics(arms)
 final = acc[acc.step == acc.step.max()]
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for ax, (arm, cfgs) in zip(axes, arms.items()):

@@ -54,6 +54,7 @@ from modadd import grokking
 from modadd import claims
 from modadd import registry
 from modadd.claims import ch09
+from modadd.plots import book_style, panels
 from modadd.report import ci_text, fmt_ci, number
 
 # %% tags=["parameters"]
@@ -94,7 +95,7 @@ labels = grokking.run_labels(runs)
 labels["role"] = np.where(labels.perturbation >= 0, "perturbed", "main")
 wds = sorted(labels.weight_decay.unique())
 cfg = main_runs[0].config
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 display(grokking.grokking_preset_table().loc[[preset]])
 
 # %% [markdown]

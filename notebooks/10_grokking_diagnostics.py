@@ -55,6 +55,7 @@ from modadd import grokking
 from modadd import claims
 from modadd import registry
 from modadd.claims import ch10
+from modadd.plots import book_style, panels
 from modadd.report import ci_text, fmt_ci, number
 from modadd.stats import wilson_ci
 
@@ -80,7 +81,7 @@ labels = grokking.run_labels(grid_runs).assign(
 series = {r.key: detect.Series.from_run(r) for r in grid_runs}
 truth = {k: detect.grok_step(s) for k, s in series.items()}
 every = grid_runs[0].config.train.snapshot_every
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 
 cells = (labels.groupby(["weight_decay", "fraction"])
          .apply(lambda f: pd.Series({

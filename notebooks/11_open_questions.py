@@ -53,7 +53,7 @@ from modadd import manifold
 from modadd import openq
 from modadd import registry
 from modadd.claims import ch11
-from modadd.plots import point_ci
+from modadd.plots import point_ci, book_style, panels
 from modadd.presets import preset as preset_config
 from modadd.report import ci_text, fmt_ci, number, pvalue
 from modadd.task import chance_accuracy
@@ -79,7 +79,7 @@ roles = S.runs()
 prediction_cfgs = roles["open prediction"]
 modadd.load_or_train_many(roles["open width"] + roles["open depth"] + prediction_cfgs
                           + roles["open width mul"], n_workers=workers or None)
-sns.set_theme(style="whitegrid", context="notebook")
+book_style()
 warnings.filterwarnings("ignore", category=RuntimeWarning)
 
 base, book = scale.base, preset_config(preset)

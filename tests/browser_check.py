@@ -15,7 +15,8 @@ has, on a chapter page, repository and issues buttons linking to URL, a download
 Binder launch button for URL's repository, no Colab button anywhere, and no other such URL.
 
 In Chromium (every page, opened from a temporary copy with a small report script injected):
-no resource failed to load and no script error; every image loaded (``naturalWidth > 0``); every
+no resource failed to load and no script error; every image loaded (``naturalWidth > 0``) and
+every figure (an image in a cell's output) is shown at >= 0.6x its natural width at 1280 px; every
 math element was typeset by MathJax (``mjx-container`` inside, no ``mjx-merror``); no error or
 stderr output cell (myst-nb's ``output traceback`` / ``output stderr``); no external request; no
 failed execution in the ``nb-exec-table``; the ledger table (``table.claims-ledger``) lists
@@ -50,6 +51,8 @@ RESOURCE_ATTRS = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"
 LINK_RELS = {"index", "search", "next", "prev", "author", "license", "canonical", "alternate",
              "help", "bookmark"}
 LEDGER_IDS = ["R0", *(f"C{i}" for i in range(1, 17))]
+MIN_SHOWN = 0.6      # a figure is shown at no less than this share of its natural width
+WINDOW = "--window-size=1280,1600"   # the reader's screen: every page is measured at 1280 px
 BUDGET_MS = 10_000    # virtual milliseconds a page gets to load and typeset its math
 SHOTS = {"intro": "book/intro.html", "ledger": "book/claims.html"}
 CHAPTER = "notebooks/01_task.html"   # the page whose header buttons the online build must have
@@ -75,7 +78,8 @@ function all(s){return Array.prototype.slice.call(document.querySelectorAll(s));
 ready.then(function(){return document.fonts.ready;}).then(function(){
 var math=all('.math');
 var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
-  loaded:i.complete&&i.naturalWidth>0};}),
+  loaded:i.complete&&i.naturalWidth>0, natural:i.naturalWidth,
+  shown:i.getBoundingClientRect().width, figure:!!i.closest('.cell_output')};}),
  math:math.length, untypeset:math.filter(function(m){return !m.querySelector('mjx-container');}).length,
  typeset:all('mjx-container').length, math_errors:all('mjx-merror').length,
  error_cells:all('.output.traceback,.traceback,.output.stderr').length,
@@ -355,7 +359,7 @@ def browser_report(page: Path, chromium: str, timeout: float) -> dict:
     """The injected script's report for ``page`` (``{"fatal": ...}`` if it never completed)."""
     copy = instrumented_copy(page)
     try:
-        dom = run_chromium(chromium, ["--dump-dom", copy.as_uri()], timeout)
+        dom = run_chromium(chromium, [WINDOW, "--dump-dom", copy.as_uri()], timeout)
     except subprocess.TimeoutExpired:
         return {"fatal": f"Chromium did not finish within {timeout:.0f} s"}
     finally:
@@ -373,6 +377,10 @@ def page_failures(name: str, report: dict) -> list[str]:
     failures = [f"{name}: {e}" for e in report["errors"]]
     failures += [f"{name}: image did not load: {i['src']}" for i in report["images"]
                  if not i["loaded"]]
+    failures += [f"{name}: figure {i['src']} shown at {i['shown'] / i['natural']:.2f}x its "
+                 f"natural width {i['natural']} px (at least {MIN_SHOWN:.1f}x: draw it for the "
+                 f"page, modadd.plots)" for i in report["images"]
+                 if i.get("figure") and i.get("natural") and i["shown"] < MIN_SHOWN * i["natural"]]
     if report["untypeset"] or report["math_errors"]:
         failures.append(f"{name}: {report['untypeset']} of {report['math']} math elements not "
                         f"typeset, {report['math_errors']} MathJax errors")
@@ -401,7 +409,7 @@ def screenshot(page: Path, target: Path, chromium: str, timeout: float) -> list[
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     try:
-        run_chromium(chromium, [f"--screenshot={target}", "--window-size=1280,1600",
+        run_chromium(chromium, [f"--screenshot={target}", WINDOW,
                                 page.as_uri()], timeout)
     except subprocess.TimeoutExpired:
         return [f"screenshot {target.name}: Chromium did not finish within {timeout:.0f} s"]

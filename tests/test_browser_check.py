@@ -216,3 +216,14 @@ def test_an_object_repr_as_output_is_reported(tmp_path: Path) -> None:
     assert failures(site(tmp_path / "b", body=bad)) == [
         "index.html: an object's repr as output: \"Text(0.5, 0.98, 'Fingerprint sequences, seed 0')\"",
         "index.html: an object's repr as output: '<Figure size 640x480 with 1 Axes>'"]
+
+
+def test_a_figure_shrunk_below_six_tenths_is_reported() -> None:
+    base = {"errors": [], "math": 0, "untypeset": 0, "math_errors": 0, "error_cells": 0,
+            "failed_executions": 0, "external": [], "fonts_failed": []}
+    images = [{"src": "a.png", "loaded": True, "natural": 1050, "shown": 685, "figure": True},
+              {"src": "logo.png", "loaded": True, "natural": 2000, "shown": 100, "figure": False},
+              {"src": "b.png", "loaded": True, "natural": 1700, "shown": 685, "figure": True}]
+    assert browser_check.page_failures("p.html", {**base, "images": images}) == [
+        "p.html: figure b.png shown at 0.40x its natural width 1700 px (at least 0.6x: draw it "
+        "for the page, modadd.plots)"]

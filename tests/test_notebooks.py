@@ -6,13 +6,19 @@ concurrent readers of one key wait for its single writer, so the two xdist worke
 """
 from __future__ import annotations
 
+import base64
+import io
 import os
 from pathlib import Path
 
 import jupytext
 import papermill
 import pytest
+from PIL import Image
 
+# a figure's natural width: PAGE_WIDTH inches at DPI, plus what a tight bounding box may add
+# (a legend beside the panels); the book's ~685 px column shows it at >= 0.6x
+MAX_FIGURE_PX = 1120
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
 # everything else a notebook needs at the smoke scale comes from the study registry
 SMOKE = {"preset": "smoke"}
@@ -54,9 +60,12 @@ def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path, monkeypatch,
     errors = [o for c in executed.cells for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
-    images = sum("image/png" in o.get("data", {}) for c in executed.cells
-                 for o in c.get("outputs", []))
-    assert images >= 1, "the notebook drew no figure"
+    images = [o["data"]["image/png"] for c in executed.cells for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 1, "the notebook drew no figure"
+    # drawn for the page (modadd.plots): no wider than the book's column can show at >= 0.6x
+    widths = [Image.open(io.BytesIO(base64.b64decode(png))).size[0] for png in images]
+    assert max(widths) <= MAX_FIGURE_PX, f"figure widths {widths} px (most {MAX_FIGURE_PX})"
 
 
 def test_every_notebook_is_in_the_toc() -> None:

@@ -35,3 +35,32 @@ def test_entropy_panels_one_axis_per_layer():
     axes = fig.get_axes()
     assert len(axes) == 3
     assert axes[0].lines[-1].get_ydata()[0] == np.log(8)       # uniform-attention reference
+
+
+def test_panels_fill_rows_of_two_at_page_width():
+    import pytest
+    from modadd.plots import MAX_COLUMNS, PAGE_WIDTH, panels
+    fig, axes = panels(3, height=2.0, sharey=True)
+    assert len(axes) == 3 and len(fig.axes) == 3          # the fourth cell was removed
+    assert tuple(fig.get_size_inches()) == (PAGE_WIDTH, 4.0)
+    assert [ax.get_subplotspec().colspan.start for ax in axes] == [0, 1, 0]
+    plt.close(fig)
+    fig, axes = panels(1)
+    assert len(axes) == 1 and fig.get_size_inches()[0] == PAGE_WIDTH
+    plt.close(fig)
+    with pytest.raises(ValueError, match=f"columns: must be in 1..{MAX_COLUMNS}, got 4"):
+        panels(4, columns=4)
+    with pytest.raises(ValueError, match="n: must be an integer >= 1, got 0"):
+        panels(0)
+
+
+def test_the_book_style_has_no_font_below_the_minimum():
+    import matplotlib
+    from modadd.plots import DPI, MIN_FONT, book_style
+    from matplotlib.font_manager import FontProperties
+    book_style()
+    sizes = [FontProperties(size=matplotlib.rcParams[key]).get_size_in_points() for key in
+             ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+              "ytick.labelsize", "legend.fontsize", "legend.title_fontsize", "figure.titlesize")]
+    assert min(sizes) >= MIN_FONT
+    assert matplotlib.rcParams["figure.dpi"] == DPI
