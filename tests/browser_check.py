@@ -16,7 +16,8 @@ Binder launch button for URL's repository, no Colab button anywhere, and no othe
 
 In Chromium (every page, opened from a temporary copy with a small report script injected):
 no resource failed to load and no script error; every image loaded (``naturalWidth > 0``) and
-every figure (an image in a cell's output) is shown at >= 0.6x its natural width at 1280 px; every
+every figure (an image in a cell's output) is shown at >= 0.6x its natural width at 1280 px; no
+table is wider than the text column (cut off, or scrolled by a bar at its foot); every
 math element was typeset by MathJax (``mjx-container`` inside, no ``mjx-merror``); no error or
 stderr output cell (myst-nb's ``output traceback`` / ``output stderr``); no external request; no
 failed execution in the ``nb-exec-table``; the ledger table (``table.claims-ledger``) lists
@@ -92,6 +93,10 @@ var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
    cells:Array.prototype.map.call(r.cells,function(c){return c.textContent.trim();}),
    links:r.querySelectorAll('a[href]').length};}),
  headline:all('ul.headline-findings li').length,
+ overflowing:all('article table').filter(function(t){var room=t.parentElement.clientWidth;
+   return t.getBoundingClientRect().width>room+1;}).map(function(t){
+   var h=t.querySelector('th,td');return (t.className||'table')+': '+
+   (h?h.textContent.trim().slice(0,40):'');}),
  errors:window.__checkErrors};
 document.documentElement.setAttribute('data-browser-check',JSON.stringify(out));},
 function(e){document.documentElement.setAttribute('data-browser-check',
@@ -388,6 +393,8 @@ def page_failures(name: str, report: dict) -> list[str]:
         failures.append(f"{name}: {report['error_cells']} error/stderr output cells")
     if report["failed_executions"]:
         failures.append(f"{name}: {report['failed_executions']} failed notebook executions")
+    failures += [f"{name}: table wider than the text column ({t})"
+                 for t in report.get("overflowing", [])]
     failures += [f"{name}: external request {u}" for u in report["external"]]
     failures += [f"{name}: font failed to load: {f}" for f in report["fonts_failed"]]
     return failures

@@ -227,3 +227,11 @@ def test_a_figure_shrunk_below_six_tenths_is_reported() -> None:
     assert browser_check.page_failures("p.html", {**base, "images": images}) == [
         "p.html: figure b.png shown at 0.40x its natural width 1700 px (at least 0.6x: draw it "
         "for the page, modadd.plots)"]
+
+
+def test_a_table_wider_than_the_column_is_reported() -> None:
+    base = {"errors": [], "images": [], "math": 0, "untypeset": 0, "math_errors": 0,
+            "error_cells": 0, "failed_executions": 0, "external": [], "fonts_failed": []}
+    assert browser_check.page_failures("p.html", {**base, "overflowing": []}) == []
+    assert browser_check.page_failures("p.html", {**base, "overflowing": ["dataframe: T"]}) == [
+        "p.html: table wider than the text column (dataframe: T)"]
