@@ -52,6 +52,30 @@ def panels(n: int, height: float = 2.6, columns: int = MAX_COLUMNS, **kwargs):
     return fig, flat[:n]
 
 
+def shared_legend(fig: plt.Figure, axes: Sequence[plt.Axes], handles=None, labels=None,
+                  ncol: Optional[int] = None, **kwargs):
+    """One legend for a figure of :func:`panels`, never over the data: in the grid's empty last
+    cell when an odd number (> 1) of panels fills rows of two, else centred below the panels.
+    ``handles``/``labels`` default to every panel's entries, each label once (first wins);
+    call it after ``fig.tight_layout()``.  ``kwargs`` go to ``fig.legend``."""
+    if handles is None:
+        entries: dict = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                entries.setdefault(label, handle)
+        labels, handles = list(entries), list(entries.values())
+    for ax in axes:                              # the per-panel legends it replaces
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if len(axes) > 1 and len(axes) % 2:
+        left, bottom = axes[-2].get_position(), axes[-1].get_position()
+        return fig.legend(handles, labels, loc="center", frameon=False, ncol=ncol or 1,
+                          bbox_to_anchor=((left.x0 + left.x1) / 2, (bottom.y0 + bottom.y1) / 2),
+                          **kwargs)
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                      ncol=ncol or min(len(labels), 4), frameon=False, **kwargs)
+
+
 def band_plot(frame: pd.DataFrame, x: str, hue: Optional[str] = None, value: str = "value",
               ax: Optional[plt.Axes] = None, palette: str = "viridis",
               label_fmt: str = "{}", log: bool = False) -> plt.Axes:
@@ -110,12 +134,10 @@ def entropy_panels(metrics: pd.DataFrame, seq_len: int, title: str) -> plt.Figur
     for ax, layer in zip(axes, layers):
         band_plot(entropy[entropy.layer == layer], x="step", hue="m", ax=ax, label_fmt="m={}")
         ax.axhline(np.log(seq_len), color="k", ls=":", lw=1)
-        ax.set(title=f"layer {layer}", xlabel="step", ylabel="readout entropy (nats)")
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    handles, labels = axes[0].get_legend_handles_labels()
+        ax.set(title=f"layer {layer}", xlabel="step",
+               ylabel="readout entropy (nats)" if ax is axes[0] or len(axes) == 1 or
+               axes.index(ax) % 2 == 0 else "")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=len(labels), frameon=False)      # below the panels, never over the data
+    shared_legend(fig, axes)
     return fig

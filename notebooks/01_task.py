@@ -101,15 +101,20 @@ def label_table(task: TaskConfig) -> pd.DataFrame:
 
 variants = [task, replace(task, C=5), replace(task, C=16), replace(task, op="mul", C=7)]
 labels = pd.concat([label_table(v) for v in variants], ignore_index=True)
-fig, axes = plt.subplots(1, len(variants), figsize=(14, 3.2), sharey=False)
+fig, axes = panels(len(variants), height=2.7)
 for ax, variant in zip(axes, variants):
     part = labels[(labels.op == variant.op) & (labels.C == variant.C)]
     sns.barplot(part, x="label", y="frequency", hue="m", ax=ax, palette="viridis")
     ax.axhline(chance_accuracy(variant), color="k", ls="--", lw=1, label="uniform")
     ax.set(title=f"{variant.op}, C={variant.C}", xlabel="label", ylabel="frequency")
-    ax.legend(fontsize=7, title="m", title_fontsize=7)
+    if len(part.label.unique()) > 8:                 # C=16: every other label
+        ax.set_xticks(ax.get_xticks()[::2])
+    ax.get_legend().remove()
+handles, names = axes[0].get_legend_handles_labels()
 fig.suptitle(f"Label distribution per m ({S.n_samples} samples per m)")
 fig.tight_layout()
+fig.legend(handles, [n if n == "uniform" else f"m={n}" for n in names], loc="upper center",
+           bbox_to_anchor=(0.5, 0.0), ncol=len(names), frameon=False)
 
 # %% tags=["hide-input"]
 label_tests = (labels.groupby(["op", "C", "m"])["p_uniform"].first().unstack("m")
@@ -135,7 +140,7 @@ def exact_marker_occupancy(T: int, m: int) -> np.ndarray:
     return counts / len(valid)
 
 
-fig, axes = plt.subplots(1, len(task.m_values), figsize=(14, 3), sharey=True)
+fig, axes = panels(len(task.m_values), height=2.5, sharey=True)
 occupancy_error = {}
 for ax, m in zip(axes, task.m_values):
     positions = sample_batch(task, S.n_samples, m, generator=generator).marker_positions.numpy()
@@ -145,9 +150,14 @@ for ax, m in zip(axes, task.m_values):
     ax.bar(np.arange(task.T), sampled, color="tab:blue", alpha=0.6, label="sampled")
     ax.plot(np.arange(task.T), exact, "k.", label="exact")
     ax.set(title=f"m={m}", xlabel="position", ylabel="P(marker at position)")
-axes[0].legend(fontsize=8)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+for ax in axes[1::2]:
+    ax.set_ylabel("")                                   # shared with the panel on its left
+handles, names = axes[0].get_legend_handles_labels()
 fig.suptitle(f"Marker position occupancy, T={task.T}")
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
+           frameon=False)
 pd.Series(occupancy_error, name="max |sampled − exact|").rename_axis("m").to_frame().T
 
 # %% [markdown]

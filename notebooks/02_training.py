@@ -96,15 +96,18 @@ ax.legend();
 # converges by about step 5000).
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+fig, axes = panels(2, height=3.0)
 for ax, name in zip(axes, ["loss", "accuracy"]):
     part = metrics[metrics.metric == name]
     band_plot(part, x="step", hue="m", ax=ax, label_fmt="m={}", log=name == "loss")
     ax.set(xlabel="step", ylabel=f"held-out {name}" + (" (nats)" if name == "loss" else ""),
-           title=f"Held-out {name} per m (mean, 95% CI over {len(runs)} seeds)")
+           title=f"Held-out {name} per m")
 axes[1].axhline(chance_accuracy(cfg.task), color="k", ls="--", lw=1, label="chance")
-axes[1].legend(loc="lower right")
+handles, labels = axes[1].get_legend_handles_labels()
+fig.suptitle(f"Mean and 95% CI over {len(runs)} seeds")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
+           frameon=False)
 
 # %% [markdown]
 # ### Final accuracy and time to learn
@@ -199,15 +202,19 @@ both = pd.concat([by_key[modadd.run_key(c)].metrics.assign(seed=c.seed, setting=
                   for name, cs in zip(setting_names, [configs, *controls.values()])
                   for c in cs], ignore_index=True)
 both = both[both.metric == "accuracy"]
-fig, axes = plt.subplots(1, len(cfg.task.m_values), figsize=(3.3 * len(cfg.task.m_values), 3.4),
-                         sharey=True, squeeze=False)
-for ax, m in zip(axes[0], cfg.task.m_values):
+fig, axes = panels(len(cfg.task.m_values), height=2.6, sharey=True)
+for ax, m in zip(axes, cfg.task.m_values):
     band_plot(both[both.m == m], x="step", hue="setting", ax=ax, palette="rocket")
     ax.axhline(S.target_accuracy, color="k", ls=":", lw=1)
     ax.set(title=f"m={m}", xlabel="step", ylabel="held-out accuracy")
-axes[0][0].legend(fontsize=7)
-fig.suptitle(f"Learning-rate schedule and rate, same budget (mean, 95% CI over {len(runs)} seeds)")
+for ax in axes[1::2]:
+    ax.set_ylabel("")                                   # shared with the panel on its left
+handles, labels = axes[0].get_legend_handles_labels()
+fig.suptitle(f"Learning-rate schedule and rate, same budget\n"
+             f"(mean, 95% CI over {len(runs)} seeds; dotted: target accuracy)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+           frameon=False)
 
 # %% tags=["hide-input"]
 last = both[both.step == cfg.train.n_steps]

@@ -99,18 +99,21 @@ display(Markdown(
 # %% tags=["hide-input"]
 dims = manifold.dimension_summary(main, null_draws=S.null_draws)
 r90_blocks = dims[(dims.group == "block") & (dims.threshold == 0.9)]
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), sharey=True)
+fig, axes = panels(len(MATRICES), height=2.6, sharey=True)
 for ax, matrix in zip(axes, MATRICES):
     point_ci(r90_blocks[r90_blocks.matrix == matrix], x="layer", hue="source", value="rank",
              ax=ax, palette=palette, order=SOURCES)
     ax.set(title=matrix, xlabel="layer", xticks=range(cfg.model.n_layers))
-axes[0].set_ylabel("$r_{90}$ (components for 90% variance)")
+for ax in axes[::2]:
+    ax.set_ylabel("$r_{90}$ (components\nfor 90% variance)")
 for ax in axes:
     ax.axhspan(3, 4, color="#1f4e79", alpha=0.08, lw=0, label="paper: 3–4")
-axes[0].legend(fontsize=8, loc="upper right")
-fig.suptitle(f"Effective rank of each attention matrix's trajectory vs. matched nulls "
+handles, labels = axes[0].get_legend_handles_labels()
+fig.suptitle(f"Effective rank of each attention matrix's trajectory vs. matched nulls\n"
              f"(mean, 95% CI over {len(main)} seeds; cf. paper Fig. 1)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
+           frameon=False)
 
 # %% [markdown]
 # The same numbers per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is
@@ -161,13 +164,17 @@ per_seed["series"] = np.where(per_seed.source == "real", per_seed.setting,
 per_seed["x"] = per_seed.matrix.map({m: i for i, m in enumerate(MATRICES)})
 order = [s for name in settings for s in (name, name + " – null")]
 colours = dict(zip(order, sns.color_palette("Paired", len(order))[::-1]))
-fig, ax = plt.subplots(figsize=(9, 3.6))
+fig, ax = plt.subplots(figsize=(7, 3.4))
 point_ci(per_seed, x="x", hue="series", value="rank", ax=ax, palette=colours, order=order,
          dodge=0.3)
 ax.set(xticks=range(4), xticklabels=MATRICES, ylabel="$r_{90}$ (mean over layers)",
-       title="Effective rank under three optimisation schedules, with random-walk nulls")
-ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+       title="Effective rank under three optimisation schedules,\nwith random-walk nulls")
+handles, labels = ax.get_legend_handles_labels()
+by_label = dict(zip(labels, handles))
+shown_order = order[::2] + order[1::2]         # two columns: each setting, then its null
 fig.tight_layout()
+fig.legend([by_label[s] for s in shown_order], shown_order, loc="upper center",
+           bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
 
 # %% [markdown]
 # ## 2. How much does $r_{90}$ depend on the snapshot count, spacing and threshold?
@@ -183,17 +190,20 @@ sens["kind"] = np.where(sens.matrix.isin(["W_Q", "W_K"]), "W_Q, W_K", "W_V, W_O"
 sens["series"] = sens.kind + np.where(sens.source == "real", "", " – random walk")
 sens_seed = sens.groupby(["seed", "spacing", "threshold", "count", "series"],
                          as_index=False)["rank"].mean()
-panels = [("even", t) for t in sorted(sens.threshold.unique())] + [("log", 0.9)]
-fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=True)
-for ax, (spacing, threshold) in zip(axes, panels):
+sens_panels = [("even", t) for t in sorted(sens.threshold.unique())] + [("log", 0.9)]
+fig, axes = panels(len(sens_panels), height=2.6, sharey=True)
+for ax, (spacing, threshold) in zip(axes, sens_panels):
     part = sens_seed[(sens_seed.spacing == spacing) & (sens_seed.threshold == threshold)]
     band_plot(part, x="count", hue="series", value="rank", ax=ax, palette="Paired")
     ax.set(title=f"{spacing} spacing, threshold {threshold:.0%}", xlabel="snapshots used")
-axes[0].set_ylabel("effective rank (mean over layers)")
-axes[-1].legend(fontsize=7)
-fig.suptitle("Effective rank vs. snapshot count, spacing and variance threshold "
+for ax in axes[::2]:
+    ax.set_ylabel("effective rank\n(mean over layers)")
+handles, labels = axes[-1].get_legend_handles_labels()
+fig.suptitle("Effective rank vs. snapshot count, spacing and variance threshold\n"
              "(mean, 95% CI over seeds)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+           frameon=False)
 
 # %% [markdown]
 # ## 3. When does the trajectory become low-dimensional?
@@ -214,7 +224,7 @@ timed = manifold.time_resolved(main, window=window)
 layer_mean = timed.groupby(["seed", "matrix", "fraction"], as_index=False)[
     ["growing", "sliding", "outside", "growing_null", "sliding_null"]].mean()
 null_mean = layer_mean.groupby("fraction")[["growing_null", "sliding_null"]].mean()
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
+fig, axes = panels(3, height=2.7)
 for ax, column, label in zip(axes, ["growing", "sliding", "outside"],
                              ["$r_{90}$, growing window", f"$r_{{90}}$, last {window} snapshots",
                               "outside fraction of $\\|W_t - W_0\\|$"]):
@@ -223,12 +233,18 @@ for ax, column, label in zip(axes, ["growing", "sliding", "outside"],
         ax.plot(null_mean.index, null_mean[column + "_null"], color="k", ls="--", lw=1,
                 label="random walk")
     ax.set(xlabel="fraction of training", ylabel=label)
-axes[2].axhline(manifold.LOCK_IN_LEVEL, color="k", ls=":", lw=1)
-axes[2].axvspan(0.2, 0.3, color="k", alpha=0.06, lw=0)
-axes[0].legend(fontsize=8)
-fig.suptitle("Time-resolved dimension (mean over layers; 95% CI over seeds; dashed: matched "
-             "random walks); shaded: the paper's 20–30%")
+axes[2].axhline(manifold.LOCK_IN_LEVEL, color="k", ls=":", lw=1, label="lock-in level")
+axes[2].axvspan(0.2, 0.3, color="k", alpha=0.06, lw=0, label="the paper's 20–30%")
+handles, labels = axes[0].get_legend_handles_labels()
+extra = {l: h for h, l in zip(*axes[2].get_legend_handles_labels())}
+handles += [extra["lock-in level"], extra["the paper's 20–30%"]]
+labels += ["lock-in level", "the paper's 20–30%"]
+fig.suptitle("Time-resolved dimension (mean over layers; 95% CI over seeds)")
 fig.tight_layout()
+# the legend in the grid's empty fourth cell, beside the outside-fraction panel
+right, bottom = axes[1].get_position(), axes[2].get_position()
+fig.legend(handles, labels, loc="center", frameon=False,
+           bbox_to_anchor=((right.x0 + right.x1) / 2, (bottom.y0 + bottom.y1) / 2))
 
 # %% tags=["hide-input"]
 lock = manifold.lock_in_table(main, null_draws=S.null_draws)
@@ -272,7 +288,7 @@ dense_lock = manifold.dense_lock_in_table(dense_cfgs, null_draws=S.null_draws)
 curves = manifold.dense_outside_curves(dense_cfgs, null_draws=S.null_draws)
 curve_seed = curves.groupby(["seed", "step"], as_index=False)[["real", "null"]].mean()
 dense_until = dense_cfgs[0].train.dense_until
-fig, ax = plt.subplots(figsize=(8, 3.4))
+fig, ax = plt.subplots(figsize=(7, 3.6))
 shown = curve_seed[curve_seed.step <= 1.5 * dense_until]
 long = (shown.rename(columns={"null": "random walk"})
         .melt(["seed", "step"], var_name="series", value_name="outside"))
@@ -283,9 +299,9 @@ ax.plot(regular_points.index, regular_points.values, "o", color="#e69f00", ms=5,
         label=f"regular snapshots ({cfg.train.snapshot_every} steps)")
 ax.axhline(manifold.LOCK_IN_LEVEL, color="k", ls=":", lw=1, label="lock-in level $\\sqrt{0.1}$")
 ax.set(xlabel="step", ylabel="outside fraction (mean over blocks)",
-       title="Outside fraction of $\\|W_t - W_0\\|$ at dense snapshots "
+       title="Outside fraction of $\\|W_t - W_0\\|$ at dense snapshots\n"
              "(95% CI over seeds; null: walks on the real per-interval norms)")
-ax.legend(fontsize=8)
+ax.legend(loc="upper right")
 fig.tight_layout()
 
 # %% tags=["hide-input"]
@@ -333,7 +349,7 @@ COMPARISONS = ["seed", "layer", "m (same seed)", "seed (same m)", "random"]
 dim = cfg.model.d_model ** 2
 angles["overlap"] = np.where(angles.comparison == "random", 1 - angles.distance ** 2,
                              angles.mean_cos2)
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+fig, axes = panels(2, height=2.7, columns=1, sharex=True)
 sns.stripplot(angles, x="comparison", y="distance", order=COMPARISONS, hue="comparison",
               legend=False, alpha=0.6, size=3, ax=axes[0], palette="deep")
 axes[0].set(ylabel="projection distance", title=f"Distance between top-{k_subspace} subspaces")
@@ -342,9 +358,8 @@ sns.boxplot(angles, x="comparison", y="overlap", order=COMPARISONS, ax=axes[1], 
 axes[1].axhline(k_subspace / dim, color="k", ls=":", lw=1, label="random: $k/D$")
 axes[1].set(yscale="log", ylabel="overlap $\\overline{\\cos^2\\theta}$",
             title="Overlap (log scale) vs. random expectation")
-axes[1].legend(fontsize=8)
-for ax in axes:
-    ax.tick_params(axis="x", labelrotation=20)
+axes[1].legend(loc="upper right")
+axes[0].set_xlabel("")
 fig.tight_layout()
 
 # %% tags=["hide-input"]

@@ -44,7 +44,7 @@ from modadd import manifold
 import modadd.metrics
 from modadd import registry
 from modadd.claims import ch04
-from modadd.plots import band_plot, entropy_panels, book_style, panels
+from modadd.plots import band_plot, entropy_panels, book_style, panels, shared_legend
 from modadd.report import fmt_ci
 from modadd.stats import bounded_mean_ci, mean_ci
 
@@ -128,7 +128,7 @@ dense_until = dense_cfgs[0].train.dense_until
 early = dense_metrics[(dense_metrics.metric == "entropy")
                       & (dense_metrics.layer == cfg.model.n_layers - 1)
                       & (dense_metrics.step <= 1.5 * dense_until)]
-fig, ax = plt.subplots(figsize=(8, 3.6))
+fig, ax = plt.subplots(figsize=(7, 3.4))
 band_plot(early, x="step", hue="m", value="value", ax=ax, label_fmt="m={}")
 on_grid = early[early.step % cfg.train.snapshot_every == 0].groupby(["m", "step"]).value.mean()
 line_colour = {line.get_label(): line.get_color() for line in ax.get_lines()}
@@ -137,10 +137,12 @@ for m, part in on_grid.groupby(level="m"):
             color=line_colour.get(f"m={m}", "k"))
 ax.axhline(np.log(T), color="k", ls=":", lw=1)
 ax.set(xlabel="step", ylabel="readout entropy (last layer)",
-       title=f"Last-layer readout entropy, every {dense_cfgs[0].train.dense_every} steps "
+       title=f"Last-layer readout entropy, every {dense_cfgs[0].train.dense_every} steps\n"
              f"(lines, 95% CI over seeds) and every {cfg.train.snapshot_every} (dots)")
-ax.legend(fontsize=8)
+handles, names = ax.get_legend_handles_labels()
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
+           frameon=False)
 
 # %% [markdown]
 # The transition per layer at both resolutions, on the same dense-snapshot runs (their regular
@@ -169,18 +171,28 @@ picks = sorted({1, n_snapshots // 2, n_snapshots - 1})
 m_show = max(cfg.task.m_values)
 maps = bubbling.readout_heatmaps(configs[0], picks, m_show)
 labels = [{0: "·", 1: "M", 2: "v", 3: "Q"}[int(c)] for c in maps["classes"]]
-fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 0.28 * cfg.model.n_layers
-                                                  * cfg.model.n_heads + 1.6), sharey=True)
-for ax, rows, step in zip(np.atleast_1d(axes), maps["attention"], maps["steps"]):
-    sns.heatmap(rows, ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar=step == maps["steps"][-1],
+fig, axes = panels(len(picks), height=max(2.0, 0.15 * cfg.model.n_layers * cfg.model.n_heads + 0.6),
+                   sharey=True)
+for ax, rows, step in zip(axes, maps["attention"], maps["steps"]):
+    sns.heatmap(rows, ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar=False,
                 xticklabels=labels,
                 yticklabels=[f"{l}.{h}" for l in range(cfg.model.n_layers)
                              for h in range(cfg.model.n_heads)])
-    ax.set(title=f"step {step}", xlabel="position (M marker, v value, · distractor)")
-    ax.tick_params(axis="x", labelrotation=0, labelsize=7)
-np.atleast_1d(axes)[0].set_ylabel("layer.head")
-fig.suptitle(f"Readout attention of one m={m_show} example over training (seed 0)")
+    ax.set(title=f"step {step}", xlabel="position")
+    ax.tick_params(axis="x", labelrotation=0)
+for ax in axes[::2]:
+    ax.set_ylabel("layer.head")
+fig.suptitle(f"Readout attention of one m={m_show} example over training (seed 0)\n"
+             "positions: M marker, v value, · distractor")
 fig.tight_layout()
+if len(axes) > 1 and len(axes) % 2:     # the colour bar in the grid's empty last cell
+    beside, row = axes[-2].get_position(), axes[-1].get_position()
+    cax = fig.add_axes([beside.x0, row.y0, 0.03, row.height])
+else:                                   # else beside the last row, in room made for it
+    fig.subplots_adjust(right=0.86)
+    row = axes[-1].get_position()
+    cax = fig.add_axes([0.89, row.y0, 0.03, row.height])
+fig.colorbar(axes[0].collections[0], cax=cax, label="attention weight")
 
 # %% [markdown]
 # ## 3. Attention mass on the task tokens: which layers route
@@ -194,18 +206,21 @@ profiles["task_mass"] = profiles.mass_marker + profiles.mass_value
 per_layer = profiles.groupby(["seed", "step", "layer"], as_index=False)[
     ["task_mass", "mass_marker", "mass_value", "top1", "entropy_norm"]].mean()
 uniform_share = np.mean([2 * m / T for m in cfg.task.m_values])
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
+fig, axes = panels(3, height=2.7)
 for ax, column, label in zip(axes, ["mass_marker", "mass_value", "top1"],
                              ["mass on marker tokens", "mass on value tokens",
                               "top-1 mass (largest weight)"]):
     band_plot(per_layer, x="step", hue="layer", value=column, ax=ax, label_fmt="layer {}")
     ax.set(xlabel="step", ylabel=label)
-axes[0].axhline(uniform_share / 2, color="k", ls=":", lw=1)
+axes[0].axhline(uniform_share / 2, color="k", ls=":", lw=1, label="uniform attention")
 axes[1].axhline(uniform_share / 2, color="k", ls=":", lw=1)
-axes[0].legend(fontsize=7)
-fig.suptitle("Readout routing per layer (mean over heads and m; 95% CI over seeds; "
-             "dotted: uniform attention)")
+handles, names = axes[0].get_legend_handles_labels()
+fig.suptitle("Readout routing per layer\n(mean over heads and m; 95% CI over seeds)")
 fig.tight_layout()
+# the legend in the grid's empty fourth cell
+right, bottom = axes[1].get_position(), axes[2].get_position()
+fig.legend(handles, names, loc="center", frameon=False,
+           bbox_to_anchor=((right.x0 + right.x1) / 2, (bottom.y0 + bottom.y1) / 2))
 
 # %% [markdown]
 # Per head: normalised readout entropy ($1$ = uniform) of every head over training, mean over $m$,
@@ -213,15 +228,17 @@ fig.tight_layout()
 
 # %% tags=["hide-input"]
 per_head = profiles.groupby(["seed", "step", "layer", "head"], as_index=False)["entropy_norm"].mean()
-fig, axes = plt.subplots(1, cfg.model.n_layers, figsize=(3.2 * cfg.model.n_layers, 3.2),
-                         sharey=True, squeeze=False)
-for ax, layer in zip(axes[0], range(cfg.model.n_layers)):
+fig, axes = panels(cfg.model.n_layers, height=2.4, sharey=True)
+for ax, layer in zip(axes, range(cfg.model.n_layers)):
     band_plot(per_head[per_head.layer == layer], x="step", hue="head", value="entropy_norm",
               ax=ax, palette="crest", label_fmt="head {}")
     ax.set(title=f"layer {layer}", xlabel="step", ylabel="entropy / ln T")
-axes[0][0].legend(fontsize=7)
-fig.suptitle("Normalised readout entropy per head (mean over m; 95% CI over seeds)")
+for ax in axes[1::2]:
+    ax.set_ylabel("")                                   # shared with the panel on its left
+handles, names = axes[0].get_legend_handles_labels()
+fig.suptitle("Normalised readout entropy per head\n(mean over m; 95% CI over seeds)")
 fig.tight_layout()
+shared_legend(fig, axes, handles, names, ncol=None if len(axes) % 2 else len(names))
 
 # %% [markdown]
 # Per head at the end of training (mean over $m$ and seeds): the mass on values, markers and
@@ -258,7 +275,7 @@ ax.plot([0, top], [0, top], color="k", ls=":", lw=1, label="same step")
 ax.set(xlabel="lock-in step (chapter 3, dense snapshots)",
        ylabel="entropy transition midpoint (step)",
        title=f"r = {fmt_ci(r_all[:3], bounds=(-1, 1))} over {r_all[3]} seed×layer points")
-ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")
 fig.tight_layout()
 display(Markdown(ch04.timing_text(gap, r_last, dense_trans["mid"])))
 
@@ -282,18 +299,20 @@ per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
 ablation = pd.concat([bubbling.ablation_table(c, n_examples=S.ablation_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 points = sorted(ablation.step.unique())
-fig, axes = plt.subplots(1, len(points), figsize=(4.3 * len(points), 3.4), sharey=True,
-                         squeeze=False)
-for ax, step in zip(axes[0], points):
+fig, axes = panels(len(points), height=2.7, sharey=True)
+for ax, step in zip(axes, points):
     band_plot(ablation[ablation.step == step], x="k", hue="m", value="accuracy", ax=ax,
               label_fmt="m={}")
     ax.set(xscale="log", title=f"step {step}", xlabel="k (attention weights kept per row)",
            ylabel="held-out accuracy")
     ax.set_xticks(sorted(ablation.k.unique()), labels=[str(k) for k in sorted(ablation.k.unique())])
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
-axes[0][0].legend(fontsize=8)
+for ax in axes[1::2]:
+    ax.set_ylabel("")                                   # shared with the panel on its left
+handles, names = axes[0].get_legend_handles_labels()
 fig.suptitle("Top-k attention ablation (mean, 95% CI over seeds)")
 fig.tight_layout()
+shared_legend(fig, axes, handles, names, ncol=None if len(axes) % 2 else len(names))
 
 # %% [markdown]
 # ## 6. Claims ledger rows
@@ -371,15 +390,14 @@ display(Markdown(
     f"run's within the first steps (as chapter 9 §7 measures across hosts), so it is a sibling "
     f"of the committed run, not the run itself. Its probe accuracies below compare with the "
     f"committed run's final ones ({final_acc})."))
-table.rename(columns={"max_abs_logit_diff": "max |Δ logit|", "max_abs_logit": "max |logit|",
-                      "argmax_agreement": "same answer", "accuracy_ours": "accuracy (ours)",
-                      "accuracy_tl": "accuracy (TL)",
-                      "max_abs_pattern_diff": "max |Δ pattern|",
-                      "max_abs_resid_diff": "max |Δ residual|",
-                      "max_abs_logit_diff_fp64": "max |Δ logit|, float64"}).style.format(
-    {"max |Δ logit|": "{:.1e}", "max |logit|": "{:.1f}", "same answer": "{:.0%}",
-     "accuracy (ours)": "{:.3f}", "accuracy (TL)": "{:.3f}", "max |Δ pattern|": "{:.1e}",
-     "max |Δ residual|": "{:.1e}", "max |Δ logit|, float64": "{:.0e}"})
+formats = {"max |Δ logit|": "{:.1e}", "max |logit|": "{:.1f}", "same answer": "{:.0%}",
+           "accuracy (ours)": "{:.3f}", "accuracy (TL)": "{:.3f}", "max |Δ pattern|": "{:.1e}",
+           "max |Δ residual|": "{:.1e}", "max |Δ logit|, float64": "{:.0e}"}
+shown = table.rename(columns=dict(zip(agreement["columns"], formats))).T   # sets as columns
+styler = shown.style
+for row, fmt in formats.items():
+    styler = styler.format(fmt, subset=pd.IndexSlice[[row], :])
+styler
 
 # %% tags=["hide-input"]
 pattern = agreement["readout_pattern"]                   # [layer, head, position]
@@ -398,5 +416,5 @@ ax.set(xlabel="input token (* marker, v value; the last is the readout position)
        ylabel="layer, head",
        title=f"Readout row of blocks.{{l}}.attn.hook_pattern, probe example 0 of "
              f"{agreement['example_set']}")
-ax.tick_params(axis="x", labelsize=8, rotation=0)
+ax.tick_params(axis="x", rotation=90)
 fig.tight_layout()

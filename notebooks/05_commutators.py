@@ -52,7 +52,7 @@ from modadd import commutator
 from modadd import registry
 from modadd.claims import ch05
 from modadd.model import Transformer
-from modadd.plots import band_plot, book_style, panels
+from modadd.plots import band_plot, book_style, panels, shared_legend
 from modadd.report import fmt_ci
 from modadd.stats import mean_ci
 
@@ -105,20 +105,22 @@ display(Markdown(
 # %% tags=["hide-input"]
 scalars["grad_norm"] = np.sqrt(scalars.grad_norm_a * scalars.grad_norm_b)
 scalars["loss"] = (scalars.loss_a + scalars.loss_b) / 2
-panels = [("delta_norm", "‖δ‖ (float64, direct)"), ("grad_norm", "√(‖g_A‖‖g_B‖)"),
-          ("loss", "batch loss (mean of A, B)"), ("hessian_norm", "λ_max of the Hessian"),
-          ("defect_original", "original defect ‖δ‖/(η²‖g_A‖‖g_B‖)"),
-          ("defect_hessian", "Hessian-scale defect")]
-fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+quantities = [("delta_norm", "‖δ‖ (float64, direct)"), ("grad_norm", "√(‖g_A‖‖g_B‖)"),
+              ("loss", "batch loss\n(mean of A, B)"), ("hessian_norm", "λ_max of the Hessian"),
+              ("defect_original", "original defect\n‖δ‖/(η²‖g_A‖‖g_B‖)"),
+              ("defect_hessian", "Hessian-scale defect")]
+fig, axes = panels(len(quantities), height=2.4, sharex=True)
 measured = scalars[scalars.step > 0]
-for ax, (column, label) in zip(axes.flat, panels):
+for i, (ax, (column, label)) in enumerate(zip(axes, quantities)):
     point = pd.concat([commutator.over_pairs(measured, column, q=q).assign(stat=name)
                        for q, name in ((0.5, "median over pairs"), (0.9, "p90 over pairs"))])
     band_plot(point, x="step", hue="stat", value=column, ax=ax, log=True, palette="rocket")
-    ax.set(xlabel="step", ylabel=label)
-axes[0][0].legend(fontsize=7)
+    ax.set(xlabel="step" if i >= len(quantities) - 2 else "", ylabel=label)
+handles, labels = axes[0].get_legend_handles_labels()
 fig.suptitle(f"Commutator scale over training (mean, 95% CI over {len(configs)} seeds)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
+           frameon=False)
 
 # %% tags=["hide-input"]
 def phase_table(frame: pd.DataFrame, columns: dict, by=()) -> pd.DataFrame:
@@ -159,7 +161,7 @@ phase_table(scalars, {"delta_norm": "‖δ‖", "defect_hessian": "Hessian-scale
 # steps round to the same float32 numbers).
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+fig, axes = panels(2, height=3.0)
 point = commutator.over_pairs(scalars[scalars.step > 0], "delta32_error")
 band_plot(point, x="step", value="delta32_error", ax=axes[0], log=True)
 axes[0].axhline(1, color="k", ls=":", lw=1)
@@ -169,7 +171,7 @@ band_plot(commutator.over_pairs(ratio[ratio.step > 0], "norm_ratio"), x="step", 
           ax=axes[1], log=True)
 axes[1].axhline(1, color="k", ls=":", lw=1)
 axes[1].set(xlabel="step", ylabel="‖δ₃₂‖ / ‖δ‖", title="norm the original would report")
-fig.suptitle("Float32 cancellation (median over pairs; mean, 95% CI over seeds)")
+fig.suptitle("Float32 cancellation\n(median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
 f32_error = {which: seed_stat(scalars, "delta32_error", which) for which in ("early", "late")}
 display(Markdown(
@@ -188,9 +190,9 @@ display(Markdown(
 basis_order = list(commutator.BASES)
 delta = rho[(rho.vector == "delta") & (rho.step > 0)]
 ks = sorted(delta.k.unique())
-fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.8), sharey=True, squeeze=False)
+fig, axes = panels(len(ks), height=2.7, sharey=True)
 palette = dict(zip(basis_order, sns.color_palette("deep", len(basis_order))))
-for ax, k in zip(axes[0], ks):
+for i, (ax, k) in enumerate(zip(axes, ks)):
     for basis in basis_order:
         part = commutator.over_pairs(delta[(delta.k == k) & (delta.basis == basis)], "rho")
         part = part.dropna()
@@ -198,13 +200,15 @@ for ax, k in zip(axes[0], ks):
             continue
         band_plot(part.assign(b=basis), x="step", hue="b", value="rho", ax=ax, log=True,
                   palette=[palette[basis]])
-    ax.axhline(np.sqrt(n_blocks * k / P_live), color="k", ls=":", lw=1)
-    ax.axhline(np.sqrt(n_blocks * k / P_original), color="k", ls="-.", lw=1)
-    ax.set(title=f"k = {k} per block (K = {n_blocks * k})", xlabel="step", ylabel="ρ = ‖Πδ‖/‖δ‖")
-axes[0][0].legend(fontsize=7)
-fig.suptitle("Commutator norm fraction in the execution subspace vs random subspaces "
+    ax.axhline(np.sqrt(n_blocks * k / P_live), color="k", ls=":", lw=1, label="√(K/P_live)")
+    ax.axhline(np.sqrt(n_blocks * k / P_original), color="k", ls="-.", lw=1,
+               label="√(K/P), dead weights included")
+    ax.set(title=f"k = {k} per block (K = {n_blocks * k})", xlabel="step",
+           ylabel="ρ = ‖Πδ‖/‖δ‖" if i % 2 == 0 else "")
+fig.suptitle("Commutator norm fraction in the execution subspace vs random subspaces\n"
              "(median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
+shared_legend(fig, axes, ncol=2)    # one entry per series, over all panels
 
 # %% [markdown]
 # The same numbers for $k$ = `k_main`, in the three readings the original mixed up: the norm
@@ -230,18 +234,21 @@ vectors = ["delta", "g_a", "g_b", "update", "next_interval"]
 names = {"delta": "commutator δ", "g_a": "gradient g_A", "g_b": "gradient g_B",
          "update": "AdamW update (1 step)", "next_interval": "movement to next snapshot",
          "delta32": "δ₃₂ (original's form)"}
-fig, axes = plt.subplots(1, 3, figsize=(16, 3.9), sharey=True)
-for ax, basis in zip(axes, ["causal", "final", "held-out seed"]):
+BASES_SHOWN = ["causal", "final", "held-out seed"]
+fig, axes = panels(len(BASES_SHOWN), height=2.8, sharey=True)
+for i, (ax, basis) in enumerate(zip(axes, BASES_SHOWN)):
     part = rho[(rho.basis == basis) & (rho.k == S.k_main) & rho.vector.isin(vectors)
                & (rho.step > 0)]
     point = commutator.over_pairs(part, "ratio", by=["vector"]).dropna()
     point["vector"] = point.vector.map(names)
     band_plot(point, x="step", hue="vector", value="ratio", ax=ax, log=True, palette="tab10")
     ax.axhline(1, color="k", ls=":", lw=1)
-    ax.set(title=f"{basis} basis", xlabel="step", ylabel="ρ / ρ(random, same blocks)")
-axes[0].legend(fontsize=7)
-fig.suptitle(f"Fair enrichment ratio, k = {S.k_main} (median over pairs; mean, 95% CI over seeds)")
+    ax.set(title=f"{basis} basis", xlabel="step",
+           ylabel="ρ / ρ(random, same blocks)" if i % 2 == 0 else "")
+fig.suptitle(f"Fair enrichment ratio, k = {S.k_main}\n"
+             "(median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
+shared_legend(fig, axes)            # one entry per vector, over all panels
 
 # %% tags=["hide-input"]
 ratios = rho[(rho.k == S.k_main) & rho.basis.isin(["causal", "final", "held-out seed"])

@@ -114,21 +114,22 @@ quality = table[table.quantity.isin(["explained_variance", "l0", "dead_fraction"
 # %% tags=["hide-input"]
 assoc = table[table.quantity.str.startswith("association:")].copy()
 assoc["selection"] = assoc.quantity.str.split(":").str[1]
-fig, axes = plt.subplots(len(settings.kinds), len(layers), figsize=(5 * len(layers), 3.4 *
-                         len(settings.kinds)), sharey=True, squeeze=False)
-for i, kind in enumerate(settings.kinds):
-    for j, layer in enumerate(layers):
-        ax = axes[i][j]
-        part = assoc[(assoc.sae == kind) & (assoc.layer == layer)]
-        part = part.assign(series=part.selection + ", " + (part.stage.cat.codes + 1).astype(str)
-                           + " " + part.stage.astype(str))      # numbered: legend in time order
-        band_plot(part.rename(columns={"draw": "rank"}), x="rank", hue="series", value="value",
-                  ax=ax, palette="tab10")
-        ax.axhline(S.strong, color="k", ls=":", lw=1)
-        ax.set(title=f"{kind} SAE, layer {layer}", xlabel="latent rank", ylabel="association")
-axes[0][0].legend(fontsize=7)
-fig.suptitle("Association of the top latents with task features (mean, 95% CI over seeds)")
+cells = [(kind, layer) for kind in settings.kinds for layer in layers]
+fig, axes = panels(len(cells), height=2.6, sharey=True)
+for i, (ax, (kind, layer)) in enumerate(zip(axes, cells)):
+    part = assoc[(assoc.sae == kind) & (assoc.layer == layer)]
+    part = part.assign(series=part.selection + ", " + (part.stage.cat.codes + 1).astype(str)
+                       + " " + part.stage.astype(str))      # numbered: legend in time order
+    band_plot(part.rename(columns={"draw": "rank"}), x="rank", hue="series", value="value",
+              ax=ax, palette="tab10")
+    ax.axhline(S.strong, color="k", ls=":", lw=1)
+    ax.set(title=f"{kind} SAE, layer {layer}", xlabel="latent rank",
+           ylabel="association" if i % 2 == 0 else "")
+handles, labels = axes[0].get_legend_handles_labels()
+fig.suptitle("Association of the top latents with task features\n(mean, 95% CI over seeds)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+           frameon=False)
 n_strong = (assoc[assoc.selection == "m / positions"].assign(strong=lambda f: f.value >= S.strong)
             .groupby(["seed", "sae", "layer", "stage"], observed=True).strong.sum().reset_index())
 n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci3).unstack("stage")
@@ -143,21 +144,25 @@ profile = pd.concat([sae.latent_profile(configs[0], steps[-1], layer, settings)
                      for layer in layers], ignore_index=True)
 profile = profile[profile.selection == "m / positions"]
 features = [f for f in profile.feature.unique()]
-panels = [(k, l) for k in settings.kinds for l in layers]
-fig, axes = plt.subplots(len(panels), len(features), figsize=(3.1 * len(features),
-                         2.5 * len(panels)), squeeze=False, sharex="col")
-for i, (kind_, layer) in enumerate(panels):
-    for j, feature in enumerate(features):
-        ax = axes[i][j]
+for kind_ in settings.kinds:            # one figure per SAE kind: a feature per row, a layer per column
+    cells = [(feature, layer) for feature in features for layer in layers]
+    fig, axes = panels(len(cells), height=1.8)
+    for i, (ax, (feature, layer)) in enumerate(zip(axes, cells)):
         part = profile[(profile.sae == kind_) & (profile.layer == layer)
                        & (profile.feature == feature)]
         sns.lineplot(part, x="feature_value", y="mean_code", hue="rank", marker="o", ax=ax,
-                     palette="crest", legend=(i == 0 and j == 0))
-        ax.set(title=f"{kind_}, layer {layer}" if j == 0 else "", xlabel=feature,
-               ylabel="mean code" if j == 0 else "")
-fig.suptitle(f"Top-3 m/position latents: mean code by m and by marker position "
-             f"(seed 0, step {steps[-1]})")
-fig.tight_layout()
+                     palette="crest", legend=(i == 0))
+        ax.xaxis.get_major_locator().set_params(integer=True)     # m and positions are integers
+        ax.set(title=f"layer {layer}" if i < 2 or len(layers) != 2 else "", xlabel=feature,
+               ylabel="mean code" if i % 2 == 0 else "")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    fig.suptitle(f"{kind_} SAE, top-3 m/position latents: mean code by m and by marker "
+                 f"position\n(seed 0, step {steps[-1]})")
+    fig.tight_layout()
+    fig.legend(handles, labels, title="latent rank", loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=len(labels), frameon=False)
+    plt.show()
 
 # %% [markdown]
 # ## 3. Ablation through the model
@@ -178,18 +183,21 @@ drops = ch06.ablation_drops(table)      # per seed, stage, layer, SAE kind: mean
 long = drops.melt(id_vars=["seed", "stage", "layer", "sae"], value_vars=drop_columns,
                   var_name="effect", value_name="drop")
 long["stage index"] = long.stage.cat.codes.astype(float)
-panels = [(k, l) for k in settings.kinds for l in layers]
-fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), sharey=True,
-                         squeeze=False)
-for ax, (kind_, layer) in zip(axes[0], panels):
+cells = [(k, l) for k in settings.kinds for l in layers]
+fig, axes = panels(len(cells), height=2.7, sharey=True)
+for i, (ax, (kind_, layer)) in enumerate(zip(axes, cells)):
     point_ci(long[(long.sae == kind_) & (long.layer == layer)], x="stage index", hue="effect",
              value="drop", ax=ax, order=drop_columns, dodge=0.2)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(stage_order)), labels=stage_order)
-    ax.set(title=f"{kind_} SAE, layer {layer}", xlabel="stage", ylabel="accuracy drop")
-axes[0][0].legend(fontsize=7)
-fig.suptitle("Accuracy lost to the SAE and to zeroing latents (mean over m; 95% CI over seeds)")
+    ax.set(title=f"{kind_} SAE, layer {layer}", xlabel="stage",
+           ylabel="accuracy drop" if i % 2 == 0 else "")
+handles, labels = axes[0].get_legend_handles_labels()
+fig.suptitle("Accuracy lost to the SAE and to zeroing latents\n"
+             "(mean over m; 95% CI over seeds)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+           frameon=False)
 
 # %% [markdown]
 # The same drops as numbers, and the held-out accuracy per $m$ at the last stage (mean [95% CI]
@@ -207,17 +215,19 @@ last_stage = acc[acc.step == steps[-1]]        # random: each seed's mean over i
 # (layer $L$: after the last block), for $m$ and for the label; dotted: majority-class rate.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=True)
+fig, axes = panels(2, height=3.0, sharey=True)
 for ax, target in zip(axes, ["m", "label"]):
     part = probes[probes.target == target].assign(       # numbered: legend in time order
         stage=lambda f: f.step.map({s: f"{i + 1} {stage_name[s]}" for i, s in enumerate(steps)}))
     band_plot(part, x="layer", hue="stage", value="test_accuracy", ax=ax, palette="viridis")
     ax.axhline(part.majority.mean(), color="k", ls=":", lw=1)
-    ax.set(title=f"probe for {target}", xlabel="layer (residual entering it)",
-           ylabel="held-out accuracy")
-axes[0].legend(fontsize=8)
+    ax.set(title=f"probe for {target}", xlabel="layer (residual entering it)")
+axes[0].set_ylabel("held-out accuracy")
+handles, labels = axes[0].get_legend_handles_labels()
 fig.suptitle("Held-out linear probes (mean, 95% CI over seeds)")
 fig.tight_layout()
+fig.legend(handles, labels, title="stage", loc="upper center", bbox_to_anchor=(0.5, 0.0),
+           ncol=len(labels), frameon=False)
 
 # %% [markdown]
 # ## 5. Claims ledger row

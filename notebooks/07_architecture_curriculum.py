@@ -107,19 +107,21 @@ DIFF = (-1.0, 1.0)            # ... accuracy differences in [-1, 1]
 
 def accuracy_panels(frame: pd.DataFrame, arm_names: list, title: str, marks=None):
     """Held-out accuracy per m over training, one panel per arm, seed mean with 95% CI."""
-    fig, axes = plt.subplots(1, len(arm_names), figsize=(3.6 * len(arm_names), 3.2),
-                             sharey=True, squeeze=False)
-    for ax, arm in zip(axes[0], arm_names):
+    fig, axes = panels(len(arm_names), height=2.9, sharey=True)
+    top = 1.2 if marks else 1.08          # room above accuracy 1 for the stage labels
+    for i, (ax, arm) in enumerate(zip(axes, arm_names)):
         band_plot(frame[frame.arm == arm], x="step", hue="m", ax=ax, label_fmt="m={}")
         ax.axhline(chance, color="grey", ls=":", lw=1)
         for step, m in (marks or {}).get(arm, []):
             ax.axvline(step, color="k", lw=0.6, alpha=0.5)
-            ax.text(step, 1.02, f" m={m}", fontsize=7, va="bottom")
-        ax.set(title=arm, xlabel="step", ylim=(0, 1.08))
-    axes[0, 0].set_ylabel("held-out accuracy")
-    axes[0, 0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(title, y=1.04)
+            ax.text(step, 1.03, f" m={m}", va="bottom")
+        ax.set(title=arm, xlabel="step", ylim=(0, top), yticks=np.linspace(0, 1, 6),
+               ylabel="held-out accuracy" if i % 2 == 0 else "")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(title.replace(" (", "\n(", 1))      # the parenthesis on a line of its own
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=len(labels), frameon=False)
 
 
 def final_table(frame: pd.DataFrame, arm_names: list) -> pd.DataFrame:
@@ -154,21 +156,22 @@ mlp_dims = mlp_dims[(mlp_dims.threshold == THRESHOLD)
                     & (mlp_dims.source != "shuffled increments")].assign(arm="with MLP")
 blocks = pd.concat([dims[dims.group == "block"], mlp_dims[mlp_dims.group == "mlp block"]])
 blocks["series"] = blocks.arm + ", " + blocks.source
-fig, axes = plt.subplots(1, 6, figsize=(17, 3.3), sharey=True)
+ALL_MATRICES = MATRICES + list(modadd.arms.MLP_MATRICES)
+fig, axes = panels(len(ALL_MATRICES), height=2.3, sharey=True, sharex=True)
 order = ["attention-only, mixed, real", "with MLP, real", "with MLP, random walk"]
 palette = dict(zip(order, ["#1f4e79", "#c0392b", "#b0b0b0"]))
-for ax, matrix in zip(axes, MATRICES + list(modadd.arms.MLP_MATRICES)):
+for i, (ax, matrix) in enumerate(zip(axes, ALL_MATRICES)):
     part = blocks[(blocks.matrix == matrix) & blocks.series.isin(order)]
     point_ci(part, x="layer", hue="series", value="rank", ax=ax, palette=palette,
              order=[o for o in order if o in set(part.series)])
-    ax.set(title=matrix + (" (MLP)" if matrix in modadd.arms.MLP_MATRICES else ""), xlabel="layer",
-           xticks=range(cfg.model.n_layers))
-axes[0].set_ylabel("$r_{90}$")
+    ax.set(title=matrix + (" (MLP)" if matrix in modadd.arms.MLP_MATRICES else ""),
+           xlabel="layer" if i >= len(ALL_MATRICES) - 2 else "", xticks=range(cfg.model.n_layers),
+           ylabel="$r_{90}$" if i % 2 == 0 else "")
 handles, labels = axes[0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.1))
-fig.suptitle("Effective rank of each weight matrix's trajectory (mean, 95% CI over seeds)",
-             y=1.03)
+fig.suptitle("Effective rank of each weight matrix's trajectory\n(mean, 95% CI over seeds)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
+           frameon=False)
 
 # %% [markdown]
 # Per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is over seeds),
@@ -337,20 +340,27 @@ summary = pd.DataFrame([(C, arm, m, ci[0], ci[1], ci[2],
                               & (difficulty.m == m)).sum()))
                         for (C, arm, m), ci in cells.items()],
                        columns=["C", "arm", "m", "mean", "low", "high", "size"])
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=False)
-for ax, (C, part) in zip(axes, summary.groupby("C")):
+by_modulus = list(summary.groupby("C"))
+rows_per_C = [part.arm.nunique() for _, part in by_modulus]     # one heatmap per modulus, stacked
+fig = plt.figure(figsize=(7, 0.55 * sum(rows_per_C) + 1.6 * len(by_modulus)))
+layout = fig.add_gridspec(len(by_modulus), 2, width_ratios=[40, 1], height_ratios=rows_per_C)
+axes = [fig.add_subplot(layout[i, 0]) for i in range(len(by_modulus))]
+colorbar = fig.add_subplot(layout[:, 1])
+for ax, (C, part) in zip(axes, by_modulus):
     wide = part.pivot(index="arm", columns="m", values="mean")
     label = part.assign(text=[f"{v:.2f}\n[{lo:.2f}, {hi:.2f}]\n(n={n})" if n > 1 else
                               f"{v:.2f}\n(n=1)" for v, lo, hi, n in
                               zip(part["mean"], part["low"], part["high"], part["size"])])
     label = label.pivot(index="arm", columns="m", values="text").loc[wide.index]
     sns.heatmap(wide, annot=label, fmt="", vmin=0, vmax=1, cmap="viridis", ax=ax,
-                cbar=ax is axes[-1], annot_kws={"fontsize": 7})
+                cbar=ax is axes[0], cbar_ax=colorbar if ax is axes[0] else None,
+                annot_kws={"fontsize": 9})
     ax.set(title=f"C = {C} (chance {1 / C:.3f})", xlabel="m (held-out)", ylabel="")
     ax.tick_params(axis="y", labelrotation=0)
     ax.grid(False)
-fig.suptitle("Final held-out accuracy: from scratch on one m vs mixed training "
-             "(mean, 95% CI over seeds, kept in [0, 1])", y=1.03)
+colorbar.set_ylabel("held-out accuracy")
+fig.suptitle("Final held-out accuracy: from scratch on one m vs mixed training\n"
+             "(mean, 95% CI over seeds, kept in [0, 1])")
 fig.tight_layout()
 
 # %% tags=["hide-input"]
@@ -371,15 +381,15 @@ for c in arms["paper SGD"] + arms["attention-only, mixed"][:len(arms["paper SGD"
     sgd_loss.append(log[["step", "loss"]].iloc[::50].assign(
         arm="paper SGD" if c.train.optimizer == "sgd" else "AdamW (book)", seed=c.seed))
 sgd_loss = pd.concat(sgd_loss)
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
+fig, axes = panels(2, height=3.0)
 band_plot(sgd_loss, x="step", hue="arm", value="loss", ax=axes[0], log=True, palette="deep")
 axes[0].axhline(np.log(cfg.task.C), color="grey", ls=":", lw=1, label="log C (uniform)")
 axes[0].set(title="training loss", xlabel="step")
-axes[0].legend(fontsize=8)
 band_plot(acc[acc.arm == "paper SGD"], x="step", hue="m", ax=axes[1], label_fmt="m={}")
 axes[1].axhline(chance, color="grey", ls=":", lw=1)
 axes[1].set(title="paper SGD: held-out accuracy per m", xlabel="step", ylim=(0, 1.05))
-axes[1].legend(fontsize=8)
+for ax in axes:                         # each panel's legend below it, off the data
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
 fig.tight_layout()
 sgd_final = final[final.arm == "paper SGD"]
 sgd_last_loss = sgd_loss[sgd_loss.arm == "paper SGD"].groupby("seed").loss.last()

@@ -108,16 +108,18 @@ acc = modadd.arms.arm_metrics(arms)
 final = acc[acc.step == acc.step.max()]
 book_style()
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+fig, axes = panels(len(arms), height=3.0, sharey=True)
 for ax, (arm, cfgs) in zip(axes, arms.items()):
     band_plot(acc[acc.arm == arm], x="step", hue="m", ax=ax, label_fmt="m={}")
     ax.axhline(chance_accuracy(cfgs[0].task), color="grey", ls=":", lw=1)
     ax.set(title=arm, xlabel="step", ylim=(0, 1.05))
 axes[0].set_ylabel("held-out accuracy")
-axes[0].legend(fontsize=8, loc="lower right")
-fig.suptitle(f"Held-out accuracy per m (mean, 95% CI over {len(arms['mul mod 7'])} "
-             "seeds; dotted: chance)", y=1.03)
+handles, labels = axes[0].get_legend_handles_labels()
+fig.suptitle(f"Held-out accuracy per m\n(mean, 95% CI over {len(arms['mul mod 7'])} "
+             "seeds; dotted: chance)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
+           frameon=False)
 display(Markdown(f"**Final held-out accuracy** (step {acc.step.max()}), mean [95% CI]:"))
 final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("m")
 
@@ -136,19 +138,20 @@ blocks = dims[dims.group == "block"].assign(series=lambda f: f.arm + ", " + f.so
 order = ["add mod 7, real", "mul mod 7, real", "add mod 7, random walk",
          "mul mod 7, random walk"]
 palette = dict(zip(order, ["#1f4e79", "#c0392b", "#9dbbd6", "#e6a9a2"]))
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.3), sharey=True)
-for ax, matrix in zip(axes, MATRICES):
+fig, axes = panels(len(MATRICES), height=2.6, sharey=True, sharex=True)
+for i, (ax, matrix) in enumerate(zip(axes, MATRICES)):
     point_ci(blocks[blocks.matrix == matrix], x="layer", hue="series", value="rank", ax=ax,
              palette=palette, order=order)
     ax.axhspan(3, 4, color="#1f4e79", alpha=0.07, lw=0)
     ax.axhspan(4, 6, color="#c0392b", alpha=0.07, lw=0)
-    ax.set(title=matrix, xlabel="layer", xticks=range(cfg.model.n_layers))
-axes[0].set_ylabel("$r_{90}$")
+    ax.set(title=matrix, xlabel="layer" if i >= len(MATRICES) - 2 else "",
+           xticks=range(cfg.model.n_layers), ylabel="$r_{90}$" if i % 2 == 0 else "")
 handles, labels = axes[0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.1))
-fig.suptitle("Effective rank per block (mean, 95% CI over seeds); shaded: the paper's 3–4 "
-             "(addition) and 4–6 (multiplication)", y=1.03)
+fig.suptitle("Effective rank per block (mean, 95% CI over seeds)\nshaded: the paper's 3–4 "
+             "(addition) and 4–6 (multiplication)")
 fig.tight_layout()
+fig.legend(handles, labels, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
+           frameon=False)
 
 # %% tags=["hide-input"]
 per_seed = blocks.groupby(["arm", "seed", "matrix", "source"], as_index=False)["rank"].mean()

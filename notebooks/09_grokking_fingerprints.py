@@ -96,7 +96,7 @@ labels["role"] = np.where(labels.perturbation >= 0, "perturbed", "main")
 wds = sorted(labels.weight_decay.unique())
 cfg = main_runs[0].config
 book_style()
-display(grokking.grokking_preset_table().loc[[preset]])
+display(grokking.grokking_preset_table().loc[[preset]].T)   # one column: fits the page
 
 # %% [markdown]
 # ## 2. Training curves and steps to grok
@@ -108,31 +108,36 @@ display(grokking.grokking_preset_table().loc[[preset]])
 # %% tags=["hide-input"]
 curves = pd.concat([grokking.curves(r).assign(seed=r.config.seed, weight_decay=r.config.train.weight_decay)
                     for r in main_runs])
-fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 6.2), sharex=True,
-                         sharey="row", squeeze=False)
+# one row per weight decay: accuracy (left) and loss (right)
+fig, axes = plt.subplots(len(wds), 2, figsize=(7, 2.4 * len(wds) + 0.4), sharex=True,
+                         sharey="col", squeeze=False)
 colours = sns.color_palette("deep", S.seeds)
-for col, wd in enumerate(wds):
+for row, wd in enumerate(wds):
     part = curves[curves.weight_decay == wd]
     for seed, run in part.groupby("seed"):
         run = run[run.step > 0]
         c = colours[seed % len(colours)]
-        axes[0, col].plot(run.step, run.train_accuracy, color=c, ls="--", lw=1)
-        axes[0, col].plot(run.step, run.accuracy, color=c, lw=1.4, label=f"seed {seed}")
-        axes[1, col].plot(run.step, run.train_loss, color=c, ls="--", lw=1)
-        axes[1, col].plot(run.step, run.loss, color=c, lw=1.4)
+        axes[row, 0].plot(run.step, run.train_accuracy, color=c, ls="--", lw=1)
+        axes[row, 0].plot(run.step, run.accuracy, color=c, lw=1.4, label=f"seed {seed}")
+        axes[row, 1].plot(run.step, run.train_loss, color=c, ls="--", lw=1)
+        axes[row, 1].plot(run.step, run.loss, color=c, lw=1.4)
         g = labels[(labels.role == "main") & (labels.weight_decay == wd) &
                    (labels.seed == seed)].grok_step.iloc[0]
         if pd.notna(g):
-            for ax in axes[:, col]:
+            for ax in axes[row]:
                 ax.axvline(g, color=c, ls=":", lw=1)
-    axes[0, col].set(title=f"weight decay {wd:g}", xscale="log", ylim=(-0.02, 1.02))
-    axes[1, col].set(xlabel="step", yscale="log")
-axes[0, 0].set_ylabel("accuracy")
-axes[1, 0].set_ylabel("cross-entropy")
-axes[0, 0].legend(fontsize=7, loc="upper left")
-fig.suptitle("Training (dashed) and held-out (solid) accuracy and loss; dotted: grokking step",
-             y=1.0)
+    axes[row, 0].set(title=f"weight decay {wd:g}: accuracy", xscale="log", ylim=(-0.02, 1.02),
+                     ylabel="accuracy")
+    axes[row, 1].set(title=f"weight decay {wd:g}: loss", yscale="log", ylabel="cross-entropy")
+for ax in axes[-1]:
+    ax.set_xlabel("step")
+styles = [plt.Line2D([], [], color="grey", ls=ls, lw=lw, label=name) for name, ls, lw in
+          (("training", "--", 1), ("held-out", "-", 1.4), ("grokking step", ":", 1))]
+handles = axes[0, 0].get_legend_handles_labels()[0] + styles
+fig.suptitle("Accuracy and loss on the training and held-out splits, one colour per seed")
 fig.tight_layout()
+fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+           frameon=False)
 
 # %% tags=["hide-input"]
 main_labels = labels[labels.role == "main"]
@@ -160,18 +165,19 @@ grok_table.style.hide(axis="index")
 # %% [markdown]
 # ## 3. The fingerprints
 # Each column is one fingerprint: the 19 quantiles of $\log p(\text{correct answer})$ over the
-# probe set, coloured by value, for seed 0 at each weight decay. Top: the 500 **held-out** probes
-# (what we record); bottom: 500 **training** probes (the fork's choice of split). Once the
-# training set is memorised the training probes pile up at $\log p \approx 0$ and stop moving,
-# while the held-out ones carry the generalisation.
+# probe set, coloured by value, for seed 0 at each weight decay (one row each). Left: the 500
+# **held-out** probes (what we record); right: 500 **training** probes (the fork's choice of
+# split). Once the training set is memorised the training probes pile up at $\log p \approx 0$
+# and stop moving, while the held-out ones carry the generalisation.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(2, len(wds), figsize=(4.2 * len(wds), 5.6), sharey=True,
+# one row per weight decay: held-out probes (left), training probes (right)
+fig, axes = plt.subplots(len(wds), 2, figsize=(7, 2.2 * len(wds) + 0.9), sharey=True,
                          squeeze=False, layout="constrained")
 vmin = min(float(np.percentile(grokking.fingerprint_series(r)[1], 1)) for r in main_runs)
-for col, wd in enumerate(wds):
+for row, wd in enumerate(wds):
     run = next(r for r in main_runs if r.config.train.weight_decay == wd)
-    for row, split in enumerate(("heldout", "train")):
+    for col, split in enumerate(("heldout", "train")):
         ax = axes[row, col]
         if split not in run.fingerprints:
             ax.set_visible(False)
@@ -181,11 +187,13 @@ for col, wd in enumerate(wds):
         mesh = ax.pcolormesh(steps, q, series.T, shading="nearest", cmap="magma",
                              vmin=vmin, vmax=0)
         ax.set(title=f"wd {wd:g}, {'held-out' if split == 'heldout' else 'training'} probes",
-               xlabel="step" if row else None)
-    axes[0, col].sharex(axes[1, col])
+               xlabel="step" if row == len(wds) - 1 else None)
+    axes[row, 1].sharex(axes[row, 0])
 for ax in axes[:, 0]:
     ax.set_ylabel("quantile level")
-fig.colorbar(mesh, ax=axes, label="log p(correct answer)", shrink=0.8)
+fig.colorbar(mesh, ax=axes, label="log p(correct answer)", location="bottom", shrink=0.6,
+             aspect=30)
+fig.get_layout_engine().set(wspace=0.08)
 fig.suptitle("Fingerprint sequences, seed 0")
 plt.show()
 
@@ -228,10 +236,11 @@ motion_table
 eig, errors = grokking.spectra_tables(runs, S.n_delays, S.rank, S.ridge)
 eig = eig.merge(labels[["key", "weight_decay", "seed", "role"]], on="key")
 theta = np.linspace(0, 2 * np.pi, 400)
-fig, axes = plt.subplots(2, len(wds), figsize=(3.6 * len(wds), 7), sharex=True, sharey=True,
-                         squeeze=False)
-for row, method in enumerate(("tsvd", "rrr")):
-    for col, wd in enumerate(wds):
+# one row per weight decay: TSVD (left) and RRR (right)
+fig, axes = plt.subplots(len(wds), 2, figsize=(7, 2.7 * len(wds) + 0.3), sharex=True,
+                         sharey=True, squeeze=False)
+for col, method in enumerate(("tsvd", "rrr")):
+    for row, wd in enumerate(wds):
         ax = axes[row, col]
         ax.plot(np.cos(theta), np.sin(theta), color="grey", lw=0.8)
         part = eig[(eig.method == method) & (eig.weight_decay == wd) & (eig.role == "main")]
@@ -243,12 +252,14 @@ for row, method in enumerate(("tsvd", "rrr")):
         ax.scatter(pooled.real, pooled.imag, marker="x", s=40, color="k",
                    label="all seeds pooled")
         ax.set(title=f"{method.upper()}, wd {wd:g}", aspect="equal")
-axes[0, 0].legend(fontsize=7, loc="lower left")
-for ax in axes[1]:
+for ax in axes[-1]:
     ax.set_xlabel("Re λ")
 for ax in axes[:, 0]:
     ax.set_ylabel("Im λ")
+handles, names = axes[0, 0].get_legend_handles_labels()
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
+           frameon=False)
 
 # %% [markdown]
 # **Reconstruction errors** (relative, mean [95% CI] over seeds): one step on the fitted pairs,
@@ -301,16 +312,24 @@ display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4, b
 
 # %% tags=["hide-input"]
 order = labels.sort_values(["role", "weight_decay", "seed", "perturbation"]).reset_index(drop=True)
-ticks = [f"wd{r.weight_decay:g} s{r.seed}" if r.role == "main" else f"pert {r.perturbation}"
-         for r in order.itertuples()]
 D = {m: grokking.distance_matrix(eig, order.key, m) for m in ("tsvd", "rrr")}
-fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
+# blocks of runs labelled once (seeds in order within a block), one colour scale for both
+blocks = pd.Series([f"wd {r.weight_decay:g}" if r.role == "main" else "perturbed"
+                    for r in order.itertuples()])
+edges = np.flatnonzero(blocks.ne(blocks.shift()).to_numpy()).tolist() + [len(blocks)]
+centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+vmax = max(float(np.nanmax(D[m])) for m in D)
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.7), layout="constrained")
 for ax, method in zip(axes, ("tsvd", "rrr")):
-    sns.heatmap(D[method], ax=ax, cmap="viridis", square=True, xticklabels=ticks,
-                yticklabels=ticks, cbar_kws={"label": "spectral distance", "shrink": 0.7})
+    sns.heatmap(D[method], ax=ax, cmap="viridis", square=True, vmin=0, vmax=vmax, cbar=False,
+                xticklabels=False, yticklabels=False)
+    for edge in edges[1:-1]:
+        ax.axhline(edge, color="w", lw=1)
+        ax.axvline(edge, color="w", lw=1)
+    ax.set_xticks(centres, blocks.iloc[edges[:-1]], rotation=0)
+    ax.set_yticks(centres, blocks.iloc[edges[:-1]] if ax is axes[0] else [])
     ax.set_title(f"{method.upper()} DMD")
-    ax.tick_params(labelsize=6)
-fig.tight_layout()
+fig.colorbar(axes[0].collections[0], ax=axes, label="spectral distance", shrink=0.8)
 
 # %% [markdown]
 # **Test of separation.** For the main runs: the mean distance between runs at the same weight
@@ -480,9 +499,8 @@ display(Markdown(
         for _, r in within[~hit.astype(bool)].iterrows()) + ".")))
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(S.reference_fractions), figsize=(6 * len(S.reference_fractions), 3.6),
-                         squeeze=False, sharey=True)
-for ax, fraction in zip(axes[0], S.reference_fractions):
+fig, axes = panels(len(S.reference_fractions), height=3.0, sharey=True)
+for ax, fraction in zip(axes, S.reference_fractions):
     for run in (r for r in nanda_runs if r.config.task.train_fraction == fraction):
         c = colours[run.config.seed % len(colours)]
         curve = grokking.curves(run)
@@ -494,11 +512,18 @@ for ax, fraction in zip(axes[0], S.reference_fractions):
             ax.axvline(ref, color="k", ls=ls, lw=0.8, alpha=0.6)
     ax.axhline(1e-2, color="grey", ls=":", lw=0.8)
     ax.set(title=f"train fraction {fraction:g}", yscale="log", xlabel="step (updates)")
-axes[0, 0].set_ylabel("cross-entropy")
-axes[0, 0].legend(fontsize=7)
-fig.suptitle(f"Preset `{S.nanda_preset}`: train (dashed) and test (solid) loss; black: Nanda "
-             "et al.'s epochs of train (dashed) and test (solid) loss < 1e-2", y=1.02)
+for ax in axes[::2]:
+    ax.set_ylabel("cross-entropy")
+handles = axes[0].get_legend_handles_labels()[0] + [
+    plt.Line2D([], [], color="grey", ls="--", lw=1, label="train loss"),
+    plt.Line2D([], [], color="grey", lw=1.4, label="test loss"),
+    plt.Line2D([], [], color="k", ls="--", lw=0.8, alpha=0.6,
+               label="Nanda et al.: train loss < 1e-2"),
+    plt.Line2D([], [], color="k", lw=0.8, alpha=0.6, label="Nanda et al.: test loss < 1e-2")]
+fig.suptitle(f"Preset `{S.nanda_preset}` against Nanda et al.'s epochs of loss < 1e-2")
 fig.tight_layout()
+fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
+           frameon=False)
 
 # %% [markdown]
 # **One recipe difference at a time.** Where the preset misses his epochs, each arm below puts

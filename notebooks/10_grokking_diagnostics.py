@@ -141,46 +141,58 @@ attn[["head", "key"]] = attn["name"].str.split(":", expand=True)
 token_names = ["a", "+", "b", "="]
 attn["key"] = attn.key.str[1:].astype(int).map(lambda k: token_names[k])
 
-fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
+# three rows of two panels, each row with its legend below it
+fig = plt.figure(figsize=(7, 10.4), layout="constrained")
+rows = fig.subfigures(3, 1, height_ratios=[1, 1.05, 1.25])
+axes = np.array([row.subplots(1, 2) for row in rows])
+marks = []
+if np.isfinite(show_label.memorise_step):
+    marks.append(("memorised", show_label.memorise_step, "--"))
+if np.isfinite(show_label.grok_step):
+    marks.append(("grokked", show_label.grok_step, "-"))
 ax = axes[0, 0]
 ax.plot(wide.step, wide.train_accuracy, "--", label="training")
 ax.plot(wide.step, wide.accuracy, label="held-out")
 ax.set(title="accuracy", ylim=(-0.02, 1.02))
-ax.legend(fontsize=8)
+axes[0, 1].plot(wide.step, wide.weight_sq, color="k")
+axes[0, 1].set(title="Σ w²")
 for group, part in grad.groupby("group"):
-    axes[0, 1].plot(part.step, part.value, label=group)
-axes[0, 1].set(title="gradient norm (before the step)", yscale="log")
-axes[0, 1].legend(fontsize=7)
+    axes[1, 0].plot(part.step, part.value, label=group)
+axes[1, 0].set(title="gradient norm (before the step)", yscale="log")
 for group, part in upd.groupby("group"):
-    axes[0, 2].plot(part.step, part.value, label=group)
-axes[0, 2].set(title="update / parameter norm", yscale="log")
-axes[1, 0].plot(wide.step, wide.weight_sq, color="k")
-axes[1, 0].set(title="Σ w²", xlabel="step")
+    axes[1, 1].plot(part.step, part.value, label=group)
+axes[1, 1].set(title="update / parameter norm", yscale="log")
 norms = act[act.stat == "norm"]
 for (layer, point), part in norms.groupby(["layer", "point"]):
-    axes[1, 1].plot(part.step, part.value, label=point if layer < 0 else f"{point} (block {layer})")
-axes[1, 1].set(title="activation norm (mean per position)", yscale="log", xlabel="step")
-axes[1, 1].legend(fontsize=7)
+    axes[2, 0].plot(part.step, part.value, label=point if layer < 0 else f"{point} (block {layer})")
+axes[2, 0].set(title="activation norm (mean per position)", yscale="log", xlabel="step")
 sparse = act[(act.stat == "sparsity") & (act.point == "mlp_hidden")]
-twin = axes[1, 1].twinx()
-twin.plot(sparse.step, sparse.value, color="grey", ls=":", label="MLP sparsity")
-twin.set(ylim=(0, 1), ylabel="MLP hidden sparsity (dotted)")
+twin = axes[2, 0].twinx()
+twin.plot(sparse.step, sparse.value, color="grey", ls=":", label="MLP hidden sparsity (right)")
+twin.set(ylim=(0, 1), ylabel="MLP hidden sparsity")
 twin.grid(False)
 for (head, key), part in attn[attn.key.isin(["a", "b"])].groupby(["head", "key"]):
-    axes[1, 2].plot(part.step, part.value, ls="-" if key == "a" else "--",
+    axes[2, 1].plot(part.step, part.value, ls="-" if key == "a" else "--",
                     color=sns.color_palette("deep")[int(head[1:])],
                     label=f"{head} → {key}")
-axes[1, 2].set(title="readout attention to a (solid) and b (dashed)", xlabel="step",
-               ylim=(0, 1))
-axes[1, 2].legend(fontsize=6, ncol=2)
+axes[2, 1].set(title="readout attention to a and b", xlabel="step", ylim=(0, 1))
 for ax in axes.flat:
-    if np.isfinite(show_label.memorise_step):
-        ax.axvline(show_label.memorise_step, color="grey", ls="--", lw=0.8)
-    if np.isfinite(show_label.grok_step):
-        ax.axvline(show_label.grok_step, color="grey", lw=0.8)
+    for _, step, ls in marks:
+        ax.axvline(step, color="grey", ls=ls, lw=0.8)
+below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+steps = [plt.Line2D([], [], color="grey", ls=ls, lw=0.8, label=f"{name} (step {step:.0f})")
+         for name, step, ls in marks]
+rows[0].legend(handles=axes[0, 0].get_legend_handles_labels()[0] + steps,
+               loc="outside lower center", ncol=2, frameon=False)
+rows[1].legend(*axes[1, 0].get_legend_handles_labels(), loc="outside lower center", ncol=3,
+               frameon=False, title="module group")
+handles, names = axes[2, 0].get_legend_handles_labels()
+axes[2, 0].legend(handles + twin.get_legend_handles_labels()[0],
+                  names + twin.get_legend_handles_labels()[1], ncol=1, **below)
+axes[2, 1].legend(ncol=2, **below)
 fig.suptitle(f"Showcase run: wd {show.config.train.weight_decay:g}, training fraction "
              f"{show.config.task.train_fraction}, seed {show.config.seed}")
-fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # The showcase run trains exactly as its grid twin (diagnostics draw no random numbers and run
@@ -220,20 +232,24 @@ display(Markdown(f"Training loss identical to the grid run without diagnostics: 
 # %% tags=["hide-input"]
 neg = next((r for r in grid_runs if truth[r.key] is None and r.config.task.train_fraction ==
             show.config.task.train_fraction), None)
-panels = [("showcase (groks)", twin_run)] + ([("never groks", neg)] if neg else [])
-fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.6), squeeze=False,
-                         sharey=True)
-for ax, (title, run) in zip(axes[0], panels):
+score_runs = [("showcase (groks)", twin_run)] + ([("never groks", neg)] if neg else [])
+fig, axes = panels(len(score_runs), height=3.0, sharey=True)
+for ax, (title, run) in zip(axes, score_runs):
     s = series[run.key]
     for det in detect.DETECTORS:
         if det.usable(s):
             ax.plot(s.steps, np.clip(det.score(s) / det.threshold, -1, 5), label=det.name)
-    ax.axhline(1, color="k", lw=0.8)
+    ax.axhline(1, color="k", lw=0.8, label="threshold (fires)")
     if truth[run.key] is not None:
-        ax.axvline(truth[run.key], color="grey", lw=0.8)
-    ax.set(title=title, xlabel="step", ylabel="score / threshold (clipped to [-1, 5])")
-axes[0, -1].legend(fontsize=7, loc="upper left")
+        ax.axvline(truth[run.key], color="grey", lw=0.8, label="grokking step")
+    ax.set(title=title, xlabel="step")
+axes[0].set_ylabel("score / threshold\n(clipped to [−1, 5])")
+legend = {}
+for ax in axes:
+    legend.update(zip(*reversed(ax.get_legend_handles_labels())))
 fig.tight_layout()
+fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+           ncol=2, frameon=False)
 
 # %% [markdown]
 # **Comparison over all runs.** A firing before the grokking step of a grokking run is a true
@@ -282,21 +298,26 @@ within_decay = pd.DataFrame(wd_rows)
 within_decay[["detector", "TP / FP / miss / TN", "false-positive rate"]].style.hide(axis="index")
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+# ROC with its legend beside it; below, the leads in the same colours
+fig = plt.figure(figsize=(7, 6.6), layout="constrained")
+top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
+ax_roc, ax_lead = top.subplots(), bottom.subplots()
+colours = dict(zip(summary.detector, sns.color_palette("deep", len(summary))))
 for name, part in roc.groupby("detector", sort=False):
-    axes[0].plot(part.fpr, part.tpr, marker=".", ms=3, label=name)
-axes[0].plot([0, 1], [0, 1], color="grey", ls=":")
-axes[0].set(xlabel="false-positive rate (runs that never grok)",
-            ylabel="recall (grokking runs warned in time)", title="ROC over thresholds")
-axes[0].legend(fontsize=7, loc="lower right")
+    ax_roc.plot(part.fpr, part.tpr, marker=".", ms=3, label=name, color=colours[name])
+ax_roc.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
+ax_roc.set(xlabel="false-positive rate (runs that never grok)",
+           ylabel="recall (grokking runs\nwarned in time)", title="ROC over thresholds")
+top.legend(*ax_roc.get_legend_handles_labels(), loc="outside right center", frameon=False,
+           title="detector")
 tp_all = per_run[per_run.kind == "TP"]
 if len(tp_all):
-    sns.stripplot(data=tp_all, y="detector", x="lead", ax=axes[1], size=5, jitter=0.2,
-                  order=list(summary.detector))
-axes[1].axvline(0, color="k", lw=0.8)
-axes[1].set(xlabel="lead time (steps before grokking)", ylabel="",
+    sns.stripplot(data=tp_all, y="detector", x="lead", ax=ax_lead, size=5, jitter=0.2,
+                  order=list(summary.detector), hue="detector", palette=colours, legend=False)
+ax_lead.axvline(0, color="k", lw=0.8)
+ax_lead.set(xlabel="lead time (steps before grokking)", ylabel="",
             title="lead of each true positive")
-fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## 4. Claims ledger rows

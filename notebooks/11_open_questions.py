@@ -133,7 +133,7 @@ shape.groupby(["op", "layers", "width"]).accuracy.apply(
 
 # %% tags=["hide-input"]
 SOURCES = {"real": "#1f4e79", "random walk": "#9dbbd6"}
-fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+fig, axes = plt.subplots(2, 2, figsize=(7, 5.6))
 long = add.melt(id_vars=["layers", "width", "seed", "source"],
                 value_vars=["block_r90", "joint_r90", "block_pr", "joint_pr"], var_name="measure")
 for col, (x, runs) in enumerate((("width", long[long.layers == base_depth]),
@@ -154,10 +154,12 @@ for col, (x, runs) in enumerate((("width", long[long.layers == base_depth]),
                ylabel="$r_{90}$" if kind == "r90" else "participation ratio")
         if x == "width":
             ax.set_xscale("log", base=2)
-axes[0, 0].legend(fontsize=8)
-fig.suptitle("Execution dimension against width (2 layers) and depth (d = 64); mean, 95% CI "
-             "over seeds", y=1.0)
+handles, names = axes[0, 0].get_legend_handles_labels()
+fig.suptitle("Execution dimension against width (2 layers) and depth (d = 64)\n"
+             "mean, 95% CI over seeds")
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+           frameon=False)
 
 # %% [markdown]
 # **Fitted trends.** A least-squares line of each measure against $\log_2 d$ (width) or the
@@ -245,7 +247,7 @@ table[["folds", "fraction", "features", "n", "successes", "AUC", "null", "delta"
     .style.hide(axis="index")
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
 palette = dict(zip(FEATURE_SETS, ["#7f7f7f", "#1f4e79", "#c0392b"]))
 offsets = dict(zip(FEATURE_SETS, (-0.008, 0.0, 0.008)))
 for name in FEATURE_SETS:
@@ -263,12 +265,14 @@ axes[0].set(xlabel="fraction of training seen", ylabel="cross-validated AUC",
             title="predicting 'generalized'")
 axes[1].axhline(0.0, color="grey", lw=0.8)
 axes[1].set(xlabel="fraction of training seen", ylabel="cross-validated R²",
-            title="predicting final accuracy (axis clipped at −1)", ylim=(max(-1.0, scores["R² low"].min() - 0.05),
+            title="predicting final accuracy\n(axis clipped at −1)", ylim=(max(-1.0, scores["R² low"].min() - 0.05),
                                                      1.0))
-axes[0].legend(fontsize=8)
-fig.suptitle("Prediction for unseen settings (leave one (m, optimizer) cell out; 95% "
-             "bootstrap intervals over runs)", y=1.02)
+handles, names = axes[0].get_legend_handles_labels()
+fig.suptitle("Prediction for unseen settings (leave one (m, optimizer) cell out)\n"
+             "95% bootstrap intervals over runs")
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+           frameon=False)
 
 # %% [markdown]
 # Each feature alone (unseen-setting CV, no permutation null), and how the features look at
@@ -280,13 +284,13 @@ single_view = single.pivot_table(index="features", columns="fraction", values="A
 display(single_view)
 head = features[features.fraction == HEADLINE]
 shown = ["train_loss", "r90_so_far", "attn_entropy", "log_grad_norm"]
-fig, axes = plt.subplots(1, len(shown), figsize=(13, 3.0))
-for ax, feature in zip(axes, shown):
+fig, axes = panels(len(shown), height=2.5, sharey=True)
+for i, (ax, feature) in enumerate(zip(axes, shown)):
     sc = ax.scatter(head[feature], head.final_accuracy, c=head.final_accuracy, cmap="viridis",
                     vmin=0, vmax=1, s=22, edgecolor="k", lw=0.3)
-    ax.set(xlabel=feature, ylabel="final accuracy" if feature == shown[0] else "")
-fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out accuracy "
-             f"({len(head)} runs)", y=1.03)
+    ax.set(xlabel=feature, ylabel="final accuracy" if i % 2 == 0 else "")
+fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out accuracy\n"
+             f"({len(head)} runs)")
 fig.tight_layout()
 
 # %% tags=["hide-input"]
@@ -351,14 +355,18 @@ display(Markdown(f"{k}-dimensional subspaces of $\\mathbb{{R}}^{{{dim}}}$; rando
 summary3.loc[list(COMPARISONS)]
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(9, 3.4))
+fig, ax = plt.subplots(figsize=(7, 3.6))
 sns.pointplot(overlaps, y="comparison", x="overlap", hue="view", order=list(COMPARISONS),
               dodge=0.4, linestyle="none", errorbar=("ci", 95), ax=ax, log_scale=True,
               palette=["#1f4e79", "#c0392b"], markers=["o", "s"])
 ax.axvline(k / dim, color="grey", ls=":", label="random $k/D$")
-ax.set(xlabel="subspace overlap (mean cos² of principal angles, log scale)", ylabel="")
-ax.legend(fontsize=8)
+ax.set(xlabel="subspace overlap\n(mean cos² of principal angles, log scale)", ylabel="")
+handles, names = ax.get_legend_handles_labels()
+if ax.get_legend() is not None:
+    ax.get_legend().remove()
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
+           frameon=False)
 
 
 # %% tags=["hide-input"]
@@ -393,8 +401,10 @@ ax.axhline(0, color="grey", lw=0.8)
 ax.set(xscale="log", xlabel="width $d$", ylabel="$r_{90}$: mul − add (per block)",
        title="Multiplication minus addition, paired by seed (mean, 95% CI)")
 ax.set_xscale("log", base=2)
-ax.legend(fontsize=8)
+handles, names = ax.get_legend_handles_labels()
 fig.tight_layout()
+fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
+           frameon=False)
 gap_table = gap.groupby("width")[list(SOURCES)].agg(lambda v: ci_text(v, signed=True))
 acc_gap = accuracy[accuracy.layers == base_depth].pivot_table(
     index=["width", "seed"], columns="op", values="accuracy").reset_index()

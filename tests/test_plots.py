@@ -64,3 +64,23 @@ def test_the_book_style_has_no_font_below_the_minimum():
               "ytick.labelsize", "legend.fontsize", "legend.title_fontsize", "figure.titlesize")]
     assert min(sizes) >= MIN_FONT
     assert matplotlib.rcParams["figure.dpi"] == DPI
+
+
+def test_the_shared_legend_takes_the_empty_cell_or_goes_below():
+    from modadd.plots import panels, shared_legend
+    for n, inside in ((3, True), (4, False), (1, False)):
+        fig, axes = panels(n)
+        for i, ax in enumerate(axes):
+            ax.plot([0, 1], [0, i], label="a")          # the same label in every panel: once
+            ax.plot([0, 1], [1, i], label=f"b{i}")
+            ax.legend()
+        fig.tight_layout()
+        legend = shared_legend(fig, axes)
+        assert [t.get_text() for t in legend.get_texts()] == ["a"] + [f"b{i}" for i in range(n)]
+        assert all(ax.get_legend() is None for ax in axes)
+        x, y = legend.get_bbox_to_anchor().transformed(fig.transFigure.inverted()).p0
+        if inside:     # centred in the empty fourth cell: right column, bottom row
+            assert x > 0.5 and y < 0.5 and legend._loc == 10
+        else:          # below the panels
+            assert y == 0.0 and abs(x - 0.5) < 1e-9
+        plt.close(fig)
