@@ -115,6 +115,7 @@ fig.suptitle(f"Label distribution per m ({S.n_samples} samples per m)")
 fig.tight_layout()
 fig.legend(handles, [n if n == "uniform" else f"m={n}" for n in names], loc="upper center",
            bbox_to_anchor=(0.5, 0.0), ncol=len(names), frameon=False)
+plt.show()
 
 # %% tags=["hide-input"]
 label_tests = (labels.groupby(["op", "C", "m"])["p_uniform"].first().unstack("m")

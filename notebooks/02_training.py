@@ -88,6 +88,7 @@ ax.axhline(np.log(cfg.task.C), color="k", ls=":", lw=1, label="ln C (uniform gue
 ax.set(xlabel="step", ylabel="training loss (nats)",
        title=f"Training loss, {preset} preset, {len(runs)} seeds (geometric mean, 95% CI)")
 ax.legend();
+plt.show()
 
 # %% [markdown]
 # ## Held-out loss and accuracy per $m$
@@ -108,6 +109,7 @@ fig.suptitle(f"Mean and 95% CI over {len(runs)} seeds")
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # ### Final accuracy and time to learn
@@ -215,6 +217,7 @@ fig.suptitle(f"Learning-rate schedule and rate, same budget\n"
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
+plt.show()
 
 # %% tags=["hide-input"]
 last = both[both.step == cfg.train.n_steps]

@@ -114,6 +114,7 @@ fig.suptitle(f"Effective rank of each attention matrix's trajectory vs. matched 
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # The same numbers per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is
@@ -175,6 +176,7 @@ shown_order = order[::2] + order[1::2]         # two columns: each setting, then
 fig.tight_layout()
 fig.legend([by_label[s] for s in shown_order], shown_order, loc="upper center",
            bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+plt.show()
 
 # %% [markdown]
 # ## 2. How much does $r_{90}$ depend on the snapshot count, spacing and threshold?
@@ -204,6 +206,7 @@ fig.suptitle("Effective rank vs. snapshot count, spacing and variance threshold\
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # ## 3. When does the trajectory become low-dimensional?
@@ -245,6 +248,7 @@ fig.tight_layout()
 right, bottom = axes[1].get_position(), axes[2].get_position()
 fig.legend(handles, labels, loc="center", frameon=False,
            bbox_to_anchor=((right.x0 + right.x1) / 2, (bottom.y0 + bottom.y1) / 2))
+plt.show()
 
 # %% tags=["hide-input"]
 lock = manifold.lock_in_table(main, null_draws=S.null_draws)

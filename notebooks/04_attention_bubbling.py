@@ -143,6 +143,7 @@ handles, names = ax.get_legend_handles_labels()
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # The transition per layer at both resolutions, on the same dense-snapshot runs (their regular
@@ -193,6 +194,7 @@ else:                                   # else beside the last row, in room made
     row = axes[-1].get_position()
     cax = fig.add_axes([0.89, row.y0, 0.03, row.height])
 fig.colorbar(axes[0].collections[0], cax=cax, label="attention weight")
+plt.show()
 
 # %% [markdown]
 # ## 3. Attention mass on the task tokens: which layers route
@@ -221,6 +223,7 @@ fig.tight_layout()
 right, bottom = axes[1].get_position(), axes[2].get_position()
 fig.legend(handles, names, loc="center", frameon=False,
            bbox_to_anchor=((right.x0 + right.x1) / 2, (bottom.y0 + bottom.y1) / 2))
+plt.show()
 
 # %% [markdown]
 # Per head: normalised readout entropy ($1$ = uniform) of every head over training, mean over $m$,
@@ -239,6 +242,7 @@ handles, names = axes[0].get_legend_handles_labels()
 fig.suptitle("Normalised readout entropy per head\n(mean over m; 95% CI over seeds)")
 fig.tight_layout()
 shared_legend(fig, axes, handles, names, ncol=None if len(axes) % 2 else len(names))
+plt.show()
 
 # %% [markdown]
 # Per head at the end of training (mean over $m$ and seeds): the mass on values, markers and
@@ -313,6 +317,7 @@ handles, names = axes[0].get_legend_handles_labels()
 fig.suptitle("Top-k attention ablation (mean, 95% CI over seeds)")
 fig.tight_layout()
 shared_legend(fig, axes, handles, names, ncol=None if len(axes) % 2 else len(names))
+plt.show()
 
 # %% [markdown]
 # ## 6. Claims ledger rows

@@ -121,6 +121,7 @@ fig.suptitle(f"Commutator scale over training (mean, 95% CI over {len(configs)} 
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
+plt.show()
 
 # %% tags=["hide-input"]
 def phase_table(frame: pd.DataFrame, columns: dict, by=()) -> pd.DataFrame:
@@ -209,6 +210,7 @@ fig.suptitle("Commutator norm fraction in the execution subspace vs random subsp
              "(median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
 shared_legend(fig, axes, ncol=2)    # one entry per series, over all panels
+plt.show()
 
 # %% [markdown]
 # The same numbers for $k$ = `k_main`, in the three readings the original mixed up: the norm
@@ -249,6 +251,7 @@ fig.suptitle(f"Fair enrichment ratio, k = {S.k_main}\n"
              "(median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
 shared_legend(fig, axes)            # one entry per vector, over all panels
+plt.show()
 
 # %% tags=["hide-input"]
 ratios = rho[(rho.k == S.k_main) & rho.basis.isin(["causal", "final", "held-out seed"])

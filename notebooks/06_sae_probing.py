@@ -198,6 +198,7 @@ fig.suptitle("Accuracy lost to the SAE and to zeroing latents\n"
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # The same drops as numbers, and the held-out accuracy per $m$ at the last stage (mean [95% CI]
@@ -228,6 +229,7 @@ fig.suptitle("Held-out linear probes (mean, 95% CI over seeds)")
 fig.tight_layout()
 fig.legend(handles, labels, title="stage", loc="upper center", bbox_to_anchor=(0.5, 0.0),
            ncol=len(labels), frameon=False)
+plt.show()
 
 # %% [markdown]
 # ## 5. Claims ledger row

@@ -172,6 +172,7 @@ fig.suptitle("Effective rank of each weight matrix's trajectory\n(mean, 95% CI o
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # Per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is over seeds),

@@ -152,6 +152,7 @@ fig.suptitle("Effective rank per block (mean, 95% CI over seeds)\nshaded: the pa
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
            frameon=False)
+plt.show()
 
 # %% tags=["hide-input"]
 per_seed = blocks.groupby(["arm", "seed", "matrix", "source"], as_index=False)["rank"].mean()

@@ -138,6 +138,7 @@ fig.suptitle("Accuracy and loss on the training and held-out splits, one colour 
 fig.tight_layout()
 fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
            frameon=False)
+plt.show()
 
 # %% tags=["hide-input"]
 main_labels = labels[labels.role == "main"]
@@ -260,6 +261,7 @@ handles, names = axes[0, 0].get_legend_handles_labels()
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # **Reconstruction errors** (relative, mean [95% CI] over seeds): one step on the fitted pairs,
@@ -330,6 +332,7 @@ for ax, method in zip(axes, ("tsvd", "rrr")):
     ax.set_yticks(centres, blocks.iloc[edges[:-1]] if ax is axes[0] else [])
     ax.set_title(f"{method.upper()} DMD")
 fig.colorbar(axes[0].collections[0], ax=axes, label="spectral distance", shrink=0.8)
+plt.show()
 
 # %% [markdown]
 # **Test of separation.** For the main runs: the mean distance between runs at the same weight
@@ -524,6 +527,7 @@ fig.suptitle(f"Preset `{S.nanda_preset}` against Nanda et al.'s epochs of loss <
 fig.tight_layout()
 fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # **One recipe difference at a time.** Where the preset misses his epochs, each arm below puts

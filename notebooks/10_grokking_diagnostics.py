@@ -250,6 +250,7 @@ for ax in axes:
 fig.tight_layout()
 fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
            ncol=2, frameon=False)
+plt.show()
 
 # %% [markdown]
 # **Comparison over all runs.** A firing before the grokking step of a grokking run is a true

@@ -160,6 +160,7 @@ fig.suptitle("Execution dimension against width (2 layers) and depth (d = 64)\n"
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # **Fitted trends.** A least-squares line of each measure against $\log_2 d$ (width) or the
@@ -273,6 +274,7 @@ fig.suptitle("Prediction for unseen settings (leave one (m, optimizer) cell out)
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
+plt.show()
 
 # %% [markdown]
 # Each feature alone (unseen-setting CV, no permutation null), and how the features look at
@@ -367,6 +369,7 @@ if ax.get_legend() is not None:
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
            frameon=False)
+plt.show()
 
 
 # %% tags=["hide-input"]

@@ -16,6 +16,8 @@ import papermill
 import pytest
 from PIL import Image
 
+from browser_check import OBJECT_REPR
+
 # a figure's natural width: PAGE_WIDTH inches at DPI, plus what a tight bounding box may add
 # (a legend beside the panels); the book's ~685 px column shows it at >= 0.6x
 MAX_FIGURE_PX = 1120
@@ -63,6 +65,11 @@ def test_notebook_runs_at_smoke_preset(path: Path, tmp_path: Path, monkeypatch,
     images = [o["data"]["image/png"] for c in executed.cells for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
     assert len(images) >= 1, "the notebook drew no figure"
+    # no matplotlib object's repr as a cell's result (a cell ending in fig.legend(...))
+    reprs = [o["data"]["text/plain"] for c in executed.cells for o in c.get("outputs", [])
+             if set(o.get("data", {})) == {"text/plain"}          # not a figure's fallback text
+             and OBJECT_REPR.search(o["data"]["text/plain"])]
+    assert reprs == [], f"end these cells with plt.show(): {reprs}"
     # drawn for the page (modadd.plots): no wider than the book's column can show at >= 0.6x
     widths = [Image.open(io.BytesIO(base64.b64decode(png))).size[0] for png in images]
     assert max(widths) <= MAX_FIGURE_PX, f"figure widths {widths} px (most {MAX_FIGURE_PX})"
