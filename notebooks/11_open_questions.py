@@ -222,7 +222,7 @@ features = openq.feature_table(prediction_cfgs, success=S.success)
 cells = features[features.fraction == features.fraction.min()]
 cells.groupby(["m", "optimizer"]).agg(
     runs=("seed", "size"), generalized=("success", "sum"),
-    final_accuracy=("final_accuracy", lambda v: ci_text(v, 3, bounds=(0, 1)))).unstack("optimizer")
+    final_accuracy=("final_accuracy", lambda v: ci_text(v, 3, bounds=(0, 1))))   # one row per cell
 
 # %% tags=["hide-input"]
 FEATURE_SETS = {"training loss (baseline)": list(openq.BASELINE_FEATURES),
