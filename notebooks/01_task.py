@@ -202,7 +202,7 @@ differences = pd.DataFrame([
     ("sequence length T", original.task.T, paper.task.T, book.task.T),
     ("modulus C", original.task.C, f"{paper.task.C} (text: 8 or 16)", book.task.C),
     ("m values", "1–4", "text: 1–6", ",".join(map(str, book.task.m_values))),
-    ("distractor set", "{0..255} minus values and the markers of *this* m (changes with m)",
+    ("distractor set", "{0..255} minus values and the markers of the current m (changes with m)",
      "not stated", f"one fixed set of {book.task.n_distractors} ids"),
     ("marker positions", "one set per batch, shared by all examples", "not stated",
      book.task.positions.replace("_", " ")),

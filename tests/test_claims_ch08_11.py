@@ -511,7 +511,7 @@ def test_c16_answer_1_wording_follows_the_numbers():
     text = ch11.answer_1(c11_trends(0.1), width, depth, 11)
     assert "grows (+0.31 [+0.10, +0.90] per doubling of d) with width" in text
     assert "cap 10 with 11 snapshots" in text and "at 4 layers: 6.60 [" in text
-    says(text, "4× range of width, where a block's parameter count grows 16×",
+    says(text, "width range of 4×, where a block's parameter count grows 16×",
                "below its random-walk null at every width", "grows about logarithmically")
     width, depth = c11_runs(null_offset=0.0)
     other = ch11.answer_1(c11_trends(-0.2), width, depth, 11)

@@ -285,7 +285,7 @@ def answer_1(trends: pd.DataFrame, width_runs: pd.DataFrame, depth_runs: pd.Data
         f"{n_snap - 1} with {n_snap} snapshots). Jointly over all attention weights, $r_{{90}}$ "
         f"{_trend(joint_w, 'per doubling')} with width and {_trend(joint_d, 'per layer')} with "
         f"depth (at {deepest} layers: {ci_text(real_d[real_d.layers == deepest].joint_r90)}). "
-        f"Over a {ratio}× range of width, where a block's parameter count grows {ratio ** 2}×, "
+        f"Over a width range of {ratio}×, where a block's parameter count grows {ratio ** 2}×, "
         "the per-block dimension stays within a few directions and "
         + ("below its random-walk null at every width" if below_null_everywhere else
            "not always below its random-walk null")
