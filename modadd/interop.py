@@ -67,13 +67,17 @@ def _transformer_lens():
 
 
 # ---- weights: pure tensor maps (no TransformerLens needed) ------------------------------------
+def _check_pre_ln(cfg: ModelConfig) -> None:
+    if cfg.norm_position != "pre":
+        raise ValueError(f"norm_position: TransformerLens has no post-LN block (LN(x + f(x))); "
+                         f"only 'pre' converts, got {cfg.norm_position!r}")
+
+
 def tl_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     """``model``'s weights under TransformerLens's parameter names and shapes (copies); absent
     biases as zeros, a sinusoidal table as ``W_pos``.  Raises for post-LN models."""
     cfg = model.cfg
-    if cfg.norm_position != "pre":
-        raise ValueError(f"norm_position: TransformerLens has no post-LN block (LN(x + f(x))); "
-                         f"only 'pre' converts, got {cfg.norm_position!r}")
+    _check_pre_ln(cfg)
     state = {k: v.detach() for k, v in model.state_dict().items()}
     d, heads, dh = cfg.d_model, cfg.n_heads, cfg.d_head
     like = state["embed.weight"]
@@ -124,7 +128,7 @@ def modadd_state_dict(tl_state: dict[str, torch.Tensor], model: Transformer
     violation raises ``ValueError`` naming the TL parameter.  LayerNorm weights missing from
     ``tl_state`` (TL's ``LNPre``) become unit gains and zero shifts."""
     cfg = model.cfg
-    d, heads, dh = cfg.d_model, cfg.n_heads, cfg.d_head
+    d = cfg.d_model
     layout = f"biases={cfg.biases!r} has no such bias"
     state = {"embed.weight": tl_state["embed.W_E"]}
     if cfg.positions == "learned":
@@ -185,9 +189,7 @@ def hooked_config(model: Transformer):
     TL is fed our token ids as they are)."""
     tl = _transformer_lens()
     cfg = model.cfg
-    if cfg.norm_position != "pre":
-        raise ValueError(f"norm_position: TransformerLens has no post-LN block (LN(x + f(x))); "
-                         f"only 'pre' converts, got {cfg.norm_position!r}")
+    _check_pre_ln(cfg)
     parameter = next(model.parameters())
     return tl.HookedTransformerConfig(
         n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, d_head=cfg.d_head,
@@ -269,7 +271,7 @@ def _check_convertible(c) -> None:
         raise ValueError(f"act_fn: must be 'gelu' (exact) or 'relu', got {c.act_fn!r}")
 
 
-def _infer_biases(tl_state: dict, c) -> str:
+def _infer_biases(tl_state: dict) -> str:
     attention = [k for k in tl_state if ".attn.b_" in k] + ["unembed.b_U"]
     if any(bool((tl_state[k] != 0).any()) for k in attention):
         return "all"
@@ -296,7 +298,7 @@ def from_hooked_transformer(hooked, seq_len: Optional[int] = None,
             attention_only=bool(c.attn_only), layer_norm=c.normalization_type is not None,
             activation=(c.act_fn if not c.attn_only else "gelu"),
             d_mlp=0 if c.attn_only or c.d_mlp == 4 * c.d_model else c.d_mlp,
-            biases=_infer_biases(tl_state, c))
+            biases=_infer_biases(tl_state))
     wanted = {"n_layers": c.n_layers, "d_model": c.d_model, "n_heads": c.n_heads,
               "attention_only": bool(c.attn_only),
               "layer_norm": c.normalization_type is not None}

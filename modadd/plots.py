@@ -131,12 +131,11 @@ def entropy_panels(metrics: pd.DataFrame, seq_len: int, title: str) -> plt.Figur
     entropy = metrics[metrics.metric == "entropy"]
     layers = sorted(entropy.layer.unique())
     fig, axes = panels(len(layers), sharey=True)
-    for ax, layer in zip(axes, layers):
+    for index, (ax, layer) in enumerate(zip(axes, layers)):
         band_plot(entropy[entropy.layer == layer], x="step", hue="m", ax=ax, label_fmt="m={}")
         ax.axhline(np.log(seq_len), color="k", ls=":", lw=1)
-        ax.set(title=f"layer {layer}", xlabel="step",
-               ylabel="readout entropy (nats)" if ax is axes[0] or len(axes) == 1 or
-               axes.index(ax) % 2 == 0 else "")
+        ax.set(title=f"layer {layer}", xlabel="step",      # y label on the left column only
+               ylabel="readout entropy (nats)" if index % 2 == 0 else "")
     fig.suptitle(title)
     fig.tight_layout()
     shared_legend(fig, axes)
