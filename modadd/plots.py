@@ -29,6 +29,36 @@ BOOK_RC = {"figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (PAGE_WIDTH,
            "figure.titlesize": 11, "legend.framealpha": 0.9}
 
 
+MAX_DATA_BYTES = 1_500_000   # a figure's data, as CSV, embedded in its page
+
+
+def figure_data(frame: pd.DataFrame, name: str, what: str = "") -> None:
+    """Show a link under a figure that downloads the data it was drawn from (``frame``, as
+    ``<name>.csv``).  The CSV travels inside the page (a ``data:`` URI), so the link works in
+    the built book, offline and in JupyterLab alike.  ``what`` describes the rows (for example
+    "one row per seed, step and m").  Draw the figure from a tidy frame and pass that frame:
+    the download is then the figure's data, not a copy of it."""
+    import base64
+    import html
+    import re
+
+    from IPython.display import HTML, display
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame: must be a pandas DataFrame, got {type(frame).__name__}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise ValueError(f"name: letters, digits, '.', '_' and '-' only, got {name!r}")
+    data = frame.to_csv(index=not isinstance(frame.index, pd.RangeIndex),
+                        float_format="%.6g").encode()
+    if len(data) > MAX_DATA_BYTES:
+        raise ValueError(f"frame: {len(data)} bytes as CSV, more than MAX_DATA_BYTES = "
+                         f"{MAX_DATA_BYTES}; aggregate it (seed means, fewer steps) first")
+    uri = "data:text/csv;base64," + base64.b64encode(data).decode()
+    rows = f"{len(frame)} rows" + (f", {what}" if what else "")
+    display(HTML(f'<p class="figure-data"><a download="{html.escape(name)}.csv" '
+                 f'href="{uri}">Download this figure\'s data</a> (<code>{html.escape(name)}.csv'
+                 f'</code>, {html.escape(rows)})</p>'))
+
+
 def book_style() -> None:
     """The book's figure style for every chapter: seaborn's white grid with :data:`BOOK_RC`."""
     sns.set_theme(style="whitegrid", context="notebook", rc=BOOK_RC)

@@ -31,6 +31,10 @@ MARKER_SCALES = ("smoke", "book", "original", "paper")   # presets.PRESETS
 EXECUTION = ("workers",)
 
 
+def no_warm(settings: "Settings", runs: Runs, workers: int) -> None:
+    """A chapter without analysis caches: its pages read the runs' summaries only."""
+
+
 @dataclass(frozen=True)
 class Chapter:
     """A chapter's entry: ``book`` holds every setting at the book scale; ``scales`` maps each
@@ -43,8 +47,7 @@ class Chapter:
     runs: Callable[["Settings"], Runs] = field(default=lambda s: {}, repr=False)
     # warm(settings, runs by role, workers): compute the analysis caches the chapter reads from
     # these runs (a subset of settings.runs(), possibly at another training precision)
-    warm: Callable[["Settings", Runs, int], None] = field(default=lambda s, r, w: None,
-                                                         repr=False)
+    warm: Callable[["Settings", Runs, int], None] = field(default=no_warm, repr=False)
 
     def __post_init__(self) -> None:
         if "book" not in self.scales:
@@ -111,9 +114,69 @@ class Settings(Mapping):
         return (f"Settings of {self.chapter.key} at preset `{self.preset}` (`modadd.registry`;"
                 f" \"(set)\": given as a parameter): {shown or 'none'}.")
 
+    def command(self) -> str:
+        """The papermill command that executes the chapter at these settings."""
+        given = "".join(f" -p {k} {_cli(self._values[k])}" for k in sorted(self.given))
+        return (f"papermill notebooks/{self.chapter.notebook}.py {self.chapter.notebook}.ipynb"
+                f" -p preset {self.preset}{given}")
+
+    def cost(self) -> dict:
+        """What the chapter's runs cost, from the stored runs' metadata (``meta.json``, written
+        when a run finished): ``runs`` planned, ``stored``, their ``process_hours``."""
+        import json
+
+        from .paths import results_dir
+        from .runs import run_key
+        keys = {run_key(c) for cfgs in self.runs().values() for c in cfgs}
+        metas = [results_dir() / "runs" / k / "meta.json" for k in sorted(keys)]
+        walls = [json.loads(m.read_text())["wall_s"] for m in metas if m.exists()]
+        return {"runs": len(keys), "stored": len(walls), "process_hours": sum(walls) / 3600}
+
+    def reproduce(self) -> str:
+        """The chapter's "Reproduce this chapter" box (HTML: the book and JupyterLab both show
+        it): the command, the preset, the training cost from run metadata, whether the page
+        needs weights, and these settings."""
+        import html
+        cost = self.cost()
+        if cost["runs"] == 0:
+            training = "none: the chapter trains nothing"
+        elif cost["stored"] == cost["runs"]:
+            training = (f"{cost['runs']} runs, {cost['process_hours']:.2f} process-hours (one "
+                        f"thread per run; from the runs' metadata), all stored")
+        else:
+            training = (f"{cost['runs']} runs, {cost['stored']} stored "
+                        f"({cost['process_hours']:.2f} process-hours); the rest train on first use")
+        weights = ("no: it reads the runs' stored summaries only" if self.chapter.warm is no_warm
+                   else "no to rebuild the page (it reads the committed analysis results); yes "
+                        "to change an analysis setting, whose results are computed from the runs'"
+                        " weight trajectories (retrained into <code>data/cache</code> when "
+                        "missing)")
+        settings = ", ".join(f"<code>{html.escape(k)}</code> = {html.escape(_show(v))}"
+                             + (" (set)" if k in self.given else "")
+                             for k, v in self._values.items()) or "none"
+        rows = [("command", f"<code>{html.escape(self.command())}</code>"),
+                ("preset", f"<code>{html.escape(self.preset)}</code> (the "
+                           f"<a href=\"../book/presets.html\">presets page</a>)"),
+                ("training", training), ("weights needed", weights),
+                ("settings", f"{settings} (<code>modadd.registry</code>; \"(set)\": given as "
+                             f"a parameter)")]
+        items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in rows)
+        return ('<div class="admonition tip reproduce-chapter"><p class="admonition-title">'
+                f'Reproduce this chapter</p><ul class="simple">{items}</ul></div>')
+
+    def _repr_html_(self) -> str:
+        return self.reproduce()
+
 
 def _show(value: Any) -> str:
     return "[" + ", ".join(map(str, value)) + "]" if isinstance(value, tuple) else f"{value}"
+
+
+def _cli(value: Any) -> str:
+    """A setting as papermill's ``-p`` reads it (YAML)."""
+    if isinstance(value, tuple):
+        return "'[" + ", ".join(map(str, value)) + "]'"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _checked(key: str, name: str, value: Any, default: Any) -> Any:

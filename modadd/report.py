@@ -92,3 +92,23 @@ def percent(value: float, digits: int = 0) -> str:
     if value is None or not math.isfinite(float(value)):
         return DASH
     return f"{float(value):.{digits}%}"
+
+
+def conclusion(*records, lead: str = "") -> "Markdown":
+    """A chapter's "Conclusion" opening, the same on every page: one plain sentence per claim
+    the chapter decides (its verdict and the criterion that decided it, from the claim's rule),
+    or, for a chapter that decides none, ``lead`` alone.  ``records``: the chapter's
+    :class:`~modadd.claims.core.VerdictRecord` objects, in the order the chapter shows them."""
+    from IPython.display import Markdown
+    lines = [lead] if lead else []
+    if records:
+        lines.append("The verdicts of this chapter's claims, as their rules in `modadd.claims` "
+                     "decide them (the [claims ledger](../book/claims.md) has every claim):")
+        lines.append("")
+        for r in records:
+            why = r.why.rstrip(".")
+            lines.append(f"- **{r.id}** — *{r.claim}* ({r.source}): **{r.verdict}**, because "
+                         f"{why}.")
+    elif not lead:
+        raise ValueError("conclusion: give the chapter's verdict records or a lead sentence")
+    return Markdown("\n".join(lines))

@@ -97,3 +97,70 @@ def test_the_book_shows_only_the_parameters_cells_code() -> None:
             if "parameters" in tags and tags & HIDING:
                 shown.append(f"{path.name} cell {index}: the parameters cell is hidden")
     assert shown == []
+
+
+def figure_cells(path: Path) -> list:
+    """The code cells of notebook ``path`` that draw a figure (call ``plt.show()``)."""
+    return [c for c in jupytext.read(path).cells
+            if c.cell_type == "code" and "plt.show()" in c.source]
+
+
+def figure_problems(path: Path) -> list[str]:
+    """What a reader would miss in notebook ``path``'s figures: each figure cell draws one figure
+    (one ``plt.show()``) and carries a numbered caption and alt text in its ``mystnb`` metadata
+    (``{"figure": {"caption", "name"}, "image": {"alt"}}``), names unique and ``fig-`` prefixed."""
+    problems, names = [], []
+    for index, cell in enumerate(figure_cells(path)):
+        where = f"{path.name} figure cell {index} ({cell.source.splitlines()[0][:40]!r})"
+        meta = cell.metadata.get("mystnb", {})
+        figure, image = meta.get("figure", {}), meta.get("image", {})
+        if cell.source.count("plt.show()") != 1:
+            problems.append(f"{where}: {cell.source.count('plt.show()')} figures in one cell")
+        if len(figure.get("caption", "")) < 40:
+            problems.append(f"{where}: no caption (mystnb.figure.caption, >= 40 characters)")
+        if not str(figure.get("name", "")).startswith("fig-"):
+            problems.append(f"{where}: no figure name (mystnb.figure.name = 'fig-...')")
+        if len(image.get("alt", "")) < 20:
+            problems.append(f"{where}: no alt text (mystnb.image.alt, >= 20 characters)")
+        names.append(figure.get("name"))
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})
+    return problems + [f"{path.name}: figure name {n} used twice" for n in duplicated]
+
+
+def test_every_figure_has_a_caption_and_alt_text() -> None:
+    problems = [p for path in NOTEBOOKS for p in figure_problems(path)]
+    assert problems == []
+
+
+def test_figure_problems_are_found(tmp_path: Path) -> None:
+    """The check above fails a figure without metadata and one cell with two figures."""
+    bare = tmp_path / "00_bare.py"
+    bare.write_text("# %%\nimport matplotlib.pyplot as plt\nplt.plot([1]); plt.show()\n"
+                    "plt.plot([2]); plt.show()\n")
+    found = figure_problems(bare)
+    assert any("2 figures" in p for p in found) and any("caption" in p for p in found)
+    assert any("alt text" in p for p in found) and any("figure name" in p for p in found)
+    good = tmp_path / "00_good.py"
+    good.write_text('# %% mystnb={"figure": {"caption": "Accuracy per m over training, mean '
+                    'over seeds", "name": "fig-x"}, "image": {"alt": "four curves rising to 1"}}\n'
+                    "import matplotlib.pyplot as plt\nplt.plot([1]); plt.show()\n")
+    assert figure_problems(good) == []
+
+
+def test_every_chapter_ends_with_a_conclusion() -> None:
+    """Every chapter's last section is "## Conclusion", opened by ``modadd.report.conclusion``,
+    and the chapter shows its "Reproduce this chapter" box (``display(S)`` of its settings)."""
+    problems = []
+    for path in NOTEBOOKS:
+        cells = jupytext.read(path).cells
+        heads = [line for c in cells if c.cell_type == "markdown"
+                 for line in c.source.splitlines() if line.startswith("## ")]
+        if not heads or heads[-1].strip() != "## Conclusion":
+            problems.append(f"{path.name}: last section is {heads[-1] if heads else None!r}")
+        start = max((i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                     and "## Conclusion" in c.source.splitlines()), default=len(cells))
+        if not any("conclusion(" in c.source for c in cells[start:] if c.cell_type == "code"):
+            problems.append(f"{path.name}: the Conclusion does not call report.conclusion")
+        if not any("display(S)" in c.source for c in cells if c.cell_type == "code"):
+            problems.append(f"{path.name}: no display(S) (the Reproduce this chapter box)")
+    assert problems == []

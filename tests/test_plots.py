@@ -84,3 +84,27 @@ def test_the_shared_legend_takes_the_empty_cell_or_goes_below():
         else:          # below the panels
             assert y == 0.0 and abs(x - 0.5) < 1e-9
         plt.close(fig)
+
+
+def test_figure_data_embeds_the_frame_as_csv() -> None:
+    import base64
+    import io
+    import re
+
+    import pytest
+    from unittest import mock
+
+    from modadd import plots
+    frame = pd.DataFrame({"step": [0, 10], "value": [0.5, 1 / 3]})
+    shown = []
+    with mock.patch("IPython.display.display", shown.append):
+        plots.figure_data(frame, "fig-acc", what="one row per step")
+    page = shown[0].data
+    assert 'download="fig-acc.csv"' in page and "2 rows, one row per step" in page
+    data = base64.b64decode(re.search(r'base64,([^"]+)"', page).group(1)).decode()
+    assert pd.read_csv(io.StringIO(data)).equals(pd.DataFrame({"step": [0, 10],
+                                                               "value": [0.5, 0.333333]}))
+    with pytest.raises(ValueError, match="name"):
+        plots.figure_data(frame, "../x")
+    with pytest.raises(ValueError, match="MAX_DATA_BYTES"):
+        plots.figure_data(pd.DataFrame({"x": range(400_000)}), "big")
