@@ -92,12 +92,12 @@ def _rolling(values: np.ndarray, window: int, fn: Callable) -> np.ndarray:
 
 # ---- detectors: Series -> scores [E], causal --------------------------------------------------
 def seed002_score(series: Series, window: int = 10) -> np.ndarray:
-    """Seed 002's "early grokking score", re-implemented faithfully over the last ``window``
-    evaluations: ``(test[-w] − test[-1]) / test[-w] · mean(test[-w:]) / mean(train[-w:])
-    / (std(train[-w:]) + 1e-8)`` with ``test``/``train`` the held-out/training losses (population
-    std, as numpy's default).  Seed 002 flags a run when the score exceeds 0.1.  Its denominator
-    vanishes once the training loss is flat after memorisation, so any small dip of the held-out
-    loss makes it explode."""
+    """The grokking-analysis framework's "early grokking score", re-implemented faithfully over
+    the last ``window`` evaluations: ``(test[-w] − test[-1]) / test[-w] · mean(test[-w:]) /
+    mean(train[-w:]) / (std(train[-w:]) + 1e-8)`` with ``test``/``train`` the held-out/training
+    losses (population std, as numpy's default).  The framework flags a run when the score
+    exceeds 0.1.  Its denominator vanishes once the training loss is flat after memorisation,
+    so any small dip of the held-out loss makes it explode."""
     test, train = np.asarray(series.test_loss, float), np.asarray(series.train_loss, float)
     out = np.zeros(len(test))
     for i in range(len(test)):
@@ -188,9 +188,12 @@ class Detector:
         return all(getattr(series, name) is not None for name in self.needs)
 
 
+FRAMEWORK_SCORE = "framework's score > 0.1"   # the grokking-analysis framework's detector
+
 DETECTORS = (
-    # seed 002: a 100-epoch window of full-batch training = 100 steps = 5 evaluations every 20
-    Detector("seed 002 score > 0.1", lambda s: seed002_score(s, window=5), 0.1),
+    # the grokking-analysis framework's score: a 100-epoch window of full-batch training = 100
+    # steps = 5 evaluations every 20 (the name is displayed only; no stored result holds it)
+    Detector(FRAMEWORK_SCORE, lambda s: seed002_score(s, window=5), 0.1),
     Detector("held-out loss falls after memorisation", loss_trend, 0.1),
     Detector("Σw² 10% below its peak", weight_norm_decay, 0.1, ("weight_sq",), "training"),
     Detector("median answer log-prob rises", fingerprint_rise, 0.5, ("fingerprint",)),

@@ -14,6 +14,10 @@ at the ``book`` scale, what changes at its other scales (``smoke`` for CI, ``ori
 
 ``settings("ch06", "smoke")`` is all a caller needs to know about scales: no chapter translates
 preset names (chapter 10's ``book`` scale names its grid preset, ``grid="detect"``, here).
+
+Length: longer than ~400 lines because it is the one table of every chapter's settings, scales
+and runs (the ``CHAPTERS`` entries at the end), plus the "Reproduce this chapter" box each
+chapter shows from it; splitting the table would scatter one chapter's entry over files.
 """
 from __future__ import annotations
 

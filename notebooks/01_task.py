@@ -39,7 +39,8 @@ from IPython.display import display
 from scipy import stats
 
 import modadd
-from modadd.plots import book_style, panels
+from modadd.plots import book_style, figure_data, panels
+from modadd.report import conclusion
 from modadd import registry
 from modadd.task import TaskConfig, chance_accuracy, describe, render, sample_batch
 
@@ -101,6 +102,8 @@ def label_table(task: TaskConfig) -> pd.DataFrame:
 
 variants = [task, replace(task, C=5), replace(task, C=16), replace(task, op="mul", C=7)]
 labels = pd.concat([label_table(v) for v in variants], ignore_index=True)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Label distribution of the task sampler: the empirical frequency of each label (bars, one colour per $m$) for four task variants (panel titles: operation and modulus $C$), from `n_samples` sampled sequences per $m$; dashed line: the uniform law, which is also chance accuracy. Not a figure of the paper, which does not show its label law.", "name": "fig-ch01-labels"}, "image": {"alt": "Four bar-chart panels, one per task variant, each with bars of the frequency of every label for every m, and a dashed horizontal line at the uniform frequency"}}
 fig, axes = panels(len(variants), height=2.7)
 for ax, variant in zip(axes, variants):
     part = labels[(labels.op == variant.op) & (labels.C == variant.C)]
@@ -117,6 +120,13 @@ fig.legend(handles, [n if n == "uniform" else f"m={n}" for n in names], loc="upp
            bbox_to_anchor=(0.5, 0.0), ncol=len(names), frameon=False)
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(labels, "fig-ch01-labels",
+            what="one row per operation, modulus C, m and label: sampled frequency and the "
+                 "chi-square p-value of that (op, C, m) against the uniform law")
+
 # %% tags=["hide-input"]
 label_tests = (labels.groupby(["op", "C", "m"])["p_uniform"].first().unstack("m")
                .rename(columns=lambda m: f"p (m={m})"))
@@ -127,8 +137,8 @@ label_tests.style.format("{:.2g}", na_rep="")
 # Markers sit in positions $1..T-2$ with consecutive markers at least 2 apart (the value sits in
 # between). Our sampler maps a uniform $m$-subset of $\{0..n-m\}$ ($n=T-2$ slots) to positions
 # $1+c_i+i$, a bijection onto the non-adjacent sets, so it is exactly uniform with no rejection
-# loop. Below: the probability that position $p$ holds a marker, sampled (bars) against exact
-# enumeration of every valid set (black dots).
+# loop. {numref}`fig-ch01-marker-positions` shows the probability that position $p$ holds a
+# marker, sampled (bars) against exact enumeration of every valid set (black dots).
 
 # %% tags=["hide-input"]
 def exact_marker_occupancy(T: int, m: int) -> np.ndarray:
@@ -141,15 +151,22 @@ def exact_marker_occupancy(T: int, m: int) -> np.ndarray:
     return counts / len(valid)
 
 
-fig, axes = panels(len(task.m_values), height=2.5, sharey=True)
-occupancy_error = {}
-for ax, m in zip(axes, task.m_values):
+occupancy = []
+for m in task.m_values:
     positions = sample_batch(task, S.n_samples, m, generator=generator).marker_positions.numpy()
-    sampled = np.bincount(positions.ravel(), minlength=task.T)[:task.T] / S.n_samples
-    exact = exact_marker_occupancy(task.T, m)
-    occupancy_error[m] = np.abs(sampled - exact).max()
-    ax.bar(np.arange(task.T), sampled, color="tab:blue", alpha=0.6, label="sampled")
-    ax.plot(np.arange(task.T), exact, "k.", label="exact")
+    occupancy.append(pd.DataFrame({
+        "m": m, "position": np.arange(task.T),
+        "sampled": np.bincount(positions.ravel(), minlength=task.T)[:task.T] / S.n_samples,
+        "exact": exact_marker_occupancy(task.T, m)}))
+occupancy = pd.concat(occupancy, ignore_index=True)
+occupancy_error = {m: float((part.sampled - part.exact).abs().max())
+                   for m, part in occupancy.groupby("m")}
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Marker position occupancy: the probability that position $p$ of a length-$T$ sequence holds a marker, one panel per $m$; bars: sampled with the task's sampler (`n_samples` sequences per $m$), black dots: exact, by enumerating every non-adjacent marker set. Not a figure of the paper.", "name": "fig-ch01-marker-positions"}, "image": {"alt": "One bar-chart panel per m of marker probability against sequence position, with black dots for the exact values sitting on top of the bars"}}
+fig, axes = panels(len(task.m_values), height=2.5, sharey=True)
+for ax, (m, part) in zip(axes, occupancy.groupby("m")):
+    ax.bar(part.position, part.sampled, color="tab:blue", alpha=0.6, label="sampled")
+    ax.plot(part.position, part.exact, "k.", label="exact")
     ax.set(title=f"m={m}", xlabel="position", ylabel="P(marker at position)")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
 for ax in axes[1::2]:
@@ -159,6 +176,14 @@ fig.suptitle(f"Marker position occupancy, T={task.T}")
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
            frameon=False)
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(occupancy, "fig-ch01-marker-positions",
+            what="one row per m and position: sampled and exact probability of a marker there")
+
+# %% tags=["hide-input"]
 pd.Series(occupancy_error, name="max |sampled − exact|").rename_axis("m").to_frame().T
 
 # %% [markdown]
@@ -230,6 +255,21 @@ checks = pd.DataFrame([
      f"max occupancy error {max(occupancy_error.values()):.4f}", "exact enumeration"),
 ], columns=["id", "check", "result", "effect", "control"])
 checks.style.hide(axis="index")
+
+# %% [markdown]
+# ## Conclusion
+
+# %% tags=["hide-input"]
+passed = checks.set_index("id").result == "pass"          # T1: labels, T2: marker positions
+labels_uniform, positions_uniform = passed["T1"], passed["T2"]
+conclusion(lead=(
+    f"The task's sampler gives {'uniform' if labels_uniform else 'NON-UNIFORM'} labels for "
+    f"every $m$ and modulus tested (smallest $\\chi^2$ p-value "
+    f"{labels.p_uniform.min():.3f}) and {'uniform' if positions_uniform else 'NON-UNIFORM'} "
+    f"marker positions over the non-adjacent sets (largest error against exact enumeration "
+    f"{max(occupancy_error.values()):.4f}), so chance accuracy is $1/C$ "
+    f"({chance_accuracy(task):.3f} at the `{preset}` preset) and held-out accuracy above it "
+    f"needs every marked value."))
 
 # %% [markdown] tags=["remove-cell"]
 # Headline values recorded for parameter sweeps (`modadd.sweep.collect`; hidden in the book).

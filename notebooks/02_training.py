@@ -32,8 +32,9 @@ import modadd
 from modadd import claims
 from modadd import registry
 from modadd.claims import ch02
-from modadd.plots import band_plot, entropy_panels, book_style, panels
+from modadd.plots import band_plot, entropy_panels, book_style, figure_data, panels
 from modadd.presets import preset_differences
+from modadd.report import conclusion
 from modadd.stats import mean_ci, seed_summary
 from modadd.task import chance_accuracy
 from modadd.train import snapshot_steps
@@ -76,9 +77,9 @@ preset_differences(preset, "original") if preset != "original" else None
 # %% [markdown]
 # ## Training loss
 # Cross-entropy on each training batch (mixed $m$), averaged in windows of 100 steps per seed, then
-# over seeds.
+# over seeds ({numref}`fig-ch02-training-loss`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss (cross-entropy per training batch of mixed $m$, nats, log scale) against step: each seed's loss averaged over windows of steps, then the geometric mean over seeds (line) and its 95% CI over seeds (band); dotted line: $\\ln C$, the loss of a uniform guess. The paper shows no training-loss figure.", "name": "fig-ch02-training-loss"}, "image": {"alt": "One curve of training loss against step on a logarithmic axis with a shaded band over seeds, and a dotted horizontal line for the loss of a uniform guess"}}
 window = max(1, min(100, cfg.train.n_steps // 20))
 smoothed = (train_log.assign(window=(train_log.step - 1) // window * window + window)
             .groupby(["seed", "window"], as_index=False)["loss"].mean())
@@ -87,16 +88,25 @@ band_plot(smoothed.rename(columns={"loss": "value"}), x="window", ax=ax, log=Tru
 ax.axhline(np.log(cfg.task.C), color="k", ls=":", lw=1, label="ln C (uniform guess)")
 ax.set(xlabel="step", ylabel="training loss (nats)",
        title=f"Training loss, {preset} preset, {len(runs)} seeds (geometric mean, 95% CI)")
-ax.legend();
+ax.legend()
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(smoothed.rename(columns={"window": "step"}), "fig-ch02-training-loss",
+            what="one row per seed and window of steps (step: the window's last step): mean "
+                 "training loss in nats")
 
 # %% [markdown]
 # ## Held-out loss and accuracy per $m$
-# Loss is averaged on the log scale (geometric mean over seeds); the dashed line is chance ($1/C$). Compare with the original's training overview figure
-# (accuracy ≈ 0.99 by step 1500 for the mixed run, read from the figure; the paper says the loss
-# converges by about step 5000).
+# Loss is averaged on the log scale (geometric mean over seeds); the dashed line is chance ($1/C$).
+# Compare {numref}`fig-ch02-heldout` with the original code's training overview figure
+# (`fig_training_overview.png`, also shown in its README: accuracy ≈ 0.99 by step 1500 for the
+# mixed run, read from the figure; {doc}`original-code notes §8 <../book/original_code>`); the
+# paper says the loss converges by about step 5000.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss (left, nats, log scale) and held-out accuracy (right) per $m$ against step, on the fixed probe set of each $m$: mean over seeds (line; geometric mean for the loss) and 95% CI over seeds (band); dashed line: chance accuracy $1/C$. Mirrors the loss and accuracy panels of the original code's training overview figure (the paper has no accuracy figure).", "name": "fig-ch02-heldout"}, "image": {"alt": "Two panels: held-out loss falling on a log axis and held-out accuracy rising from a dashed chance line, one coloured curve with a shaded band per m"}}
 fig, axes = panels(2, height=3.0)
 for ax, name in zip(axes, ["loss", "accuracy"]):
     part = metrics[metrics.metric == name]
@@ -110,6 +120,13 @@ fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(metrics[metrics.metric.isin(["loss", "accuracy"])][["seed", "m", "step", "metric",
+                                                                 "value"]],
+            "fig-ch02-heldout", what="one row per seed, m, evaluated step and metric (held-out "
+                                     "loss in nats or accuracy)")
 
 # %% [markdown]
 # ### Final accuracy and time to learn
@@ -136,13 +153,21 @@ learned
 
 # %% [markdown]
 # ## Readout attention entropy per layer
-# Entropy (nats) of the readout position's attention row, averaged over heads and probe examples.
-# The dotted line is the entropy of uniform causal attention over all positions, $\ln T$. The paper's
-# Fig. 2 plots the **last** layer only (layer 4 here); it is the subject of chapter 4.
+# Entropy (nats) of the readout position's attention row, averaged over heads and probe examples
+# ({numref}`fig-ch02-entropy`). The dotted line is the entropy of uniform causal attention over all
+# positions, $\ln T$. The paper's Fig. 2 plots the **last** layer only (layer 4 here); it is the
+# subject of chapter 4.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Readout attention entropy (nats: entropy of the readout position's attention row, averaged over heads and probe examples) against step, one panel per layer, one colour per $m$: mean over seeds (line) and 95% CI over seeds (band); dotted line: uniform causal attention over all positions, $\\ln T$. Mirrors the paper's Fig. 2, which shows the last layer only.", "name": "fig-ch02-entropy"}, "image": {"alt": "One panel per layer of attention entropy over training, one curve with a shaded band per m, below a dotted line for uniform attention"}}
 entropy_panels(metrics, cfg.task.seq_len,
-               f"Readout attention entropy (mean, 95% CI over {len(runs)} seeds)");
+               f"Readout attention entropy (mean, 95% CI over {len(runs)} seeds)")
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(metrics[metrics.metric == "entropy"][["seed", "layer", "m", "step", "value"]],
+            "fig-ch02-entropy",
+            what="one row per seed, layer, m and evaluated step: readout attention entropy in nats")
 
 # %% [markdown]
 # ## Snapshot inventory
@@ -204,6 +229,8 @@ both = pd.concat([by_key[modadd.run_key(c)].metrics.assign(seed=c.seed, setting=
                   for name, cs in zip(setting_names, [configs, *controls.values()])
                   for c in cs], ignore_index=True)
 both = both[both.metric == "accuracy"]
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out accuracy per $m$ (one panel each) against step for three optimisation settings at the same step budget and seeds: the preset's schedule, its peak rate held constant, and the original code's constant rate; mean over seeds (line) and 95% CI over seeds (band); dotted line: the target accuracy `target_accuracy`. Not a figure of the paper.", "name": "fig-ch02-lr-controls"}, "image": {"alt": "One panel per m of held-out accuracy over training, three coloured curves with shaded bands, one per learning-rate setting, and a dotted target line near the top"}}
 fig, axes = panels(len(cfg.task.m_values), height=2.6, sharey=True)
 for ax, m in zip(axes, cfg.task.m_values):
     band_plot(both[both.m == m], x="step", hue="setting", ax=ax, palette="rocket")
@@ -218,6 +245,11 @@ fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(both[["setting", "seed", "m", "step", "value"]], "fig-ch02-lr-controls",
+            what="one row per setting, seed, m and evaluated step: held-out accuracy")
 
 # %% tags=["hide-input"]
 last = both[both.step == cfg.train.n_steps]
@@ -250,4 +282,11 @@ jitter.pivot(index="m", columns="setting", values="jitter")[setting_names]
 # model as its null, and whether moving the target within its stated range flips it.
 
 # %% tags=["hide-input"]
-claims.evaluate("R0", ch02.tables_from_runs(runs, chance_accuracy(cfg.task)), preset)
+r0 = claims.evaluate("R0", ch02.tables_from_runs(runs, chance_accuracy(cfg.task)), preset)
+r0
+
+# %% [markdown]
+# ## Conclusion
+
+# %% tags=["hide-input"]
+conclusion(r0)

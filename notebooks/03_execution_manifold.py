@@ -53,8 +53,8 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch03
-from modadd.plots import band_plot, point_ci, book_style, panels
-from modadd.report import fmt_ci
+from modadd.plots import band_plot, point_ci, book_style, figure_data, panels
+from modadd.report import conclusion, fmt_ci
 from modadd.stats import mean_ci, seed_summary
 
 # %% tags=["parameters"]
@@ -94,11 +94,14 @@ display(Markdown(
 # %% [markdown]
 # ## 1. Effective rank per layer and matrix, against the nulls (the paper's Fig. 1)
 # Mean and 95% CI over seeds (the paper's Fig. 1 shows mean ± s.d. of a single setting, without
-# a baseline). Each null point is first averaged over its draws within a run, then over seeds.
+# a baseline). Each null point is first averaged over its draws within a run, then over seeds
+# ({numref}`fig-ch03-r90-layers`).
 
 # %% tags=["hide-input"]
 dims = manifold.dimension_summary(main, null_draws=S.null_draws)
 r90_blocks = dims[(dims.group == "block") & (dims.threshold == 0.9)]
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Our reproduction of the paper's Fig. 1, with its missing baselines: effective rank $r_{90}$ (components for 90% of the variance) of each attention matrix's weight trajectory, one panel per matrix type, against layer; points: mean over seeds, bars: 95% CI over seeds, for the real trajectory, the matched random-walk null and the shuffled-increments null (each null averaged over its draws within a run first); shaded band: the range the paper reports.", "name": "fig-ch03-r90-layers"}, "image": {"alt": "Four panels, W_Q, W_K, W_V and W_O, each showing effective rank per layer as points with error bars for the real trajectory and two null trajectories, over a light band marking the paper's range"}}
 fig, axes = panels(len(MATRICES), height=2.6, sharey=True)
 for ax, matrix in zip(axes, MATRICES):
     point_ci(r90_blocks[r90_blocks.matrix == matrix], x="layer", hue="source", value="rank",
@@ -115,6 +118,14 @@ fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(r90_blocks[["seed", "layer", "matrix", "source", "rank", "participation"]],
+            "fig-ch03-r90-layers",
+            what="one row per seed, layer, matrix and source (real or null, nulls averaged over "
+                 "their draws): r90 and participation ratio")
 
 # %% [markdown]
 # The same numbers per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is
@@ -165,6 +176,8 @@ per_seed["series"] = np.where(per_seed.source == "real", per_seed.setting,
 per_seed["x"] = per_seed.matrix.map({m: i for i, m in enumerate(MATRICES)})
 order = [s for name in settings for s in (name, name + " – null")]
 colours = dict(zip(order, sns.color_palette("Paired", len(order))[::-1]))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Effective rank $r_{90}$ per matrix type (mean over layers within each seed) under three optimisation schedules at the same seeds and step budget: the preset's cosine schedule, its peak rate held constant, and the original code's constant rate; each with its matched random-walk null (paler colour); points: mean over seeds, bars: 95% CI over seeds. Not a figure of the paper.", "name": "fig-ch03-r90-schedules"}, "image": {"alt": "Points with error bars for W_Q, W_K, W_V and W_O, six series side by side at each matrix: three learning-rate schedules and a random-walk null for each"}}
 fig, ax = plt.subplots(figsize=(7, 3.4))
 point_ci(per_seed, x="x", hue="series", value="rank", ax=ax, palette=colours, order=order,
          dodge=0.3)
@@ -177,6 +190,12 @@ fig.tight_layout()
 fig.legend([by_label[s] for s in shown_order], shown_order, loc="upper center",
            bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(per_seed[["setting", "seed", "matrix", "source", "rank"]], "fig-ch03-r90-schedules",
+            what="one row per schedule, seed, matrix type and source (real or random walk): r90 "
+                 "averaged over layers")
 
 # %% [markdown]
 # ## 2. How much does $r_{90}$ depend on the snapshot count, spacing and threshold?
@@ -193,6 +212,8 @@ sens["series"] = sens.kind + np.where(sens.source == "real", "", " – random wa
 sens_seed = sens.groupby(["seed", "spacing", "threshold", "count", "series"],
                          as_index=False)["rank"].mean()
 sens_panels = [("even", t) for t in sorted(sens.threshold.unique())] + [("log", 0.9)]
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Effective rank against the number of snapshots used, one panel per spacing (even or log-spaced) and variance threshold (panel titles); one series per matrix group ($W_Q, W_K$ and $W_V, W_O$), real trajectory and its matched random-walk null, each the mean over layers and matrices within a seed; line: mean over seeds, band: 95% CI over seeds. Not a figure of the paper, which does not state its snapshot count.", "name": "fig-ch03-snapshot-sensitivity"}, "image": {"alt": "Four panels of effective rank against snapshot count, each with four curves and shaded bands: two matrix groups, real and random-walk null"}}
 fig, axes = panels(len(sens_panels), height=2.6, sharey=True)
 for ax, (spacing, threshold) in zip(axes, sens_panels):
     part = sens_seed[(sens_seed.spacing == spacing) & (sens_seed.threshold == threshold)]
@@ -207,6 +228,12 @@ fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(sens_seed, "fig-ch03-snapshot-sensitivity",
+            what="one row per seed, spacing, threshold, snapshot count and series: effective "
+                 "rank averaged over layers and matrices")
 
 # %% [markdown]
 # ## 3. When does the trajectory become low-dimensional?
@@ -227,6 +254,8 @@ timed = manifold.time_resolved(main, window=window)
 layer_mean = timed.groupby(["seed", "matrix", "fraction"], as_index=False)[
     ["growing", "sliding", "outside", "growing_null", "sliding_null"]].mean()
 null_mean = layer_mean.groupby("fraction")[["growing_null", "sliding_null"]].mean()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Time-resolved dimension against the fraction of training, one colour per matrix type (mean over layers within a seed; line: mean over seeds, band: 95% CI over seeds): $r_{90}$ of the growing window of snapshots, $r_{90}$ of a sliding window of the last `window` snapshots (dashed: matched random walks, mean), and the fraction of $\\lVert W_t - W_0 \\rVert$ outside the final subspace (dotted: the lock-in level; shaded: the paper's 20–30% of training). Not a figure of the paper.", "name": "fig-ch03-time-resolved"}, "image": {"alt": "Three panels over the fraction of training: growing-window and sliding-window effective rank with a dashed random-walk line, and the outside fraction falling below a dotted lock-in level, one curve per matrix type"}}
 fig, axes = panels(3, height=2.7)
 for ax, column, label in zip(axes, ["growing", "sliding", "outside"],
                              ["$r_{90}$, growing window", f"$r_{{90}}$, last {window} snapshots",
@@ -249,6 +278,13 @@ right, bottom = axes[1].get_position(), axes[2].get_position()
 fig.legend(handles, labels, loc="center", frameon=False,
            bbox_to_anchor=((right.x0 + right.x1) / 2, (bottom.y0 + bottom.y1) / 2))
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(layer_mean, "fig-ch03-time-resolved",
+            what="one row per seed, matrix type and snapshot (fraction of training): growing- "
+                 "and sliding-window r90, outside fraction, and the random-walk nulls' r90, "
+                 "each averaged over layers")
 
 # %% tags=["hide-input"]
 lock = manifold.lock_in_table(main, null_draws=S.null_draws)
@@ -292,10 +328,12 @@ dense_lock = manifold.dense_lock_in_table(dense_cfgs, null_draws=S.null_draws)
 curves = manifold.dense_outside_curves(dense_cfgs, null_draws=S.null_draws)
 curve_seed = curves.groupby(["seed", "step"], as_index=False)[["real", "null"]].mean()
 dense_until = dense_cfgs[0].train.dense_until
-fig, ax = plt.subplots(figsize=(7, 3.6))
 shown = curve_seed[curve_seed.step <= 1.5 * dense_until]
 long = (shown.rename(columns={"null": "random walk"})
         .melt(["seed", "step"], var_name="series", value_name="outside"))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Outside fraction of $\\lVert W_t - W_0 \\rVert$ (the part of the displacement outside the final subspace, mean over blocks within a seed) against step, early in training on the dense-snapshot runs: real trajectory and random walks with the real per-interval step norms (line: mean over seeds, band: 95% CI over seeds); orange points: the real curve at the regular snapshots only; dotted line: the lock-in level. Not a figure of the paper.", "name": "fig-ch03-dense-outside"}, "image": {"alt": "Two curves with shaded bands, real trajectory and random walk, of the outside fraction over the early steps, with a dotted horizontal lock-in level and orange points marking the regular snapshots"}}
+fig, ax = plt.subplots(figsize=(7, 3.6))
 band_plot(long, x="step", hue="series", value="outside", ax=ax,
           palette=["#b0b0b0", "#1f4e79"])      # levels in sorted order: random walk, real
 regular_points = shown[shown.step % cfg.train.snapshot_every == 0].groupby("step").real.mean()
@@ -307,6 +345,13 @@ ax.set(xlabel="step", ylabel="outside fraction (mean over blocks)",
              "(95% CI over seeds; null: walks on the real per-interval norms)")
 ax.legend(loc="upper right")
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(long, "fig-ch03-dense-outside",
+            what="one row per seed, dense snapshot step and series (real or random walk, walks "
+                 "averaged over their draws): outside fraction, mean over blocks")
 
 # %% tags=["hide-input"]
 dense_seed = (dense_lock.groupby(["grid", "seed", "layer", "matrix", "source"], as_index=False)
@@ -353,6 +398,8 @@ COMPARISONS = ["seed", "layer", "m (same seed)", "seed (same m)", "random"]
 dim = cfg.model.d_model ** 2
 angles["overlap"] = np.where(angles.comparison == "random", 1 - angles.distance ** 2,
                              angles.mean_cos2)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Orientation of the top-$k$ PCA subspaces ($k$ = `k_subspace`) of the same block, compared by principal angles, per kind of pair (x axis: different seeds, different layers, different $m$ from the same initialisation, different seeds at the same $m$, uniformly random subspaces). Top: projection distance of each pair (0: same subspace, 1: orthogonal). Bottom: overlap $\\overline{\\cos^2\\theta}$ on a log scale (box: quartiles over pairs), dotted: its expectation $k/D$ for random subspaces. Not a figure of the paper.", "name": "fig-ch03-subspace-angles"}, "image": {"alt": "Two panels for five kinds of subspace pairs: a strip plot of projection distances, and box plots of overlap on a log scale with a dotted line for the random expectation"}}
 fig, axes = panels(2, height=2.7, columns=1, sharex=True)
 sns.stripplot(angles, x="comparison", y="distance", order=COMPARISONS, hue="comparison",
               legend=False, alpha=0.6, size=3, ax=axes[0], palette="deep")
@@ -365,6 +412,14 @@ axes[1].set(yscale="log", ylabel="overlap $\\overline{\\cos^2\\theta}$",
 axes[1].legend(loc="upper right")
 axes[0].set_xlabel("")
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(angles[["comparison", "a", "b", "layer", "matrix", "distance", "overlap"]],
+            "fig-ch03-subspace-angles",
+            what="one row per compared pair of subspaces (a, b) of one block: projection "
+                 "distance and overlap")
 
 # %% tags=["hide-input"]
 overlap = angles.groupby("comparison")["overlap"].agg(["mean", "median", "min", "max", "count"])
@@ -537,7 +592,13 @@ by_schedule = pd.DataFrame({cid: {"preset schedule": r.verdict,
 by_schedule
 
 # %% [markdown]
-# ## Where we agree and disagree with the paper
+# ## Conclusion
+
+# %% tags=["hide-input"]
+conclusion(*(records[cid] for cid in ch03.IDS))
+
+# %% [markdown]
+# ### Where we agree and disagree with the paper
 # Computed from the tables above (paired differences are per seed, real minus the same run's
 # random-walk null, mean over layers).
 

@@ -21,8 +21,8 @@
 #
 # Here: every layer and head, on the fixed held-out probe sets; a stated criterion for "smooth";
 # where the attention goes (marker and value tokens vs distractors); top-$k$ attention ablation;
-# and the timing against chapter 3's lock-in step, seed by seed. The last section opens the
-# chapter's run in TransformerLens.
+# and the timing against chapter 3's lock-in step, seed by seed. The last section before the
+# Conclusion opens the chapter's run in TransformerLens.
 #
 # The runs are the `book` preset with the full parameter vector stored at every snapshot, so the
 # model can be rebuilt at any step. Storing more does not change training (independent RNG
@@ -44,8 +44,9 @@ from modadd import manifold
 import modadd.metrics
 from modadd import registry
 from modadd.claims import ch04
-from modadd.plots import band_plot, entropy_panels, book_style, panels, shared_legend
-from modadd.report import fmt_ci
+from modadd.plots import (band_plot, book_style, entropy_panels, figure_data, panels,
+                          shared_legend)
+from modadd.report import conclusion, fmt_ci
 from modadd.stats import bounded_mean_ci, mean_ci
 
 # %% tags=["parameters"]
@@ -85,11 +86,19 @@ display(Markdown(f"Training metrics identical with and without full-parameter sn
 # %% [markdown]
 # ## 1. Readout entropy over training, per layer and $m$
 # Entropy of the readout row (mean over heads and probe examples); dotted: uniform causal
-# attention, $\ln T$. The paper's Fig. 2 shows the last layer only.
+# attention, $\ln T$. The paper's Fig. 2 shows the last layer only ({numref}`fig-ch04-entropy`).
 
-# %% tags=["hide-input"]
-entropy_panels(metrics, T, f"Readout attention entropy (mean, 95% CI over {len(main)} "
-                            f"seeds; cf. paper Fig. 2)");
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Readout attention entropy (nats) over training steps, one panel per layer and one colour per $m$: mean over independent seeds (line) and 95% CI over seeds (band). Each seed's value is the mean over heads and held-out probe examples. Dotted: $\\ln T$, the entropy of uniform causal attention at the readout. Mirrors the paper's Fig. 2, which shows the last layer only.", "name": "fig-ch04-entropy"}, "image": {"alt": "One panel per layer; in each, four entropy curves (one per m) start near the dotted uniform-attention line and fall early in training, with shaded bands over seeds"}}
+entropy = metrics[metrics.metric == "entropy"][["seed", "m", "layer", "step", "value"]]
+entropy_panels(entropy.assign(metric="entropy"), T,
+               f"Readout attention entropy (mean, 95% CI over {len(main)} seeds)")
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(entropy.rename(columns={"value": "entropy"}).reset_index(drop=True),
+            "fig-ch04-entropy", what="one row per seed, m, layer and step (entropy in nats)")
 
 # %% [markdown]
 # **Smooth or abrupt, and does it rebound?** For each seed, layer and $m$: the drop from the
@@ -120,17 +129,20 @@ pd.DataFrame(table).set_index(["layer", "m"])
 # is the same computation, only what is recorded differs: with today's code a run with and
 # without the dense phase has bit-identical losses and weights (`tests/test_train.py`). Solid
 # lines: the dense evaluations; dots: the same runs' values at the regular snapshots. The last
-# layer, the paper's, per $m$.
+# layer, the paper's, per $m$ ({numref}`fig-ch04-dense-entropy`).
 
 # %% tags=["hide-input"]
 display(Markdown(ch04.divergence_text(diverge)))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Last-layer readout attention entropy (nats) over the first training steps of the dense-snapshot runs, one colour per $m$. Lines: evaluations at the dense spacing, mean over independent seeds, with the 95% CI over seeds as a band; dots: the seed mean at the regular snapshot spacing (the same runs). Dotted: $\\ln T$ (uniform attention). A closer look at the early part of the paper's Fig. 2.", "name": "fig-ch04-dense-entropy"}, "image": {"alt": "Four entropy curves, one per m, sampled finely in early training with shaded bands, falling from the dotted uniform-attention line; dots mark the coarser regular snapshots on each curve"}}
 dense_until = dense_cfgs[0].train.dense_until
 early = dense_metrics[(dense_metrics.metric == "entropy")
                       & (dense_metrics.layer == cfg.model.n_layers - 1)
                       & (dense_metrics.step <= 1.5 * dense_until)]
+early = early.assign(regular_snapshot=early.step % cfg.train.snapshot_every == 0)
 fig, ax = plt.subplots(figsize=(7, 3.4))
 band_plot(early, x="step", hue="m", value="value", ax=ax, label_fmt="m={}")
-on_grid = early[early.step % cfg.train.snapshot_every == 0].groupby(["m", "step"]).value.mean()
+on_grid = early[early.regular_snapshot].groupby(["m", "step"]).value.mean()
 line_colour = {line.get_label(): line.get_color() for line in ax.get_lines()}
 for m, part in on_grid.groupby(level="m"):
     ax.plot(part.index.get_level_values("step"), part.values, "o", ms=4, mec="k", mew=0.5,
@@ -144,6 +156,13 @@ fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(early[["seed", "m", "layer", "step", "regular_snapshot", "value"]]
+            .rename(columns={"value": "entropy"}).reset_index(drop=True),
+            "fig-ch04-dense-entropy",
+            what="one row per seed, m and evaluated step, last layer (entropy in nats)")
 
 # %% [markdown]
 # The transition per layer at both resolutions, on the same dense-snapshot runs (their regular
@@ -163,10 +182,10 @@ ch04.resolution_table({f"every {cfg.train.snapshot_every} steps": sparse_trans,
 
 # %% [markdown]
 # ## 2. Where the readout looks: heatmaps early, mid-training and late
-# One held-out example per $m$ (seed 0). Rows: layer.head; columns: positions, labelled `M` for a
-# marker, `v` for its value, `·` for a distractor (and `Q` for a query token).
+# One held-out example of the largest $m$ (seed 0). Rows: layer.head; columns: positions,
+# labelled `M` for a marker, `v` for its value, `·` for a distractor (and `Q` for a query token).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Readout attention of one held-out example with the largest $m$ (seed 0) at an early snapshot, mid-training and the end of training (one panel each). Rows: every head (layer.head); columns: input positions, labelled M for a marker, v for its value, · for a distractor and Q for a query token; colour: the attention weight the readout position gives each position, from 0 to 1. One example from one seed, for illustration only.", "name": "fig-ch04-heatmaps"}, "image": {"alt": "Three heatmaps in a two-column grid, one per training step, with heads as rows and input positions as columns, darker cells meaning more weight; at the earliest step the weight is spread more evenly, later most rows put nearly all their weight on one or two marker or value positions"}}
 n_snapshots = len(full_runs[0].snapshot_steps)
 picks = sorted({1, n_snapshots // 2, n_snapshots - 1})
 m_show = max(cfg.task.m_values)
@@ -196,12 +215,22 @@ else:                                   # else beside the last row, in room made
 fig.colorbar(axes[0].collections[0], cax=cax, label="attention weight")
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+heat = pd.DataFrame(
+    [{"step": int(step), "layer": r // cfg.model.n_heads, "head": r % cfg.model.n_heads,
+      "position": p, "position_class": labels[p], "attention": float(rows[r, p])}
+     for rows, step in zip(np.asarray(maps["attention"]), maps["steps"])
+     for r in range(rows.shape[0]) for p in range(rows.shape[1])])
+figure_data(heat, "fig-ch04-heatmaps", what=f"one row per step, layer, head and input position "
+                                            f"(seed 0, one m={m_show} example)")
+
 # %% [markdown]
 # ## 3. Attention mass on the task tokens: which layers route
 # Mass of the readout row on marker and value positions, per layer (mean over heads and $m$);
 # the dotted line is what uniform attention would give (the share of marker and value positions).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Where each layer's readout attention goes over training: the mass on marker tokens, on value tokens, and the largest single weight (top-1 mass), one colour per layer. Per seed the mean over heads, $m$ and held-out probe examples; line: mean over independent seeds, band: 95% CI over seeds. Dotted: the mass uniform causal attention would put on markers (and on values).", "name": "fig-ch04-routing"}, "image": {"alt": "Three panels of curves over training steps, one curve per layer with a shaded band: attention mass on marker tokens, on value tokens, and the top-1 attention mass, with a dotted uniform-attention reference in the first two"}}
 profiles = pd.concat([bubbling.attention_profile(c, n_examples=S.n_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 profiles["task_mass"] = profiles.mass_marker + profiles.mass_value
@@ -225,42 +254,79 @@ fig.legend(handles, names, loc="center", frameon=False,
            bbox_to_anchor=((right.x0 + right.x1) / 2, (bottom.y0 + bottom.y1) / 2))
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(per_layer[["seed", "step", "layer", "mass_marker", "mass_value", "top1"]]
+            .assign(uniform_marker=uniform_share / 2, uniform_value=uniform_share / 2),
+            "fig-ch04-routing", what="one row per seed, step and layer (means over heads and m)")
+
 # %% [markdown]
-# Per head: normalised readout entropy ($1$ = uniform) of every head over training, mean over $m$,
-# one panel per layer. Heads of one layer need not bubble together.
+# Per head: the normalised readout entropy ($1$ = uniform) of each head over training, one panel
+# per layer. Heads are **not aligned across seeds**: the head with index $h$ in one seed and the
+# head with index $h$ in another start from independent initialisations and need not do the same
+# job, so averaging a head *index* over seeds would mix unrelated heads. Instead, within each seed
+# and layer the heads are **ranked by their normalised entropy at the end of training** (mean over
+# $m$; rank 1 = the most focused head, the lowest entropy). "The rank-1 head of layer $l$" is then
+# the same kind of object in every seed, and a mean and 95% CI over seeds of rank-matched heads
+# is legitimate. The ranking is fixed at the end, so each curve follows the head that *ends* at
+# that rank back through training ({numref}`fig-ch04-head-entropy`). Heads of one layer need not
+# bubble together.
 
 # %% tags=["hide-input"]
 per_head = profiles.groupby(["seed", "step", "layer", "head"], as_index=False)["entropy_norm"].mean()
+final = per_head[per_head.step == per_head.step.max()]
+# rank 1: the lowest normalised entropy at the end of training, within each seed and layer
+head_rank = final.assign(rank=final.groupby(["seed", "layer"]).entropy_norm
+                         .rank(method="first").astype(int))[["seed", "layer", "head", "rank"]]
+per_head = per_head.merge(head_rank, on=["seed", "layer", "head"])
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Normalised readout entropy (entropy / $\\ln T$; 1 = uniform attention) of each head over training, one panel per layer. Within each seed and layer the heads are ranked by their normalised entropy at the end of training (rank 1: the most focused head), and each colour is one rank: mean over independent seeds of the rank-matched heads (line) and 95% CI over seeds (band). Per seed, a head's value is the mean over $m$ and held-out probe examples. Head indices are not matched across seeds.", "name": "fig-ch04-head-entropy"}, "image": {"alt": "One panel per layer, each with one curve per head rank over training steps with shaded bands; the curves start near 1 (uniform), drop early in training and then spread apart, with rank 1 lowest"}}
 fig, axes = panels(cfg.model.n_layers, height=2.4, sharey=True)
 for ax, layer in zip(axes, range(cfg.model.n_layers)):
-    band_plot(per_head[per_head.layer == layer], x="step", hue="head", value="entropy_norm",
-              ax=ax, palette="crest", label_fmt="head {}")
+    band_plot(per_head[per_head.layer == layer], x="step", hue="rank", value="entropy_norm",
+              ax=ax, palette="crest", label_fmt="rank {}")
     ax.set(title=f"layer {layer}", xlabel="step", ylabel="entropy / ln T")
 for ax in axes[1::2]:
     ax.set_ylabel("")                                   # shared with the panel on its left
 handles, names = axes[0].get_legend_handles_labels()
-fig.suptitle("Normalised readout entropy per head\n(mean over m; 95% CI over seeds)")
+fig.suptitle("Normalised readout entropy per head, ranked within each seed\n"
+             "(rank 1: most focused at the end; mean over m; 95% CI over seeds)")
 fig.tight_layout()
 shared_legend(fig, axes, handles, names, ncol=None if len(axes) % 2 else len(names))
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(per_head, "fig-ch04-head-entropy",
+            what="one row per seed, step, layer and head, with the head's rank in its seed and "
+                 "layer (normalised entropy, mean over m)")
+
 # %% [markdown]
-# Per head at the end of training (mean over $m$ and seeds): the mass on values, markers and
-# distractors, and the normalised entropy.
+# Per head at the end of training, ranked as above: the mass on values, markers and distractors,
+# the largest single weight and the normalised entropy (per seed the mean over $m$, then the mean
+# over seeds of the rank-matched heads). The last column lists, seed by seed, which head index
+# holds the rank, so one can see whether an index keeps its role across seeds.
 
 # %% tags=["hide-input"]
+ends = {"mass_value": "value", "mass_marker": "marker", "mass_distractor": "distractor",
+        "top1": "top-1", "entropy_norm": "entropy / ln T"}
 last = profiles[profiles.step == profiles.step.max()]
-(last.groupby(["layer", "head"])[["mass_value", "mass_marker", "mass_distractor", "top1",
-                                  "entropy_norm"]].mean().round(3)
- .style.background_gradient(cmap="mako_r", subset=["mass_value", "mass_marker"]))
+last = (last.groupby(["seed", "layer", "head"], as_index=False)[list(ends)].mean()
+        .merge(head_rank, on=["seed", "layer", "head"]))
+end_table = last.groupby(["layer", "rank"])[list(ends)].mean().rename(columns=ends).round(3)
+end_table["head, seed by seed"] = (last.sort_values("seed").groupby(["layer", "rank"])["head"]
+                                   .agg(lambda h: " ".join(str(int(i)) for i in h)))
+end_table.style.format("{:.3f}", subset=list(ends.values())) \
+    .background_gradient(cmap="mako_r", subset=["value", "marker"])
 
 # %% [markdown]
 # ## 4. Timing: does bubbling coincide with manifold lock-in?
 # Per seed and layer: the entropy transition midpoint (50% of the drop, mean over $m$) against the
 # lock-in step of that layer's four attention matrices (chapter 3's definition; median over
-# blocks), both measured on the dense-snapshot runs (10-step resolution at the book preset). The title's correlation pools the seed-by-layer points, which are not independent
-# (they cluster by seed); the per-seed correlation (last layer) is shown as well, and claim C7
-# (section 6) takes the seed as its unit.
+# blocks), both measured on the dense-snapshot runs (10-step resolution at the book preset;
+# {numref}`fig-ch04-timing`). The title's correlation pools the seed-by-layer points, which are
+# not independent (they cluster by seed); the per-seed correlation (last layer) is shown as well,
+# and claim C7 (section 6) takes the seed as its unit.
 
 # %% tags=["hide-input"]
 dense_lock = ch04.dense_lock(manifold.dense_lock_in_table(dense_cfgs, null_draws=ch04.lock_in_null_draws(preset)))
@@ -272,6 +338,8 @@ r_all = modadd.metrics.pearson_ci(timing.lock_step, timing["mid"])
 last_layer = timing[timing.layer == timing.layer.max()]
 r_last = modadd.metrics.pearson_ci(last_layer.lock_step, last_layer["mid"])
 gap = mean_ci(timing.groupby("seed").apply(lambda p: (p["mid"] - p.lock_step).mean()))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Bubbling against lock-in, one point per seed and layer (colour: layer; marker shape: seed): the step at which the layer's readout entropy passes the midpoint of its drop (mean over $m$) against the step at which the layer's four attention matrices lock in (chapter 3's definition; median over the four), both on the dense-snapshot runs. Dotted: the same step on both axes. The title's Pearson r, with its 95% CI, pools the seed × layer points, which cluster by seed and are not independent; claim C7 takes the seed as its unit.", "name": "fig-ch04-timing"}, "image": {"alt": "Scatter plot of entropy-midpoint step against lock-in step, points coloured by layer and shaped by seed, with a dotted diagonal where the two steps are equal"}}
 fig, ax = plt.subplots(figsize=(5.5, 4))
 sns.scatterplot(timing, x="lock_step", y="mid", hue="layer", style="seed", ax=ax, palette="viridis")
 top = max(timing.lock_step.max(), timing["mid"].max()) * 1.05
@@ -281,6 +349,16 @@ ax.set(xlabel="lock-in step (chapter 3, dense snapshots)",
        title=f"r = {fmt_ci(r_all[:3], bounds=(-1, 1))} over {r_all[3]} seed×layer points")
 ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(timing.rename(columns={"mid": "entropy_midpoint_step", "lock_in": "lock_in_fraction",
+                                   "lock_step": "lock_in_step"}), "fig-ch04-timing",
+            what="one row per seed and layer (midpoint: mean over m; lock-in: median over the "
+                 "layer's four attention matrices)")
+
+# %% tags=["hide-input"]
 display(Markdown(ch04.timing_text(gap, r_last, dense_trans["mid"])))
 
 # %% [markdown]
@@ -297,9 +375,10 @@ per_seed_timing.rename(columns={"mid": "entropy midpoint (step)",
 # ## 5. Top-$k$ attention ablation
 # Every layer's attention fixed to the unablated pass's patterns, cut to their $k$ largest weights
 # per row and renormalised (the original's protocol); accuracy per $m$ on `ablation_examples` held-out
-# examples, at three points of training. $k = T$ is the unablated model.
+# examples, at three points of training. $k = T$ is the unablated model
+# ({numref}`fig-ch04-topk-ablation`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top-$k$ attention ablation at three points of training (one panel each): held-out accuracy per $m$ when every layer's attention keeps only its $k$ largest weights per row (renormalised; patterns from the unablated pass), against $k$ on a log axis; $k = T$ is the unablated model. Line: mean over independent seeds; band: 95% CI over seeds.", "name": "fig-ch04-topk-ablation"}, "image": {"alt": "Three panels, one per training step, each with one accuracy curve per m against the number of attention weights kept per row on a logarithmic axis, with shaded bands over seeds"}}
 ablation = pd.concat([bubbling.ablation_table(c, n_examples=S.ablation_examples).assign(seed=c.seed)
                       for c in configs], ignore_index=True)
 points = sorted(ablation.step.unique())
@@ -318,6 +397,11 @@ fig.suptitle("Top-k attention ablation (mean, 95% CI over seeds)")
 fig.tight_layout()
 shared_legend(fig, axes, handles, names, ncol=None if len(axes) % 2 else len(names))
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(ablation, "fig-ch04-topk-ablation",
+            what="one row per seed, step, m and k (held-out accuracy)")
 
 # %% [markdown]
 # ## 6. Claims ledger rows
@@ -404,7 +488,7 @@ for row, fmt in formats.items():
     styler = styler.format(fmt, subset=pd.IndexSlice[[row], :])
 styler
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The readout row of every head's attention pattern, read through TransformerLens's `blocks.{l}.attn.hook_pattern` on the converted model (seed 0's final model, the first probe example of one $m$). Rows: layer and head; columns: the input tokens (* a marker, v its value; the last column is the readout position); colour: attention weight from 0 to 1. It shows the hook names at work on one example, not a result over seeds.", "name": "fig-ch04-tl-pattern"}, "image": {"alt": "Heatmap with one row per layer and head and one column per input token, colour showing how much attention the readout position gives each token"}}
 pattern = agreement["readout_pattern"]                   # [layer, head, position]
 layers, heads, length = pattern.shape
 example_tokens = agreement["example_tokens"]
@@ -423,3 +507,19 @@ ax.set(xlabel="input token (* marker, v value; the last is the readout position)
              f"{agreement['example_set']}")
 ax.tick_params(axis="x", rotation=90)
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(pd.DataFrame([{"layer": l, "head": h, "position": p, "token": int(example_tokens[p]),
+                           "marker": bool(is_marker[p]), "value": bool(is_value[p]),
+                           "attention": float(pattern[l, h, p])}
+                          for l in range(layers) for h in range(heads) for p in range(length)]),
+            "fig-ch04-tl-pattern", what="one row per layer, head and input position (seed 0, "
+                                        f"probe example 0 of {agreement['example_set']})")
+
+# %% [markdown]
+# ## Conclusion
+
+# %% tags=["hide-input"]
+conclusion(records["C6"], records["C7"])

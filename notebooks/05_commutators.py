@@ -22,8 +22,9 @@
 # between 0.02 and 0.13, "> 92% perpendicular throughout, > 98% late", and 2–10× (9.7× early,
 # 2.1× late) more than a random subspace of the same dimension (claim **C8**).
 #
-# The original measurement has five defects (`original_code_spec.md` §5, §10.1–10.5), each fixed
-# here and each *measured*, so that its effect on the paper's numbers is visible:
+# The original measurement has five defects
+# ({doc}`original-code notes §5 and §10.1–10.5 <../book/original_code>`), each fixed here and
+# each *measured*, so that its effect on the paper's numbers is visible:
 #
 # | original | here |
 # |---|---|
@@ -52,8 +53,8 @@ from modadd import commutator
 from modadd import registry
 from modadd.claims import ch05
 from modadd.model import Transformer
-from modadd.plots import band_plot, book_style, panels, shared_legend
-from modadd.report import fmt_ci
+from modadd.plots import band_plot, book_style, figure_data, panels, shared_legend
+from modadd.report import conclusion, fmt_ci
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
@@ -100,9 +101,10 @@ display(Markdown(
 # seeds. The original's defect divides by $\lVert\eta g_A\rVert\lVert\eta g_B\rVert$,
 # so it scales like $\lVert H\rVert/\lVert g\rVert$ and must rise as the gradients shrink; the
 # Hessian-scale defect divides by $\eta^2\lambda_{\max}(\lVert g_A\rVert+\lVert g_B\rVert)$, the
-# largest value the second-order term can take, and cannot rise for that reason alone.
+# largest value the second-order term can take, and cannot rise for that reason alone
+# ({numref}`fig-ch05-scale`; the paper's Fig. 3 shows the raw norms).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Commutator scale over training, one panel per quantity, all on log axes: the commutator norm $\\lVert\\delta\\rVert$ (float64, computed directly), the gradient scale $\\sqrt{\\lVert g_A\\rVert\\lVert g_B\\rVert}$, the batch loss, the largest Hessian eigenvalue $\\lambda_{\\max}$, the original's normalised defect and the Hessian-scale defect. Per seed and snapshot the median (one colour) and the 90th percentile (the other) over batch pairs; line: geometric mean over independent seeds, band: 95% CI over seeds. Mirrors the paper's Fig. 3 (raw commutator norms).", "name": "fig-ch05-scale"}, "image": {"alt": "Six panels of curves over training steps on logarithmic axes, each with two shaded bands (median and 90th percentile over batch pairs): commutator norm, gradient norm, batch loss, Hessian top eigenvalue, and two normalised defects"}}
 scalars["grad_norm"] = np.sqrt(scalars.grad_norm_a * scalars.grad_norm_b)
 scalars["loss"] = (scalars.loss_a + scalars.loss_b) / 2
 quantities = [("delta_norm", "‖δ‖ (float64, direct)"), ("grad_norm", "√(‖g_A‖‖g_B‖)"),
@@ -111,17 +113,26 @@ quantities = [("delta_norm", "‖δ‖ (float64, direct)"), ("grad_norm", "√(�
               ("defect_hessian", "Hessian-scale defect")]
 fig, axes = panels(len(quantities), height=2.4, sharex=True)
 measured = scalars[scalars.step > 0]
+scale_points = []
 for i, (ax, (column, label)) in enumerate(zip(axes, quantities)):
     point = pd.concat([commutator.over_pairs(measured, column, q=q).assign(stat=name)
                        for q, name in ((0.5, "median over pairs"), (0.9, "p90 over pairs"))])
     band_plot(point, x="step", hue="stat", value=column, ax=ax, log=True, palette="rocket")
     ax.set(xlabel="step" if i >= len(quantities) - 2 else "", ylabel=label)
+    scale_points.append(point.rename(columns={column: "value"}).assign(quantity=column))
 handles, labels = axes[0].get_legend_handles_labels()
 fig.suptitle(f"Commutator scale over training (mean, 95% CI over {len(configs)} seeds)")
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(pd.concat(scale_points, ignore_index=True)[["quantity", "stat", "seed", "step",
+                                                        "value"]],
+            "fig-ch05-scale", what="one row per quantity, statistic over pairs, seed and step")
 
 # %% tags=["hide-input"]
 def phase_table(frame: pd.DataFrame, columns: dict, by=()) -> pd.DataFrame:
@@ -159,9 +170,9 @@ phase_table(scalars, {"delta_norm": "‖δ‖", "defect_hessian": "Hessian-scale
 # Relative error $\lVert\delta_{32} - \delta\rVert/\lVert\delta\rVert$ of the original's form
 # (θ_AB − θ_BA, everything in float32) against the direct float64 commutator. At 1 the float32
 # result carries no information about $\delta$ (it is rounding noise, or exactly 0 where the two
-# steps round to the same float32 numbers).
+# steps round to the same float32 numbers; {numref}`fig-ch05-float32`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Float32 cancellation over training, on log axes. Left: the relative error $\\lVert\\delta_{32} - \\delta\\rVert/\\lVert\\delta\\rVert$ of the original's float32 difference form against the direct float64 commutator; right: the ratio of the norm the original would report to the true norm. Per seed and snapshot the median over batch pairs; line: geometric mean over independent seeds, band: 95% CI over seeds. Dotted: 1 (left: the float32 result carries no information about $\\delta$; right: the correct norm).", "name": "fig-ch05-float32"}, "image": {"alt": "Two panels over training steps on logarithmic axes with shaded bands: the float32 form's relative error against a dotted line at 1, and the ratio of its norm to the true commutator norm against a dotted line at 1"}}
 fig, axes = panels(2, height=3.0)
 point = commutator.over_pairs(scalars[scalars.step > 0], "delta32_error")
 band_plot(point, x="step", value="delta32_error", ax=axes[0], log=True)
@@ -174,6 +185,15 @@ axes[1].axhline(1, color="k", ls=":", lw=1)
 axes[1].set(xlabel="step", ylabel="‖δ₃₂‖ / ‖δ‖", title="norm the original would report")
 fig.suptitle("Float32 cancellation\n(median over pairs; mean, 95% CI over seeds)")
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(point.merge(commutator.over_pairs(ratio[ratio.step > 0], "norm_ratio"),
+                        on=["seed", "step"]),
+            "fig-ch05-float32", what="one row per seed and step (medians over pairs)")
+
+# %% tags=["hide-input"]
 f32_error = {which: seed_stat(scalars, "delta32_error", which) for which in ("early", "late")}
 display(Markdown(
     f"Median relative error of the float32 form: early "
@@ -185,14 +205,16 @@ display(Markdown(
 # $\rho$ for the execution basis ($k$ trajectory PCs per attention block; causal, final and
 # held-out-seed versions) against random $k$-dimensional subspaces of the same blocks and a random
 # $K = 20k$-dimensional subspace of all live parameters. Dotted: $\sqrt{K/P_{live}}$;
-# dash-dotted: $\sqrt{K/P}$ with the original's dead coordinates, the baseline it plotted.
+# dash-dotted: $\sqrt{K/P}$ with the original's dead coordinates, the baseline it plotted
+# ({numref}`fig-ch05-rho`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The commutator's norm fraction in a subspace, $\\rho = \\lVert\\Pi\\delta\\rVert/\\lVert\\delta\\rVert$, over training on a log axis, one panel per number $k$ of directions per attention block: the execution bases (trajectory PCs per block: causal, final-trajectory and held-out-seed) and random subspaces (the same blocks, or as many directions $K$ as the execution basis has in all, over all live parameters), one colour each. Per seed and snapshot the median over batch pairs; line: geometric mean over independent seeds, band: 95% CI over seeds. Dotted: $\\sqrt{K/P_{live}}$; dash-dotted: $\\sqrt{K/P}$ with the original's dead weights, the baseline it plotted. Mirrors the paper's Fig. 4.", "name": "fig-ch05-rho"}, "image": {"alt": "Panels, one per k, each with five shaded curves of the commutator's norm fraction over training on a log axis, one per basis, and two horizontal reference lines for random subspaces"}}
 basis_order = list(commutator.BASES)
 delta = rho[(rho.vector == "delta") & (rho.step > 0)]
 ks = sorted(delta.k.unique())
 fig, axes = panels(len(ks), height=2.7, sharey=True)
 palette = dict(zip(basis_order, sns.color_palette("deep", len(basis_order))))
+rho_points = []
 for i, (ax, k) in enumerate(zip(axes, ks)):
     for basis in basis_order:
         part = commutator.over_pairs(delta[(delta.k == k) & (delta.basis == basis)], "rho")
@@ -201,6 +223,7 @@ for i, (ax, k) in enumerate(zip(axes, ks)):
             continue
         band_plot(part.assign(b=basis), x="step", hue="b", value="rho", ax=ax, log=True,
                   palette=[palette[basis]])
+        rho_points.append(part.assign(k=k, basis=basis))
     ax.axhline(np.sqrt(n_blocks * k / P_live), color="k", ls=":", lw=1, label="√(K/P_live)")
     ax.axhline(np.sqrt(n_blocks * k / P_original), color="k", ls="-.", lw=1,
                label="√(K/P), dead weights included")
@@ -211,6 +234,15 @@ fig.suptitle("Commutator norm fraction in the execution subspace vs random subsp
 fig.tight_layout()
 shared_legend(fig, axes, ncol=2)    # one entry per series, over all panels
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+rho_points = pd.concat(rho_points, ignore_index=True)
+rho_points["sqrt_K_over_P_live"] = np.sqrt(n_blocks * rho_points.k / P_live)
+rho_points["sqrt_K_over_P_with_dead"] = np.sqrt(n_blocks * rho_points.k / P_original)
+figure_data(rho_points[["k", "basis", "seed", "step", "rho", "sqrt_K_over_P_live",
+                        "sqrt_K_over_P_with_dead"]], "fig-ch05-rho",
+            what="one row per k, basis, seed and step (rho: median over pairs)")
 
 # %% [markdown]
 # The same numbers for $k$ = `k_main`, in the three readings the original mixed up: the norm
@@ -229,21 +261,23 @@ phase_table(main_rho, {"rho": "ρ", "rho2": "ρ² (energy)", "perp": "√(1−ρ
 # two minibatch gradients and the optimizer's movement (its single update right after the
 # snapshot, and the net movement to the next snapshot). If the commutator is no more enriched
 # than the gradients, the enrichment says where the gradients point, not something about
-# non-commutativity. Basis: causal, $k$ = `k_main`.
+# non-commutativity. Basis: causal, $k$ = `k_main` ({numref}`fig-ch05-enrichment`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The fair enrichment ratio $\\rho/\\rho_{random}$ (random directions in the same attention blocks, same vector, snapshot and $k$) over training on a log axis, one panel per execution basis (causal, final-trajectory, held-out seed), for the commutator $\\delta$ and for three control vectors: the two minibatch gradients and the optimizer's movement (one AdamW update, and the net movement to the next snapshot). Per seed and snapshot the median over batch pairs; line: geometric mean over independent seeds, band: 95% CI over seeds. Dotted: 1, no enrichment over random. The fair version of the paper's exec/random ratio (§4.3).", "name": "fig-ch05-enrichment"}, "image": {"alt": "Three panels, one per basis, each with five shaded curves over training on a log axis (commutator, two gradients, one update, movement to next snapshot) and a dotted line at ratio 1"}}
 vectors = ["delta", "g_a", "g_b", "update", "next_interval"]
 names = {"delta": "commutator δ", "g_a": "gradient g_A", "g_b": "gradient g_B",
          "update": "AdamW update (1 step)", "next_interval": "movement to next snapshot",
          "delta32": "δ₃₂ (original's form)"}
 BASES_SHOWN = ["causal", "final", "held-out seed"]
 fig, axes = panels(len(BASES_SHOWN), height=2.8, sharey=True)
+enrichment_points = []
 for i, (ax, basis) in enumerate(zip(axes, BASES_SHOWN)):
     part = rho[(rho.basis == basis) & (rho.k == S.k_main) & rho.vector.isin(vectors)
                & (rho.step > 0)]
     point = commutator.over_pairs(part, "ratio", by=["vector"]).dropna()
     point["vector"] = point.vector.map(names)
     band_plot(point, x="step", hue="vector", value="ratio", ax=ax, log=True, palette="tab10")
+    enrichment_points.append(point.assign(basis=basis))
     ax.axhline(1, color="k", ls=":", lw=1)
     ax.set(title=f"{basis} basis", xlabel="step",
            ylabel="ρ / ρ(random, same blocks)" if i % 2 == 0 else "")
@@ -252,6 +286,14 @@ fig.suptitle(f"Fair enrichment ratio, k = {S.k_main}\n"
 fig.tight_layout()
 shared_legend(fig, axes)            # one entry per vector, over all panels
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(pd.concat(enrichment_points, ignore_index=True)[["basis", "vector", "seed", "step",
+                                                             "ratio"]],
+            "fig-ch05-enrichment",
+            what=f"one row per basis, vector, seed and step (k = {S.k_main}; ratio: median "
+                 f"over pairs)")
 
 # %% tags=["hide-input"]
 ratios = rho[(rho.k == S.k_main) & rho.basis.isin(["causal", "final", "held-out seed"])
@@ -301,7 +343,13 @@ record = claims.evaluate("C8", c8_tables, preset)
 record
 
 # %% [markdown]
-# ## 7. Summary (computed)
+# ## Conclusion
+
+# %% tags=["hide-input"]
+conclusion(record)
+
+# %% [markdown]
+# ### Summary of the measurements (computed)
 
 # %% tags=["hide-input"]
 causal = rho[(rho.basis == "causal") & (rho.k == S.k_main) & (rho.step > 0)]

@@ -20,11 +20,12 @@
 # largest drop coming early (claim **C9**). Its reading: SAEs capture auxiliary routing structure,
 # while execution stays distributed over the low-dimensional manifold.
 #
-# The original measurement could not have shown anything else (`original_code_spec.md` §6,
-# §10.11): it edited non-readout positions *after the last layer*, so in most batches the edit
-# never reached the logits; it trained on $m = 4$ only, so no latent could correlate with $m$; it
-# chose latents by variance, not by correlation; and its TopK encoder had no ReLU, while the paper
-# describes ReLU + L1. Here:
+# The original measurement could not have shown anything else
+# ({doc}`original-code notes §6 and §10.11 <../book/original_code>`): it edited non-readout
+# positions *after the last layer*, so in most batches the edit never reached the logits; it
+# trained on $m = 4$ only, so no latent could correlate with $m$; it chose latents by variance,
+# not by correlation; and its TopK encoder had no ReLU, while the paper describes ReLU + L1.
+# Here:
 #
 # - two SAE kinds side by side: ReLU + L1 (the paper's text) and TopK with signed codes (the
 #   original code), decoder columns at unit norm;
@@ -53,8 +54,8 @@ from modadd import claims
 from modadd import sae
 from modadd import registry
 from modadd.claims import ch06
-from modadd.plots import band_plot, point_ci, book_style, panels
-from modadd.report import ci_text
+from modadd.plots import band_plot, book_style, figure_data, panels, point_ci
+from modadd.report import ci_text, conclusion
 from modadd.stats import mean_ci
 
 # %% tags=["parameters"]
@@ -108,43 +109,92 @@ quality = table[table.quantity.isin(["explained_variance", "l0", "dead_fraction"
 
 # %% [markdown]
 # ## 2. How strongly do the best latents track $m$ and positions?
-# The association of the top-ranked latents with $m$ or a marker position (|Pearson r|), and with
-# the label or a marked value (correlation ratio), by rank. Dotted: the "strong" threshold.
+# Two selections, measured by two **different** quantities, so each has its own figure and axis:
+# the latents most associated with $m$ or a marker position, by |Pearson r| (for ordered
+# features; {numref}`fig-ch06-assoc-m`), and the latents most associated with the label or a
+# marked value, by the correlation ratio $\eta$ (for categorical features: the share of a
+# latent's standard deviation explained by the category means; {numref}`fig-ch06-assoc-label`).
+# Both lie in $[0, 1]$, but a value of one is not comparable with a value of the other. Each is
+# shown by rank (rank 1: the most associated live latent). The "strong" threshold (`strong`,
+# dotted) is the one claim C9 applies to |r|.
 
 # %% tags=["hide-input"]
 assoc = table[table.quantity.str.startswith("association:")].copy()
 assoc["selection"] = assoc.quantity.str.split(":").str[1]
+# numbered stage names: the legend in time order
+assoc["stage name"] = (assoc.stage.cat.codes + 1).astype(str) + " " + assoc.stage.astype(str)
 cells = [(kind, layer) for kind in settings.kinds for layer in layers]
-fig, axes = panels(len(cells), height=2.6, sharey=True)
-for i, (ax, (kind, layer)) in enumerate(zip(axes, cells)):
-    part = assoc[(assoc.sae == kind) & (assoc.layer == layer)]
-    part = part.assign(series=part.selection + ", " + (part.stage.cat.codes + 1).astype(str)
-                       + " " + part.stage.astype(str))      # numbered: legend in time order
-    band_plot(part.rename(columns={"draw": "rank"}), x="rank", hue="series", value="value",
-              ax=ax, palette="tab10")
-    ax.axhline(S.strong, color="k", ls=":", lw=1)
-    ax.set(title=f"{kind} SAE, layer {layer}", xlabel="latent rank",
-           ylabel="association" if i % 2 == 0 else "")
-handles, labels = axes[0].get_legend_handles_labels()
-fig.suptitle("Association of the top latents with task features\n(mean, 95% CI over seeds)")
-fig.tight_layout()
-fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
-           frameon=False)
+
+
+def association_figure(selection: str, ylabel: str, title: str, threshold=None) -> pd.DataFrame:
+    """One panel per SAE kind and layer: the seed mean and 95% CI over seeds of the association
+    of the top-ranked latents of ``selection``, by rank, one line per stage; returns the rows."""
+    rows = assoc[assoc.selection == selection].rename(columns={"draw": "rank"})
+    rows = rows.assign(rank=rows["rank"] + 1)                 # rank 1: the strongest latent
+    fig, axes = panels(len(cells), height=2.6, sharey=True)
+    for i, (ax, (kind_, layer)) in enumerate(zip(axes, cells)):
+        part = rows[(rows.sae == kind_) & (rows.layer == layer)]
+        band_plot(part, x="rank", hue="stage name", value="value", ax=ax, palette="viridis")
+        if threshold is not None:
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"strong ({threshold:g})")
+        ax.set(title=f"{kind_} SAE, layer {layer}", xlabel="latent rank",
+               ylabel=ylabel if i % 2 == 0 else "")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.legend(handles, labels, title="stage", loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=len(labels), frameon=False)
+    return rows[["seed", "sae", "layer", "stage", "rank", "value"]].reset_index(drop=True)
+
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "How strongly the top latents track $m$ and the marker positions: the absolute Pearson correlation $|r|$ of the most associated live latents with $m$ or a marker position (the larger of the two), by latent rank (1: strongest), one panel per SAE kind (ReLU + L1, TopK) and probed layer, one colour per training stage. Line: mean over independent seeds; band: 95% CI over seeds. Dotted: the `strong` threshold claim C9 applies. The correlation half of the paper's SAE result (§4.4).", "name": "fig-ch06-assoc-m"}, "image": {"alt": "Four panels, one per SAE kind and layer, each with three falling curves (one per training stage) of absolute Pearson correlation against latent rank, with shaded bands and a dotted horizontal threshold line"}}
+rows = association_figure("m / positions", "|r| with m or a position",
+                          "Top latents vs m and marker positions: |Pearson r|\n"
+                          "(mean, 95% CI over seeds)", threshold=S.strong)
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(rows.rename(columns={"value": "abs_pearson_r"}), "fig-ch06-assoc-m",
+            what="one row per seed, SAE kind, layer, stage and latent rank")
+
+# %% [markdown]
+# The number of $m$/position latents at |r| ≥ `strong`, per seed (mean [95% CI] over seeds):
+
+# %% tags=["hide-input"]
 n_strong = (assoc[assoc.selection == "m / positions"].assign(strong=lambda f: f.value >= S.strong)
             .groupby(["seed", "sae", "layer", "stage"], observed=True).strong.sum().reset_index())
 n_strong.groupby(["sae", "layer", "stage"], observed=True).strong.apply(ci3).unstack("stage")
 
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "How strongly the top latents track the label and the marked values: the correlation ratio $\\eta$ (the share of a latent's standard deviation explained by the category means) of the most associated live latents with the label or a marked value (the larger), by latent rank (1: strongest), one panel per SAE kind (ReLU + L1, TopK) and probed layer, one colour per training stage. Line: mean over independent seeds; band: 95% CI over seeds. A different quantity from the $|r|$ of the previous figure, so it has its own axis.", "name": "fig-ch06-assoc-label"}, "image": {"alt": "Four panels, one per SAE kind and layer, each with three falling curves (one per training stage) of the correlation ratio against latent rank, with shaded bands"}}
+rows = association_figure("label / values", "η with the label or a value",
+                          "Top latents vs the label and marked values: correlation ratio η\n"
+                          "(mean, 95% CI over seeds)")
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(rows.rename(columns={"value": "correlation_ratio"}), "fig-ch06-assoc-label",
+            what="one row per seed, SAE kind, layer, stage and latent rank")
+
 # %% [markdown]
 # What the three latents most associated with $m$ or positions encode (seed 0, last stage): their
 # mean code for each value of $m$ and of each marker's position (markers absent from an example
-# do not count).
+# do not count). One figure per SAE kind: {numref}`fig-ch06-profile-relu` (ReLU + L1) and
+# {numref}`fig-ch06-profile-topk` (TopK).
 
 # %% tags=["hide-input"]
 profile = pd.concat([sae.latent_profile(configs[0], steps[-1], layer, settings)
                      for layer in layers], ignore_index=True)
 profile = profile[profile.selection == "m / positions"]
+profile = profile.assign(rank=profile["rank"] + 1)          # rank 1: the most associated latent
 features = [f for f in profile.feature.unique()]
-for kind_ in settings.kinds:            # one figure per SAE kind: a feature per row, a layer per column
+
+
+def profile_figure(kind_: str) -> pd.DataFrame:
+    """A feature per row, a layer per column: the mean code of SAE ``kind_``'s top-3
+    m/position latents by feature value (seed 0, last stage); returns the rows drawn."""
     cells = [(feature, layer) for feature in features for layer in layers]
     fig, axes = panels(len(cells), height=1.8)
     for i, (ax, (feature, layer)) in enumerate(zip(axes, cells)):
@@ -162,7 +212,28 @@ for kind_ in settings.kinds:            # one figure per SAE kind: a feature per
     fig.tight_layout()
     fig.legend(handles, labels, title="latent rank", loc="upper center",
                bbox_to_anchor=(0.5, 0.0), ncol=len(labels), frameon=False)
-    plt.show()
+    columns = ["seed", "step", "layer", "rank", "latent", "feature", "feature_value",
+               "mean_code", "n"]
+    return profile[profile.sae == kind_][columns].reset_index(drop=True)
+
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "What the ReLU + L1 SAE's three latents most associated with $m$ or a marker position encode: each latent's mean code (one colour per latent rank) for each value of $m$ (top row) and of each marker's position (further rows), one column per probed layer; training examples of seed 0 at the last stage, markers absent from an example not counted. One seed, for illustration.", "name": "fig-ch06-profile-relu"}, "image": {"alt": "Grid of small line plots, one row per feature (m, then each marker position) and one column per layer, each with three lines of a latent's mean code against the feature's value"}}
+rows = profile_figure("relu")
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(rows, "fig-ch06-profile-relu",
+            what="one row per layer, latent rank, feature and feature value (seed 0, last stage)")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "What the TopK SAE's three latents most associated with $m$ or a marker position encode: each latent's mean code (one colour per latent rank) for each value of $m$ (top row) and of each marker's position (further rows), one column per probed layer; training examples of seed 0 at the last stage, markers absent from an example not counted. One seed, for illustration.", "name": "fig-ch06-profile-topk"}, "image": {"alt": "Grid of small line plots, one row per feature (m, then each marker position) and one column per layer, each with three lines of a TopK latent's mean code against the feature's value"}}
+rows = profile_figure("topk")
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(rows, "fig-ch06-profile-topk",
+            what="one row per layer, latent rank, feature and feature value (seed 0, last stage)")
 
 # %% [markdown]
 # ## 3. Ablation through the model
@@ -171,9 +242,9 @@ for kind_ in settings.kinds:            # one figure per SAE kind: a feature per
 # zeroed, those most associated with the label/values zeroed, or as many random live latents
 # zeroed (mean over draws); the remaining layers run. Plotted: the accuracy the reconstruction
 # costs against the clean model, and what each ablation costs **beyond** the reconstruction
-# (mean over $m$; mean and 95% CI over seeds).
+# (mean over $m$; mean and 95% CI over seeds; {numref}`fig-ch06-ablation`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Accuracy lost to the SAE and to zeroing latents, at three training stages, one panel per SAE kind (ReLU + L1, TopK) and probed layer: the accuracy the SAE reconstruction costs against the clean model, and what zeroing the `n_latents` latents most associated with $m$/positions, those most associated with the label/values, or as many random live latents (mean over draws) costs beyond the reconstruction. Per seed the mean over $m$; marker: mean over independent seeds, bar: 95% CI over seeds. Solid line: no drop. Corresponds to the paper's Fig. 6, which shows accuracy before and after ablation.", "name": "fig-ch06-ablation"}, "image": {"alt": "Four panels, one per SAE kind and layer, each with four series of points with error bars at the early, mid and late stages: the reconstruction cost and the accuracy drops from zeroing m/position, label/value and random latents, around a horizontal zero line"}}
 acc = table[table.quantity.str.startswith("accuracy:")].copy()
 acc["condition"] = acc.quantity.str.split(":").str[1]
 acc = acc.groupby(["seed", "step", "stage", "layer", "sae", "condition", "m"],
@@ -200,6 +271,11 @@ fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=
            frameon=False)
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(long.drop(columns="stage index"), "fig-ch06-ablation",
+            what="one row per seed, stage, layer, SAE kind and effect (accuracy drop, mean over m)")
+
 # %% [markdown]
 # The same drops as numbers, and the held-out accuracy per $m$ at the last stage (mean [95% CI]
 # over seeds).
@@ -213,9 +289,10 @@ last_stage = acc[acc.step == steps[-1]]        # random: each seed's mean over i
 # %% [markdown]
 # ## 4. Held-out linear probes per layer
 # Test accuracy of a multinomial logistic probe on the readout residual entering each layer
-# (layer $L$: after the last block), for $m$ and for the label; dotted: majority-class rate.
+# (layer $L$: after the last block), for $m$ and for the label; dotted: majority-class rate
+# ({numref}`fig-ch06-probes`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out accuracy of a multinomial logistic probe on the readout residual stream entering each layer (the last point: after the last block), for $m$ (left) and for the label (right), one colour per training stage. Line: mean over independent seeds; band: 95% CI over seeds. Dotted: the majority-class rate, what a probe that ignores its input would score.", "name": "fig-ch06-probes"}, "image": {"alt": "Two panels, probe for m and probe for the label, each with three curves of held-out probe accuracy against layer, one per training stage, with shaded bands and a dotted majority-class line"}}
 fig, axes = panels(2, height=3.0, sharey=True)
 for ax, target in zip(axes, ["m", "label"]):
     part = probes[probes.target == target].assign(       # numbered: legend in time order
@@ -230,6 +307,11 @@ fig.tight_layout()
 fig.legend(handles, labels, title="stage", loc="upper center", bbox_to_anchor=(0.5, 0.0),
            ncol=len(labels), frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(probes, "fig-ch06-probes",
+            what="one row per seed, step, layer and probe target (held-out accuracy)")
 
 # %% [markdown]
 # ## 5. Claims ledger row
@@ -268,7 +350,13 @@ drop_ci = by_layer[worst]
 random_ci = drop_stats(kind, worst, "drop: zero random")
 
 # %% [markdown]
-# ## 6. Summary (computed)
+# ## Conclusion
+
+# %% tags=["hide-input"]
+conclusion(record)
+
+# %% [markdown]
+# ### Summary of the measurements (computed)
 
 # %% tags=["hide-input"]
 recon_cost = drops[drops.sae == kind].groupby("stage", observed=True)["reconstruction cost"] \

@@ -14,8 +14,9 @@
 # %% [markdown]
 # # 7. Architecture, curriculum and difficulty
 #
-# The paper (§4.5) and its code's README (seed 000) make four claims about *how* the model is
-# trained, none of which has code in the original repository (`original_code_spec.md` §7):
+# The paper (§4.5) and the original code's README make four claims about *how* the model is
+# trained, none of which has code in the original repository
+# ({doc}`original-code notes §7 <../book/original_code>`):
 #
 # - **C10** MLP blocks disrupt the low-dimensional collapse and hurt generalization at an equal
 #   budget;
@@ -60,8 +61,8 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch07
-from modadd.plots import band_plot, point_ci, book_style, panels
-from modadd.report import ci_text
+from modadd.plots import band_plot, figure_data, point_ci, book_style, panels
+from modadd.report import ci_text, conclusion
 from modadd.stats import bounded_mean_ci
 from modadd.model import build_model, count_flops_per_step
 from modadd.task import chance_accuracy, max_markers
@@ -100,7 +101,8 @@ book_style()
 display(Markdown(
     f"Preset `{preset}`: {len(arms['attention-only, mixed'])} seeds per arm "
     f"({len(arms['paper SGD'])} for paper SGD), {cfg.train.n_steps} steps, "
-    f"$m \\in$ {M_VALUES}, $C = {cfg.task.C}$ (chance accuracy {chance:.3f})."))
+    f"$m \\in \\{{{', '.join(map(str, M_VALUES))}\\}}$, $C = {cfg.task.C}$ "
+    f"(chance accuracy {chance:.3f})."))
 ACC = (0.0, 1.0)              # accuracies and forgetting stay in [0, 1] ...
 DIFF = (-1.0, 1.0)            # ... accuracy differences in [-1, 1]
 
@@ -138,11 +140,21 @@ def final_table(frame: pd.DataFrame, arm_names: list) -> pd.DataFrame:
 # the same random-walk null (a Gaussian walk with the run's own step norms in the matrix's own
 # dimension).
 
-# %% tags=["hide-input"]
-accuracy_panels(acc, ["attention-only, mixed", "with MLP"],
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out accuracy per $m$ over training steps, attention-only mixed training (the book's main runs) against the same runs with a GELU MLP in every block: mean over seeds (line) and 95% CI over seeds (band); dotted line: chance accuracy $1/C$. The paper states the MLP effect (§4.5) without a figure.", "name": "fig-ch07-accuracy-mlp"}, "image": {"alt": "Two panels, attention-only and with MLP, each with one held-out accuracy curve and shaded band per m over training steps, and a dotted chance line"}}
+MLP_ARMS = ["attention-only, mixed", "with MLP"]
+accuracy_panels(acc, MLP_ARMS,
                 "Held-out accuracy per m (mean, 95% CI over seeds; dotted: chance)")
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(acc[acc.arm.isin(MLP_ARMS)], "fig-ch07-accuracy-mlp",
+            what="one row per arm, seed, evaluation step and m (held-out accuracy)")
+
+# %% tags=["hide-input"]
 display(Markdown(f"**Final held-out accuracy** (step {final_step}), mean [95% CI] over seeds:"))
-final_table(final, ["attention-only, mixed", "with MLP"])
+final_table(final, MLP_ARMS)
 
 # %% tags=["hide-input"]
 THRESHOLD = 0.9
@@ -157,6 +169,8 @@ mlp_dims = mlp_dims[(mlp_dims.threshold == THRESHOLD)
 blocks = pd.concat([dims[dims.group == "block"], mlp_dims[mlp_dims.group == "mlp block"]])
 blocks["series"] = blocks.arm + ", " + blocks.source
 ALL_MATRICES = MATRICES + list(modadd.arms.MLP_MATRICES)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Effective rank $r_{90}$ (principal components holding 90% of the variance) of each weight matrix's trajectory, per layer: the attention matrices $W_Q, W_K, W_V, W_O$ and the MLP weights $W_\\text{in}, W_\\text{out}$. Markers: mean over seeds; bars: 95% CI over seeds; for the attention-only arm, the MLP arm, and the MLP arm's random-walk null (a Gaussian walk with the run's own step norms). Same layout as the paper's Fig. 1, which shows attention-only models only.", "name": "fig-ch07-rank-mlp"}, "image": {"alt": "Six panels, one per weight matrix type, each plotting effective rank against layer with error bars for the attention-only arm, the MLP arm and the MLP arm's random-walk null"}}
 fig, axes = panels(len(ALL_MATRICES), height=2.3, sharey=True, sharex=True)
 order = ["attention-only, mixed, real", "with MLP, real", "with MLP, random walk"]
 palette = dict(zip(order, ["#1f4e79", "#c0392b", "#b0b0b0"]))
@@ -173,6 +187,13 @@ fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(blocks[blocks.series.isin(order)][["arm", "source", "matrix", "layer", "seed", "rank"]]
+            .sort_values(["arm", "source", "matrix", "layer", "seed"]), "fig-ch07-rank-mlp",
+            what=f"one row per arm, source (real trajectory or random-walk null), matrix, layer "
+                 f"and seed; rank: r90 at variance fraction {THRESHOLD}")
 
 # %% [markdown]
 # Per matrix type (each seed's $r_{90}$ averaged over layers first, so the CI is over seeds),
@@ -202,8 +223,10 @@ same_init = [bool(torch.equal(a, b)) for a, b in zip(init_plain, init_mlp)]
 flops = {arm: count_flops_per_step(arms[arm][0].model, cfg.task.seq_len, cfg.task.n_classes,
                                    cfg.train.batch_size)
          for arm in ["attention-only, mixed", "with MLP"]}
+same_text = ", ".join(f"layer {i} {'yes' if same else 'no'}"
+                      for i, same in enumerate(same_init))
 display(Markdown(f"Initial attention matrices identical across the two arms, by layer: "
-                 f"{same_init}. Equal budget means equal optimizer steps: the MLP arm spends "
+                 f"{same_text}. Equal budget means equal optimizer steps: the MLP arm spends "
                  f"{flops['with MLP'] / flops['attention-only, mixed']:.1f}× the matmul FLOPs "
                  f"per step."))
 
@@ -234,32 +257,37 @@ pd.DataFrame({"quantity": [
                                  ci_text(below["with MLP"]), ci_text(closer_to_null),
                                  ci_text(mlp_below),
                                  ci_text(acc_gap, 3, bounds=DIFF),
-                                 ci_text(acc_gap_m, 3, bounds=DIFF)]})
+                                 ci_text(acc_gap_m, 3, bounds=DIFF)]}).set_index("quantity")
 
 # %% [markdown]
 # ## 2. Mixed training against a curriculum (C11)
-# Vertical lines: the start of each curriculum stage. In the curriculum arms, accuracy on an $m$
-# not yet trained is not expected; the question is what happens to the earlier $m$ afterwards.
+# In {numref}`fig-ch07-accuracy-curriculum`, vertical lines mark the start of each curriculum
+# stage. In the curriculum arms, accuracy on an $m$ not yet trained is not expected; the
+# question is what happens to the earlier $m$ afterwards.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out accuracy per $m$ over training steps for mixed training, the original code's curriculum ($m = 1 \\to 4$, a fresh optimizer per stage), the same curriculum without optimizer resets, and training on the largest $m$ alone: mean over seeds (line) and 95% CI over seeds (band). Vertical lines: the start of each curriculum stage, labelled with its $m$; dotted line: chance accuracy. The paper describes this comparison (§4.5) without a figure.", "name": "fig-ch07-accuracy-curriculum"}, "image": {"alt": "Four panels (mixed, curriculum, curriculum without reset, largest m only), each with one held-out accuracy curve and band per m over training steps; the curriculum panels have vertical lines at the stage starts"}}
 CURRICULUM_ARMS = ["attention-only, mixed", "curriculum", "curriculum (no reset)", ONLY]
 marks = {arm: modadd.arms.stage_starts(arms[arm][0]) for arm in CURRICULUM_ARMS}
 accuracy_panels(acc, CURRICULUM_ARMS, "Held-out accuracy per m, mixed vs curriculum vs one m "
                 "(mean, 95% CI over seeds)", marks)
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(acc[acc.arm.isin(CURRICULUM_ARMS)], "fig-ch07-accuracy-curriculum",
+            what="one row per arm, seed, evaluation step and m (held-out accuracy)")
 
 # %% [markdown]
 # **Forgetting** per $m$: peak held-out accuracy at any time minus accuracy at the end, per run
-# (≥ 0), mean [95% CI] over seeds; and the final accuracy beside it.
+# (≥ 0), mean [95% CI] over seeds; the peak and final accuracy beside it.
 
 # %% tags=["hide-input"]
 forget = modadd.arms.forgetting_table(acc[acc.arm.isin(CURRICULUM_ARMS)])
-pd.concat({"forgetting (peak − final)": forget.groupby(["arm", "m"]).forgetting
-           .apply(ci_text, bounds=ACC).unstack("m"),
-           "final accuracy": forget.groupby(["arm", "m"]).final.apply(ci_text, bounds=ACC)
-           .unstack("m"),
-           "peak accuracy": forget.groupby(["arm", "m"]).peak.apply(ci_text, bounds=ACC)
-           .unstack("m")},
-          axis=1).loc[CURRICULUM_ARMS]
+forget_summary = forget.groupby(["arm", "m"]).agg(**{
+    "forgetting (peak − final)": ("forgetting", partial(ci_text, bounds=ACC)),
+    "peak accuracy": ("peak", partial(ci_text, bounds=ACC)),
+    "final accuracy": ("final", partial(ci_text, bounds=ACC))})
+forget_summary.loc[CURRICULUM_ARMS]
 
 # %% [markdown]
 # **Is the curriculum's path more fragmented?** The paper explains forgetting by "path-dependent
@@ -315,7 +343,8 @@ overlap.loc[per_pair.groupby("comparison").mean_cos2.mean().sort_values(ascendin
 # %% tags=["hide-input"]
 grid = {}
 moduli = {c.task.C for c in roles["difficulty"]}
-display(Markdown(f"Moduli {sorted(moduli)}; sequence length $T = {cfg.task.T}$ fits up to "
+display(Markdown(f"Moduli {', '.join(map(str, sorted(moduli)))}; sequence length "
+                 f"$T = {cfg.task.T}$ fits up to "
                  f"{max_markers(cfg.task.T)} markers; {S.few_seeds} seed(s) per new cell (seed 0 "
                  f"in fp32; the seeds added later train in bf16 mixed precision, validated on "
                  f"the precision page)."))
@@ -341,6 +370,8 @@ summary = pd.DataFrame([(C, arm, m, ci[0], ci[1], ci[2],
                               & (difficulty.m == m)).sum()))
                         for (C, arm, m), ci in cells.items()],
                        columns=["C", "arm", "m", "mean", "low", "high", "size"])
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final held-out accuracy after training from scratch on one $m$ or mixed training on $m = 1..k$ (rows), per held-out $m$ (columns: only the $m$ a run trained on), one heatmap per modulus $C$. Colour and first line of each cell: mean over seeds; brackets: 95% CI over seeds, kept in [0, 1]; $n$: the number of seeds. No figure of the paper corresponds.", "name": "fig-ch07-difficulty"}, "image": {"alt": "Heatmaps, one per modulus, of final held-out accuracy with training arms as rows and m as columns, each cell annotated with its mean, confidence interval and number of seeds"}}
 by_modulus = list(summary.groupby("C"))
 rows_per_C = [part.arm.nunique() for _, part in by_modulus]     # one heatmap per modulus, stacked
 fig = plt.figure(figsize=(7, 0.55 * sum(rows_per_C) + 1.6 * len(by_modulus)))
@@ -363,6 +394,12 @@ colorbar.set_ylabel("held-out accuracy")
 fig.suptitle("Final held-out accuracy: from scratch on one m vs mixed training\n"
              "(mean, 95% CI over seeds, kept in [0, 1])")
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(difficulty.sort_values(["C", "arm", "m", "seed"]), "fig-ch07-difficulty",
+            what="one row per modulus C, arm, seed and trained m (final held-out accuracy)")
 
 # %% tags=["hide-input"]
 counts = (difficulty.assign(ok=difficulty.value >= S.learned)
@@ -382,6 +419,8 @@ for c in arms["paper SGD"] + arms["attention-only, mixed"][:len(arms["paper SGD"
     sgd_loss.append(log[["step", "loss"]].iloc[::50].assign(
         arm="paper SGD" if c.train.optimizer == "sgd" else "AdamW (book)", seed=c.seed))
 sgd_loss = pd.concat(sgd_loss)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's optimizer (plain SGD, lr $10^{-3}$, batch 64, no weight decay) against the book's AdamW at the same seeds and steps. Left: training loss over steps, geometric mean over seeds (line) and 95% CI over seeds (band) on a log scale; dotted line: $\\log C$, the loss of a uniform guess. Right: paper SGD's held-out accuracy per $m$, mean and 95% CI over seeds; dotted line: chance accuracy.", "name": "fig-ch07-paper-sgd"}, "image": {"alt": "Two panels: training loss over steps for paper SGD and AdamW on a log scale with a dotted uniform-guess line, and paper SGD's held-out accuracy per m over steps with a dotted chance line"}}
 fig, axes = panels(2, height=3.0)
 band_plot(sgd_loss, x="step", hue="arm", value="loss", ax=axes[0], log=True, palette="deep")
 axes[0].axhline(np.log(cfg.task.C), color="grey", ls=":", lw=1, label="log C (uniform)")
@@ -392,6 +431,19 @@ axes[1].set(title="paper SGD: held-out accuracy per m", xlabel="step", ylim=(0, 
 for ax in axes:                         # each panel's legend below it, off the data
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+sgd_acc = acc[acc.arm == "paper SGD"]
+figure_data(pd.concat([sgd_loss.assign(panel="training loss", m=np.nan)
+                       .rename(columns={"loss": "value"}),
+                       sgd_acc.assign(panel="held-out accuracy")], ignore_index=True)
+            [["panel", "arm", "seed", "step", "m", "value"]], "fig-ch07-paper-sgd",
+            what="one row per panel, arm, seed, step and (accuracy only) m; the loss is every "
+                 "50th logged training step")
+
+# %% tags=["hide-input"]
 sgd_final = final[final.arm == "paper SGD"]
 sgd_last_loss = sgd_loss[sgd_loss.arm == "paper SGD"].groupby("seed").loss.last()
 display(Markdown(
@@ -428,7 +480,13 @@ for record in records.values():
     display(record)
 
 # %% [markdown]
-# ## Where we agree and disagree with the paper
+# ## Conclusion
+
+# %% tags=["hide-input"]
+display(conclusion(*records.values()))
+
+# %% [markdown]
+# ### Where we agree and disagree with the paper
 
 # %% tags=["hide-input"]
 real_r90 = arm_r90["real"].unstack("arm")

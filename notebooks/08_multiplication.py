@@ -17,7 +17,8 @@
 # The paper (§4.6) reports, from "preliminary experiments", that modular multiplication
 # converges to slightly higher-dimensional execution manifolds than addition: 4–6 dimensions
 # against 3–4 (claim **C13**). No multiplication code exists in the original repository
-# (`original_code_spec.md` §7), and the paper gives neither the modulus nor the value range.
+# ({doc}`original-code notes §7 <../book/original_code>`), and the paper gives neither the
+# modulus nor the value range.
 #
 # **Choosing a task that is not degenerate.** With the book's $C = 8$ and values $0..7$, a
 # product of $m$ values mod 8 is dominated by 0 and the even residues (a zero or enough factors
@@ -53,8 +54,8 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch08
-from modadd.plots import band_plot, point_ci, book_style, panels
-from modadd.report import ci_text
+from modadd.plots import band_plot, figure_data, point_ci, book_style, panels
+from modadd.report import ci_text, conclusion
 from modadd.task import chance_accuracy
 
 # %% tags=["parameters"]
@@ -65,6 +66,10 @@ null_draws: Optional[int] = None # random-walk null draws per run and matrix
 learned: Optional[float] = None # held-out accuracy counted as "learned"
 workers: int = 0                # training processes on a cache miss (0: one per core)
 
+# %% tags=["hide-input"]
+S = registry.from_namespace("ch08", globals())
+display(S)
+
 # %% [markdown]
 # ## 1. Why not multiplication mod 8
 # Exact label law of the product of $m$ independent uniform values mod $C$ (enumerating every
@@ -73,8 +78,6 @@ workers: int = 0                # training processes on a cache miss (0: one per
 # label entropy against its maximum $\log_2 C$.
 
 # %% tags=["hide-input"]
-S = registry.from_namespace("ch08", globals())
-display(S)
 def label_law(C: int, values, m: int) -> np.ndarray:
     counts = np.zeros(C)
     for combo in product(values, repeat=m):
@@ -108,6 +111,7 @@ acc = modadd.arms.arm_metrics(arms)
 final = acc[acc.step == acc.step.max()]
 book_style()
 
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out accuracy per $m$ over training steps, multiplication mod 7 (values $1..6$) and addition mod 7 at otherwise identical settings (same seeds, initial weights, steps and optimizer): mean over seeds (line) and 95% CI over seeds (band); dotted line: chance accuracy. The paper shows no figure for multiplication.", "name": "fig-ch08-accuracy"}, "image": {"alt": "Two panels, multiplication mod 7 and addition mod 7, each with one held-out accuracy curve and shaded band per m over training steps, and a dotted chance line"}}
 fig, axes = panels(len(arms), height=3.0, sharey=True)
 for ax, (arm, cfgs) in zip(axes, arms.items()):
     band_plot(acc[acc.arm == arm], x="step", hue="m", ax=ax, label_fmt="m={}")
@@ -120,6 +124,15 @@ fig.suptitle(f"Held-out accuracy per m\n(mean, 95% CI over {len(arms['mul mod 7'
 fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
            frameon=False)
+plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+figure_data(acc, "fig-ch08-accuracy",
+            what="one row per task, seed, evaluation step and m (held-out accuracy)")
+
+# %% tags=["hide-input"]
 display(Markdown(f"**Final held-out accuracy** (step {acc.step.max()}), mean [95% CI]:"))
 final.groupby(["arm", "m"]).value.apply(lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("m")
 
@@ -135,6 +148,8 @@ dims = pd.concat({arm: manifold.dimension_summary(cfgs, null_draws=S.null_draws)
                   for arm, cfgs in arms.items()}, names=["arm"]).reset_index("arm")
 dims = dims[(dims.threshold == THRESHOLD) & (dims.source != "shuffled increments")]
 blocks = dims[dims.group == "block"].assign(series=lambda f: f.arm + ", " + f.source)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Effective rank $r_{90}$ (principal components holding 90% of the variance) of each attention matrix's trajectory, per layer, for multiplication and addition mod 7 and for each task's random-walk null (a Gaussian walk with the run's own step norms). Markers: mean over seeds; bars: 95% CI over seeds. Shaded bands: the paper's stated ranges, 3–4 for addition and 4–6 for multiplication (§4.6). Same layout as the paper's Fig. 1.", "name": "fig-ch08-rank"}, "image": {"alt": "Four panels, one per attention matrix W_Q, W_K, W_V, W_O, each plotting effective rank against layer with error bars for multiplication, addition and their random-walk nulls, over two shaded horizontal bands"}}
 order = ["add mod 7, real", "mul mod 7, real", "add mod 7, random walk",
          "mul mod 7, random walk"]
 palette = dict(zip(order, ["#1f4e79", "#c0392b", "#9dbbd6", "#e6a9a2"]))
@@ -153,6 +168,13 @@ fig.tight_layout()
 fig.legend(handles, labels, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+figure_data(blocks[["arm", "source", "matrix", "layer", "seed", "rank"]]
+            .sort_values(["arm", "source", "matrix", "layer", "seed"]), "fig-ch08-rank",
+            what=f"one row per task, source (real trajectory or random-walk null), matrix, layer "
+                 f"and seed; rank: r90 at variance fraction {THRESHOLD}")
 
 # %% tags=["hide-input"]
 per_seed = blocks.groupby(["arm", "seed", "matrix", "source"], as_index=False)["rank"].mean()
@@ -192,7 +214,13 @@ record = claims.evaluate("C13", tables, preset)
 display(record)
 
 # %% [markdown]
-# ## Where we agree and disagree with the paper
+# ## Conclusion
+
+# %% tags=["hide-input"]
+display(conclusion(record))
+
+# %% [markdown]
+# ### Where we agree and disagree with the paper
 
 # %% tags=["hide-input"]
 composite = law[(law.task.str.startswith("mul mod 8")) & (law.m == 4)].iloc[0]

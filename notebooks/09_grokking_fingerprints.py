@@ -14,7 +14,8 @@
 # %% [markdown]
 # # 9. Grokking, training fingerprints and their DMD spectra
 #
-# Seed 001 describes a study built on openai/grok {cite}`power2022grokking`: train a small
+# The fingerprint study (grokking runs with fingerprint recording and DMD-RRR spectra) is built
+# on a fork of openai/grok {cite}`power2022grokking` ("the fork" below). Its recipe: train a small
 # transformer on $a + b \bmod 97$ with 40% of the pairs at weight decay 0, 1 and 2; every few
 # steps record a **fingerprint** (the 19 quantiles $0.05, 0.10, …, 0.95$ of the log-probability
 # the model gives the correct answer on a fixed probe set); then embed the fingerprint sequence
@@ -23,7 +24,8 @@
 # spectra characterize a run — they separate the weight decays and are stable across seeds and
 # under $10^{-3}$ initial-weight perturbations.
 #
-# **What we fix in the fork** (peer_anchors §2; each fix has a test in `tests/test_grokking.py`):
+# **What we fix in the fork** ([peer recipes §2](../book/peer_recipes.md); each fix has a test in
+# `tests/test_grokking.py`):
 #
 # | | fork | here |
 # |---|---|---|
@@ -34,11 +36,12 @@
 #
 # **Scale.** The model is openai/grok's: 2 layers, $d = 128$, 4 heads, ReLU MLP $4d$, AdamW lr
 # $10^{-3}$, $\beta = (0.9, 0.98)$, 10-step warm-up, batch 512, 40% of the $97^2$ pairs for
-# training, early stop 1000 steps after held-out accuracy first reaches 99%, as in seed 001. The
-# `book` preset caps every run at 6000 steps (seed 001 gave wd = 0 10 000 steps; 6000 keeps the
-# 20 runs within a CPU budget) and records a fingerprint every 10 steps (seed 001: every 2).
-# Blocks are pre-LN with learned positions, where openai/grok is post-LN with sinusoidal
-# positions; the loss is on the answer token only (openai/grok also scores a trailing end token).
+# training, early stop 1000 steps after held-out accuracy first reaches 99%, as in the fingerprint
+# study. The `book` preset caps every run at 6000 steps (the fingerprint study gave wd = 0 10 000
+# steps; 6000 keeps the 20 runs within a CPU budget) and records a fingerprint every 10 steps (the
+# fingerprint study: every 2). Blocks are pre-LN with learned positions, where openai/grok is
+# post-LN with sinusoidal positions; the loss is on the answer token only (openai/grok also scores
+# a trailing end token).
 # `modadd.grokking.grokking_preset("fingerprint")` is the fork's exact schedule and
 # `grokking_preset("power")` / `("nanda")` the two papers' setups.
 
@@ -54,16 +57,16 @@ from modadd import grokking
 from modadd import claims
 from modadd import registry
 from modadd.claims import ch09
-from modadd.plots import book_style, panels
-from modadd.report import ci_text, fmt_ci, number
+from modadd.plots import book_style, figure_data, panels
+from modadd.report import ci_text, conclusion, fmt_ci, number
 
 # %% tags=["parameters"]
 # None: the study registry's value at `preset` (modadd.registry; shown below the cell)
 preset: str = "book"            # grokking preset: "smoke" (CI, seconds) | "book" | "fingerprint" | "power" | "nanda"
 seeds: Optional[int] = None     # training seeds per weight decay (0..seeds-1)
 perturbations: Optional[int] = None # 1e-3 init perturbations of seed 0 at weight decay 1
-n_delays: Optional[int] = None  # Hankel delays (seed 001: 32)
-rank: Optional[int] = None      # DMD rank (seed 001's k_mode: 10)
+n_delays: Optional[int] = None  # Hankel delays (the fingerprint study: 32)
+rank: Optional[int] = None      # DMD rank (the fingerprint study's k_mode: 10)
 ridge: Optional[float] = None   # RRR Tikhonov regulariser (kooplearn's default alpha)
 n_perm: Optional[int] = None    # label permutations of the separation test
 nanda_preset: Optional[str] = None   # §7: the preset run at Nanda et al.'s training fractions
@@ -105,7 +108,7 @@ display(grokking.grokking_preset_table().loc[[preset]].T)   # one column: fits t
 # line per seed. Dotted verticals: each seed's grokking step, the first evaluation with held-out
 # accuracy ≥ 99%.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Accuracy (left) and cross-entropy loss (right, log axis) on the whole training split (dashed) and the held-out split (solid) against training step (log axis), one row per weight decay and one colour per training seed; dotted verticals mark each seed's grokking step, the first evaluation with held-out accuracy $\\geq 99\\%$. The fingerprint study's setup; the paper has no such figure.", "name": "fig-ch09-training-curves"}, "image": {"alt": "A grid of line plots, one row per weight decay: accuracy curves on the left and loss curves on the right, one colour per seed, dashed for the training split and solid for the held-out split, with dotted vertical lines at each seed's grokking step"}}
 curves = pd.concat([grokking.curves(r).assign(seed=r.config.seed, weight_decay=r.config.train.weight_decay)
                     for r in main_runs])
 # one row per weight decay: accuracy (left) and loss (right)
@@ -140,6 +143,18 @@ fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=
            frameon=False)
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it (its own cell: myst-nb puts every output of
+# a figure cell inside the figure)
+curve_data = curves.merge(labels[labels.role == "main"][["weight_decay", "seed", "grok_step"]],
+                          on=["weight_decay", "seed"])
+figure_data(curve_data[["weight_decay", "seed", "step", "train_accuracy", "accuracy",
+                        "train_loss", "loss", "grok_step"]]
+            .rename(columns={"accuracy": "heldout_accuracy", "loss": "heldout_loss"}),
+            "fig-ch09-training-curves",
+            what="one row per weight decay, seed and evaluation step (grok_step: the seed's "
+                 "grokking step, empty if it never grokked)")
+
 # %% tags=["hide-input"]
 main_labels = labels[labels.role == "main"]
 n_steps = {wd: int(main_labels[main_labels.weight_decay == wd].last_step.max()) for wd in wds}
@@ -161,7 +176,7 @@ for wd, part in main_labels.groupby("weight_decay"):
 grok_table = pd.DataFrame(grok_rows)
 display(Markdown(f"**Steps to grok** (mean [95% CI] over the seeds that grokked; resolution "
                  f"{cfg.train.snapshot_every} steps; cap {cfg.train.n_steps}):"))
-grok_table.style.hide(axis="index")
+grok_table.style.hide(axis="index").format({"weight decay": "{:g}"})
 
 # %% [markdown]
 # ## 3. The fingerprints
@@ -171,11 +186,12 @@ grok_table.style.hide(axis="index")
 # split). Once the training set is memorised the training probes pile up at $\log p \approx 0$
 # and stop moving, while the held-out ones carry the generalisation.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Fingerprint sequences of seed 0, one row per weight decay: each column of a panel is one fingerprint, the 19 quantile levels (vertical axis) of $\\log p(\\text{correct answer})$ over the probe set, coloured by value (one colour scale), against training step. Left: the held-out probes this chapter records; right: training probes, the fork's choice of split. The paper has no such figure.", "name": "fig-ch09-fingerprints"}, "image": {"alt": "Pairs of heat maps, one row per weight decay, with training step across, quantile level upwards and colour for the log-probability of the correct answer; held-out probes on the left, training probes on the right"}}
 # one row per weight decay: held-out probes (left), training probes (right)
 fig, axes = plt.subplots(len(wds), 2, figsize=(7, 2.2 * len(wds) + 0.9), sharey=True,
                          squeeze=False, layout="constrained")
 vmin = min(float(np.percentile(grokking.fingerprint_series(r)[1], 1)) for r in main_runs)
+fingerprint_data = []
 for row, wd in enumerate(wds):
     run = next(r for r in main_runs if r.config.train.weight_decay == wd)
     for col, split in enumerate(("heldout", "train")):
@@ -187,6 +203,9 @@ for row, wd in enumerate(wds):
         q = run.fingerprints["quantiles"]
         mesh = ax.pcolormesh(steps, q, series.T, shading="nearest", cmap="magma",
                              vmin=vmin, vmax=0)
+        fingerprint_data.append(pd.DataFrame(series, columns=[f"q{level:.2f}" for level in q])
+                                .assign(weight_decay=wd, seed=run.config.seed,
+                                        probes=split, step=steps))
         ax.set(title=f"wd {wd:g}, {'held-out' if split == 'heldout' else 'training'} probes",
                xlabel="step" if row == len(wds) - 1 else None)
     axes[row, 1].sharex(axes[row, 0])
@@ -197,6 +216,15 @@ fig.colorbar(mesh, ax=axes, label="log p(correct answer)", location="bottom", sh
 fig.get_layout_engine().set(wspace=0.08)
 fig.suptitle("Fingerprint sequences, seed 0")
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+fingerprint_data = pd.concat(fingerprint_data, ignore_index=True)
+figure_data(fingerprint_data[["weight_decay", "seed", "probes", "step",
+                              *[c for c in fingerprint_data if c.startswith("q")]]],
+            "fig-ch09-fingerprints",
+            what="one row per weight decay, probe set and recorded step; columns q0.05 … q0.95: "
+                 "the quantiles of log p(correct answer) over the probes")
 
 # %% [markdown]
 # **How much each probe set still moves after memorisation**: the standard deviation over time of
@@ -216,10 +244,12 @@ for run, lab in zip(main_runs, labels[labels.role == "main"].itertuples()):
                            "std over time": float(after.std(axis=0).mean())})
 motion = pd.DataFrame(motion, columns=["weight decay", "probes", "std over time"])
 motion_table = (motion.groupby(["weight decay", "probes"])["std over time"]
-                .agg(lambda v: ci_text(v, 3, bounds=(0, np.inf))).unstack("probes"))
+                .agg(lambda v: ci_text(v, 3, bounds=(0, np.inf))).unstack("probes")
+                .rename(columns={"heldout": "held-out probes", "train": "training probes"})
+                .rename_axis(columns=None).reset_index())
 motion_ratio = (motion[motion.probes == "heldout"]["std over time"].mean() /
                 motion[motion.probes == "train"]["std over time"].mean())
-motion_table
+motion_table.style.hide(axis="index").format({"weight decay": "{:g}"})
 
 # %% [markdown]
 # ## 4. DMD spectra
@@ -233,10 +263,11 @@ motion_table
 # of the weight decay at once (their Hankel pairs stacked without crossing from one run to the
 # next, `modadd.dmd.data_matrices`); the unit circle is drawn.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "DMD eigenvalues $\\lambda$ of each run's held-out fingerprint sequence in the complex plane, with the unit circle (grey): TSVD DMD (left) and RRR DMD (right), one row per weight decay. Coloured dots: one seed's spectrum each; black crosses: one fit to all seeds of the weight decay pooled. Mirrors the fingerprint study's eigenvalue spectrum plots (`spectrum.png`).", "name": "fig-ch09-spectra"}, "image": {"alt": "A grid of complex-plane scatter plots, one row per weight decay and one column per DMD estimator, each with a grey unit circle, coloured eigenvalue dots for each seed and black crosses for the pooled fit"}}
 eig, errors = grokking.spectra_tables(runs, S.n_delays, S.rank, S.ridge)
 eig = eig.merge(labels[["key", "weight_decay", "seed", "role"]], on="key")
 theta = np.linspace(0, 2 * np.pi, 400)
+pooled_data = []
 # one row per weight decay: TSVD (left) and RRR (right)
 fig, axes = plt.subplots(len(wds), 2, figsize=(7, 2.7 * len(wds) + 0.3), sharex=True,
                          sharey=True, squeeze=False)
@@ -252,6 +283,9 @@ for col, method in enumerate(("tsvd", "rrr")):
                                    S.n_delays, S.rank, S.ridge, method)
         ax.scatter(pooled.real, pooled.imag, marker="x", s=40, color="k",
                    label="all seeds pooled")
+        pooled_data.append(pd.DataFrame({"method": method, "weight_decay": wd,
+                                         "seed": "pooled", "re": pooled.real,
+                                         "im": pooled.imag}))
         ax.set(title=f"{method.upper()}, wd {wd:g}", aspect="equal")
 for ax in axes[-1]:
     ax.set_xlabel("Re λ")
@@ -263,11 +297,20 @@ fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=l
            frameon=False)
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+spectra_data = pd.concat([eig[eig.role == "main"][["method", "weight_decay", "seed", "re", "im"]]
+                          .astype({"seed": str}), *pooled_data], ignore_index=True)
+spectra_data["method"] = spectra_data.method.str.upper()
+figure_data(spectra_data, "fig-ch09-spectra",
+            what="one row per eigenvalue: DMD method, weight decay, seed (or 'pooled': the fit "
+                 "to all seeds at once), real and imaginary part")
+
 # %% [markdown]
 # **Reconstruction errors** (relative, mean [95% CI] over seeds): one step on the fitted pairs,
 # and $h$-step rollouts from 10 evenly spaced starts. RRR minimises the one-step error among
-# rank-`rank` maps, so at equal rank it can only lose to TSVD through the ridge; the last column
-# counts the runs in which it does at least as well.
+# rank-`rank` maps, so at equal rank it can only lose to TSVD through the ridge; the line above
+# the table counts the runs in which it does at least as well.
 
 # %% tags=["hide-input"]
 err = errors.merge(labels[["key", "weight_decay", "role"]], on="key")
@@ -278,7 +321,9 @@ err_table = err.groupby(["weight_decay", "method"])[metrics_cols].agg(
 paired = err.pivot_table(index="key", columns="method", values="one-step")
 rrr_wins = int((paired["rrr"] <= paired["tsvd"] * (1 + 1e-9)).sum())
 display(Markdown(f"RRR's one-step error ≤ TSVD's in **{rrr_wins} of {len(paired)}** runs."))
-err_table.style.hide(axis="index")
+(err_table.assign(method=err_table.method.str.upper())
+ .rename(columns={"weight_decay": "weight decay"})
+ .style.hide(axis="index").format({"weight decay": "{:g}"}))
 
 # %% [markdown]
 # **Do the two estimators give different spectra?** The distance between a run's TSVD and RRR
@@ -312,7 +357,7 @@ display(Markdown(f"TSVD-to-RRR distance within a run: {ci_text(tsvd_vs_rrr, 4, b
 # {cite}`redman2024identifying`). Runs are ordered by weight decay and seed; the last block is seed 0 at wd 1 under
 # the perturbations.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectral (Wasserstein-1) distance between the DMD eigenvalue sets of every pair of runs, TSVD DMD (left) and RRR DMD (right) on one colour scale. Runs are ordered by weight decay and seed; the last block is seed 0 at weight decay 1 under the $10^{-3}$ initial-weight perturbations; white lines separate the blocks. The paper has no such figure.", "name": "fig-ch09-distances"}, "image": {"alt": "Two square heat maps of the pairwise distances between runs, divided by white lines into blocks for each weight decay and a last block for the perturbed runs"}}
 order = labels.sort_values(["role", "weight_decay", "seed", "perturbation"]).reset_index(drop=True)
 D = {m: grokking.distance_matrix(eig, order.key, m) for m in ("tsvd", "rrr")}
 # blocks of runs labelled once (seeds in order within a block), one colour scale for both
@@ -333,6 +378,18 @@ for ax, method in zip(axes, ("tsvd", "rrr")):
     ax.set_title(f"{method.upper()} DMD")
 fig.colorbar(axes[0].collections[0], ax=axes, label="spectral distance", shrink=0.8)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+run_names = order[["weight_decay", "seed", "perturbation"]]
+first, second = (ix.ravel() for ix in np.indices((len(order), len(order))))
+pairs_of_runs = pd.concat([run_names.iloc[first].add_prefix("a_").reset_index(drop=True),
+                           run_names.iloc[second].add_prefix("b_").reset_index(drop=True)], axis=1)
+distance_data = pd.concat([pairs_of_runs.assign(method=method.upper(), distance=D[method].ravel())
+                           for method in ("tsvd", "rrr")], ignore_index=True)
+figure_data(distance_data, "fig-ch09-distances",
+            what="one row per DMD method and ordered pair of runs a, b (perturbation -1: the "
+                 "unperturbed run)")
 
 # %% [markdown]
 # **Test of separation.** For the main runs: the mean distance between runs at the same weight
@@ -422,14 +479,6 @@ record = claims.evaluate("C14", tables, preset)
 display(record)
 
 # %% [markdown]
-# ## Where we agree and disagree with seed 001
-
-# %% tags=["hide-input"]
-display(Markdown(ch09.summary(record, grok_table, sep, motion_ratio, rrr_wins, len(paired),
-                             tsvd_vs_rrr, states, int(records.max()), cfg.train.snapshot_every,
-                             cfg.train.n_steps, common)))
-
-# %% [markdown]
 # ## 7. The published references: Nanda et al.'s sweep and Power et al.'s recipe
 # A preset named after a paper has to reproduce that paper's numbers. Two external references:
 #
@@ -501,7 +550,7 @@ display(Markdown(
         f"{number(r['max'], 0)}, his {number(r['Nanda et al.'], 0)})"
         for _, r in within[~hit.astype(bool)].iterrows()) + ".")))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss (dashed, every update) and test loss (solid, at each evaluation) of the sweep's preset (setting `nanda_preset`) against step, log loss axis, one panel per training fraction and one colour per seed. Grey dotted line: loss $10^{-2}$; black verticals: the epochs at which Nanda et al.'s saved runs first reach train loss (dashed) and test loss (solid) below $10^{-2}$.", "name": "fig-ch09-nanda-losses"}, "image": {"alt": "Line plots, one panel per training fraction, of training and test loss falling over steps for each seed on a log scale, with a horizontal dotted line at loss 0.01 and black vertical lines at Nanda et al.'s epochs"}}
 fig, axes = panels(len(S.reference_fractions), height=3.0, sharey=True)
 for ax, fraction in zip(axes, S.reference_fractions):
     for run in (r for r in nanda_runs if r.config.task.train_fraction == fraction):
@@ -528,6 +577,29 @@ fig.tight_layout()
 fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, as a download under it
+# the training loss at every 10th update (the figure draws every update), the test loss at every
+# evaluation, and his epochs as rows with no loss
+his_epochs = pd.DataFrame([{"train_fraction": fraction, "series": f"Nanda et al.: {name}",
+                            "step": grokking.NANDA_REFERENCE.get(fraction, {}).get(name)}
+                           for fraction in S.reference_fractions
+                           for name in ("train loss < 1e-2", "test loss < 1e-2")])
+loss_data = pd.concat(
+    [pd.DataFrame({"train_fraction": run.config.task.train_fraction, "seed": run.config.seed,
+                   "series": "train loss", "step": run.train_log.step - 1,
+                   "loss": run.train_log.loss}).iloc[::10]
+     for run in nanda_runs]
+    + [grokking.curves(run)[["step", "loss"]].assign(
+           train_fraction=run.config.task.train_fraction, seed=run.config.seed,
+           series="test loss") for run in nanda_runs]
+    + [his_epochs.dropna(subset=["step"])], ignore_index=True)
+figure_data(loss_data[["train_fraction", "seed", "series", "step", "loss"]]
+            .astype({"seed": "Int64"}),
+            "fig-ch09-nanda-losses",
+            what="one row per training fraction, seed, series and step (train loss: every 10th "
+                 "update; Nanda et al.'s epochs: rows without seed and loss)")
 
 # %% [markdown]
 # **One recipe difference at a time.** Where the preset misses his epochs, each arm below puts
@@ -570,9 +642,9 @@ if ratio.notna().any():
 
 # %% [markdown]
 # **Power et al.'s recipe** {cite}`power2022grokking` (App. A.1.2; its code, openai/grok, read in
-# peer_anchors §1) against the `power` preset (his code's recipe, since issue 25) and
-# `power-default-arch` (the same recipe on this study's defaults, the `power` preset before
-# issue 25 and the base of this chapter's `book` preset):
+# [peer recipes §1](../book/peer_recipes.md)) against the `power` preset (his code's recipe,
+# since issue 25) and `power-default-arch` (the same recipe on this study's defaults, the `power`
+# preset before issue 25 and the base of this chapter's `book` preset):
 #
 # | | Power et al. / openai/grok | `power-default-arch` | `power` |
 # |---|---|---|---|
@@ -631,14 +703,14 @@ def steps_by(name):
 
 
 with_eos, answer_only = steps_by(S.power_preset), steps_by(S.power_answer_preset)
-paired = [(f, seed, with_eos[f, seed] / answer_only[f, seed])
-          for f, seed in with_eos if with_eos[f, seed] and answer_only.get((f, seed))]
-if S.power_preset != S.power_answer_preset and paired:
+eos_pairs = [(f, seed, with_eos[f, seed] / answer_only[f, seed])
+             for f, seed in with_eos if with_eos[f, seed] and answer_only.get((f, seed))]
+if S.power_preset != S.power_answer_preset and eos_pairs:
     display(Markdown(
         "The end-token loss alone, paired by seed (`power` against `power-answer-loss`: same "
         "split, data order and initialisation): steps to 99% in ratio "
-        + ", ".join(f"{r:.2f} (fraction {f:g}, seed {seed})" for f, seed, r in paired)
-        + f"; geometric mean {np.exp(np.mean([np.log(r) for *_, r in paired])):.2f}."))
+        + ", ".join(f"{r:.2f} (fraction {f:g}, seed {seed})" for f, seed, r in eos_pairs)
+        + f"; geometric mean {np.exp(np.mean([np.log(r) for *_, r in eos_pairs])):.2f}."))
 
 # %% [markdown]
 # Which of the other differences change the step count: each arm of `grokking.POWER_ABLATIONS`
@@ -707,3 +779,17 @@ if same_training:
 else:
     display(Markdown(f"No `{S.power_default_preset}` run shares its training with this chapter's runs at "
                      f"preset `{preset}`."))
+
+# %% [markdown]
+# ## Conclusion
+
+# %% tags=["hide-input"]
+display(conclusion(record))
+
+# %% [markdown]
+# ### Where we agree and disagree with the fingerprint study
+
+# %% tags=["hide-input"]
+display(Markdown(ch09.summary(record, grok_table, sep, motion_ratio, rrr_wins, len(paired),
+                             tsvd_vs_rrr, states, int(records.max()), cfg.train.snapshot_every,
+                             cfg.train.n_steps, common)))

@@ -14,9 +14,10 @@
 # %% [markdown]
 # # 10. Grokking diagnostics: gradient flow, activations, weights, and early detection
 #
-# Seed 002 offers a grokking-analysis framework: curriculum learning, adaptive optimisation,
-# early grokking detection, attention tracking, activation statistics, gradient-flow analysis and
-# weight evolution. Its implementation is broken in telling ways (peer_anchors §3): the
+# The grokking-analysis framework (a separate code base for studying grokking of transformers
+# on modular arithmetic, one of the study's source documents) offers curriculum learning,
+# adaptive optimisation, early grokking detection, attention tracking, activation statistics,
+# gradient-flow analysis and weight evolution. Its implementation is broken in telling ways ([peer recipes §3](../book/peer_recipes.md)): the
 # gradient-flow record is read after `zero_grad` and is always empty; the "early grokking score"
 # divides by the recent standard deviation of the training loss, which vanishes after
 # memorisation; the "curriculum" filters operands by size; the weight-decay and batch-size
@@ -26,7 +27,7 @@
 # **What `modadd` provides instead** (each with a test in `tests/test_diagnostics.py` and
 # `tests/test_detect.py`):
 #
-# | seed 002 | here |
+# | the framework | here |
 # |---|---|
 # | grad norms after `zero_grad` (empty) | per-tensor grad norms after `backward`, before the optimizer step, equal to a manual `autograd.grad` |
 # | — | parameter norms, update/parameter ratios, Σw² |
@@ -55,8 +56,8 @@ from modadd import grokking
 from modadd import claims
 from modadd import registry
 from modadd.claims import ch10
-from modadd.plots import book_style, panels
-from modadd.report import ci_text, fmt_ci, number
+from modadd.plots import book_style, figure_data, panels
+from modadd.report import ci_text, conclusion, fmt_ci, number
 from modadd.stats import wilson_ci
 
 # %% tags=["parameters"]
@@ -93,7 +94,8 @@ n_pos = sum(t is not None for t in truth.values())
 display(Markdown(f"**{len(grid_runs)} runs, {n_pos} grok, {len(grid_runs) - n_pos} do not** "
                  f"(steps: mean [95% CI] over the seeds that reached the threshold; resolution "
                  f"{every} steps)."))
-cells.style.hide(axis="index")
+cells.rename(columns={"weight_decay": "weight decay", "fraction": "training fraction"}) \
+    .style.hide(axis="index").format({"weight decay": "{:g}", "training fraction": "{:g}"})
 
 # %% [markdown]
 # ## 2. One grokking run, every diagnostic
@@ -102,9 +104,11 @@ cells.style.hide(axis="index")
 # `diagnostics_every` steps. Vertical lines: memorisation (training accuracy ≥ 99%, dashed) and
 # grokking (held-out accuracy ≥ 99%, solid). Parameters are grouped by module; a group's gradient
 # norm is the root of the sum of its tensors' squared norms, its update ratio
-# $\|\Delta\theta\| / \|\theta\|$ likewise.
+# $\|\Delta\theta\| / \|\theta\|$ likewise. All of it is in {numref}`fig-ch10-showcase`.
 
 # %% tags=["hide-input"]
+# the showcase's diagnostics as tidy frames (panel, series, step, value), shared by the figure
+# below and its data download
 m = show.metrics
 show_label = grokking.run_labels([show]).iloc[0]
 wide = grokking.curves(show)
@@ -136,46 +140,68 @@ upd = (grouped(change).set_index(["step", "group"]).value /
        grouped(pnorm.reset_index()).set_index(["step", "group"]).value).rename("value").reset_index()
 act = m[m.metric == "activation"].copy()
 act[["point", "stat"]] = act["name"].str.split(":", expand=True)
+act["series"] = [point if layer < 0 else f"{point} (block {layer})"
+                 for layer, point in zip(act.layer, act.point)]
 attn = m[m.metric == "attn_readout"].copy()
 attn[["head", "key"]] = attn["name"].str.split(":", expand=True)
 token_names = ["a", "+", "b", "="]
 attn["key"] = attn.key.str[1:].astype(int).map(lambda k: token_names[k])
-
-# three rows of two panels, each row with its legend below it
-fig = plt.figure(figsize=(7, 10.4), layout="constrained")
-rows = fig.subfigures(3, 1, height_ratios=[1, 1.05, 1.25])
-axes = np.array([row.subplots(1, 2) for row in rows])
+attn_ab = attn[attn.key.isin(["a", "b"])].assign(series=lambda f: f["head"] + " → " + f.key)
+norms = act[act.stat == "norm"]
+sparse = act[(act.stat == "sparsity") & (act.point == "mlp_hidden")]
 marks = []
 if np.isfinite(show_label.memorise_step):
     marks.append(("memorised", show_label.memorise_step, "--"))
 if np.isfinite(show_label.grok_step):
     marks.append(("grokked", show_label.grok_step, "-"))
+PANELS = {"accuracy": "accuracy", "weights": "Σ w²", "grad": "gradient norm (before the step)",
+          "update": "update / parameter norm", "activation": "activation norm (mean per position)",
+          "sparsity": "MLP hidden sparsity", "attention": "readout attention to a and b"}
+accuracy_long = wide.melt(id_vars="step", value_vars=["train_accuracy", "accuracy"],
+                          var_name="series").replace({"series": {"train_accuracy": "training",
+                                                                 "accuracy": "held-out"}}) \
+    .dropna(subset=["value"])       # evaluations (accuracy) and diagnostics keep different steps
+showcase_data = pd.concat([
+    accuracy_long.assign(panel=PANELS["accuracy"]),
+    wide[["step", "weight_sq"]].rename(columns={"weight_sq": "value"})
+    .assign(panel=PANELS["weights"], series="all weights"),
+    grad.rename(columns={"group": "series"}).assign(panel=PANELS["grad"]),
+    upd.rename(columns={"group": "series"}).assign(panel=PANELS["update"]),
+    norms.assign(panel=PANELS["activation"]),
+    sparse.assign(panel=PANELS["sparsity"], series="MLP hidden"),
+    attn_ab.assign(panel=PANELS["attention"]),
+], ignore_index=True)[["panel", "series", "step", "value"]].dropna(subset=["value"])
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Every diagnostic of one grokking run (the showcase; its weight decay, training fraction and seed in the title) against the training step. Top row: training (dashed) and held-out accuracy, and the sum of squared weights $\\sum w^2$. Middle row: gradient norm read before the optimizer step and update size relative to the parameter norm, per module group (log scale). Bottom row: activation norm per hook point (log scale) with the MLP hidden sparsity (dotted grey, right axis), and the readout position's attention to the operands $a$ (solid) and $b$ (dashed), one colour per head. Grey vertical lines: memorisation (dashed) and grokking (solid). One run, so no intervals. Not a figure of the paper; the grokking-analysis framework records these signals, but its gradient record is empty.", "name": "fig-ch10-showcase"}, "image": {"alt": "Six line panels in three rows for one training run: accuracies rising, the weight norm, gradient norms and update ratios per module group on log axes, activation norms per hook point with a sparsity curve, and per-head attention to the two operands, all with vertical lines marking memorisation and grokking"}}
+# three rows of two panels, each row with its legend below it
+fig = plt.figure(figsize=(7, 10.4), layout="constrained")
+rows = fig.subfigures(3, 1, height_ratios=[1, 1.05, 1.25])
+axes = np.array([row.subplots(1, 2) for row in rows])
 ax = axes[0, 0]
-ax.plot(wide.step, wide.train_accuracy, "--", label="training")
-ax.plot(wide.step, wide.accuracy, label="held-out")
-ax.set(title="accuracy", ylim=(-0.02, 1.02))
+for name, ls in (("training", "--"), ("held-out", "-")):
+    part = accuracy_long[accuracy_long.series == name]
+    ax.plot(part.step, part.value, ls, label=name)
+ax.set(title=PANELS["accuracy"], ylim=(-0.02, 1.02))
 axes[0, 1].plot(wide.step, wide.weight_sq, color="k")
-axes[0, 1].set(title="Σ w²")
+axes[0, 1].set(title=PANELS["weights"])
 for group, part in grad.groupby("group"):
     axes[1, 0].plot(part.step, part.value, label=group)
-axes[1, 0].set(title="gradient norm (before the step)", yscale="log")
+axes[1, 0].set(title=PANELS["grad"], yscale="log")
 for group, part in upd.groupby("group"):
     axes[1, 1].plot(part.step, part.value, label=group)
-axes[1, 1].set(title="update / parameter norm", yscale="log")
-norms = act[act.stat == "norm"]
-for (layer, point), part in norms.groupby(["layer", "point"]):
-    axes[2, 0].plot(part.step, part.value, label=point if layer < 0 else f"{point} (block {layer})")
-axes[2, 0].set(title="activation norm (mean per position)", yscale="log", xlabel="step")
-sparse = act[(act.stat == "sparsity") & (act.point == "mlp_hidden")]
+axes[1, 1].set(title=PANELS["update"], yscale="log")
+for label, part in norms.groupby("series", sort=False):
+    axes[2, 0].plot(part.step, part.value, label=label)
+axes[2, 0].set(title=PANELS["activation"], yscale="log", xlabel="step")
 twin = axes[2, 0].twinx()
 twin.plot(sparse.step, sparse.value, color="grey", ls=":", label="MLP hidden sparsity (right)")
 twin.set(ylim=(0, 1), ylabel="MLP hidden sparsity")
 twin.grid(False)
-for (head, key), part in attn[attn.key.isin(["a", "b"])].groupby(["head", "key"]):
+for (head, key), part in attn_ab.groupby(["head", "key"]):
     axes[2, 1].plot(part.step, part.value, ls="-" if key == "a" else "--",
                     color=sns.color_palette("deep")[int(head[1:])],
                     label=f"{head} → {key}")
-axes[2, 1].set(title="readout attention to a and b", xlabel="step", ylim=(0, 1))
+axes[2, 1].set(title=PANELS["attention"], xlabel="step", ylim=(0, 1))
 for ax in axes.flat:
     for _, step, ls in marks:
         ax.axvline(step, color="grey", ls=ls, lw=0.8)
@@ -194,6 +220,13 @@ fig.suptitle(f"Showcase run: wd {show.config.train.weight_decay:g}, training fra
              f"{show.config.task.train_fraction}, seed {show.config.seed}")
 plt.show()
 
+# %% tags=["remove-input"]
+# the figure's data, in a cell of its own: myst-nb puts every output of a figure cell
+# inside the figure (a second caption and a duplicate label)
+figure_data(showcase_data, "fig-ch10-showcase",
+            what="one row per panel, series (module group, hook point or head → operand) and "
+                 "diagnostic step of the showcase run")
+
 # %% [markdown]
 # The showcase run trains exactly as its grid twin (diagnostics draw no random numbers and run
 # under `no_grad`): their training losses are compared below.
@@ -208,12 +241,12 @@ display(Markdown(f"Training loss identical to the grid run without diagnostics: 
 # %% [markdown]
 # ## 3. Detectors
 # Each detector turns what is known at an evaluation step into a score and fires at its first
-# score ≥ its threshold. Two read only the training side or the weights (marked *training*),
-# the others the held-out split:
+# score ≥ its threshold. One reads only the weights (marked *training*); the others read the
+# held-out split:
 #
-# - **seed 002 score > 0.1** — seed 002's formula, faithfully: over a window of 100 epochs of
-#   full-batch training (here 100 steps = 5 evaluations), held-out-loss improvement ×
-#   (held-out / training loss) / (std of the training loss + 1e-8);
+# - **framework's score > 0.1** — the framework's early-grokking formula, faithfully: over a
+#   window of 100 epochs of full-batch training (here 100 steps = 5 evaluations), held-out-loss
+#   improvement × (held-out / training loss) / (std of the training loss + 1e-8);
 # - **held-out loss falls after memorisation** — log held-out loss down by ≥ 0.1 over 10
 #   evaluations, once the training split is memorised;
 # - **Σw² 10% below its peak** (*training*) — the weight norm shrinking, as weight decay trades
@@ -226,24 +259,29 @@ display(Markdown(f"Training loss identical to the grid run without diagnostics: 
 # - **held-out accuracy ≥ 0.5** — not a predictor but a yardstick: how long the jump itself
 #   takes.
 #
-# Below: every detector's score over the showcase run and over a run of the same cell at weight
-# decay 0 (which never groks), each divided by its threshold (1 = fires).
+# {numref}`fig-ch10-detector-scores` shows every detector's score over the showcase run and
+# over a run with the same training fraction that never groks, each divided by its threshold
+# (1 = fires).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Each detector's score divided by its threshold against the training step, computed only from the past: the showcase run's twin without diagnostics (left, groks) and a run with the same training fraction that never groks (right). Black line: the threshold (a detector fires at its first crossing); grey vertical line: the grokking step (first held-out accuracy of at least 99%). Scores are clipped for display, as the axis label states. One run per panel, so no intervals. Not a figure of the paper.", "name": "fig-ch10-detector-scores"}, "image": {"alt": "Two line panels, a grokking run and a run that never groks, each with one score curve per detector crossing or staying under a horizontal threshold line, and a vertical line at the grokking step in the left panel"}}
 neg = next((r for r in grid_runs if truth[r.key] is None and r.config.task.train_fraction ==
             show.config.task.train_fraction), None)
 score_runs = [("showcase (groks)", twin_run)] + ([("never groks", neg)] if neg else [])
+CLIP = (-1, 5)
+score_data = pd.DataFrame([
+    {"run": title, "detector": det.name, "step": int(step), "score": score,
+     "threshold": det.threshold, "score / threshold": score / det.threshold}
+    for title, run in score_runs for det in detect.DETECTORS if det.usable(series[run.key])
+    for step, score in zip(series[run.key].steps, det.score(series[run.key]))])
 fig, axes = panels(len(score_runs), height=3.0, sharey=True)
 for ax, (title, run) in zip(axes, score_runs):
-    s = series[run.key]
-    for det in detect.DETECTORS:
-        if det.usable(s):
-            ax.plot(s.steps, np.clip(det.score(s) / det.threshold, -1, 5), label=det.name)
+    for name, part in score_data[score_data.run == title].groupby("detector", sort=False):
+        ax.plot(part.step, part["score / threshold"].clip(*CLIP), label=name)
     ax.axhline(1, color="k", lw=0.8, label="threshold (fires)")
     if truth[run.key] is not None:
         ax.axvline(truth[run.key], color="grey", lw=0.8, label="grokking step")
     ax.set(title=title, xlabel="step")
-axes[0].set_ylabel("score / threshold\n(clipped to [−1, 5])")
+axes[0].set_ylabel(f"score / threshold\n(clipped to [{CLIP[0]}, {CLIP[1]}])".replace("-", "−"))
 legend = {}
 for ax in axes:
     legend.update(zip(*reversed(ax.get_legend_handles_labels())))
@@ -251,6 +289,10 @@ fig.tight_layout()
 fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
            ncol=2, frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+figure_data(score_data, "fig-ch10-detector-scores",
+            what="one row per run, detector and evaluation step (scores unclipped)")
 
 # %% [markdown]
 # **Comparison over all runs.** A firing before the grokking step of a grokking run is a true
@@ -278,7 +320,11 @@ for s in summary.itertuples():
                  "lead / grok step": number(np.median(share)) if share.size else "—",
                  "ROC AUC": summary.loc[s.Index, "ROC AUC"]})
 comparison = pd.DataFrame(rows)
-comparison.style.hide(axis="index").format({"ROC AUC": "{:.2f}"})
+# shown narrower: the signal as a mark on the detector's name, the run count in the outcomes
+comparison.assign(detector=[f"{d} (training)" if sig == "training" else d
+                            for d, sig in zip(comparison.detector, comparison.signal)]) \
+    .drop(columns=["signal", "runs"]).rename(columns={"TP / FP / miss / TN": "TP/FP/miss/TN"}) \
+    .style.hide(axis="index").format({"ROC AUC": "{:.2f}"})
 
 # %% [markdown]
 # **Control for weight decay.** Without weight decay no run groks here, and Σw² cannot shrink
@@ -296,22 +342,36 @@ for name, part in per_run[per_run.run.isin(decayed)].groupby("detector", sort=Fa
                                                             f"{s['miss']} / {s['TN']}",
                     "false-positive rate": fmt_ci(fpr)})
 within_decay = pd.DataFrame(wd_rows)
-within_decay[["detector", "TP / FP / miss / TN", "false-positive rate"]].style.hide(axis="index")
+within_decay[["detector", "TP / FP / miss / TN", "false-positive rate"]] \
+    .rename(columns={"TP / FP / miss / TN": "TP/FP/miss/TN"}).style.hide(axis="index")
 
-# %% tags=["hide-input"]
-# ROC with its legend beside it; below, the leads in the same colours
-fig = plt.figure(figsize=(7, 6.6), layout="constrained")
-top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
-ax_roc, ax_lead = top.subplots(), bottom.subplots()
+# %% [markdown]
+# Over thresholds, each detector traces a ROC curve ({numref}`fig-ch10-roc`; its area is the
+# table's ROC AUC), and each true positive at the detector's own threshold has a lead time
+# ({numref}`fig-ch10-leads`).
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "ROC of each detector over its threshold, across all runs of the grid: recall (the share of grokking runs it warns before the grokking step) against the false-positive rate (the share of runs that never grok in which it fires). One curve per detector (dots: thresholds at quantiles of its pooled scores); dotted diagonal: chance. The area under each curve is the comparison table's ROC AUC. Not a figure of the paper.", "name": "fig-ch10-roc"}, "image": {"alt": "ROC plot with one stepped curve per detector from the lower left to the upper right corner, a dotted chance diagonal, and the detector legend to the right of the axes"}}
+# ROC with its legend beside the axes, never over the curves
 colours = dict(zip(summary.detector, sns.color_palette("deep", len(summary))))
+fig = plt.figure(figsize=(7, 3.6), layout="constrained")
+ax_roc = fig.subplots()
 for name, part in roc.groupby("detector", sort=False):
     ax_roc.plot(part.fpr, part.tpr, marker=".", ms=3, label=name, color=colours[name])
 ax_roc.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
 ax_roc.set(xlabel="false-positive rate (runs that never grok)",
-           ylabel="recall (grokking runs\nwarned in time)", title="ROC over thresholds")
-top.legend(*ax_roc.get_legend_handles_labels(), loc="outside right center", frameon=False,
+           ylabel="recall (grokking runs\nwarned in time)", title="ROC over thresholds",
+           xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+fig.legend(*ax_roc.get_legend_handles_labels(), loc="outside right center", frameon=False,
            title="detector")
+plt.show()
+
+# %% tags=["remove-input"]
+figure_data(roc, "fig-ch10-roc", what="one row per detector and threshold: false-positive "
+                                      "rate (fpr) and recall (tpr) over all runs")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Lead time of each true positive at the detector's own threshold: the grokking step minus the step of the detector's first firing, one dot per grokking run it warned in time (jittered vertically), one row per detector, in the ROC figure's colours. Black line: zero lead. Runs the detector missed or fired in without grokking are not shown (see the comparison table). Not a figure of the paper.", "name": "fig-ch10-leads"}, "image": {"alt": "Strip plot with one row of dots per detector along a horizontal axis of lead time in steps, to the right of a vertical line at zero"}}
 tp_all = per_run[per_run.kind == "TP"]
+fig, ax_lead = plt.subplots(figsize=(7, 3.2), layout="constrained")
 if len(tp_all):
     sns.stripplot(data=tp_all, y="detector", x="lead", ax=ax_lead, size=5, jitter=0.2,
                   order=list(summary.detector), hue="detector", palette=colours, legend=False)
@@ -319,6 +379,11 @@ ax_lead.axvline(0, color="k", lw=0.8)
 ax_lead.set(xlabel="lead time (steps before grokking)", ylabel="",
             title="lead of each true positive")
 plt.show()
+
+# %% tags=["remove-input"]
+figure_data(tp_all[["detector", "run", "truth", "fire", "lead"]].rename(
+    columns={"truth": "grokking step", "fire": "first firing"}), "fig-ch10-leads",
+    what="one row per detector and grokking run it warned in time")
 
 # %% [markdown]
 # ## 4. Claims ledger rows
@@ -345,7 +410,13 @@ evidence_v1 = ch10.measure_v1(tables)
 display(record)
 
 # %% [markdown]
-# ## Where we agree and disagree with seed 002
+# ## Conclusion
+
+# %% tags=["hide-input"]
+display(conclusion(record))
+
+# %% [markdown]
+# ### Where we agree and disagree with the grokking-analysis framework
 
 # %% tags=["hide-input"]
 display(Markdown(ch10.summary(record, evidence_v1, comparison, within_decay, grad,

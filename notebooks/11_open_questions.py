@@ -14,9 +14,10 @@
 # %% [markdown]
 # # 11. Open questions, measured
 #
-# The paper (§5.3) and its code's README (seed 000) end with questions they leave open. Here
-# four of them are answered with measurements, at a scale a 2-core CPU runs in about an hour
-# (about 110 short runs, stated below), using only functions already in `modadd`:
+# The paper (§5.3) and the original code's README (the bubble-modadd repository's README) end
+# with questions they leave open. Here four of them are answered with measurements, at a scale
+# a 2-core CPU runs in about an hour (about 110 short runs, stated below), using only functions
+# already in `modadd`:
 #
 # 1. **Scaling.** Does the execution dimension ($r_{90}$, participation ratio) stay bounded as
 #    the model gets wider (d = 32…256) and deeper (1–6 layers)?
@@ -53,9 +54,9 @@ from modadd import manifold
 from modadd import openq
 from modadd import registry
 from modadd.claims import ch11
-from modadd.plots import point_ci, book_style, panels
+from modadd.plots import point_ci, book_style, figure_data, panels
 from modadd.presets import preset as preset_config
-from modadd.report import ci_text, fmt_ci, number, pvalue
+from modadd.report import ci_text, conclusion, fmt_ci, number, pvalue
 from modadd.task import chance_accuracy
 
 # %% tags=["parameters"]
@@ -129,9 +130,13 @@ shape = accuracy.assign(shape=lambda f: f.layers.astype(str) + " × " + f.width.
 display(Markdown(f"Final held-out accuracy (mean over m), mean [95% CI] over seeds; chance "
                  f"{chance_accuracy(base.task):.3f}:"))
 shape.groupby(["op", "layers", "width"]).accuracy.apply(
-    lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("op")
+    lambda v: ci_text(v, 3, bounds=(0, 1))).unstack("op").fillna("—")
 
-# %% tags=["hide-input"]
+# %% [markdown]
+# {numref}`fig-ch11-dimension-scaling` shows both measures against width and depth, beside
+# their random-walk nulls.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Execution dimension of the addition runs against model size: $r_{90}$ (top) and participation ratio (bottom) of the attention-weight trajectory $W_t - W_0$, against width $d$ (left, log scale, at the base depth) and against the number of layers (right, at the base width); the title names both. Circles on solid lines: per block (each attention matrix's measure, averaged over the run's blocks); squares on dashed lines: all attention weights jointly. Dark blue: the real runs; light blue: the random-walk null (a Gaussian walk with the run's own step norms). Points: mean over seeds; bars: 95% CI over seeds. Answers the paper's open question on scaling (§5.3); the paper's Fig. 1 shows the dimension at one model size only.", "name": "fig-ch11-dimension-scaling"}, "image": {"alt": "Four panels of points with error bars: r90 and participation ratio against width and against depth, each with per-block and joint series for the real runs and their random-walk nulls"}}
 SOURCES = {"real": "#1f4e79", "random walk": "#9dbbd6"}
 fig, axes = plt.subplots(2, 2, figsize=(7, 5.6))
 long = add.melt(id_vars=["layers", "width", "seed", "source"],
@@ -155,12 +160,19 @@ for col, (x, runs) in enumerate((("width", long[long.layers == base_depth]),
         if x == "width":
             ax.set_xscale("log", base=2)
 handles, names = axes[0, 0].get_legend_handles_labels()
-fig.suptitle("Execution dimension against width (2 layers) and depth (d = 64)\n"
-             "mean, 95% CI over seeds")
+fig.suptitle(f"Execution dimension against width ({base_depth} layers) and depth "
+             f"(d = {base_width})\nmean, 95% CI over seeds")
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
            frameon=False)
 plt.show()
+
+# %% tags=["remove-input"]
+# the figure's data, in a cell of its own: myst-nb puts every output of a figure cell
+# inside the figure (a second caption and a duplicate label)
+figure_data(long, "fig-ch11-dimension-scaling",
+            what="one row per addition run (layers, width, seed), source (real or random walk) "
+                 "and measure")
 
 # %% [markdown]
 # **Fitted trends.** A least-squares line of each measure against $\log_2 d$ (width) or the
@@ -243,11 +255,25 @@ table = all_scores.assign(
     delta=lambda f: [("" if np.isnan(d) else fmt_ci((d, lo, hi), signed=True)) for d, lo, hi
                      in zip(f.get("ΔAUC", np.nan), f.get("ΔAUC low", np.nan),
                             f.get("ΔAUC high", np.nan))])
-table[["folds", "fraction", "features", "n", "successes", "AUC", "null", "delta", "R2"]].rename(
-    columns={"null": "null 95% (permutation p)", "delta": "ΔAUC vs baseline", "R2": "R²"}) \
-    .style.hide(axis="index")
+# shown narrower: folds, window and feature set as the row labels; the run counts said once
+# (they are the same in every row) unless they differ
+same_counts = table[["n", "successes"]].drop_duplicates().shape[0] == 1
+if same_counts:
+    display(Markdown(f"{int(table.n.iloc[0])} runs, {int(table.successes.iloc[0])} of them "
+                     "generalized; AUC and R² with 95% bootstrap intervals over runs:"))
+shown_columns = ["AUC", "null", "delta", "R2"] + ([] if same_counts else ["n", "successes"])
+for folds, part in table.groupby("folds", sort=False):
+    display(Markdown(f"**{folds.capitalize()}** folds:"))
+    display(part.assign(seen=[f"{f:.0%}" for f in part.fraction])
+            .set_index(["seen", "features"])[shown_columns]
+            .rename_axis(index=["training seen", "features"])
+            .rename(columns={"null": "null 95% (p)", "delta": "ΔAUC vs baseline", "R2": "R²"}))
 
-# %% tags=["hide-input"]
+# %% [markdown]
+# {numref}`fig-ch11-prediction` shows the unseen-setting scores against the share of training
+# seen.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Cross-validated prediction for unseen settings (each (m, optimizer) setting left out in turn) against the share of training seen when the features are taken. Left: AUC for 'generalized'; right: out-of-sample $R^2$ for the final held-out accuracy (axis clipped below, as its title states). Grey: the training loss alone (baseline); dark blue: the diagnostics; red: diagnostics and loss together (dodged sideways). Points: cross-validated estimate; bars: 95% bootstrap intervals over runs (too narrow when the seeds of a setting share its outcome; the claim record resamples whole settings). Dotted black: the 95th percentile of the setting-permutation null, the highest of the three feature sets; grey horizontal lines: chance AUC and zero $R^2$. The legend sits below the panels. Answers the paper's open question on early-training diagnostics (§5.3); not a figure of the paper.", "name": "fig-ch11-prediction"}, "image": {"alt": "Two panels against the fraction of training seen: cross-validated AUC with a dotted null line, and cross-validated R squared, each with points and error bars for the loss baseline, the diagnostics and both together, legend below"}}
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
 palette = dict(zip(FEATURE_SETS, ["#7f7f7f", "#1f4e79", "#c0392b"]))
 offsets = dict(zip(FEATURE_SETS, (-0.008, 0.0, 0.008)))
@@ -276,24 +302,41 @@ fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2
            frameon=False)
 plt.show()
 
+# %% tags=["remove-input"]
+figure_data(scores[["fraction", "features", "n", "successes", "AUC", "AUC low", "AUC high",
+                    "AUC null 95%", "AUC p", "R²", "R² low", "R² high"]],
+            "fig-ch11-prediction",
+            what="one row per share of training seen and feature set (unseen-setting folds)")
+
 # %% [markdown]
 # Each feature alone (unseen-setting CV, no permutation null), and how the features look at
 # the headline window (15% of training; colour: final accuracy):
 
 # %% tags=["hide-input"]
 HEADLINE = 0.15 if 0.15 in set(features.fraction) else float(features.fraction.median())
-single_view = single.pivot_table(index="features", columns="fraction", values="AUC").round(2)
-display(single_view)
+single_view = single.pivot_table(index="features", columns="fraction", values="AUC")
+single_view.columns = [f"{f:.0%} of training" for f in single_view.columns]
+single_view.index.name = "feature (AUC)"
+single_view.style.format("{:.2f}")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Four of the early features at the headline window (the title gives the share of training) against each run's final held-out accuracy, one dot per run of the early-prediction grid, coloured by that final accuracy. Features: the training loss (the baseline), $r_{90}$ of all attention weights over the snapshots so far, the last layer's readout attention entropy relative to its start, and the log gradient norm. Not a figure of the paper.", "name": "fig-ch11-early-features"}, "image": {"alt": "Four scatter panels in two rows, each an early feature on the horizontal axis against final held-out accuracy on the vertical axis, dots coloured from dark (low accuracy) to yellow (high)"}}
 head = features[features.fraction == HEADLINE]
-shown = ["train_loss", "r90_so_far", "attn_entropy", "log_grad_norm"]
+shown = {"train_loss": "training loss (baseline)", "r90_so_far": "$r_{90}$ so far (joint)",
+         "attn_entropy": "readout attention entropy\n(relative to its start)",
+         "log_grad_norm": "log gradient norm"}
 fig, axes = panels(len(shown), height=2.5, sharey=True)
-for i, (ax, feature) in enumerate(zip(axes, shown)):
-    sc = ax.scatter(head[feature], head.final_accuracy, c=head.final_accuracy, cmap="viridis",
-                    vmin=0, vmax=1, s=22, edgecolor="k", lw=0.3)
-    ax.set(xlabel=feature, ylabel="final accuracy" if i % 2 == 0 else "")
+for i, (ax, (feature, label)) in enumerate(zip(axes, shown.items())):
+    ax.scatter(head[feature], head.final_accuracy, c=head.final_accuracy, cmap="viridis",
+               vmin=0, vmax=1, s=22, edgecolor="k", lw=0.3)
+    ax.set(xlabel=label, ylabel="final accuracy" if i % 2 == 0 else "")
 fig.suptitle(f"Features at {HEADLINE:.0%} of training against the final held-out accuracy\n"
              f"({len(head)} runs)")
 fig.tight_layout()
+plt.show()
+
+# %% tags=["remove-input"]
+figure_data(head[["m", "optimizer", "seed", *shown, "final_accuracy", "success"]],
+            "fig-ch11-early-features", what="one row per run at the headline window")
 
 # %% tags=["hide-input"]
 c16_tables = ch11.tables_from_features(features, n_perm=S.n_perm, bootstrap=S.bootstrap)
@@ -356,7 +399,7 @@ display(Markdown(f"{k}-dimensional subspaces of $\\mathbb{{R}}^{{{dim}}}$; rando
                  f"overlap $k/D$ = {k / dim:.1e}. Overlap, mean [95% CI]:"))
 summary3.loc[list(COMPARISONS)]
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Subspace overlap (mean $\\cos^2$ of the $k$ principal angles between two runs' top-$k$ PCA subspaces of an attention block, averaged over blocks; log scale) for each comparison: same-seed pairs of chapter 7's training schedules (mixed, curriculum with and without optimizer resets), the control pair (mixed training against the largest $m$ alone, which shares the initialisation but does not learn the task), and pairs of seeds within one schedule. Blue circles: whole trajectory ($W_t - W_0$); red squares: the final window (the last `last_fraction` of training). Points: mean; bars: 95% bootstrap CI over same-seed pairs (one per seed) or seed pairs. Dotted grey line: the overlap of random subspaces, $k/D$. Tests the paper's §4.5 account of mixed against curriculum training; not a figure of the paper.", "name": "fig-ch11-subspace-overlap"}, "image": {"alt": "Horizontal point plot on a log axis, one row per comparison of training schedules, each with a whole-trajectory and a final-window point with error bars, to the right of a dotted line marking the random-subspace overlap"}}
 fig, ax = plt.subplots(figsize=(7, 3.6))
 sns.pointplot(overlaps, y="comparison", x="overlap", hue="view", order=list(COMPARISONS),
               dodge=0.4, linestyle="none", errorbar=("ci", 95), ax=ax, log_scale=True,
@@ -371,6 +414,10 @@ fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=l
            frameon=False)
 plt.show()
 
+# %% tags=["remove-input"]
+figure_data(overlaps, "fig-ch11-subspace-overlap",
+            what="one row per view (whole trajectory or final), comparison and run pair; "
+                 "overlap and distance averaged over blocks")
 
 # %% tags=["hide-input"]
 last_stage = arms.stage_starts(angle_arms["curriculum"][0])[-1]
@@ -397,6 +444,8 @@ pivot = widths.pivot_table(index=["width", "seed", "source"], columns="op",
 pivot["mul − add"] = pivot["mul"] - pivot["add"]
 gap = pivot.pivot_table(index=["width", "seed"], columns="source", values="mul − add") \
     .reset_index()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Paired difference multiplication minus addition of the per-block $r_{90}$ (the same seed and initial weights for both operations) against width $d$ (log scale), at the base depth: dark blue for the real runs, light blue for their random-walk nulls (whose step norms come from the runs). Points: mean over seeds; bars: 95% CI over seeds; grey line: no difference. Tests across widths the paper's statement (§4.6) that multiplication needs a higher-dimensional manifold than addition; not a figure of the paper.", "name": "fig-ch11-mul-add-gap"}, "image": {"alt": "Points with error bars of the multiplication-minus-addition difference in r90 at each width, for the real runs and the random-walk null, around a horizontal zero line"}}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 point_ci(pivot.rename(columns={"mul − add": "value"}), x="width", hue="source", ax=ax,
          palette=SOURCES, order=list(SOURCES), dodge=0.0)
@@ -408,6 +457,18 @@ handles, names = ax.get_legend_handles_labels()
 fig.tight_layout()
 fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names),
            frameon=False)
+plt.show()
+
+# %% tags=["remove-input"]
+figure_data(pivot.rename_axis(columns=None), "fig-ch11-mul-add-gap",
+            what="one row per width, seed and source (real or random walk): per-block r90 of "
+                 "both operations and their difference")
+
+# %% [markdown]
+# The same gaps per width (mean [95% CI] over seeds), with the paired difference in final
+# held-out accuracy:
+
+# %% tags=["hide-input"]
 gap_table = gap.groupby("width")[list(SOURCES)].agg(lambda v: ci_text(v, signed=True))
 acc_gap = accuracy[accuracy.layers == base_depth].pivot_table(
     index=["width", "seed"], columns="op", values="accuracy").reset_index()
@@ -436,7 +497,13 @@ display(Markdown(answer_4))
 display(c16_record)
 
 # %% [markdown]
-# ## Answers
+# ## Conclusion
+
+# %% tags=["hide-input"]
+display(conclusion(c16_record))
+
+# %% [markdown]
+# ### Answers to the four questions
 
 # %% tags=["hide-input"]
 display(Markdown("\n\n".join([answer_1, answer_2, answer_3, answer_4])))

@@ -21,8 +21,14 @@ table is wider than the text column (cut off, or scrolled by a bar at its foot);
 math element was typeset by MathJax (``mjx-container`` inside, no ``mjx-merror``); no error or
 stderr output cell (myst-nb's ``output traceback`` / ``output stderr``); no external request; no
 failed execution in the ``nb-exec-table``; the ledger table (``table.claims-ledger``) lists
-exactly R0, C1..C16, each with a verdict and a link to its chapter.  Then screenshots of the intro
-and the ledger pages, checked to be 1280x1600 and not blank.
+exactly R0, C1..C16, each with a verdict and a link to its chapter; every figure opens at full
+size on a click (``modadd.js`` links it to its image).  Then screenshots at 1280 px of the front
+page, the ledger and chapter 3 (``SHOTS``), checked for their size and not blank.
+
+Figures and chapters (static): every image in a cell's output sits in a numbered ``<figure>`` with
+a caption of at least ``MIN_CAPTION`` characters and alt text that is not empty, a hash or a file
+name; every chapter page ends with a "Conclusion" section and has one "Reproduce this chapter"
+box; the front page has its computed summary figure (``figure#fig-summary``).
 """
 from __future__ import annotations
 
@@ -55,7 +61,11 @@ LEDGER_IDS = ["R0", *(f"C{i}" for i in range(1, 17))]
 MIN_SHOWN = 0.6      # a figure is shown at no less than this share of its natural width
 WINDOW = "--window-size=1280,1600"   # the reader's screen: every page is measured at 1280 px
 BUDGET_MS = 10_000    # virtual milliseconds a page gets to load and typeset its math
-SHOTS = {"intro": "book/intro.html", "ledger": "book/claims.html"}
+SHOTS = {"intro": "book/intro.html", "ledger": "book/claims.html",
+         "chapter3": "notebooks/03_execution_manifold.html"}
+# each screenshot's height at 1280 px: the front page down to its summary figure, the ledger,
+# chapter 3 down to its first figures
+SHOT_HEIGHTS = {"intro": 4000, "ledger": 1600, "chapter3": 4000}
 CHAPTER = "notebooks/01_task.html"   # the page whose header buttons the online build must have
 # the header buttons of sphinx-book-theme, by their classes (launch links: title "Launch on X")
 BUTTON_CLASSES = {"btn-source-repository-button": "repository",
@@ -92,7 +102,8 @@ var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
  ledger:all('table.claims-ledger tbody tr').map(function(r){return {id:r.cells[0].textContent.trim(),
    cells:Array.prototype.map.call(r.cells,function(c){return c.textContent.trim();}),
    links:r.querySelectorAll('a[href]').length};}),
- headline:all('ul.headline-findings li').length,
+ headline:all('ul.headline-findings li, #fig-summary img').length,
+ unlinked:all('figure img').filter(function(i){return !i.closest('a[href]');}).length,
  overflowing:all('article table').filter(function(t){var room=t.parentElement.clientWidth;
    return t.getBoundingClientRect().width>room+1;}).map(function(t){
    var h=t.querySelector('th,td');return (t.className||'table')+': '+
@@ -127,7 +138,12 @@ class RenderParser(HTMLParser):
         self.text: list[str] = []
         self.shown_code = 0                # cell inputs shown without a toggle
         self.plain_outputs: list[str] = []   # text/plain results of cells
+        self.figures: list[dict] = []        # each cell-output image: caption, alt, number
+        self.headings: list[str] = []        # the text of every <h2>
+        self.reproduce_boxes = 0             # "Reproduce this chapter" boxes
+        self.cells = 0                       # notebook cells (a chapter page has some)
         self._open: list[tuple[str, set[str]]] = []
+        self._figure: dict | None = None     # the <figure> being read
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         classes = set((dict(attrs).get("class") or "").split())
@@ -135,10 +151,31 @@ class RenderParser(HTMLParser):
             cell = next((c for t, c in reversed(self._open) if t == "div" and "cell" in c), set())
             if not cell & CODE_OUT_OF_THE_WAY:
                 self.shown_code += 1
+        if "reproduce-chapter" in classes:
+            self.reproduce_boxes += 1
+        if tag == "div" and "cell" in classes:
+            self.cells += 1
+        if tag == "figure":
+            self._figure = {"images": [], "caption": "", "number": False}
+        if tag == "img" and any(t == "div" and "cell_output" in c for t, c in self._open):
+            image = {"alt": dict(attrs).get("alt") or "", "src": dict(attrs).get("src") or "",
+                     "in_figure": self._figure is not None}
+            self.figures.append(image)
+            if self._figure is not None:
+                self._figure["images"].append(image)
+        if tag == "span" and "caption-number" in classes and self._figure is not None:
+            self._figure["number"] = True
+        if tag == "h2":
+            self.headings.append("")
         if tag not in VOID_TAGS:
             self._open.append((tag, classes))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "figure" and self._figure is not None:
+            for image in self._figure["images"]:
+                image["caption"] = self._figure["caption"].strip()
+                image["number"] = self._figure["number"]
+            self._figure = None
         for index in range(len(self._open) - 1, -1, -1):     # tolerate unclosed inner tags
             if self._open[index][0] == tag:
                 del self._open[index:]
@@ -149,6 +186,47 @@ class RenderParser(HTMLParser):
             self.text.append(data)
         if any(t == "div" and "text_plain" in c for t, c in self._open) and data.strip():
             self.plain_outputs.append(data)
+        if self._figure is not None and any(t == "figcaption" for t, _ in self._open) \
+                and not any(t == "a" and "headerlink" in c or "caption-number" in c
+                            for t, c in self._open):
+            self._figure["caption"] += data
+        if self.headings and any(t == "h2" for t, _ in self._open) \
+                and not any(t == "a" and "headerlink" in c for t, c in self._open):
+            self.headings[-1] += data
+
+
+# alt text that names nothing: empty, a hash or a file name (myst-nb's default is the file's hash)
+MEANINGLESS_ALT = re.compile(r"^\s*(?:[0-9a-f]{12,}(?:\.png)?|[\w-]+\.(?:png|svg|jpe?g))?\s*$", re.I)
+MIN_CAPTION = 40      # characters a caption needs to say what a figure shows
+CHAPTER_PAGE = re.compile(r"^notebooks/\d\d_[\w-]+\.html$")
+SUMMARY_FIGURE = "fig-summary"   # the front page's computed summary figure (modadd.headline)
+
+
+def figure_failures(name: str, parser: "RenderParser") -> list[str]:
+    """A figure a reader cannot identify or read about: not in a numbered ``<figure>``, a
+    caption under :data:`MIN_CAPTION` characters, or alt text that is empty, a hash or a file
+    name; on a chapter page, a last section not called Conclusion or no "Reproduce this
+    chapter" box."""
+    failures = []
+    for image in parser.figures:
+        src = image["src"].rsplit("/", 1)[-1][:20]
+        if not image["in_figure"] or not image.get("number"):
+            failures.append(f"{name}: figure {src} has no numbered caption (mystnb figure "
+                            f"metadata on its cell)")
+        elif len(image.get("caption", "")) < MIN_CAPTION:
+            failures.append(f"{name}: figure {src}: caption {image.get('caption', '')!r} says "
+                            f"too little (at least {MIN_CAPTION} characters)")
+        if MEANINGLESS_ALT.match(image["alt"]):
+            failures.append(f"{name}: figure {src}: alt text {image['alt']!r} describes nothing")
+    if CHAPTER_PAGE.match(name) and parser.cells:
+        headings = [h.strip() for h in parser.headings if h.strip()]
+        if not headings or headings[-1] != "Conclusion":
+            failures.append(f"{name}: the last section is "
+                            f"{headings[-1] if headings else None!r}, not 'Conclusion'")
+        if parser.reproduce_boxes != 1:
+            failures.append(f"{name}: {parser.reproduce_boxes} 'Reproduce this chapter' boxes "
+                            f"(expected 1)")
+    return failures
 
 
 def render_failures(name: str, path: Path) -> list[str]:
@@ -166,7 +244,7 @@ def render_failures(name: str, path: Path) -> list[str]:
     if parser.shown_code:
         failures.append(f"{name}: {parser.shown_code} code cell(s) shown without a toggle "
                         f"(tag them hide-input; only the parameters cell stays in view)")
-    return failures
+    return failures + figure_failures(name, parser)
 
 
 class PageParser(HTMLParser):
@@ -287,6 +365,10 @@ def static_checks(html_dir: Path, pages: list[Path]) -> list[str]:
                     failures.append(f"{name}: link {href}: no id {fragment!r} on the target page")
     for page in pages:
         failures += render_failures(page.relative_to(html_dir).as_posix(), page)
+    intro = html_dir / SHOTS["intro"]
+    if intro.is_file() and not re.search(rf'<figure[^>]*id="{SUMMARY_FIGURE}"[^>]*>\s*'
+                                         rf'(?:<a[^>]*>\s*)?<img', intro.read_text("utf-8")):
+        failures.append(f"{SHOTS['intro']}: no summary figure (figure#{SUMMARY_FIGURE})")
     for css in sorted((html_dir / "_static").rglob("*.css")):
         if CSS_EXTERNAL.search(css.read_text(encoding="utf-8", errors="replace")):
             failures.append(f"{css.relative_to(html_dir)}: loads an external URL")
@@ -395,6 +477,9 @@ def page_failures(name: str, report: dict) -> list[str]:
         failures.append(f"{name}: {report['failed_executions']} failed notebook executions")
     failures += [f"{name}: table wider than the text column ({t})"
                  for t in report.get("overflowing", [])]
+    if report.get("unlinked"):
+        failures.append(f"{name}: {report['unlinked']} figure(s) a click does not enlarge "
+                        f"(book/_static/modadd.js)")
     failures += [f"{name}: external request {u}" for u in report["external"]]
     failures += [f"{name}: font failed to load: {f}" for f in report["fonts_failed"]]
     return failures
@@ -411,12 +496,14 @@ def ledger_failures(report: dict) -> list[str]:
     return failures
 
 
-def screenshot(page: Path, target: Path, chromium: str, timeout: float) -> list[str]:
-    """Save a 1280x1600 screenshot of ``page`` to ``target``; failures if missing or blank."""
+def screenshot(page: Path, target: Path, chromium: str, timeout: float,
+               height: int = 1600) -> list[str]:
+    """Save a screenshot 1280 px wide and ``height`` tall of ``page`` to ``target``; failures
+    if missing, of another size or blank."""
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     try:
-        run_chromium(chromium, [f"--screenshot={target}", WINDOW,
+        run_chromium(chromium, [f"--screenshot={target}", f"--window-size=1280,{height}",
                                 page.as_uri()], timeout)
     except subprocess.TimeoutExpired:
         return [f"screenshot {target.name}: Chromium did not finish within {timeout:.0f} s"]
@@ -425,7 +512,7 @@ def screenshot(page: Path, target: Path, chromium: str, timeout: float) -> list[
     with Image.open(target) as image:
         extrema = image.convert("L").getextrema()
         size = image.size
-    failures = [] if size == (1280, 1600) else [f"screenshot {target.name}: size {size}"]
+    failures = [] if size == (1280, height) else [f"screenshot {target.name}: size {size}"]
     return failures + ([f"screenshot {target.name}: blank"] if extrema[0] == extrema[1] else [])
 
 
@@ -467,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, page in SHOTS.items():
         if (html_dir / page).is_file():
             failures += screenshot(html_dir / page, Path(args.screenshots) / f"{label}.png",
-                                   args.chromium, args.timeout)
+                                   args.chromium, args.timeout, SHOT_HEIGHTS[label])
     typeset = sum(r.get("typeset", 0) for r in reports.values())
     build = f"repository {args.repository_url}" if args.repository_url else "no repository"
     print(f"browser check ({build}): {len(pages)} pages ({len(reports)} opened in Chromium), "

@@ -235,3 +235,62 @@ def test_a_table_wider_than_the_column_is_reported() -> None:
     assert browser_check.page_failures("p.html", {**base, "overflowing": []}) == []
     assert browser_check.page_failures("p.html", {**base, "overflowing": ["dataframe: T"]}) == [
         "p.html: table wider than the text column (dataframe: T)"]
+
+
+FIGURE = ('<figure class="align-default" id="fig-a"><img alt="{alt}" src="_images/fig.png" />'
+          '<figcaption><p><span class="caption-number">Fig. 1 </span><span class="caption-text">'
+          '{caption}</span><a class="headerlink" href="#fig-a">#</a></p></figcaption></figure>')
+CAPTION = "Held-out accuracy per m over training, mean and 95% CI over seeds"
+ALT = "Four rising accuracy curves with shaded bands"
+
+
+def test_figures_need_a_numbered_caption_and_alt_text(tmp_path: Path) -> None:
+    good = CELL.format(tags=" tag_hide-input", out=FIGURE.format(alt=ALT, caption=CAPTION))
+    assert failures(site(tmp_path / "a", body=good)) == []
+    bad = (CELL.format(tags=" tag_hide-input", out='<img alt="0a1b2c3d4e5f60718293" '
+                                                   'src="_images/fig.png" />')
+           + CELL.format(tags=" tag_hide-input", out=FIGURE.format(alt="fig.png", caption="Acc")))
+    assert failures(site(tmp_path / "b", body=bad)) == [
+        "index.html: figure fig.png has no numbered caption (mystnb figure metadata on its cell)",
+        "index.html: figure fig.png: alt text '0a1b2c3d4e5f60718293' describes nothing",
+        "index.html: figure fig.png: caption 'Acc' says too little (at least 40 characters)",
+        "index.html: figure fig.png: alt text 'fig.png' describes nothing"]
+
+
+def chapter_site(tmp_path: Path, body: str) -> Path:
+    html = site(tmp_path)
+    (html / "notebooks").mkdir()
+    (html / "notebooks" / "03_x.html").write_text(PAGE.format(head="", body=body))
+    return html
+
+
+def test_a_chapter_needs_a_conclusion_last_and_a_reproduce_box(tmp_path: Path) -> None:
+    box = '<div class="admonition tip reproduce-chapter"><p>Reproduce this chapter</p></div>'
+    heading = '<section id="x"><h2>{}<a class="headerlink" href="#x">#</a></h2></section>'
+    good = CELL.format(tags=" tag_hide-input", out=box) + heading.format("1. Rank") \
+        + heading.format("Conclusion")
+    assert failures(chapter_site(tmp_path / "a", good)) == []
+    bad = CELL.format(tags=" tag_hide-input", out="") + heading.format("Conclusion") \
+        + heading.format("7. Appendix")
+    assert failures(chapter_site(tmp_path / "b", bad)) == [
+        "notebooks/03_x.html: the last section is '7. Appendix', not 'Conclusion'",
+        "notebooks/03_x.html: 0 'Reproduce this chapter' boxes (expected 1)"]
+
+
+def test_the_front_page_needs_its_summary_figure(tmp_path: Path) -> None:
+    html = site(tmp_path)
+    (html / "book").mkdir()
+    intro = html / "book" / "intro.html"
+    intro.write_text(PAGE.format(head="", body="<p>findings</p>"))
+    assert failures(html) == ["book/intro.html: no summary figure (figure#fig-summary)"]
+    intro.write_text(PAGE.format(head="", body='<figure id="fig-summary"><img alt="x" '
+                                               'src="../_images/fig.png"></figure>'))
+    assert failures(html) == []
+
+
+def test_a_figure_a_click_does_not_enlarge_is_reported() -> None:
+    base = {"errors": [], "images": [], "math": 0, "untypeset": 0, "math_errors": 0,
+            "error_cells": 0, "failed_executions": 0, "external": [], "fonts_failed": []}
+    assert browser_check.page_failures("p.html", {**base, "unlinked": 0}) == []
+    assert browser_check.page_failures("p.html", {**base, "unlinked": 2}) == [
+        "p.html: 2 figure(s) a click does not enlarge (book/_static/modadd.js)"]

@@ -244,6 +244,21 @@ def test_resolution_text_says_whether_the_window_is_resolved():
     assert "20.0 snapshot intervals (200 steps)" in text and "is resolved" in text
 
 
+def test_resolution_text_names_both_aggregates():
+    """The median over every curve, and (given seed, m and layer) the last layer's mean over
+    seeds of the per-seed mean over m: the aggregate claim C6 quotes."""
+    rows = [(seed, m, layer, 100.0 + 10 * seed + 40 * layer + m, 200.0)
+            for seed in range(3) for m in (1, 2) for layer in (0, 1)]
+    trans = pd.DataFrame(rows, columns=["seed", "m", "layer", "width", "mid"])
+    text = ch04.resolution_text(trans, 10)
+    median = np.median(trans.width)
+    mean_last = trans[trans.layer == 1].groupby("seed").width.mean().mean()     # 151.5
+    says(text, f"the median 10–90% window is {median / 10:.1f} snapshot intervals",
+               "**mean over seeds**", f"{mean_last / 10:.1f} snapshot intervals "
+                                      f"({mean_last:.0f} steps)", "not two measurements")
+    assert "Claim C6" not in ch04.resolution_text(trans[["width", "mid"]], 10)
+
+
 def test_resolution_table_per_layer_and_grid():
     rows = [(seed, m, layer, 100.0 * (1 + layer) + 10 * seed, 200.0 + m, 0.1)
             for seed in range(4) for m in (1, 2) for layer in (0, 1)]

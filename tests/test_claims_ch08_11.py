@@ -451,7 +451,7 @@ def test_c14_summary_wording_follows_the_numbers():
 
 def c10_prose_inputs():
     comparison = pd.DataFrame({
-        "detector": ["Σw² drop", "seed 002 score", "held-out accuracy ≥ 0.5"],
+        "detector": ["Σw² drop", "framework's score", "held-out accuracy ≥ 0.5"],
         "signal": ["training", "training", "held-out"],
         "TP / FP / miss / TN": ["9 / 3 / 1 / 11", "8 / 13 / 2 / 1", "10 / 0 / 0 / 14"],
         "precision": ["0.75 [0.5, 0.9]", "0.38 [0.2, 0.6]", "1"],

@@ -1,5 +1,5 @@
-"""modadd.detect: causality of every detector, seed 002's score by hand, outcome bookkeeping and
-lead times on synthetic curves with known grokking steps."""
+"""modadd.detect: causality of every detector, the grokking-analysis framework's score by hand,
+outcome bookkeeping and lead times on synthetic curves with known grokking steps."""
 from __future__ import annotations
 
 import numpy as np

@@ -68,7 +68,8 @@ def test_the_book_ledger_from_the_committed_caches(monkeypatch) -> None:
     for spec in claims.REGISTRY.values():
         if hasattr(spec.load, "cache_clear"):
             spec.load.cache_clear()
-    table = ledger.assemble_ledger("book")
+    records = ledger.ledger_records("book")
+    table = ledger.assemble_ledger("book", records)
     assert table.id.tolist() == ["R0", *(f"C{i}" for i in range(1, 17))]
     assert (table.verdict != ledger.NOT_MEASURED).all(), table[["id", "why"]].to_string()
     passing = table.verdict.isin(["supported", "partly supported"])
@@ -77,6 +78,30 @@ def test_the_book_ledger_from_the_committed_caches(monkeypatch) -> None:
     p = table.p.astype(float).to_numpy()
     assert np.allclose(table["p (Holm)"].to_numpy(float), holm(p), equal_nan=True)
     assert sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) == before
+    front_page_headlines(records)
     for spec in claims.REGISTRY.values():          # later tests must not see book tables
         if hasattr(spec.load, "cache_clear"):
             spec.load.cache_clear()
+
+
+def front_page_headlines(records: dict) -> None:
+    """The front page (modadd.headline) on the committed records: a finite estimate for every
+    claim, equal to what its rule read where the rule reads it by name; one sentence per group;
+    one row of the summary figure per claim."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from modadd import headline
+    table = headline.headline_table(records).set_index("id")
+    assert list(table.index) == list(records)
+    assert table.measured.map(math.isfinite).all()
+    assert table.loc["C1"].measured == records["C1"].values["overall"]
+    assert table.loc["C13"].low == records["C13"].values["gap_low"]
+    grouped = [c for _, claims_ in headline.GROUPS for c in claims_]
+    assert sorted(grouped) == sorted(records)
+    sentences = headline.group_sentences(table.reset_index())
+    assert [s.split("**")[1] for s in sentences] == [title for title, _ in headline.GROUPS]
+    fig = headline.summary_figure(table.reset_index())
+    assert len(fig.axes) == len(records)
+    plt.close(fig)

@@ -116,6 +116,9 @@ def figure_problems(path: Path) -> list[str]:
         figure, image = meta.get("figure", {}), meta.get("image", {})
         if cell.source.count("plt.show()") != 1:
             problems.append(f"{where}: {cell.source.count('plt.show()')} figures in one cell")
+        elif not cell.source.rstrip().endswith("plt.show()"):
+            problems.append(f"{where}: code after plt.show() (myst-nb puts every output of a "
+                            f"figure cell inside the figure: figure_data goes in the next cell)")
         if len(figure.get("caption", "")) < 40:
             problems.append(f"{where}: no caption (mystnb.figure.caption, >= 40 characters)")
         if not str(figure.get("name", "")).startswith("fig-"):
@@ -136,8 +139,9 @@ def test_figure_problems_are_found(tmp_path: Path) -> None:
     """The check above fails a figure without metadata and one cell with two figures."""
     bare = tmp_path / "00_bare.py"
     bare.write_text("# %%\nimport matplotlib.pyplot as plt\nplt.plot([1]); plt.show()\n"
-                    "plt.plot([2]); plt.show()\n")
+                    "plt.plot([2]); plt.show()\n# %%\nplt.plot([3]); plt.show()\nx = 1\n")
     found = figure_problems(bare)
+    assert any("code after plt.show()" in p for p in found)
     assert any("2 figures" in p for p in found) and any("caption" in p for p in found)
     assert any("alt text" in p for p in found) and any("figure name" in p for p in found)
     good = tmp_path / "00_good.py"

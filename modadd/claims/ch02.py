@@ -84,6 +84,6 @@ def decide_v1(ev: Evidence, th) -> Decision:
 
 CLAIMS = (ClaimSpec(
     id="R0", claim="training converges by about step 5000 with ~100% accuracy",
-    source="§4 (text)", chapter="02", tables=("accuracy", "n_steps", "chance"),
+    source="§4, text", chapter="02", tables=("accuracy", "n_steps", "chance"),
     measure=measure, null_tables=null_tables,
     rule=declared("R0", 1, __name__)),)

@@ -1,4 +1,4 @@
-"""Chapter 7's claims (paper §4.5 and the code README, seed 000):
+"""Chapter 7's claims (paper §4.5 and the original code's README):
 
 - **C10** MLPs disrupt the low-dimensional collapse and hurt generalization at equal budget;
 - **C11** mixed training finds one manifold for all m; a strict curriculum forgets small m;
@@ -367,7 +367,7 @@ CLAIMS = (
               alternatives=alternatives_c11),
     ClaimSpec(id="C12", claim="m ≥ 4 from scratch fails; curriculum / mixed succeed "
                               "(optimization barrier, not capacity)",
-              source="seed 000 (code README)", chapter="07",
+              source="the original code's README", chapter="07",
               tables=("final", "largest", "chance"),
               measure=measure_c12, null_tables=null_c12, rule=C12_V1,
               alternatives=alternatives_c12),
@@ -456,8 +456,8 @@ def summary(records, tables: Tables, mlp_below, fragment, sgd_final, n_steps: in
         + (", so capacity is not the limit. " if mixed_ok else
            ": neither learns it at this budget. ")
         + ("The curriculum also learns it." if cur_ok else
-           "The README's 'curriculum succeeds' does not hold at this budget: the curriculum "
-           f"reaches {ci_text(cur_final, 3, bounds=ACC)}.")
+           "The original code's README says the curriculum succeeds; at this budget it "
+           f"does not: the curriculum reaches {ci_text(cur_final, 3, bounds=ACC)}.")
         + f" Verdict: {records['C12'].verdict}.")
     sgd_line = (
         "- **The paper's optimizer.** Plain SGD at lr $10^{-3}$, batch 64 "

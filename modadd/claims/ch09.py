@@ -1,5 +1,6 @@
 """Chapter 9's claim C14: "DMD spectra of training fingerprints characterize grokking runs: they
-separate weight decays and are stable across seeds and 1e-3 init perturbations" (seed 001).
+separate weight decays and are stable across seeds and 1e-3 init perturbations" (the fingerprint
+study: grokking runs with fingerprint recording and DMD-RRR spectra).
 
 Tables (``load`` / :func:`tables_from_spectra`):
 
@@ -200,8 +201,8 @@ CLAIMS = (ClaimSpec(
     id="C14", claim="DMD spectra of training fingerprints characterize grokking runs: they "
                     "separate weight decays and are stable across seeds and 1e-3 init "
                     "perturbations",
-    source="seed 001 (fingerprints)", chapter="09", tables=("runs", "distances", "n_perm",
-                                                           "common"),
+    source="the fingerprint study", chapter="09", tables=("runs", "distances", "n_perm",
+                                                          "common"),
     measure=measure, null_tables=null_tables, rule=RULE_V2, history=(RULE_V1,),
     alternatives=alternatives),)
 
@@ -211,8 +212,8 @@ CLAIMS = (ClaimSpec(
 def summary(record, grok_table: pd.DataFrame, sep: pd.DataFrame, motion_ratio: float,
             rrr_wins: int, n_compared: int, tsvd_vs_rrr, states: int, max_pairs: int,
             snapshot_every: int, n_steps: int, common: int) -> str:
-    """Chapter 9's "where we agree and disagree with seed 001" list (Markdown) from the C14
-    record and the chapter's tables: ``grok_table`` (per weight decay: ``"weight decay"``,
+    """Chapter 9's "where we agree and disagree with the fingerprint study" list (Markdown) from
+    the C14 record and the chapter's tables: ``grok_table`` (per weight decay: ``"weight decay"``,
     ``"grokked"``, ``"grokked (held-out acc ≥ 99%) at"``), ``sep`` (the separation rows: method,
     window, ``"between / within"``, ``"1-NN accuracy"``, ``_p``, ``_pert``, ``_seed``; RRR's
     whole-run row first), the held-out/training fingerprint ``motion_ratio``, the runs where

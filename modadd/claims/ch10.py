@@ -1,5 +1,6 @@
 """Chapter 10's claim C15: "grokking can be detected early (before test accuracy jumps) from
-training signals" (seed 002), on the detection grid (weight decay × training fraction × seeds).
+training signals" (the grokking-analysis framework), on the detection grid (weight decay ×
+training fraction × seeds).
 
 Tables (``load`` / :func:`tables_from_series`):
 
@@ -301,7 +302,7 @@ RULE_V2 = declared("C15", 2, __name__)
 CLAIMS = (ClaimSpec(
     id="C15", claim="grokking can be detected early (before test accuracy jumps) from training "
                     "signals",
-    source="seed 002 (diagnostics)", chapter="10", tables=("fires", "runs"),
+    source="the grokking-analysis framework", chapter="10", tables=("fires", "runs"),
     measure=measure_v2, null_tables=null_tables, rule=RULE_V2, history=(RULE_V1,),
     alternatives=alternatives),)
 
@@ -320,10 +321,11 @@ def _clause(text: str) -> str:
 
 def summary(record, evidence_v1: Evidence, comparison: pd.DataFrame,
             within_decay: pd.DataFrame, grad: pd.DataFrame, n_runs: int, n_pos: int) -> str:
-    """Chapter 10's "where we agree and disagree with seed 002" list (Markdown) from the C15
-    record, rule v1's evidence (``measure_v1``: which detector it would pick), the detector
-    ``comparison`` table (detector, signal, ``"TP / FP / miss / TN"``, precision, recall,
-    ``"median lead (steps)"``, ``"lead / grok step"``), the ``within_decay`` table (detector,
+    """Chapter 10's "where we agree and disagree with the grokking-analysis framework" list
+    (Markdown) from the C15 record, rule v1's evidence (``measure_v1``: which detector it would
+    pick), the detector ``comparison`` table (detector, signal, ``"TP / FP / miss / TN"``,
+    precision, recall, ``"median lead (steps)"``, ``"lead / grok step"``; the framework's own
+    detector named ``detect.FRAMEWORK_SCORE``), the ``within_decay`` table (detector,
     ``"false-positive rate"`` among the weight-decayed runs), the showcase's gradient norms
     ``grad`` (group, value) and the grid's ``n_runs`` runs of which ``n_pos`` grok."""
     best_name = _best_v1(evidence_v1.values, RULE_V1.thresholds)
@@ -331,7 +333,7 @@ def summary(record, evidence_v1: Evidence, comparison: pd.DataFrame,
                          for p in record.previous)
     best = comparison[comparison.detector == best_name].iloc[0]
     best_wd = within_decay[within_decay.detector == best_name].iloc[0]
-    s002 = comparison[comparison.detector.str.startswith("seed 002")].iloc[0]
+    s002 = comparison[comparison.detector.str.startswith("framework")].iloc[0]
     attention = grad[grad.group == "attention"].value
     jump = comparison.loc[comparison.detector.str.startswith("held-out accuracy"),
                           "median lead (steps)"].iloc[0]
@@ -339,7 +341,7 @@ def summary(record, evidence_v1: Evidence, comparison: pd.DataFrame,
         "- **Gradient flow.** Read before the optimizer step, the gradients are not empty: the "
         "showcase's attention-block gradient norm spans "
         f"{number(attention.min(), 2, 'g')}–{number(attention.max(), 2, 'g')} over training.",
-        f"- **Seed 002's early-grokking score** fires in "
+        f"- **The framework's early-grokking score** fires in "
         f"{s002['TP / FP / miss / TN'].split(' / ')[1]} of the {n_runs - n_pos} runs that never "
         f"grok (precision {s002['precision']}, recall {s002['recall']}).",
         f"- **C15 ({record.verdict}).** Picked after the fact over all runs (rule v1), the best "

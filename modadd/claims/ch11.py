@@ -228,7 +228,7 @@ RULE_V2 = declared("C16", 2, __name__)
 
 CLAIMS = (ClaimSpec(
     id="C16", claim="early low-dimensional diagnostics predict eventual success",
-    source="open question", chapter="11",
+    source="§5.3, open question", chapter="11",
     tables=("runs", "feature_sets", "null_orders", "null_auc", "boots", "fraction"),
     measure=measure, null_tables=null_tables, rule=RULE_V2, history=(RULE_V1,)),)
 
