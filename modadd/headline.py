@@ -63,6 +63,7 @@ class Headline:
     null: Callable[["object"], Triple]              # record -> the null's (estimate, low, high)
     paper: Optional[tuple[float, float]] = None     # the range the source states (lo == hi: one)
     paper_note: str = ""                            # how the source states it
+    plain: str = ""                                 # the claim in plain words
 
 
 def _v(*names: str) -> Callable:
@@ -91,62 +92,79 @@ def _c9_null(r) -> Triple:
 HEADLINES: dict[str, Headline] = {
     "R0": Headline("lowest held-out accuracy, seed × m, at step 5000", _v("min_accuracy", "", ""),
                    "chance", lambda r: (float(r.controls["chance"]), NAN, NAN),
-                   (1.0, 1.0), "~100% by step 5000"),
+                   (1.0, 1.0), "~100% by step 5000",
+                   plain="training reaches ~100% accuracy by step 5000"),
     "C1": Headline("r90 of the weight trajectory (mean over blocks)",
                    _v("overall", "overall low", "overall high"),
                    "random walk, same step norms", _v("null", "null low", "null high"),
-                   (3.0, 4.0), "r90 ≈ 3–4"),
+                   (3.0, 4.0), "r90 ≈ 3–4",
+                   plain="each attention matrix's weight trajectory collapses to 3–4 dimensions"),
     "C2": Headline("seed s.d. of r90: real − random walk", _v("gap", "gap low", "gap high"),
-                   "same spread as the null", _const(0.0), None, "stable (no number)"),
+                   "same spread as the null", _const(0.0), None, "stable (no number)",
+                   plain="that dimension is the same across seeds"),
     "C3": Headline("cross-seed subspace overlap (× random)",
                    _v("mean ratio", "mean ratio low", "mean ratio high"),
-                   "random subspaces", _const(1.0), None, "varies (no number)"),
+                   "random subspaces", _const(1.0), None, "varies (no number)",
+                   plain="the subspace's orientation differs between seeds"),
     "C4": Headline("lock-in (fraction of training)", _v("real", "real low", "real high"),
                    "random walk, same step norms",
                    lambda r: ((r.values["null low"] + r.values["null high"]) / 2,
                               r.values["null low"], r.values["null high"]),
-                   (0.2, 0.3), "within the first 20–30%"),
+                   (0.2, 0.3), "within the first 20–30%",
+                   plain="the collapse happens in the first 20–30% of training"),
     "C5": Headline("r90(Q,K) − r90(V,O)", _v("diff", "diff low", "diff high"),
                    "random walk, same runs", _control("random walk (same runs)"),
-                   None, "V, O lower (no number)"),
+                   None, "V, O lower (no number)",
+                   plain="W_V and W_O are lower-dimensional than W_Q and W_K"),
     "C6": Headline("readout entropy drop, weakest m (fraction of ln T)",
                    _v("weakest_drop", "min_drop_low", ""),
-                   "uniform attention", _const(0.0), None, "sharp drop (no number)"),
+                   "uniform attention", _const(0.0), None, "sharp drop (no number)",
+                   plain="the readout's attention entropy drops sharply and smoothly"),
     "C7": Headline("correlation of bubble and lock-in times over seeds", _v("r", "r_low", "r_high"),
                    "pairing broken across seeds",
                    lambda r: _triple_in(next(v for k, v in r.controls.items()
                                          if k.startswith("pairing broken")), "r ="),
-                   None, "correlated (no number)"),
+                   None, "correlated (no number)",
+                   plain="that drop is timed with the manifold's lock-in"),
     "C8": Headline("commutator enrichment: exec / random subspace (early)",
                    _v("fair_early", "fair_early_low", "fair_early_high"),
-                   "random directions", _const(1.0), (2.0, 10.0), "2–10×"),
+                   "random directions", _const(1.0), (2.0, 10.0), "2–10×",
+                   plain="minibatch commutators are small inside the execution subspace"),
     "C9": Headline("accuracy drop, m/position SAE latents zeroed (late)", _c9,
-                   "random latents zeroed", _c9_null, None, "barely changes (no number)"),
+                   "random latents zeroed", _c9_null, None, "barely changes (no number)",
+                   plain="SAE latents track m and positions but ablating them barely matters"),
     "C10": Headline("joint attention r90: with − without MLP",
                     lambda r: _triple_in(r.effect, "with − without MLP"),
-                    "no difference", _const(0.0), None, "MLPs raise it (no number)"),
+                    "no difference", _const(0.0), None, "MLPs raise it (no number)",
+                    plain="MLPs break the low-dimensional collapse and hurt generalisation"),
     "C11": Headline("forgetting of m=1 under a strict curriculum",
                     lambda r: (r.values["f1"], *_interval_in(r.ci)),
                     "mixed training, same seeds",
                     _control("mixed training at the same seeds (forgetting on m=1)"),
-                    None, "curriculum forgets (no number)"),
+                    None, "curriculum forgets (no number)",
+                    plain="mixed training learns every m while a strict curriculum forgets"),
     "C12": Headline("m=4 accuracy, trained on m=4 only",
                     lambda r: (r.values["only"], *_interval_in(r.ci, "only")),
                     "chance", lambda r: (float(r.controls["chance (1/C)"]), NAN, NAN),
-                    None, "fails (no number)"),
+                    None, "fails (no number)",
+                    plain="m = 4 from scratch fails where curriculum and mixed training succeed"),
     "C13": Headline("r90: multiplication − addition", _v("gap", "gap_low", "gap_high"),
                     "random walk: mul − add", _control("random-walk null: mul − add"),
-                    (0.0, 3.0), "4–6 vs 3–4"),
+                    (0.0, 3.0), "4–6 vs 3–4",
+                    plain="multiplication needs a higher-dimensional manifold than addition"),
     "C14": Headline("DMD spectra: between / within weight-decay distance",
                     lambda r: (_number_after(r.effect, "distance"), *_interval_in(r.ci, "ratio")),
-                    "no separation", _const(1.0), None, "separate (no number)"),
+                    "no separation", _const(1.0), None, "separate (no number)",
+                    plain="fingerprint DMD spectra separate weight decays and are stable"),
     "C15": Headline("detector firing in weight-decayed runs that never grok",
                     lambda r: (r.values["fpr_wd"],
                                *_interval_in(r.ci, "false-positive rate")),
-                    "a detector that always fires", _const(1.0), None, "early (no number)"),
+                    "a detector that always fires", _const(1.0), None, "early (no number)",
+                    plain="grokking can be detected before test accuracy jumps"),
     "C16": Headline("AUC of early low-dimensional diagnostics",
                     lambda r: (r.values["auc"], *_interval_in(r.ci, "diagnostics")),
-                    "chance", _const(0.5), None, "open question"),
+                    "chance", _const(0.5), None, "open question",
+                    plain="early low-dimensional diagnostics predict eventual success"),
 }
 
 # the claims in groups a reader asks about, in the book's order: (title, claims, chapter page)
@@ -239,6 +257,8 @@ def summary_figure(table: pd.DataFrame):
 
 def _fmt(est: float, lo: float, hi: float) -> str:
     from .report import number
+    if est == 0 and not (math.isfinite(lo) or math.isfinite(hi)):
+        return "0"
     digits = 3 if max(abs(est), 1e-12) < 0.1 else 2
     text = number(est, digits)
     if math.isfinite(lo) and math.isfinite(hi):
@@ -250,23 +270,33 @@ def _fmt(est: float, lo: float, hi: float) -> str:
     return text
 
 
+# "not supported" says the evidence does not show the claim, not that it is false
+WORDS = {"supported": "Supported", "partly supported": "Partly supported",
+         "not supported": "Not supported by our data", "not testable": "Not testable",
+         "not yet measured": "Not yet measured"}
+
+
 def group_sentences(table: pd.DataFrame) -> list[str]:
-    """One Markdown sentence per claim group: how many of its claims got which verdict, then
-    its first claim's headline number against its null and the paper's statement."""
+    """One Markdown paragraph per claim group, in plain words: which of its claims hold, hold
+    in part or do not (by the verdicts in ``table``), then the group's first claim's number
+    against its null and what the source says."""
     from .ledger import NOT_MEASURED, VERDICTS
     rows = table.set_index("id")
     out = []
     for title, claims in GROUPS:
         part = rows.loc[[c for c in claims if c in rows.index]]
-        counts = part.verdict.value_counts()
-        tally = ", ".join(f"{counts[v]} {v}" for v in (*VERDICTS, NOT_MEASURED) if v in counts)
+        said = []
+        for verdict in (*VERDICTS, NOT_MEASURED):
+            chosen = part[part.verdict == verdict]
+            if len(chosen):
+                said.append(f"{WORDS[verdict]}: " + "; ".join(
+                    f"{HEADLINES[c].plain} ({c})" for c in chosen.index) + ".")
+        sentence = f"**{title}.** " + " ".join(said)
         lead = part.iloc[0]
-        sentence = (f"**{title}** ({', '.join(part.index)}; "
-                    f"{'one claim' if len(part) == 1 else f'{len(part)} claims'}: {tally}).")
         if isinstance(lead.get("measured"), float) and math.isfinite(lead.measured):
-            sentence += (f" {lead.name}: {lead.quantity} is "
-                         f"{_fmt(lead.measured, lead.low, lead.high)} against "
-                         f"{_fmt(lead.null_value, lead.null_low, lead.null_high)} for the null "
-                         f"({lead.null}); the source says {lead.paper}.")
+            sentence += (f" In numbers ({lead.name}): {lead.quantity} "
+                         f"{_fmt(lead.measured, lead.low, lead.high)}, against "
+                         f"{_fmt(lead.null_value, lead.null_low, lead.null_high)} for "
+                         f"{lead.null}; the source: {lead.paper}.")
         out.append(sentence)
     return out

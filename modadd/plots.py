@@ -32,12 +32,14 @@ BOOK_RC = {"figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (PAGE_WIDTH,
 MAX_DATA_BYTES = 1_500_000   # a figure's data, as CSV, embedded in its page
 
 
-def figure_data(frame: pd.DataFrame, name: str, what: str = "") -> None:
+def figure_data(frame: pd.DataFrame, name: str, what: str = "",
+                label: str = "Download this figure's data") -> None:
     """Show a link under a figure that downloads the data it was drawn from (``frame``, as
     ``<name>.csv``).  The CSV travels inside the page (a ``data:`` URI), so the link works in
     the built book, offline and in JupyterLab alike.  ``what`` describes the rows (for example
     "one row per seed, step and m").  Draw the figure from a tidy frame and pass that frame:
-    the download is then the figure's data, not a copy of it."""
+    the download is then the figure's data, not a copy of it.  ``label``: the link's text (a
+    table's download says so)."""
     import base64
     import html
     import re
@@ -55,7 +57,7 @@ def figure_data(frame: pd.DataFrame, name: str, what: str = "") -> None:
     uri = "data:text/csv;base64," + base64.b64encode(data).decode()
     rows = f"{len(frame)} rows" + (f", {what}" if what else "")
     display(HTML(f'<p class="figure-data"><a download="{html.escape(name)}.csv" '
-                 f'href="{uri}">Download this figure\'s data</a> (<code>{html.escape(name)}.csv'
+                 f'href="{uri}">{html.escape(label)}</a> (<code>{html.escape(name)}.csv'
                  f'</code>, {html.escape(rows)})</p>'))
 
 

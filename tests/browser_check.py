@@ -101,7 +101,9 @@ var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
    .map(function(f){return f.family;}),
  ledger:all('table.claims-ledger tbody tr').map(function(r){return {id:r.cells[0].textContent.trim(),
    cells:Array.prototype.map.call(r.cells,function(c){return c.textContent.trim();}),
-   links:r.querySelectorAll('a[href]').length};}),
+   links:r.querySelectorAll('a[href]').length,
+   id_link:!!r.cells[0].querySelector('a[href*="notebooks/"]')};}),
+ download:all('a[download="claims-ledger.csv"]').length,
  headline:all('ul.headline-findings li, #fig-summary img').length,
  unlinked:all('figure img').filter(function(i){return !i.closest('a[href]');}).length,
  overflowing:all('article table').filter(function(t){var room=t.parentElement.clientWidth;
@@ -486,13 +488,18 @@ def page_failures(name: str, report: dict) -> list[str]:
 
 
 def ledger_failures(report: dict) -> list[str]:
-    """The ledger page must list exactly R0, C1..C16, each with a verdict and a chapter link."""
+    """The ledger page must list exactly R0, C1..C16, each with a verdict and a chapter link
+    (its id links to the chapter's section), and offer the ledger as a CSV download."""
     rows = report.get("ledger", [])
     ids = [r["id"] for r in rows]
     failures = [] if ids == LEDGER_IDS else [f"ledger: lists {ids}, expected {LEDGER_IDS}"]
     failures += [f"ledger: {r['id']} has no chapter link" for r in rows if r["links"] < 1]
+    failures += [f"ledger: {r['id']}'s id does not link to its chapter section" for r in rows
+                 if not r.get("id_link")]
     failures += [f"ledger: {r['id']} has no verdict" for r in rows if len(r["cells"]) < 4
                  or not r["cells"][3]]
+    if rows and not report.get("download"):
+        failures.append("ledger: no CSV download (claims-ledger.csv)")
     return failures
 
 

@@ -78,13 +78,16 @@ def test_browser_reports_are_read() -> None:
 
 
 def test_the_ledger_must_list_every_claim() -> None:
-    rows = [{"id": i, "cells": [i, "claim", "source", "supported"], "links": 1}
+    rows = [{"id": i, "cells": [i, "claim", "source", "supported"], "links": 1, "id_link": True}
             for i in browser_check.LEDGER_IDS]
-    assert browser_check.ledger_failures({"ledger": rows}) == []
-    short = rows[:16] + [{**rows[16], "links": 0, "cells": ["C16", "c", "s", ""]}]
-    assert browser_check.ledger_failures({"ledger": short[:16]})[0].startswith("ledger: lists")
+    assert browser_check.ledger_failures({"ledger": rows, "download": 1}) == []
+    short = rows[:16] + [{**rows[16], "links": 0, "cells": ["C16", "c", "s", ""],
+                          "id_link": False}]
+    assert browser_check.ledger_failures({"ledger": short[:16], "download": 1})[0] \
+        .startswith("ledger: lists")
     assert browser_check.ledger_failures({"ledger": short}) == [
-        "ledger: C16 has no chapter link", "ledger: C16 has no verdict"]
+        "ledger: C16 has no chapter link", "ledger: C16's id does not link to its chapter section",
+        "ledger: C16 has no verdict", "ledger: no CSV download (claims-ledger.csv)"]
 
 
 URL = "https://github.com/owner/modadd"
