@@ -101,7 +101,7 @@ def front_page_headlines(records: dict) -> None:
     grouped = [c for _, claims_ in headline.GROUPS for c in claims_]
     assert sorted(grouped) == sorted(records)
     sentences = headline.group_sentences(table.reset_index())
-    assert [s.split("**")[1] for s in sentences] == [title for title, _ in headline.GROUPS]
+    assert [s.split("**")[1].rstrip(".") for s in sentences] == [t for t, _ in headline.GROUPS]
     fig = headline.summary_figure(table.reset_index())
     assert len(fig.axes) == len(records)
     plt.close(fig)
