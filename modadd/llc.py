@@ -623,15 +623,10 @@ def run_llc(run, settings: SGLDSettings, indices: Optional[Sequence[int]] = None
     :class:`modadd.durable.CacheMiss` otherwise), its training split as the data and
     :func:`example_nll` as the loss; ``indices`` selects snapshots (default: all); the ``step``
     column holds their training steps."""
-    from .algorithmic import AlgorithmicTask
     from .model import Transformer
+    from .runs import require_parameter_snapshots
+    require_parameter_snapshots(run, "the LLC estimates")
     cfg = run.config
-    if not isinstance(cfg.task, AlgorithmicTask):
-        raise ValueError(f"run: the LLC needs a fixed training set (an algorithmic task); the "
-                         f"marker task samples fresh data every step, got run {run.key}")
-    if not cfg.train.store_full_params:
-        raise ValueError(f"run: {run.key} stored no parameter vectors; train it with "
-                         f"store_full_params=True")
     all_steps = np.asarray(run.snapshot_steps)
     chosen = list(range(len(all_steps))) if indices is None else list(indices)
     bad = [i for i in chosen if not is_int(i) or not 0 <= i < len(all_steps)]

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from .algorithmic import AlgorithmicTask
 from .model import Transformer, build_model, model_device
+from .runs import require_parameter_snapshots
 from .validate import check_choice, check_float, is_int
 
 ADDITIVE_OPS = ("+", "-")           # ops whose answer is a character-diagonal function of (a, b)
@@ -316,15 +317,8 @@ def progress_measures(run, keys: Optional[Sequence[int]] = None,
     an ``a ± b mod p`` task; a run whose weights are not in this cache raises
     :class:`~modadd.durable.CacheMiss` (load it with ``load_or_train(cfg, trajectories=True)``).
     """
+    require_parameter_snapshots(run, "progress measures")
     cfg = run.config
-    if not isinstance(cfg.task, AlgorithmicTask):
-        raise ValueError(f"run {run.key}: progress measures need an a∘b mod p task, got "
-                         f"{type(cfg.task).__name__}")
-    if not cfg.train.store_full_params:
-        raise ValueError(f"run {run.key}: stored no full-parameter snapshots "
-                         f"(train.store_full_params=False), which the progress measures are "
-                         f"computed from; train it with store_full_params=True (a different "
-                         f"cache key) and load it with load_or_train(cfg, trajectories=True)")
     _answer_index(cfg.task.p, cfg.task.op)                # '+' or '-' only, before any work
     check_choice("source", source, SOURCES)
     check_choice("restricted_split", restricted_split, SPLITS)

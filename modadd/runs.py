@@ -172,6 +172,22 @@ class Run:
         return path
 
 
+def require_parameter_snapshots(run, purpose: str) -> None:
+    """Raise a ValueError unless ``run`` is an ``a ∘ b mod p`` run (a fixed training set) that
+    stored its full parameter vectors (``store_full_params``): what ``purpose`` (e.g. "progress
+    measures", "the LLC") is computed from, without retraining."""
+    from .algorithmic import AlgorithmicTask
+    cfg = run.config
+    if not isinstance(cfg.task, AlgorithmicTask):
+        raise ValueError(f"run {run.key}: {purpose} need an a∘b mod p task (a fixed training "
+                         f"set), got {type(cfg.task).__name__}")
+    if not cfg.train.store_full_params:
+        raise ValueError(f"run {run.key}: stored no full-parameter snapshots "
+                         f"(train.store_full_params=False), which {purpose} are computed from; "
+                         f"train it with store_full_params=True (a different cache key) and load "
+                         f"it with load_or_train(cfg, trajectories=True)")
+
+
 def run_key(cfg: RunConfig) -> str:
     """Cache key of a run (config + schema version)."""
     return cfg.key(SCHEMA_VERSION)
