@@ -53,7 +53,7 @@ from modadd import claims
 from modadd import manifold
 from modadd import registry
 from modadd.claims import ch03
-from modadd.plots import band_plot, point_ci, book_style, figure_data, panels
+from modadd.plots import band_plot, point_ci, book_style, figure_data, panels, shared_legend
 from modadd.report import conclusion, fmt_ci
 from modadd.stats import mean_ci, seed_summary
 
@@ -115,8 +115,7 @@ handles, labels = axes[0].get_legend_handles_labels()
 fig.suptitle(f"Effective rank of each attention matrix's trajectory vs. matched nulls\n"
              f"(mean, 95% CI over {len(main)} seeds; cf. paper Fig. 1)")
 fig.tight_layout()
-fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
-           frameon=False)
+shared_legend(fig, axes, handles, labels, ncol=len(labels))
 plt.show()
 
 # %% tags=["remove-input"]
@@ -221,12 +220,10 @@ for ax, (spacing, threshold) in zip(axes, sens_panels):
     ax.set(title=f"{spacing} spacing, threshold {threshold:.0%}", xlabel="snapshots used")
 for ax in axes[::2]:
     ax.set_ylabel("effective rank\n(mean over layers)")
-handles, labels = axes[-1].get_legend_handles_labels()
 fig.suptitle("Effective rank vs. snapshot count, spacing and variance threshold\n"
              "(mean, 95% CI over seeds)")
 fig.tight_layout()
-fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
-           frameon=False)
+shared_legend(fig, axes, ncol=2)
 plt.show()
 
 # %% tags=["remove-input"]

@@ -54,7 +54,7 @@ from modadd import manifold
 from modadd import openq
 from modadd import registry
 from modadd.claims import ch11
-from modadd.plots import point_ci, book_style, figure_data, panels
+from modadd.plots import point_ci, book_style, figure_data, panels, shared_legend
 from modadd.presets import preset as preset_config
 from modadd.report import ci_text, conclusion, fmt_ci, number, pvalue
 from modadd.task import chance_accuracy
@@ -159,12 +159,10 @@ for col, (x, runs) in enumerate((("width", long[long.layers == base_depth]),
                ylabel="$r_{90}$" if kind == "r90" else "participation ratio")
         if x == "width":
             ax.set_xscale("log", base=2)
-handles, names = axes[0, 0].get_legend_handles_labels()
 fig.suptitle(f"Execution dimension against width ({base_depth} layers) and depth "
              f"(d = {base_width})\nmean, 95% CI over seeds")
 fig.tight_layout()
-fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
-           frameon=False)
+shared_legend(fig, list(axes.ravel()), ncol=2)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -298,8 +296,7 @@ handles, names = axes[0].get_legend_handles_labels()
 fig.suptitle("Prediction for unseen settings (leave one (m, optimizer) cell out)\n"
              "95% bootstrap intervals over runs")
 fig.tight_layout()
-fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
-           frameon=False)
+shared_legend(fig, axes, handles, names, ncol=2)
 plt.show()
 
 # %% tags=["remove-input"]

@@ -104,7 +104,7 @@ var out={images:all('img').map(function(i){return {src:i.getAttribute('src'),
    links:r.querySelectorAll('a[href]').length,
    id_link:!!r.cells[0].querySelector('a[href*="notebooks/"]')};}),
  download:all('a[download="claims-ledger.csv"]').length,
- headline:all('ul.headline-findings li, #fig-summary img').length,
+ headline:all('#fig-summary img').length,
  unlinked:all('figure img').filter(function(i){return !i.closest('a[href]');}).length,
  overflowing:all('article table').filter(function(t){var room=t.parentElement.clientWidth;
    return t.getBoundingClientRect().width>room+1;}).map(function(t){
@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == SHOTS["ledger"]:
             failures += ledger_failures(report)
         if name == SHOTS["intro"] and not report.get("headline"):
-            failures.append(f"{name}: no headline findings")
+            failures.append(f"{name}: the summary figure did not render (#{SUMMARY_FIGURE} img)")
     for label, page in SHOTS.items():
         if (html_dir / page).is_file():
             failures += screenshot(html_dir / page, Path(args.screenshots) / f"{label}.png",
