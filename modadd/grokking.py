@@ -216,6 +216,35 @@ def nanda_sweep(name: str = "nanda", fractions=tuple(NANDA_REFERENCE), seeds: in
     return out
 
 
+
+# chapter 12: Nanda's recipe at a fraction that groks on CPU in ~15 minutes, with every
+# snapshot's full parameter vector (Fourier measures, LLC and r90 are read from them), an
+# evaluation, a snapshot and a fingerprint every 10 steps (memorisation lasts ~250 steps)
+MECHANISM_FRACTION, MECHANISM_NULL_STEPS = 0.5, 2000
+
+
+def mechanism_runs(name: str = "nanda", seeds: int = 5, fraction: float = MECHANISM_FRACTION,
+                   weight_decay: Optional[float] = None, null_seeds: int = 1, null_steps: int = MECHANISM_NULL_STEPS,
+                   every: int = NANDA_SWEEP_EVERY, n_steps: int = NANDA_SWEEP_STEPS
+                   ) -> dict[str, list[RunConfig]]:
+    """The runs of chapter 12: ``"grok"`` (preset ``name`` at ``fraction`` and ``weight_decay``
+    (default: the preset's), seeds
+    ``0..seeds-1``, as :func:`nanda_sweep` runs it, plus full-parameter snapshots and a
+    fingerprint every ``every`` steps; at most ``n_steps`` steps) and ``"null"`` (the same at
+    weight decay 0, seeds ``0..null_seeds-1``, ``null_steps`` steps: a run that does not grok
+    in that window)."""
+    if every < 1:
+        raise ValueError(f"every: must be >= 1, got {every!r}")
+    base = nanda_sweep(name, (fraction,), max(seeds, null_seeds), n_steps)
+    wd = {} if weight_decay is None else {"weight_decay": float(weight_decay)}
+    base = [replace(c, train=replace(c.train, store_full_params=True, snapshot_every=every,
+                                     record_every=every, **wd)) for c in base]
+    grok = base[:seeds]
+    null = [replace(c, train=replace(c.train, weight_decay=0.0,
+                                     n_steps=min(int(null_steps), c.train.n_steps)))
+            for c in base[:null_seeds]]
+    return {"grok": grok, "null": null}
+
 # one recipe difference at a time (chapter 9 §7): what each arm changes in the ``nanda`` preset
 NANDA_ABLATIONS = {
     "his split": lambda c: replace(c, task=replace(c.task, split_method="python-shuffle")),

@@ -1,6 +1,6 @@
 """The study registry: what each chapter trains and analyses, at every scale it runs at.
 
-One entry per chapter (``"ch01"`` … ``"ch11"``, the notebooks' numbers): its analysis settings
+One entry per chapter (``"ch01"`` … ``"ch12"``, the notebooks' numbers): its analysis settings
 at the ``book`` scale, what changes at its other scales (``smoke`` for CI, ``original`` and
 ``paper`` for the marker-task chapters, the grokking presets for chapter 9), the runs it reads
 (by role) and the analysis caches it reads (``warm``).  The three users read the same entry:
@@ -204,7 +204,7 @@ def _checked(key: str, name: str, value: Any, default: Any) -> Any:
 
 
 def chapter(key: str) -> Chapter:
-    """The registry entry ``key`` (``"ch01"`` … ``"ch11"``)."""
+    """The registry entry ``key`` (``"ch01"`` … ``"ch12"``)."""
     if key not in CHAPTERS:
         raise ValueError(f"chapter: must be one of {', '.join(CHAPTERS)}, got {key!r}")
     return CHAPTERS[key]
@@ -442,6 +442,18 @@ def _runs_ch11(s: Settings) -> Runs:
             **_marker_roles(s, *CH07_ROLES)}
 
 
+def _runs_ch12(s: Settings) -> Runs:
+    from .grokking import mechanism_runs
+    r = mechanism_runs(s.mechanism_preset, s.seeds, s.fraction, s.weight_decay, s.null_seeds,
+                       s.null_steps, s.every, s.n_steps)
+    return {"mechanism": r["grok"], "mechanism null": r["null"]}
+
+
+def _warm_ch12(s: Settings, runs: Runs, workers: int) -> None:
+    from .mechanism import study
+    study(s, progress=True)
+
+
 def _marker(smoke: dict) -> dict:
     """The scales of a marker-task chapter (the presets of :data:`~modadd.presets.PRESETS`):
     each preset's own seed count, ``smoke``'s other changes, the book's analysis settings."""
@@ -510,6 +522,20 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
             {"seeds": 5, "null_draws": 10, "n_perm": 200, "bootstrap": 2000, "success": 0.9,
              "k_subspace": 4, "last_fraction": 0.25, "random_draws": 50},
             {"smoke": {"seeds": 2, "random_draws": 4}, "book": {}}, _runs_ch11),
+    # chapter 12: Nanda's recipe at train fraction 0.5 with full-parameter snapshots; the LLC
+    # grid is modadd.mechanism.LLC_GRID
+    Chapter("ch12", "12_mechanism_and_development",
+            {"mechanism_preset": "nanda", "seeds": 5, "fraction": 0.5, "weight_decay": 1.0,
+             "null_seeds": 1, "null_steps": 2000, "every": 10, "n_steps": 8000,
+             "null_draws": 20, "llc_every": 50, "llc_chains": 4, "llc_draws": 200,
+             "llc_burnin": 100, "llc_batch": 256,
+             "llc_step_sizes": (2.5e-5, 5e-5, 1e-4, 2e-4),
+             "llc_localizations": (100.0, 300.0, 1000.0)},
+            {"smoke": {"mechanism_preset": "smoke", "seeds": 2, "fraction": 0.7,
+                       "null_steps": 400, "n_steps": 400, "null_draws": 4, "llc_every": 100,
+                       "llc_chains": 2, "llc_draws": 40, "llc_burnin": 20, "llc_batch": 64,
+                       "llc_step_sizes": (1e-4, 1e-3), "llc_localizations": (100.0, 1000.0)},
+             "book": {}}, _runs_ch12, _warm_ch12),
 ]}
 
 
