@@ -165,6 +165,17 @@ HEADLINES: dict[str, Headline] = {
                     lambda r: (r.values["auc"], *_interval_in(r.ci, "diagnostics")),
                     "chance", _const(0.5), None, "open question",
                     plain="early low-dimensional diagnostics predict eventual success"),
+    **{cid: Headline(f"{what}: distance to the nearest phase boundary (steps)",
+                     _v("distance", "distance_low", "distance_high"),
+                     "the same signal shuffled in time", _v("null_distance", "null_low",
+                                                            "null_high"),
+                     None, "not a claim of the paper", plain=plain)
+       for cid, what, plain in (
+           ("N1", "weight-trajectory lock-in",
+            "the weight trajectory locks in at a mechanistic phase boundary of grokking"),
+           ("N2", "fingerprint spectral change",
+            "the fingerprint's DMD spectrum changes at a phase boundary"),
+           ("N3", "LLC peak", "the local learning coefficient peaks at a phase boundary"))},
 }
 
 # the claims in groups a reader asks about, in the book's order: (title, claims, chapter page)
@@ -178,6 +189,7 @@ GROUPS = (
     ("Multiplication", ("C13",)),
     ("Grokking fingerprints", ("C14",)),
     ("Predicting grokking and success", ("C15", "C16")),
+    ("Mechanism meets trajectory", ("N1", "N2", "N3")),
 )
 
 

@@ -21,7 +21,7 @@ table is wider than the text column (cut off, or scrolled by a bar at its foot);
 math element was typeset by MathJax (``mjx-container`` inside, no ``mjx-merror``); no error or
 stderr output cell (myst-nb's ``output traceback`` / ``output stderr``); no external request; no
 failed execution in the ``nb-exec-table``; the ledger table (``table.claims-ledger``) lists
-exactly R0, C1..C16, each with a verdict and a link to its chapter; every figure opens at full
+exactly R0, C1..C16, N1..N3, each with a verdict and a link to its chapter; every figure opens at full
 size on a click (``modadd.js`` links it to its image).  Then screenshots at 1280 px of the front
 page, the ledger and chapter 3 (``SHOTS``), checked for their size and not blank.
 
@@ -57,7 +57,7 @@ RESOURCE_ATTRS = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"
 # links that point at other documents, not resources the page loads
 LINK_RELS = {"index", "search", "next", "prev", "author", "license", "canonical", "alternate",
              "help", "bookmark"}
-LEDGER_IDS = ["R0", *(f"C{i}" for i in range(1, 17))]
+LEDGER_IDS = ["R0", *(f"C{i}" for i in range(1, 17)), "N1", "N2", "N3"]
 MIN_SHOWN = 0.6      # a figure is shown at no less than this share of its natural width
 WINDOW = "--window-size=1280,1600"   # the reader's screen: every page is measured at 1280 px
 BUDGET_MS = 10_000    # virtual milliseconds a page gets to load and typeset its math
@@ -488,7 +488,7 @@ def page_failures(name: str, report: dict) -> list[str]:
 
 
 def ledger_failures(report: dict) -> list[str]:
-    """The ledger page must list exactly R0, C1..C16, each with a verdict and a chapter link
+    """The ledger page must list exactly R0, C1..C16, N1..N3, each with a verdict and a chapter link
     (its id links to the chapter's section), and offer the ledger as a CSV download."""
     rows = report.get("ledger", [])
     ids = [r["id"] for r in rows]
