@@ -89,6 +89,7 @@ def phase_boundaries_v2(table: pd.DataFrame, fit_loss: float = 1e-2, drop: float
 def increment_gram(snapshots, chunk: int = 65536) -> np.ndarray:
     """Gram matrix ``[n-1, n-1]`` (float64) of the increments of ``snapshots [n, D]`` (rows are
     flattened states; a memory-mapped array is read ``chunk`` columns at a time)."""
+    check_int("chunk", chunk, 1)
     n, dim = snapshots.shape[0], int(np.prod(snapshots.shape[1:]))
     flat = snapshots.reshape(n, dim) if hasattr(snapshots, "reshape") else snapshots
     H = np.zeros((n - 1, n - 1))
@@ -106,6 +107,7 @@ def trajectory_curves(H: np.ndarray, dim: int, rng: np.random.Generator, null_dr
     same per-interval step norms in R^dim), the outside fraction of the final top-k subspace
     (k = the whole trajectory's r), and the lock-in index (first snapshot from which the
     outside fraction stays ≤ ``level``; None: never)."""
+    check_int("min_snapshots", min_snapshots, 1)
     G = M.walk_gram(H)
     n = len(G)
     windows = [(0, t + 1) for t in range(n)]
@@ -258,7 +260,7 @@ def _model(cfg: RunConfig) -> Transformer:
 def recommended_settings(calibration: pd.DataFrame):
     """The SGLD settings the calibration table recommends (``ValueError`` if none is)."""
     from . import llc as L
-    rows = calibration[calibration.recommended.astype(bool)]
+    rows = calibration[calibration.recommended.fillna(False).astype(bool)]
     if rows.empty:
         raise ValueError("calibration: no setting is acceptable and on a plateau; widen the grid")
     row = rows.iloc[0]
@@ -305,7 +307,7 @@ def events(cfg: RunConfig, table: pd.DataFrame, llc: Optional[pd.DataFrame] = No
     out["grokking (accuracy ≥ 0.99)"] = DT.grok_step(series)
     lock = table.attrs["lock_in"]
     out["lock-in (all parameters)"] = lock["all parameters"]
-    attention = [lock[name] for name in MATRIX_NAMES if name in lock]
+    attention = [step for block, step in lock.items() if block != "all parameters"]
     out["lock-in (attention, median)"] = (None if not attention or any(v is None for v in attention)
                                           else int(np.median(attention)))
     change = table[table.measure == "fingerprint spectral change"].dropna(subset=["value"])
@@ -326,6 +328,8 @@ def event_table(per_run: dict[RunConfig, dict]) -> pd.DataFrame:
     ``last_step``."""
     rows = []
     for cfg, ev in per_run.items():
+        if "last step" not in ev:
+            raise ValueError(f"per_run: the events of run {run_key(cfg)} lack 'last step'")
         for name, step in ev.items():
             if name == "last step":
                 continue
@@ -343,6 +347,7 @@ def lag_table(events_: pd.DataFrame, signals: Optional[Sequence[str]] = None,
     comes first) over the grokking runs (weight decay > 0) that have both: mean, Student-t 95%
     interval over seeds, the seeds and how many of them have the signal before the boundary."""
     grok = events_[events_.weight_decay > 0]
+    _one_run_per_seed(grok)
     wide = grok.pivot_table(index="seed", columns="event", values="step", dropna=False)
     if signals is None:
         signals = [e for e in dict.fromkeys(grok.event)
@@ -359,6 +364,13 @@ def lag_table(events_: pd.DataFrame, signals: Optional[Sequence[str]] = None,
                          "before": int((lag < 0).sum())})
     return pd.DataFrame(rows, columns=["signal", "boundary", "seeds", "lag", "low", "high",
                                        "before"])
+
+
+def _one_run_per_seed(grok: pd.DataFrame) -> None:
+    runs = grok.groupby("seed").run.nunique()
+    if (runs > 1).any():
+        raise ValueError(f"events: one grokking run per seed is needed (seeds are the "
+                         f"replicates), got several for seeds {runs[runs > 1].index.tolist()}")
 
 
 def nearest_boundary(signal: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
@@ -385,7 +397,8 @@ def correlation_table(per_run: dict[RunConfig, tuple[pd.DataFrame, pd.DataFrame]
         wide = wide.join(llc.set_index("step")["llc"].rename("LLC"), how="inner")
         for x, y in pairs:
             part = wide[[x, y]].dropna()
-            rho = spearmanr(part[x], part[y]).statistic if len(part) > 2 else np.nan
+            varies = len(part) > 2 and part[x].nunique() > 1 and part[y].nunique() > 1
+            rho = spearmanr(part[x], part[y]).statistic if varies else np.nan   # else undefined
             rows.append({"seed": cfg.seed, "weight_decay": cfg.train.weight_decay, "x": x,
                          "y": y, "rho": float(rho), "points": len(part)})
     return pd.DataFrame(rows)

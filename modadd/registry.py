@@ -451,7 +451,8 @@ def _runs_ch12(s: Settings) -> Runs:
 
 def _warm_ch12(s: Settings, runs: Runs, workers: int) -> None:
     from .mechanism import study
-    study(s, progress=True)
+    if runs.get("mechanism") and runs.get("mechanism null"):   # both roles chosen (trained)
+        study(s, progress=True)
 
 
 def _marker(smoke: dict) -> dict:

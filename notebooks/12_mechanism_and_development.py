@@ -115,6 +115,7 @@ null_keys = [r.key for r in runs if r.config.train.weight_decay == 0]
 label = {r.key: (f"seed {r.config.seed}" if r.config.train.weight_decay > 0
                  else f"wd 0, seed {r.config.seed}") for r in runs}
 wide_events = events.pivot_table(index="run", columns="event", values="step", dropna=False)
+alarms = sorted(e for e in events.event.unique() if e.startswith("alarm: "))
 keys_of = {k: study["timelines"][k].attrs["key_frequencies"] for k in label}
 overview = pd.DataFrame([{
     "run": label[k], "weight decay": r.config.train.weight_decay, "last step": r.last_step,
@@ -142,6 +143,9 @@ overview.style.hide(axis="index").format(
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Nanda et al.'s progress measures against the training step, one panel per run (the five grokking seeds and the run without weight decay): training loss, held-out loss, restricted loss (held-out logits projected onto the run's final key frequencies) and excluded loss (training logits with those frequencies removed), log scale. Vertical lines: train fit (dotted), cleanup start (dashed), cleanup end (solid), by phase rule v2. One run per panel, so no intervals. Mirrors Nanda et al.'s Figure 7 (restricted and excluded loss).", "name": "fig-ch12-losses"}, "image": {"alt": "Six log-scale line panels, one per run, each with four loss curves against training step and up to three vertical lines marking the phase boundaries"}}
 LOSSES = ("train loss", "test loss", "restricted loss", "excluded loss")
 BOUNDARY_STYLE = {"train fit": ":", "cleanup start": "--", "cleanup end": "-"}
+SIGNAL_MARKERS = {"lock-in (all parameters)": ("o", "C0"),
+                  "lock-in (attention, median)": ("s", "C1"),
+                  "fingerprint spectral change": ("^", "C2"), "LLC peak": ("*", "C4")}
 loss_data = pd.concat([study["timelines"][k].query("measure in @LOSSES").assign(run=label[k])
                        for k in label], ignore_index=True)
 
@@ -315,15 +319,72 @@ plt.show()
 figure_data(traj_data, "fig-ch12-trajectory", what="one row per run, step and measure")
 
 # %% [markdown]
-# ## 5. Every event on one time axis
-# {numref}`fig-ch12-events` puts every run's boundaries and signals on one axis: where they
-# fall relative to each other is the chapter's question.
+# ## 5. Every view on one time axis
+# {numref}`fig-ch12-one-run` stacks every measure of the first grokking seed on one shared
+# step axis; {numref}`fig-ch12-events` then puts every run's boundaries and signals on one axis:
+# where they fall relative to each other is the chapter's question.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "One grokking run (the first seed), every view on one shared step axis, top to bottom: training, held-out, restricted and excluded loss (log scale); Gini coefficient of the embedding's frequency norms and the number of key frequencies (right axis); the LLC with its interval over chains; the growing-window r90 of the whole parameter trajectory (random-walk mean dashed) and the fraction of the distance from the initial weights outside the final top-k subspace (right axis, lock-in level as a thin black line); the fingerprint's DMD spectral change; each detector's first alarm (one row per detector). Grey vertical lines: train fit (dotted), cleanup start (dashed), cleanup end (solid); coloured vertical lines: the lock-in, the spectral change's peak and the LLC peak. One run, so no intervals across seeds. Not a figure of the paper.", "name": "fig-ch12-one-run"}, "image": {"alt": "Six stacked panels sharing a training-step axis for one run: four loss curves, Gini and key-frequency count, the LLC, r90 and outside fraction, spectral change, and a row of alarm ticks per detector, with vertical lines at the phase boundaries and at the trajectory signals"}}
+first = grok_keys[0]
+one = study["timelines"][first].pivot_table(index="step", columns="measure", values="value")
+one_llc = study["llc"][first]
+fig, axes = plt.subplots(6, 1, figsize=(9, 12), sharex=True,
+                         gridspec_kw={"height_ratios": [3, 2, 2, 2, 2, 1.6]})
+for name in LOSSES:
+    axes[0].plot(one.index, one[name].clip(lower=1e-6), label=name)
+axes[0].set(yscale="log", ylabel="loss (nats)")
+for j, name in enumerate(alarms):
+    step = wide_events.loc[first].get(name, np.nan)
+    if np.isfinite(step):
+        axes[5].plot(step, j, marker="|", color="0.2", ms=12, mew=2)
+axes[5].set(yticks=range(len(alarms)), ylim=(-0.7, len(alarms) - 0.3), xlabel="step",
+            yticklabels=[a.replace("alarm: ", "") for a in alarms], ylabel="first alarm")
+axes[5].tick_params(axis="y", labelsize=7)
+axes[1].plot(one.index, one["Gini W_E"], color="C0", label="Gini of $W_E$ norms")
+axes[1].set(ylabel="Gini")
+twin = axes[1].twinx()
+twin.step(one.index, one["key frequencies (count)"], color="C3", where="post",
+          label="key frequencies")
+twin.set(ylabel="key frequencies")
+twin.grid(False)
+axes[2].plot(one_llc.step, one_llc.llc, color="C4", label="LLC")
+axes[2].fill_between(one_llc.step, one_llc.llc_low, one_llc.llc_high, color="C4", alpha=0.25)
+axes[2].set(ylabel="LLC")
+axes[3].plot(one.index, one["r90 growing (all parameters)"], color="C0", label="r90 (growing)")
+axes[3].plot(one.index, one["r90 growing, random walk (all parameters)"], color="C0", ls="--",
+             label="r90, random walks")
+axes[3].set(ylabel="r90")
+twin3 = axes[3].twinx()
+twin3.plot(one.index, one["outside fraction (all parameters)"], color="C1",
+           label="outside fraction")
+twin3.axhline(ME.LOCK_IN_LEVEL, color="k", lw=0.6)
+twin3.set(ylabel="outside fraction")
+twin3.grid(False)
+axes[4].plot(one.index, one["fingerprint spectral change"], color="C2")
+axes[4].set(ylabel="spectral change")
+for ax in axes:
+    mark_boundaries(ax, first)
+    for name, (marker, color) in SIGNAL_MARKERS.items():
+        step = wide_events.loc[first].get(name, np.nan)
+        if np.isfinite(step) and name != "lock-in (attention, median)":
+            ax.axvline(step, color=color, lw=1.0, alpha=0.8)
+axes[0].set_title(label[first])
+fig.tight_layout()
+handles = {}
+for ax in (*axes, twin, twin3):
+    for h, name in zip(*ax.get_legend_handles_labels()):
+        handles.setdefault(name, h)
+handles.update({name: plt.Line2D([], [], color=color) for name, (marker, color)
+                in SIGNAL_MARKERS.items() if name != "lock-in (attention, median)"})
+fig.legend(list(handles.values()), list(handles), loc="upper center",
+           bbox_to_anchor=(0.5, 0.0), ncol=4, frameon=False)
+plt.show()
+
+# %% tags=["remove-input"]
+figure_data(study["timelines"][first].assign(run=label[first]), "fig-ch12-one-run",
+            what="one row per step and measure (the LLC is in fig-ch12-llc's data)")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Every event of every run on one time axis (steps): the phase boundaries by rule v2 (grey vertical bars: train fit dotted, cleanup start dashed, cleanup end solid), the grokking step (held-out accuracy at least 99%, black diamond), the trajectory signals (coloured markers: lock-in of all parameters and of the attention matrices, fingerprint spectral change, LLC peak) and each detector's first alarm (small grey marks, one row per detector under the run). One row group per run; the run without weight decay has no boundaries. Not a figure of the paper.", "name": "fig-ch12-events"}, "image": {"alt": "Raster plot with one group of rows per run along a horizontal step axis, vertical grey bars at the phase boundaries, coloured markers for the trajectory signals and small grey ticks for detector alarms"}}
-SIGNAL_MARKERS = {"lock-in (all parameters)": ("o", "C0"),
-                  "lock-in (attention, median)": ("s", "C1"),
-                  "fingerprint spectral change": ("^", "C2"), "LLC peak": ("*", "C4")}
-alarms = sorted(e for e in events.event.unique() if e.startswith("alarm: "))
 fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * len(label)))
 for row, key in enumerate(label):
     y = len(label) - 1 - row
@@ -373,18 +434,18 @@ lag_view = lags.assign(**{"lag (steps)": [fmt_ci((m, lo, hi), 0, signed=True) fo
 lag_view.pivot(index="signal", columns="boundary", values="lag (steps)")[
     list(ME.BOUNDARIES)].loc[lags.signal.unique()]
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Lag of each signal behind each phase boundary (signal − boundary, steps; left of the black line: the signal comes first): mean over grokking seeds with its Student-t 95% interval, one panel per boundary, one row per signal (trajectory signals first, then the detectors' alarms). A signal missing from a row never happened in enough seeds. Not a figure of the paper.", "name": "fig-ch12-lags"}, "image": {"alt": "Three dot-and-whisker panels, one per boundary, with one row per signal or detector along a horizontal lag axis and a vertical line at zero"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Lag of each signal behind each phase boundary (signal − boundary, steps; left of the black line: the signal comes first): mean over grokking seeds with its Student-t 95% interval, one colour per boundary, one row per signal (trajectory signals first, then the detectors' alarms). A signal missing from a row never happened in enough seeds. Not a figure of the paper.", "name": "fig-ch12-lags"}, "image": {"alt": "Dot-and-whisker plot with one row per signal or detector along a horizontal lag axis, three coloured points per row (one per boundary) and a vertical line at zero"}}
 order = list(lags.signal.unique())
-fig, axes = panels(3, height=0.5 + 0.32 * len(order), columns=2, sharey=True)
-for ax, boundary in zip(axes, ME.BOUNDARIES):
+fig, ax = plt.subplots(figsize=(8.5, 0.8 + 0.38 * len(order)))
+y = np.arange(len(order))[::-1]
+for j, boundary in enumerate(ME.BOUNDARIES):
     part = lags[lags.boundary == boundary].set_index("signal").reindex(order)
-    y = np.arange(len(order))[::-1]
-    ax.errorbar(part.lag, y, xerr=[part.lag - part.low, part.high - part.lag], fmt="o",
-                color="C0", ms=4, lw=1)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set(title=f"behind {boundary}", xlabel="lag (steps)", yticks=y,
-           yticklabels=[o.replace("alarm: ", "") for o in order])
-fig.tight_layout()
+    ax.errorbar(part.lag, y + 0.22 * (1 - j), xerr=[part.lag - part.low, part.high - part.lag],
+                fmt="o", color=f"C{j}", ms=4, lw=1, label=f"behind {boundary}")
+ax.axvline(0, color="k", lw=0.8)
+ax.set(xlabel="lag (steps): signal − boundary", yticks=y,
+       yticklabels=order, ylim=(-0.6, len(order) - 0.4))
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 plt.show()
 
 # %% tags=["remove-input"]

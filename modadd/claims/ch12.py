@@ -50,8 +50,10 @@ def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables
 def _per_seed(tables: Tables, signal: str) -> pd.DataFrame:
     """Grokking runs with the signal and all three boundaries: one row per seed with columns
     ``signal``, the boundaries and ``last_step``."""
+    from ..mechanism import _one_run_per_seed
     ev = tables["events"]
     grok = ev[ev.weight_decay > 0]
+    _one_run_per_seed(grok)
     wide = grok.pivot_table(index="seed", columns="event", values="step", dropna=False)
     for name in (signal, *BOUNDARIES):
         if name not in wide:
@@ -136,12 +138,13 @@ def measure_n3(tables: Tables) -> Evidence:
 
 
 def null_tables_for(signal: str):
-    """The null data: each grokking run's signal step replaced by a fixed uniform draw from
-    its steps (``NULL_SEED``), the boundaries untouched."""
+    """The null data: each grokking run's signal step (where it has one: the same seeds as
+    the claim's) replaced by a fixed uniform draw from its steps (generator ``NULL_SEED + 1``),
+    the boundaries untouched."""
     def null_tables(tables: Tables) -> Tables:
         ev = tables["events"].copy()
         rng = np.random.default_rng(NULL_SEED + 1)
-        rows = ev.index[(ev.event == signal) & (ev.weight_decay > 0)]
+        rows = ev.index[(ev.event == signal) & (ev.weight_decay > 0) & ev.step.notna()]
         ev.loc[rows, "step"] = rng.integers(0, ev.loc[rows, "last_step"].to_numpy(np.int64) + 1)
         return {**tables, "events": ev}
     return null_tables
