@@ -528,7 +528,7 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
     Chapter("ch12", "12_mechanism_and_development",
             {"mechanism_preset": "nanda", "seeds": 5, "fraction": 0.5, "weight_decay": 1.0,
              "null_seeds": 1, "null_steps": 2000, "every": 10, "n_steps": 8000,
-             "null_draws": 20, "llc_every": 50, "llc_chains": 4, "llc_draws": 200,
+             "null_draws": 20, "llc_every": 100, "llc_chains": 4, "llc_draws": 200,
              "llc_burnin": 100, "llc_batch": 256,
              "llc_step_sizes": (2.5e-5, 5e-5, 1e-4, 2e-4),
              "llc_localizations": (100.0, 300.0, 1000.0)},

@@ -173,6 +173,8 @@ def decide_v1(ev: Evidence, th) -> Decision:
 
 
 RULES = {cid: declared(cid, 1, __name__) for cid in SIGNAL}
+RULES["N3"] = declared("N3", 2, __name__)             # v2: the LLC cadence actually used
+HISTORY = {"N3": (declared("N3", 1, __name__),)}
 _MEASURES = {"N1": measure_n1, "N2": measure_n2, "N3": measure_n3}
 _CLAIMS = {
     "N1": ("the weight trajectory locks into its low-dimensional subspace at a mechanistic "
@@ -186,6 +188,7 @@ _CLAIMS = {
 CLAIMS = tuple(ClaimSpec(
     id=cid, claim=_CLAIMS[cid][0], source=_CLAIMS[cid][1], chapter="12", tables=("events",),
     measure=_MEASURES[cid], null_tables=null_tables_for(SIGNAL[cid]), rule=RULES[cid],
+    history=HISTORY.get(cid, ()),
     alternatives=_attention if cid == "N1" else None) for cid in SIGNAL)
 
 
