@@ -269,6 +269,63 @@ def recommended_settings(calibration: pd.DataFrame):
                           batch_size=None if pd.isna(row.batch_size) else int(row.batch_size))
 
 
+def checkpoint_calibration(cfg: RunConfig, base, step_sizes: Sequence[float],
+                           localization: float, steps: Sequence[int]) -> pd.DataFrame:
+    """:func:`modadd.llc.calibrate` over ``step_sizes`` at one ``localization`` at each of the
+    stored snapshots ``steps`` of run ``cfg`` (other settings from ``base``), cached; one row
+    per (step, step size) with the estimator's diagnostics and ``acceptable``."""
+    from . import llc as L
+    steps = [int(x) for x in steps]
+    inputs = {"run": run_key(cfg), "base": base.to_dict(), "step_sizes": list(step_sizes),
+              "localization": float(localization), "steps": steps}
+
+    def compute() -> pd.DataFrame:
+        run = load_or_train(cfg, trajectories=True, progress=False)
+        require_parameter_snapshots(run, "the LLC calibration")
+        stored = np.asarray(run.snapshot_steps)
+        missing = sorted(set(steps) - set(stored.tolist()))
+        if missing:
+            raise ValueError(f"steps: must be stored snapshot steps of run {run.key}, got "
+                             f"{missing}")
+        data = cfg.task.split_data()["train"]
+        tables = []
+        for step in steps:
+            model = _model(cfg)
+            model.load_flat_parameters(np.array(run.params[int(np.flatnonzero(stored == step)[0])]))
+            result = L.calibrate(model, L.example_nll(cfg), data, step_sizes, (localization,),
+                                 base, seed=cfg.seed)
+            tables.append(result.table.assign(step=step))
+        return pd.concat(tables, ignore_index=True)
+
+    return cached("mechanism-llc-checkpoints", LLC_VERSION, inputs, compute)
+
+
+def settings_across(last: pd.DataFrame, checkpoints: pd.DataFrame, base):
+    """``(settings, how)`` by the chapter's calibration rule: the localization γ that the
+    calibration at the last snapshot (``last``, :func:`llc_calibration`) chooses
+    (:func:`chosen_settings`), then the largest step size ε that is acceptable (no divergence,
+    no negative chain, no drift, split-R̂ ≤ 1.1) at the last snapshot *and* at every checkpoint
+    of ``checkpoints`` (:func:`checkpoint_calibration` at that γ); if none is, the smallest
+    step size.  Devinterp's guidance: the largest step size whose chains are stable at every
+    checkpoint the estimate will be read at."""
+    from dataclasses import replace as _replace
+    single, _ = chosen_settings(last, base)
+    gamma = single.localization
+    rows = pd.concat([last[last.localization == gamma], checkpoints[checkpoints.localization
+                                                                    == gamma]],
+                     ignore_index=True)
+    ok = rows.assign(acceptable=rows.acceptable.fillna(False).astype(bool)) \
+        .groupby("step_size").acceptable.all()
+    if ok.any():
+        eps = float(ok[ok].index.max())
+        how = (f"γ from the last snapshot's calibration; ε the largest step size acceptable at "
+               f"every checkpoint ({rows.step.nunique()})")
+    else:
+        eps = float(ok.index.min())
+        how = "no step size is acceptable at every checkpoint: the smallest one"
+    return _replace(single, step_size=eps, localization=gamma), how
+
+
 def llc_timeline(cfg: RunConfig, settings, every: int = 50) -> pd.DataFrame:
     """The LLC (:func:`modadd.llc.run_llc`, chain seed = the run's seed) at every stored snapshot
     whose step is a multiple of ``every``, cached: one row per snapshot (``step``, ``llc``, its
@@ -433,15 +490,31 @@ def chosen_settings(calibration: pd.DataFrame, base):
 def study(s, progress: bool = False) -> dict:
     """Everything chapter 12 shows, from its registry settings ``s`` (``registry.settings("ch12",
     preset)``): ``runs`` (role → configs), ``timelines`` and ``llc`` (run key → table),
-    ``calibration``, ``settings`` (the SGLD settings used) and ``settings_how``, ``events``
-    (:func:`event_table`).  Each piece is a cached analysis; computing one on a miss needs
+    ``calibration`` (at the first run's last snapshot), ``single`` (the setting it alone
+    recommends, with ``single_how``) and ``single_llc`` (the first run's LLC at that setting,
+    None if it is the one used), ``checkpoints`` (:func:`checkpoint_calibration` at the first
+    run's phase boundaries), ``settings`` (the setting used: :func:`settings_across`) and
+    ``settings_how``, ``events`` (:func:`event_table`).  Each piece is a cached analysis; computing one on a miss needs
     the run's weights (never under ``MODADD_NO_TRAIN=1``)."""
     from tqdm.auto import tqdm
     roles = s.runs()
     cfgs = roles["mechanism"] + roles["mechanism null"]
     grid = {"step_sizes": tuple(s.llc_step_sizes), "localizations": tuple(s.llc_localizations)}
-    calibration = llc_calibration(roles["mechanism"][0], llc_base(s), grid)
-    settings, how = chosen_settings(calibration, llc_base(s))
+    first = roles["mechanism"][0]
+    calibration = llc_calibration(first, llc_base(s), grid)
+    single, single_how = chosen_settings(calibration, llc_base(s))
+    # the checkpoints: the first run's phase boundaries (rule v2) that exist, and its last step
+    first_table = timeline(first, s.null_draws)
+    bounds = phase_boundaries_v2(first_table[first_table.measure.isin(
+        ["train loss", "test loss", "excluded loss"])])
+    last_step = int(first_table.step.max())
+    marks = sorted({bounds[b] for b in BOUNDARIES if bounds[b] is not None} - {last_step})
+    checkpoints = checkpoint_calibration(first, llc_base(s), grid["step_sizes"],
+                                         single.localization, marks) if marks else \
+        calibration.iloc[:0]
+    settings, how = settings_across(calibration, checkpoints, llc_base(s))
+    # the estimate a last-snapshot-only calibration would have used, on the first run
+    single_llc = llc_timeline(first, single, s.llc_every) if single != settings else None
     timelines, llcs, per_run = {}, {}, {}
     for cfg in tqdm(cfgs, desc="chapter 12 runs", disable=not progress):
         key = run_key(cfg)
@@ -449,7 +522,9 @@ def study(s, progress: bool = False) -> dict:
         llcs[key] = llc_timeline(cfg, settings, s.llc_every)
         per_run[cfg] = events(cfg, timelines[key], llcs[key])
     return {"runs": roles, "timelines": timelines, "llc": llcs, "calibration": calibration,
-            "settings": settings, "settings_how": how, "events": event_table(per_run)}
+            "checkpoints": checkpoints, "single": single, "single_how": single_how,
+            "single_llc": single_llc, "settings": settings, "settings_how": how,
+            "events": event_table(per_run)}
 
 
 # ---- the chapter's computed summary -------------------------------------------------------------

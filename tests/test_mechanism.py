@@ -404,6 +404,34 @@ def test_chosen_settings_falls_back_to_the_largest_acceptable_step_then_to_base(
     assert settings == BASE and "base" in how
 
 
+def _checkpoints(rows) -> pd.DataFrame:
+    """(step, step size, acceptable) rows at localization 300."""
+    return pd.DataFrame([{"step": st, "step_size": ss, "localization": 300.0, "acceptable": ok}
+                         for st, ss, ok in rows])
+
+
+def test_settings_across_takes_the_largest_step_size_stable_at_every_checkpoint():
+    # the last snapshot recommends (5e-5, 300); at 300, 1e-4 is acceptable there too (row 5
+    # is not: make it so), but 1e-4 diverges at checkpoint 200; 5e-5 is fine everywhere
+    last = _calibration([True, True, True, True, True, True],
+                        [False, False, False, True, False, False]).assign(step=1600)
+    chk = _checkpoints([(200, 2.5e-5, True), (200, 5e-5, True), (200, 1e-4, False),
+                        (400, 2.5e-5, True), (400, 5e-5, True), (400, 1e-4, True)])
+    settings, how = ME.settings_across(last, chk, BASE)
+    assert (settings.step_size, settings.localization) == (5e-5, 300.0)
+    assert "every checkpoint (3)" in how
+    # 1e-4 stable everywhere too -> it is chosen (larger than the last snapshot's own choice)
+    chk.loc[chk.step_size == 1e-4, "acceptable"] = True
+    assert ME.settings_across(last, chk, BASE)[0].step_size == 1e-4
+    # nothing stable everywhere -> the smallest step size, and the reason says so
+    chk["acceptable"] = False
+    settings, how = ME.settings_across(last, chk, BASE)
+    assert settings.step_size == 2.5e-5 and "smallest" in how
+    # no checkpoints (a run without phase boundaries): the last snapshot's acceptable sizes
+    settings, how = ME.settings_across(last, chk.iloc[:0], BASE)
+    assert settings.step_size == 1e-4 and "every checkpoint (1)" in how
+
+
 # ---- correlation_table --------------------------------------------------------------------------
 X1, X2, Y1, Y2 = ("r90 growing (all parameters)", "r90 growing, random walk (all parameters)",
                   "LLC", "key frequencies (count)")
