@@ -15,13 +15,13 @@
 # # 12. Mechanism meets trajectory: progress measures, the LLC and the manifold on one run
 #
 # Three views of a grokking run rarely meet. The **mechanistic** one (Nanda et al., *Progress
-# measures for grokking via mechanistic interpretability*, 2023) reads the model's circuit: the
+# measures for grokking via mechanistic interpretability* {cite}`nanda2023progress`) reads the model's circuit: the
 # embedding concentrates on a few *key frequencies* of $\mathbb{Z}_p$, and the loss of the
 # logits restricted to those frequencies (*restricted loss*) or with them removed (*excluded
 # loss*) splits training into **memorisation**, **circuit formation** and **cleanup**. The
 # **developmental** one estimates the *local learning coefficient* (LLC), a measure of the
-# loss landscape's effective dimension around the current weights, by SGLD sampling
-# (devinterp's estimator). The **trajectory** views are this study's: the weight trajectory's
+# loss landscape's effective dimension around the current weights {cite}`lau2025llc`, by SGLD
+# sampling (devinterp's estimator {cite}`devinterp2024`). The **trajectory** views are this study's: the weight trajectory's
 # lock-in into its low-dimensional subspace (chapter 3), the fingerprint's DMD spectra
 # (chapter 9) and the early-warning detectors (chapter 10). This chapter asks one question
 # with all of them: **do the trajectory signals happen at the mechanistic phase boundaries,

@@ -59,3 +59,11 @@ def test_c15_recall_lower_bound_bar(recall_low, verdict):
               "lead": 500.0, "fp_wd": 1.0, "fpr_wd": 0.05, "fpr_wd_high": 0.24,
               "training": 1.0}
     assert decide("C15", **values) == verdict
+
+
+@pytest.mark.parametrize("cid", ["N1", "N2", "N3"])
+@pytest.mark.parametrize("p, verdict", [(0.03, "supported"), (0.07, "not supported")])
+def test_n1_n3_shuffled_null_p_bar(cid, p, verdict):
+    # between alpha (0.05) and each end of its range (0.01, 0.1)
+    values = {"seeds": 5.0, "distance": 40.0, "null_distance": 220.0, "p": p}
+    assert decide(cid, **values) == verdict
