@@ -20,6 +20,11 @@ Across runs, :func:`event_table` and :func:`lag_table` give the lag of each sign
 boundary (signal − boundary, steps) with Student-t intervals over seeds, and
 :func:`nearest_boundary` the distance to the nearest boundary that claims N1–N3 test against a
 time-shuffled null (:mod:`modadd.claims.ch12`).
+
+Length: longer than ~400 lines because the chapter's three views (progress measures, LLC with
+its calibration across checkpoints, trajectory signals) meet here on one time axis, and each
+cached piece keeps its cache key beside the computation it names; :func:`study` ties them to
+the registry and :func:`summary` writes the chapter's computed conclusions.
 """
 from __future__ import annotations
 
@@ -404,7 +409,7 @@ def lag_table(events_: pd.DataFrame, signals: Optional[Sequence[str]] = None,
     comes first) over the grokking runs (weight decay > 0) that have both: mean, Student-t 95%
     interval over seeds, the seeds and how many of them have the signal before the boundary."""
     grok = events_[events_.weight_decay > 0]
-    _one_run_per_seed(grok)
+    one_run_per_seed(grok)
     wide = grok.pivot_table(index="seed", columns="event", values="step", dropna=False)
     if signals is None:
         signals = [e for e in dict.fromkeys(grok.event)
@@ -423,7 +428,9 @@ def lag_table(events_: pd.DataFrame, signals: Optional[Sequence[str]] = None,
                                        "before"])
 
 
-def _one_run_per_seed(grok: pd.DataFrame) -> None:
+def one_run_per_seed(grok: pd.DataFrame) -> None:
+    """ValueError unless the grokking runs of an event table have one run per seed (the seeds
+    are the replicates every interval is over)."""
     runs = grok.groupby("seed").run.nunique()
     if (runs > 1).any():
         raise ValueError(f"events: one grokking run per seed is needed (seeds are the "

@@ -85,7 +85,7 @@ def test_from_namespace_reads_a_notebooks_parameters() -> None:
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: registry.settings("ch12"), "chapter: must be one of ch01, .*, got 'ch12'"),
+    (lambda: registry.settings("ch13"), "chapter: must be one of ch01, .*, got 'ch13'"),
     (lambda: registry.settings("ch10", "original"), "preset: ch10 runs at 'smoke', 'book', "
                                                       "got 'original'"),
     (lambda: registry.settings("ch05", pair=3), "ch05: no setting pair; its settings are seeds"),
@@ -154,8 +154,8 @@ def test_the_book_study_is_the_committed_study() -> None:
     keys = {run_key(c) for cfgs in runs.values() for c in cfgs}
     assert keys <= committed, sorted(keys - committed)[:5]
     # a few runs serve two roles; issue 25 added 28 (the paper setting, the Nanda and Power
-    # sweeps, both Power presets' sweeps and the Nanda ablation)
-    assert len(keys) == 313
+    # sweeps, both Power presets' sweeps and the Nanda ablation); issue 28 added chapter 12's 6
+    assert len(keys) == 319
 
 
 def _recording_warm(monkeypatch, warmed: list) -> None:

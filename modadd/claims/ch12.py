@@ -50,10 +50,10 @@ def load(preset: str = "book", variant: Optional[str] = None, **given) -> Tables
 def _per_seed(tables: Tables, signal: str) -> pd.DataFrame:
     """Grokking runs with the signal and all three boundaries: one row per seed with columns
     ``signal``, the boundaries and ``last_step``."""
-    from ..mechanism import _one_run_per_seed
+    from ..mechanism import one_run_per_seed
     ev = tables["events"]
     grok = ev[ev.weight_decay > 0]
-    _one_run_per_seed(grok)
+    one_run_per_seed(grok)
     wide = grok.pivot_table(index="seed", columns="event", values="step", dropna=False)
     for name in (signal, *BOUNDARIES):
         if name not in wide:
