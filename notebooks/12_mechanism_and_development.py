@@ -224,6 +224,16 @@ display(Markdown(
     f"{len(study['single_llc'])} estimated snapshots lose at least half their chains to "
     f"divergence at that setting.") + " Calibration at the checkpoints (acceptable: ✓):"))
 both = pd.concat([cal[cal.localization == used.localization], checkpoints], ignore_index=True)
+smaller = sorted(e for e in both.step_size.unique() if e < used.step_size)
+if smaller:     # how far the estimate is from converged in ε, checkpoint by checkpoint
+    at = both.pivot_table(index="step", columns="step_size", values="llc")
+    ratio = (at[used.step_size] / at[smaller[-1]]).dropna()
+    display(Markdown(
+        f"The estimate still depends on the step size: at each checkpoint (step "
+        + ", ".join(f"{int(k)}" for k in ratio.index) + f"), the LLC at ε = {used.step_size:g} "
+        f"is " + ", ".join(number(v, 2) for v in ratio) + f" times the LLC at ε = "
+        f"{smaller[-1]:g}. Read the curves below as a comparison between snapshots and runs "
+        "at one setting, not as converged absolute values."))
 (both.assign(ok=np.where(both.acceptable.fillna(False).astype(bool), "✓", "✗"))
  .pivot_table(index="step_size", columns="step", values="ok", aggfunc="first")
  .rename_axis(index="ε", columns="checkpoint (step)"))
