@@ -533,7 +533,7 @@ CHAPTERS: dict[str, Chapter] = {c.key: c for c in [
              "llc_step_sizes": (2.5e-5, 5e-5, 1e-4, 2e-4),
              "llc_localizations": (100.0, 300.0, 1000.0)},
             {"smoke": {"mechanism_preset": "smoke", "seeds": 2, "fraction": 0.7,
-                       "null_steps": 400, "n_steps": 400, "null_draws": 4, "llc_every": 100,
+                       "null_steps": 300, "n_steps": 300, "null_draws": 4, "llc_every": 150,
                        "llc_chains": 2, "llc_draws": 40, "llc_burnin": 20, "llc_batch": 64,
                        "llc_step_sizes": (1e-4, 1e-3), "llc_localizations": (100.0, 1000.0)},
              "book": {}}, _runs_ch12, _warm_ch12),

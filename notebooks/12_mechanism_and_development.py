@@ -62,7 +62,7 @@ from modadd import claims
 from modadd import mechanism as ME
 from modadd import registry
 from modadd.claims import ch12
-from modadd.plots import book_style, figure_data, panels, shared_legend
+from modadd.plots import PAGE_WIDTH, book_style, figure_data, panels, shared_legend
 from modadd.report import ci_text, conclusion, fmt_ci, number
 
 # %% tags=["parameters"]
@@ -168,7 +168,7 @@ for ax, key in zip(axes, label):
     ax.set(yscale="log", title=label[key], xlabel="step")
 axes[0].set_ylabel("loss (nats)")
 fig.tight_layout()
-shared_legend(fig, axes, ncol=4)
+shared_legend(fig, axes, ncol=2)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -186,7 +186,7 @@ for ax, name in zip(axes, SPARSITY):
                 color="grey" if key in null_keys else None, lw=1.2)
     ax.set(xlabel="step", ylabel=name.replace("W_E", "of $W_E$ norms"))
 fig.tight_layout()
-shared_legend(fig, axes, ncol=6)
+shared_legend(fig, axes, ncol=3)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -239,7 +239,7 @@ if smaller:     # how far the estimate is from converged in ε, checkpoint by ch
  .rename_axis(index="ε", columns="checkpoint (step)"))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The LLC calibration at the last snapshot of the first grokking run: the estimate against the SGLD step size, one line per localization strength, with the 95% interval over chains as error bars. Filled markers: settings the stability rule accepts; the ring marks the setting the chapter uses (chosen over all checkpoints, see the table above). Not a figure of the paper; devinterp's documentation recommends this scan.", "name": "fig-ch12-calibration"}, "image": {"alt": "Line plot of LLC estimates against step size on a log axis, one line per localization strength, with error bars, filled and open markers, and a ring around the chosen setting"}}
-fig, ax = plt.subplots(figsize=(6, 3.2))
+fig, ax = plt.subplots(figsize=(PAGE_WIDTH * 0.75, 3.2))
 for gamma, part in cal.groupby("localization"):
     line, = ax.plot(part.step_size, part.llc, label=f"γ = {gamma:g}")
     ax.errorbar(part.step_size, part.llc, yerr=[part.llc - part.llc_low,
@@ -262,7 +262,7 @@ figure_data(cal, "fig-ch12-calibration", what="one row per (step size, localizat
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Why one calibration snapshot is not enough: the first grokking run's LLC over training at the setting the last snapshot alone recommends (top), with the share of its SGLD chains that diverged at each snapshot (bottom); a diverged chain is dropped, so an estimate over few chains is unreliable and one over none is missing. Vertical lines: the phase boundaries as in the other figures. One run; the band is the interval over the chains that did not diverge. Not a figure of the paper.", "name": "fig-ch12-llc-single"}, "image": {"alt": "Two stacked panels for one run: an LLC curve with gaps, and bars of the share of diverged chains that are high during memorisation and circuit formation"}}
 single_llc = study["single_llc"] if study["single_llc"] is not None else study["llc"][grok_keys[0]]
-fig, axes = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True)
+fig, axes = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 4.6), sharex=True)
 axes[0].plot(single_llc.step, single_llc.llc, color="C3", marker="o", ms=3)
 axes[0].fill_between(single_llc.step, single_llc.llc_low, single_llc.llc_high, color="C3",
                      alpha=0.25)
@@ -290,7 +290,7 @@ for ax, key in zip(axes, label):
     ax.set(title=label[key], xlabel="step")
 axes[0].set_ylabel("LLC estimate")
 fig.tight_layout()
-shared_legend(fig, axes, ncol=4)
+shared_legend(fig, axes, ncol=2)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -350,7 +350,7 @@ for ax, name in zip(axes, TRAJ):
     ax.set(xlabel="step", ylabel=name.replace(" (all parameters)", ""))
 axes[1].axhline(ME.LOCK_IN_LEVEL, color="k", lw=0.8)
 fig.tight_layout()
-shared_legend(fig, axes, ncol=6)
+shared_legend(fig, axes, ncol=2)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -366,7 +366,7 @@ figure_data(traj_data, "fig-ch12-trajectory", what="one row per run, step and me
 first = grok_keys[0]
 one = study["timelines"][first].pivot_table(index="step", columns="measure", values="value")
 one_llc = study["llc"][first]
-fig, axes = plt.subplots(6, 1, figsize=(9, 12), sharex=True,
+fig, axes = plt.subplots(6, 1, figsize=(PAGE_WIDTH, 12), sharex=True,
                          gridspec_kw={"height_ratios": [3, 2, 2, 2, 2, 1.6]})
 for name in LOSSES:
     axes[0].plot(one.index, one[name].clip(lower=1e-6), label=name)
@@ -415,7 +415,7 @@ for ax in (*axes, twin, twin3):
 handles.update({name: plt.Line2D([], [], color=color) for name, (marker, color)
                 in SIGNAL_MARKERS.items() if name != "lock-in (attention, median)"})
 fig.legend(list(handles.values()), list(handles), loc="upper center",
-           bbox_to_anchor=(0.5, 0.0), ncol=4, frameon=False)
+           bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False, fontsize=8)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -423,7 +423,7 @@ figure_data(study["timelines"][first].assign(run=label[first]), "fig-ch12-one-ru
             what="one row per step and measure (the LLC is in fig-ch12-llc's data)")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Every event of every run on one time axis (steps): the phase boundaries by rule v2 (grey vertical bars: train fit dotted, cleanup start dashed, cleanup end solid), the grokking step (held-out accuracy at least 99%, black diamond), the trajectory signals (coloured markers: lock-in of all parameters and of the attention matrices, fingerprint spectral change, LLC peak) and each detector's first alarm (small grey marks, one row per detector under the run). One row group per run; the run without weight decay has no boundaries. Not a figure of the paper.", "name": "fig-ch12-events"}, "image": {"alt": "Raster plot with one group of rows per run along a horizontal step axis, vertical grey bars at the phase boundaries, coloured markers for the trajectory signals and small grey ticks for detector alarms"}}
-fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * len(label)))
+fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 0.9 + 0.75 * len(label)))
 for row, key in enumerate(label):
     y = len(label) - 1 - row
     for name, style in BOUNDARY_STYLE.items():
@@ -450,8 +450,8 @@ for h, name in zip(*reversed(ax.get_legend_handles_labels())):
 handles.update({"train fit": plt.Line2D([], [], color="grey", ls=":"),
                 "cleanup start": plt.Line2D([], [], color="grey", ls="--"),
                 "cleanup end": plt.Line2D([], [], color="grey", ls="-")})
-ax.legend(list(handles.values()), list(handles), loc="upper left", bbox_to_anchor=(1.01, 1),
-          frameon=False)
+ax.legend(list(handles.values()), list(handles), loc="upper center",
+          bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False, fontsize=8)
 plt.show()
 
 # %% tags=["remove-input"]
@@ -474,7 +474,7 @@ lag_view.pivot(index="signal", columns="boundary", values="lag (steps)")[
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Lag of each signal behind each phase boundary (signal − boundary, steps; left of the black line: the signal comes first): mean over grokking seeds with its Student-t 95% interval, one colour per boundary, one row per signal (trajectory signals first, then the detectors' alarms). A signal missing from a row never happened in enough seeds. Not a figure of the paper.", "name": "fig-ch12-lags"}, "image": {"alt": "Dot-and-whisker plot with one row per signal or detector along a horizontal lag axis, three coloured points per row (one per boundary) and a vertical line at zero"}}
 order = list(lags.signal.unique())
-fig, ax = plt.subplots(figsize=(8.5, 0.8 + 0.38 * len(order)))
+fig, ax = plt.subplots(figsize=(PAGE_WIDTH * 0.62, 0.8 + 0.38 * len(order)))
 y = np.arange(len(order))[::-1]
 for j, boundary in enumerate(ME.BOUNDARIES):
     part = lags[lags.boundary == boundary].set_index("signal").reindex(order)
@@ -483,7 +483,8 @@ for j, boundary in enumerate(ME.BOUNDARIES):
 ax.axvline(0, color="k", lw=0.8)
 ax.set(xlabel="lag (steps): signal − boundary", yticks=y,
        yticklabels=order, ylim=(-0.6, len(order) - 0.4))
-ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.0 / len(order)), ncol=3,
+          frameon=False, fontsize=8)
 plt.show()
 
 # %% tags=["remove-input"]
