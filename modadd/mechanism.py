@@ -37,7 +37,7 @@ import torch
 
 from . import metrics as M
 from . import progress as P
-from .analysis_cache import cached
+from .analysis_cache import cached, is_cached
 from .config import RunConfig, stream_seed
 from .manifold import LOCK_IN_LEVEL
 from .model import MATRIX_NAMES, Transformer, build_model
@@ -208,10 +208,18 @@ def compute_timeline(run, null_draws: int = 20) -> dict:
             "lock_in": lock}
 
 
+def _timeline_inputs(cfg: RunConfig, null_draws: int) -> dict:
+    return {"run": run_key(cfg), "null_draws": null_draws, "threshold": THRESHOLD,
+            "level": LOCK_IN_LEVEL, "spectral": [SPECTRAL_WINDOW, SPECTRAL_DELAYS,
+                                                 SPECTRAL_RANK]}
+
+
+def _llc_inputs(cfg: RunConfig, settings, every: int) -> dict:
+    return {"run": run_key(cfg), "settings": settings.to_dict(), "every": every}
+
+
 def _timeline_result(cfg: RunConfig, null_draws: int) -> dict:
-    inputs = {"run": run_key(cfg), "null_draws": null_draws, "threshold": THRESHOLD,
-              "level": LOCK_IN_LEVEL, "spectral": [SPECTRAL_WINDOW, SPECTRAL_DELAYS,
-                                                   SPECTRAL_RANK]}
+    inputs = _timeline_inputs(cfg, null_draws)
     return cached("mechanism-timeline", TIMELINE_VERSION, inputs, lambda: compute_timeline(
         load_or_train(cfg, trajectories=True, progress=False), null_draws))
 
@@ -337,7 +345,7 @@ def llc_timeline(cfg: RunConfig, settings, every: int = 50) -> pd.DataFrame:
     interval and the estimator's diagnostics)."""
     from . import llc as L
     check_int("every", every, 1)
-    inputs = {"run": run_key(cfg), "settings": settings.to_dict(), "every": every}
+    inputs = _llc_inputs(cfg, settings, every)
 
     def compute() -> pd.DataFrame:
         run = load_or_train(cfg, trajectories=True, progress=False)
@@ -525,7 +533,12 @@ def study(s, progress: bool = False) -> dict:
     # the estimate a last-snapshot-only calibration would have used, on the first run
     single_llc = llc_timeline(first, single, s.llc_every) if single != settings else None
     timelines, llcs, per_run = {}, {}, {}
-    for cfg in tqdm(cfgs, desc="chapter 12 runs", disable=not progress):
+    # a bar only while something is computed (a page read from the caches shows none)
+    missing = any(not is_cached("mechanism-timeline", TIMELINE_VERSION,
+                                _timeline_inputs(c, s.null_draws))
+                  or not is_cached("mechanism-llc", LLC_VERSION,
+                                   _llc_inputs(c, settings, s.llc_every)) for c in cfgs)
+    for cfg in tqdm(cfgs, desc="chapter 12 runs", disable=not (progress and missing)):
         key = run_key(cfg)
         timelines[key] = timeline(cfg, s.null_draws)
         llcs[key] = llc_timeline(cfg, settings, s.llc_every)
